@@ -1,0 +1,160 @@
+// Package mimeparse reads a raw RFC 5322 message in one streaming pass and
+// describes it: header fields, the MIME tree with byte offsets, and for each
+// leaf what its decoded body really is (size, SHA-256, sniffed type,
+// executables, archive entries, macros). Anomalies never fail the parse; they
+// are recorded as defects (see defects.go).
+//
+// mimeparse knows nothing of SMTP or of policies.
+package mimeparse
+
+import "strings"
+
+// Field is one header field as it stands in the message.
+type Field struct {
+	Name  string // as written, without the colon
+	Value string // unfolded and RFC 2047-decoded
+	Raw   string // the field's bytes after the colon, folding kept, without the final line break
+	// Start and End are byte offsets in the raw message: Start is the first
+	// byte of the name, End is just past the field's final line break.
+	Start, End int64
+}
+
+// ArchiveEntry is one member of an archive attachment (zip and friends),
+// listed recursively up to the configured archive depth.
+type ArchiveEntry struct {
+	Name         string
+	Ext          string
+	Size         int64
+	DetectedType string
+	Executable   bool
+	Encrypted    bool
+	Depth        int // 1 for a member of the attachment itself, 2 inside a nested archive, ...
+}
+
+// Part is one node of the MIME tree: a container or a leaf.
+type Part struct {
+	Path             string // IMAP section: root container "0", "1", "2.1"; "2.u1" uuencode, "2.t1" TNEF
+	Depth            int
+	ContentType      string // effective, lower case
+	Charset          string
+	Disposition      string // "inline", "attachment" or "" (lower case)
+	Filename         string // the name a mail client would show
+	Names            []string
+	Ext              string
+	TransferEncoding string // lower case as declared, "" when absent
+	IsMultipart      bool
+	IsAttachment     bool
+	Size             int64  // decoded body size (leaves)
+	SHA256           string // hex of the decoded body (leaves)
+	DetectedType     string
+	Executable       bool
+	Encrypted        bool
+	Macros           bool
+	Archive          []ArchiveEntry
+	Defects          []string
+	Fields           []Field // this part's own header fields (the root's are Message.Fields)
+
+	// Byte offsets in the raw message: where the part's header starts, where
+	// its body starts, and just past its last body byte (before the line
+	// break that precedes the next boundary). For parts found inside a body
+	// (uuencode, TNEF) they are the offsets of the enclosing part.
+	HeaderOffset, BodyOffset, EndOffset int64
+}
+
+// Header returns the first decoded value of the part's field name, or "".
+func (p *Part) Header(name string) string { return firstField(p.Fields, name) }
+
+// Message is the result of Parse.
+type Message struct {
+	Fields  []Field  // top-level header fields in order
+	Parts   []*Part  // every part, depth first, containers included; Parts[0] is the root
+	Defects []string // every defect of the message and its parts, each once
+	Size    int64    // raw bytes read
+	Text    string   // decoded text of text/* parts, capped by Limits.TextBytes
+}
+
+// Header returns the first decoded value of the top-level field name, or "".
+func (m *Message) Header(name string) string { return firstField(m.Fields, name) }
+
+// HeaderAll returns every decoded value of the top-level field name.
+func (m *Message) HeaderAll(name string) []string {
+	var out []string
+	for i := range m.Fields {
+		if strings.EqualFold(m.Fields[i].Name, name) {
+			out = append(out, m.Fields[i].Value)
+		}
+	}
+	return out
+}
+
+// HasHeader reports whether the top-level header has a field name.
+func (m *Message) HasHeader(name string) bool {
+	for i := range m.Fields {
+		if strings.EqualFold(m.Fields[i].Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Attachments returns every leaf except the nameless inline text/plain and
+// text/html parts that make the body.
+func (m *Message) Attachments() []*Part {
+	var out []*Part
+	for _, p := range m.Parts {
+		if p.IsMultipart || isBodyText(p) || isMessageContainer(p) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func isBodyText(p *Part) bool {
+	if p.Filename != "" || len(p.Names) > 0 || p.Disposition == "attachment" {
+		return false
+	}
+	return p.ContentType == "text/plain" || p.ContentType == "text/html"
+}
+
+func isMessageContainer(p *Part) bool {
+	// message/rfc822 and message/global parts are parsed as nested messages:
+	// their children are the leaves.
+	return p.ContentType == "message/rfc822" || p.ContentType == "message/global"
+}
+
+func firstField(fs []Field, name string) string {
+	for i := range fs {
+		if strings.EqualFold(fs[i].Name, name) {
+			return fs[i].Value
+		}
+	}
+	return ""
+}
+
+// Limits bound one parse. Every limit hit adds a defect named limit-<name>.
+type Limits struct {
+	MimeDepth      int   // nesting of multiparts and message/rfc822 (limit-mime-depth)
+	MimeParts      int   // parts in the tree (limit-mime-parts)
+	HeaderBytes    int   // bytes of one header block (limit-header-bytes)
+	LineLength     int   // bytes of one line (limit-line-length)
+	ArchiveDepth   int   // nested archives (limit-archive-depth)
+	ArchiveEntries int   // members listed per attachment (limit-archive-entries)
+	InspectSpill   int64 // bytes of one decoded body spilled for random access (limit-inspect-spill)
+	TextBytes      int   // bytes of decoded text kept in Message.Text
+	SpillDir       string
+}
+
+// DefaultLimits are the limits of DESIGN.md's configuration.
+func DefaultLimits() Limits {
+	return Limits{
+		MimeDepth:      20,
+		MimeParts:      1000,
+		HeaderBytes:    1 << 20,
+		LineLength:     64 << 10,
+		ArchiveDepth:   3,
+		ArchiveEntries: 1000,
+		InspectSpill:   64 << 20,
+		TextBytes:      256 << 10,
+	}
+}

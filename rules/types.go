@@ -1,0 +1,137 @@
+// Package rules loads YAML policies, compiles their expr expressions against
+// a typed environment, and evaluates them into verdicts. A verdict is a value
+// computed without sockets; rules knows nothing of the network.
+package rules
+
+import (
+	"fmt"
+
+	"mailgate/mimeparse"
+)
+
+// Stage is the SMTP stage a rule runs at.
+type Stage int
+
+const (
+	StageConnect Stage = iota
+	StageHelo
+	StageMail
+	StageRcpt
+	StageData
+)
+
+var stageNames = [...]string{"connect", "helo", "mail", "rcpt", "data"}
+
+func (s Stage) String() string {
+	if int(s) < len(stageNames) {
+		return stageNames[s]
+	}
+	return fmt.Sprintf("stage(%d)", int(s))
+}
+
+// Action is what a rule, and finally a verdict, does with the transaction.
+type Action string
+
+const (
+	ActionContinue   Action = "continue" // not terminal: edits and scores accumulate
+	ActionAccept     Action = "accept"
+	ActionReject     Action = "reject"
+	ActionTempfail   Action = "tempfail"
+	ActionDiscard    Action = "discard"
+	ActionQuarantine Action = "quarantine"
+)
+
+// Reply is an SMTP reply with its enhanced status code (RFC 3463),
+// e.g. Reply{550, [3]int{5, 7, 1}, "Executable attachments are not accepted"}.
+type Reply struct {
+	Code     int
+	Enhanced [3]int
+	Text     string
+}
+
+// Temporary reports whether the reply is a 4xx.
+func (r Reply) Temporary() bool { return r.Code/100 == 4 }
+
+// IsZero reports whether the reply is unset.
+func (r Reply) IsZero() bool { return r.Code == 0 }
+
+// String formats the reply as one line without CRLF: "550 5.7.1 text".
+func (r Reply) String() string {
+	if r.Enhanced == [3]int{} {
+		return fmt.Sprintf("%d %s", r.Code, r.Text)
+	}
+	return fmt.Sprintf("%d %d.%d.%d %s", r.Code, r.Enhanced[0], r.Enhanced[1], r.Enhanced[2], r.Text)
+}
+
+// Client describes the connecting client (after XFORWARD/XCLIENT from a
+// trusted forwarder: the original client).
+type Client struct {
+	IP       string
+	Port     int
+	HELO     string
+	TLS      bool
+	AuthUser string
+	Listener string
+}
+
+// Envelope is the SMTP envelope so far.
+type Envelope struct {
+	From        string
+	FromDomain  string
+	Rcpts       []string
+	RcptDomains []string
+	Size        int
+	SMTPUTF8    bool
+}
+
+// Facts is everything known about a transaction at a stage. Msg is nil
+// before the data stage.
+type Facts struct {
+	Client   Client
+	Envelope Envelope
+	Rcpt     string // the recipient being decided (rcpt stage)
+	Msg      *mimeparse.Message
+}
+
+// HeaderEdit is one header change, with the rule that asked for it.
+type HeaderEdit struct {
+	Op    string // "add", "set" or "remove"
+	Name  string
+	Value string // expanded template ("" for remove)
+	Rule  string
+}
+
+// Strip names a part to remove and the rule that removed it.
+type Strip struct {
+	Path     string
+	Filename string
+	Rule     string
+}
+
+// Edits is the rewriting plan a verdict carries; the rewriter turns it into
+// mimeparse.Edit splices over the original bytes.
+type Edits struct {
+	Headers       []HeaderEdit
+	SubjectPrefix string
+	Strip         []Strip
+	RcptAdd       []string
+	RcptRemove    []string
+}
+
+// Empty reports whether the plan changes nothing in the message itself.
+func (e *Edits) Empty() bool {
+	return len(e.Headers) == 0 && e.SubjectPrefix == "" && len(e.Strip) == 0
+}
+
+// Verdict is the result of evaluating one stage.
+type Verdict struct {
+	Action  Action   // terminal action, or ActionContinue when none fired
+	Reply   Reply    // for reject/tempfail (and a custom 250 text, if any)
+	Rule    string   // the rule that decided Action ("" when none)
+	Rules   []string // every rule that matched, in order (monitor rules excluded)
+	Monitor []string // rules in monitor mode that matched
+	Score   float64
+	Tags    []string
+	Edits   Edits
+	Errors  []error // rules' runtime errors (already handled as rule_error says)
+}
