@@ -1,0 +1,281 @@
+// Package inspect finds out what the decoded body of one MIME leaf really
+// is: its size and SHA-256, its sniffed type, whether it is a native
+// executable, and for archives and Office documents what they contain
+// (entries, encryption, VBA macros). It also finds uuencoded blocks in text
+// bodies and the attachments inside TNEF (winmail.dat).
+//
+// An Inspector is an io.Writer: the parser feeds it the decoded body once,
+// in order, in chunks of any size, and calls Close for the Result. The hot
+// path (a PDF, an image, text) costs hashing plus one type sniff of the
+// first bytes. Only bodies whose first bytes announce a container (zip,
+// OLE2, gzip, tar, rar, 7z, TNEF) are spilled to a 0600 temp file, bounded
+// by Options.Spill, and opened at Close.
+//
+// Nothing here fails on content: anomalies and limits become defects
+// (defects.go) so that policies can fail closed.
+package inspect
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+	"os"
+	"strings"
+
+	"github.com/gabriel-vasile/mimetype"
+)
+
+// Defaults used when an Options field is zero or negative.
+const (
+	DefaultArchiveDepth   = 3
+	DefaultArchiveEntries = 1000
+	DefaultSpill          = 64 << 20
+)
+
+// headMax is how many leading bytes are kept for sniffing: mimetype's
+// default read limit.
+const headMax = 3072
+
+// Options configure one Inspector. Zero values take the defaults above.
+type Options struct {
+	ArchiveDepth, ArchiveEntries int
+	Spill                        int64  // max decoded bytes spilled to a temp file for random-access formats (zip, OLE)
+	SpillDir                     string // "" = os.TempDir()
+	Text                         bool   // the body is text/*: scan for uuencode blocks
+	Name                         string // declared filename (hint only, e.g. winmail.dat)
+	Declared                     string // declared content type, lower case (hint only)
+}
+
+func (o Options) withDefaults() Options {
+	if o.ArchiveDepth <= 0 {
+		o.ArchiveDepth = DefaultArchiveDepth
+	}
+	if o.ArchiveEntries <= 0 {
+		o.ArchiveEntries = DefaultArchiveEntries
+	}
+	if o.Spill <= 0 {
+		o.Spill = DefaultSpill
+	}
+	return o
+}
+
+// Entry is one member of an archive, listed recursively. Depth is 1 for a
+// member of the attachment itself, 2 inside a nested archive, and so on.
+type Entry struct {
+	Name, Ext    string
+	Size         int64
+	DetectedType string
+	Executable   bool
+	Encrypted    bool
+	Depth        int
+}
+
+// Result describes one decoded body.
+type Result struct {
+	Size         int64
+	SHA256       string // hex
+	DetectedType string // mimetype's vocabulary, without parameters
+	Executable   bool   // PE/DOS, ELF, Mach-O or MSI content
+	Encrypted    bool   // an encrypted archive (or entry), or an encrypted Office document
+	Macros       bool   // Office VBA or Excel 4.0 macro sheets, here or in a nested document
+	Archive      []Entry
+	Defects      []string   // see defects.go; each at most once
+	Embedded     []Embedded // uuencode blocks found in text (Kind 'u'), TNEF attachments (Kind 't')
+}
+
+// Embedded is a file found inside a body: a uuencode block in text
+// (Kind 'u') or an attachment of a TNEF stream (Kind 't').
+type Embedded struct {
+	Kind   byte
+	Name   string
+	Result Result
+}
+
+// Inspector is an io.Writer fed the decoded body of one leaf, in order, once.
+type Inspector struct {
+	opts    Options
+	h       hash.Hash
+	size    int64
+	head    []byte
+	decided bool
+	kind    kind
+	spill   *spillFile
+	uu      *uuScanner
+	res     Result
+	closed  bool
+	nest    int // TNEF/uuencode nesting of this inspector
+}
+
+// New returns an Inspector for one body.
+func New(opts Options) *Inspector {
+	return newNested(opts, 0)
+}
+
+func newNested(opts Options, nest int) *Inspector {
+	i := &Inspector{opts: opts.withDefaults(), h: sha256.New(), nest: nest}
+	if i.opts.Text {
+		i.uu = newUUScanner(i)
+	}
+	return i
+}
+
+// Write consumes p. It never fails on content.
+func (i *Inspector) Write(p []byte) (int, error) {
+	if i.closed {
+		return len(p), nil
+	}
+	i.h.Write(p)
+	i.size += int64(len(p))
+	rest := p
+	if !i.decided {
+		n := min(len(p), headMax-len(i.head))
+		if i.head == nil {
+			i.head = make([]byte, 0, headMax)
+		}
+		i.head = append(i.head, p[:n]...)
+		rest = p[n:]
+		if len(i.head) == headMax {
+			i.decide(false)
+		}
+		if i.spill != nil && len(rest) > 0 {
+			i.spill.write(rest)
+		}
+	} else if i.spill != nil {
+		i.spill.write(p)
+	}
+	if i.uu != nil {
+		i.uu.write(p)
+	}
+	return len(p), nil
+}
+
+// decide looks at the first bytes and, for containers, starts spilling.
+// final is true when the whole body is in head.
+func (i *Inspector) decide(final bool) {
+	i.decided = true
+	i.kind = sniffKind(i.head)
+	if i.kind == kindNone || final {
+		return
+	}
+	i.spill = newSpill(i.opts.SpillDir, i.opts.Spill)
+	i.spill.write(i.head)
+}
+
+// Close finishes the inspection, removes any spill file and returns the
+// Result. Later calls return the same Result.
+func (i *Inspector) Close() Result {
+	if i.closed {
+		return i.res
+	}
+	i.closed = true
+	if !i.decided {
+		i.decide(true)
+	}
+	r := &i.res
+	r.Size = i.size
+	r.SHA256 = hex.EncodeToString(i.h.Sum(nil))
+	mt := mimetype.Detect(i.head)
+	r.DetectedType = baseType(mt.String())
+	r.Executable = isExecutable(i.head) || mt.Is("application/x-ms-installer")
+
+	if i.kind != kindNone {
+		i.inspectContainer()
+	} else if isTNEFHint(&i.opts) && i.size > 0 {
+		// Declared TNEF without the TNEF signature: nothing can be listed.
+		r.addDefect(DefectTNEFCorrupt)
+	}
+	if i.uu != nil {
+		i.uu.close()
+	}
+	return i.res
+}
+
+// inspectContainer opens the body as the container its first bytes announce.
+func (i *Inspector) inspectContainer() {
+	r := &i.res
+	var src readerAtSize
+	truncated := false
+	if i.spill == nil {
+		src = bytes.NewReader(i.head)
+	} else {
+		defer i.spill.remove()
+		if i.spill.err != nil {
+			r.addDefect(DefectSpillFailed)
+			return
+		}
+		if i.spill.overflow {
+			r.addDefect(DefectLimitInspectSpill)
+			truncated = true
+			if i.kind.randomAccess() {
+				return
+			}
+		}
+		src = i.spill.readerAt()
+	}
+	w := newWalker(i.opts, r, i.nest)
+	w.truncated = truncated
+	w.container(i.kind, src, 0)
+}
+
+func (r *Result) addDefect(d string) {
+	for _, x := range r.Defects {
+		if x == d {
+			return
+		}
+	}
+	r.Defects = append(r.Defects, d)
+}
+
+// baseType drops parameters (charset=...) from a media type.
+func baseType(s string) string {
+	if i := strings.IndexByte(s, ';'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
+
+// spillFile is a temp file holding a body for random access, up to max
+// bytes.
+type spillFile struct {
+	f        *os.File
+	n, max   int64
+	overflow bool
+	err      error
+}
+
+func newSpill(dir string, max int64) *spillFile {
+	s := &spillFile{max: max}
+	// os.CreateTemp creates the file with mode 0600.
+	s.f, s.err = os.CreateTemp(dir, "mailgate-inspect-*")
+	return s
+}
+
+func (s *spillFile) write(p []byte) {
+	if s.err != nil || s.overflow {
+		return
+	}
+	if int64(len(p)) > s.max-s.n {
+		p = p[:s.max-s.n]
+		s.overflow = true
+	}
+	n, err := s.f.Write(p)
+	s.n += int64(n)
+	if err != nil {
+		s.err = err
+	}
+}
+
+func (s *spillFile) readerAt() readerAtSize {
+	return sizedReaderAt{s.f, s.n}
+}
+
+func (s *spillFile) remove() {
+	if s.f == nil {
+		return
+	}
+	name := s.f.Name()
+	s.f.Close()
+	os.Remove(name)
+	s.f = nil
+}
