@@ -1,0 +1,3 @@
+module mailgate/bench
+
+go 1.26.8
