@@ -1,0 +1,260 @@
+package rules
+
+import (
+	"io"
+	"mime"
+	"sort"
+	"strings"
+
+	"mailgate/mimeparse"
+)
+
+// The rewriter turns a verdict's Edits into byte splices over the original
+// message (STYLE 9: edits are a plan applied to the original bytes). Every
+// byte outside the spliced ranges stays identical, so untouched header fields
+// and parts keep their DKIM hashes.
+
+// Rewrite streams raw (read once, sequentially) to w with the plan applied.
+func Rewrite(w io.Writer, raw io.Reader, msg *mimeparse.Message, ed *Edits) (int64, error) {
+	return mimeparse.Splice(w, raw, Plan(msg, ed))
+}
+
+// Plan turns a verdict's edits into byte splices over the original message,
+// sorted and non-overlapping:
+//
+//   - header add: a new field inserted at the top of the header block;
+//   - header set: every instance removed, then added;
+//   - header remove: each matching top-level field's [Start, End) deleted,
+//     and any field an earlier rule added under that name dropped;
+//   - subject_prefix: the first Subject field rewritten in place with the
+//     prefix before its raw value (encoded words kept), unless the subject
+//     already starts with the prefix; without a Subject, one is added;
+//   - strip: the part's Content-* fields replaced by a text/plain notice
+//     header and its body by a short text naming the file and the rule,
+//     in the line-ending style of the part's header. Other fields of the
+//     part and the boundaries around it are kept, so the MIME structure and
+//     every other part stay byte-identical.
+//
+// Strips naming a part that does not exist are ignored; a part inside one
+// already stripped is covered by the enclosing notice.
+func Plan(msg *mimeparse.Message, ed *Edits) []mimeparse.Edit {
+	if msg == nil || ed == nil || ed.Empty() {
+		return nil
+	}
+	p := planner{msg: msg, eol: eolOf(msg.Fields, "\r\n"), deleted: map[int64]bool{}}
+	p.headers(ed)
+	p.strips(ed.Strip)
+	return p.sorted()
+}
+
+type planner struct {
+	msg     *mimeparse.Message
+	eol     string
+	edits   []mimeparse.Edit
+	deleted map[int64]bool // Start of every field already deleted
+}
+
+// added is one field to insert at the top of the header block.
+type added struct{ name, value string }
+
+func (p *planner) headers(ed *Edits) {
+	var adds []added
+	dropAdds := func(name string) {
+		out := adds[:0]
+		for _, a := range adds {
+			if !strings.EqualFold(a.name, name) {
+				out = append(out, a)
+			}
+		}
+		adds = out
+	}
+	removed := map[string]bool{} // lower-case names whose fields are all gone
+	for _, h := range ed.Headers {
+		name := cleanName(h.Name)
+		if name == "" {
+			continue
+		}
+		switch h.Op {
+		case "add":
+			adds = append(adds, added{name, h.Value})
+		case "set":
+			p.removeFields(name)
+			removed[strings.ToLower(name)] = true
+			dropAdds(name)
+			adds = append(adds, added{name, h.Value})
+		case "remove":
+			p.removeFields(name)
+			removed[strings.ToLower(name)] = true
+			dropAdds(name)
+		}
+	}
+	if ed.SubjectPrefix != "" {
+		adds = p.subjectPrefix(ed.SubjectPrefix, adds, removed["subject"])
+	}
+	at := int64(0)
+	if len(p.msg.Fields) > 0 {
+		at = p.msg.Fields[0].Start
+	}
+	var b strings.Builder
+	for _, a := range adds {
+		b.WriteString(formatField(a.name, a.value, p.eol))
+	}
+	if b.Len() > 0 {
+		p.edits = append(p.edits, mimeparse.Edit{Start: at, End: at, Data: []byte(b.String())})
+	}
+}
+
+// subjectPrefix applies the prefix to the subject that will be sent: a
+// Subject added by a rule, else the first Subject field in place, else a new
+// field.
+func (p *planner) subjectPrefix(prefix string, adds []added, subjectRemoved bool) []added {
+	for i := len(adds) - 1; i >= 0; i-- {
+		if strings.EqualFold(adds[i].name, "Subject") {
+			if !strings.HasPrefix(adds[i].value, prefix) {
+				adds[i].value = prefix + adds[i].value
+			}
+			return adds
+		}
+	}
+	if !subjectRemoved {
+		for _, f := range p.msg.Fields {
+			if !strings.EqualFold(f.Name, "Subject") {
+				continue
+			}
+			if strings.HasPrefix(strings.TrimSpace(f.Value), strings.TrimSpace(prefix)) {
+				return adds // already tagged (a reply to tagged mail, a second pass)
+			}
+			raw := strings.TrimLeft(f.Raw, " \t")
+			pre := encodeValue(prefix)
+			if strings.HasPrefix(raw, "=?") && !strings.HasSuffix(pre, " ") {
+				pre += " " // RFC 2047 §5: an encoded word must stand apart from text
+			}
+			eol := eolOfField(f, p.eol)
+			p.edits = append(p.edits, mimeparse.Edit{Start: f.Start, End: f.End,
+				Data: []byte(f.Name + ": " + pre + raw + eol)})
+			p.deleted[f.Start] = true
+			return adds
+		}
+	}
+	return append(adds, added{"Subject", strings.TrimRight(prefix, " ")})
+}
+
+// removeFields deletes every top-level field called name.
+func (p *planner) removeFields(name string) {
+	for _, f := range p.msg.Fields {
+		if strings.EqualFold(f.Name, name) {
+			p.deleteField(f)
+		}
+	}
+}
+
+func (p *planner) deleteField(f mimeparse.Field) {
+	if p.deleted[f.Start] || f.End <= f.Start {
+		return
+	}
+	p.deleted[f.Start] = true
+	p.edits = append(p.edits, mimeparse.Edit{Start: f.Start, End: f.End})
+}
+
+// sorted orders the edits by Start, insertions before replacements at the
+// same offset, keeping the planning order otherwise, and drops any edit
+// that would overlap one before it (it cannot happen with offsets from one
+// parse; the guard keeps Splice's contract whatever the input).
+func (p *planner) sorted() []mimeparse.Edit {
+	sort.SliceStable(p.edits, func(i, j int) bool {
+		a, b := p.edits[i], p.edits[j]
+		if a.Start != b.Start {
+			return a.Start < b.Start
+		}
+		return a.End == a.Start && b.End != b.Start
+	})
+	out := p.edits[:0]
+	var end int64
+	for i, e := range p.edits {
+		if i > 0 && e.Start < end {
+			continue
+		}
+		out = append(out, e)
+		end = e.End
+	}
+	return out
+}
+
+// cleanName keeps the printable ASCII of a field name except the colon
+// (RFC 5322 §3.6.8: ftext is %d33-57 / %d59-126).
+func cleanName(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 33 && c <= 126 && c != ':' {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// formatField renders "Name: value" with the value made safe for a header:
+// line breaks and other controls become spaces (a template must not be
+// able to inject fields), non-ASCII is RFC 2047-encoded, and long values
+// are folded at spaces (RFC 5322 §2.2.3).
+func formatField(name, value, eol string) string {
+	v := encodeValue(value)
+	line := name + ": "
+	var b strings.Builder
+	width := len(line)
+	b.WriteString(line)
+	for i, w := range strings.Split(v, " ") {
+		if i > 0 {
+			if width+1+len(w) > 78 && width > len(line) {
+				b.WriteString(eol + " ")
+				width = 1
+			} else {
+				b.WriteByte(' ')
+				width++
+			}
+		}
+		b.WriteString(w)
+		width += len(w)
+	}
+	b.WriteString(eol)
+	return b.String()
+}
+
+// encodeValue replaces control characters by spaces and encodes non-ASCII
+// text as RFC 2047 encoded words.
+func encodeValue(v string) string {
+	v = strings.Map(func(r rune) rune {
+		if r < 32 || r == 127 {
+			return ' '
+		}
+		return r
+	}, v)
+	for i := 0; i < len(v); i++ {
+		if v[i] >= 0x80 {
+			return mime.QEncoding.Encode("utf-8", v)
+		}
+	}
+	return v
+}
+
+// eolOfField returns the line break that ends f ("\r\n" or "\n"), or def
+// when the field's offsets do not tell.
+func eolOfField(f mimeparse.Field, def string) string {
+	switch f.End - f.Start - int64(len(f.Name)+1+len(f.Raw)) {
+	case 1:
+		return "\n"
+	case 2:
+		return "\r\n"
+	}
+	return def
+}
+
+// eolOf returns the line-break style of a header block: that of its first
+// field whose offsets tell, else def.
+func eolOf(fs []mimeparse.Field, def string) string {
+	for _, f := range fs {
+		if e := eolOfField(f, ""); e != "" {
+			return e
+		}
+	}
+	return def
+}

@@ -1,0 +1,196 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"mailgate/mimeparse"
+)
+
+// stripTarget is one part to replace by a notice, with every file and rule
+// that asked for it (an embedded uuencode or TNEF leaf shares its enclosing
+// part's offsets, so stripping it replaces the enclosing part).
+type stripTarget struct {
+	part  *mimeparse.Part
+	root  bool // the part's header is the message header (Parts[0])
+	files []string
+	rules []string
+}
+
+func (p *planner) strips(strips []Strip) {
+	if len(strips) == 0 {
+		return
+	}
+	byPath := make(map[string]*mimeparse.Part, len(p.msg.Parts))
+	for _, pt := range p.msg.Parts {
+		byPath[pt.Path] = pt
+	}
+	var targets []*stripTarget
+	byRange := map[[3]int64]*stripTarget{}
+	for _, s := range strips {
+		pt := byPath[s.Path]
+		if pt == nil || pt.EndOffset < pt.BodyOffset || pt.BodyOffset < pt.HeaderOffset {
+			continue
+		}
+		key := [3]int64{pt.HeaderOffset, pt.BodyOffset, pt.EndOffset}
+		t := byRange[key]
+		if t == nil {
+			t = &stripTarget{part: pt, root: len(p.msg.Parts) > 0 && pt.HeaderOffset == p.msg.Parts[0].HeaderOffset && pt.Depth == p.msg.Parts[0].Depth}
+			if isEmbedded(pt) {
+				// Prefer the enclosing part itself when it is in the message.
+				if enc := byPath[enclosingPath(pt.Path)]; enc != nil {
+					t.part = enc
+					t.root = enc == p.msg.Parts[0]
+				}
+			}
+			byRange[key] = t
+			targets = append(targets, t)
+		}
+		name := s.Filename
+		if name == "" {
+			name = pt.Filename
+		}
+		t.files = appendUnique(t.files, name)
+		t.rules = appendUnique(t.rules, s.Rule)
+	}
+	// Outer parts first; a part inside an already stripped range goes.
+	sort.SliceStable(targets, func(i, j int) bool {
+		a, b := targets[i].part, targets[j].part
+		if a.HeaderOffset != b.HeaderOffset {
+			return a.HeaderOffset < b.HeaderOffset
+		}
+		return a.EndOffset > b.EndOffset
+	})
+	var covered int64 = -1
+	for _, t := range targets {
+		if t.part.BodyOffset < covered {
+			continue
+		}
+		p.stripPart(t)
+		covered = t.part.EndOffset
+	}
+}
+
+// stripPart deletes the part's Content-* fields, inserts the notice's
+// fields where the first of them stood, and replaces the body by the notice.
+func (p *planner) stripPart(t *stripTarget) {
+	pt := t.part
+	fields := pt.Fields
+	if t.root {
+		fields = p.msg.Fields
+	}
+	eol := eolOf(fields, p.eol)
+	at := int64(-1)
+	for _, f := range fields {
+		if len(f.Name) >= 8 && strings.EqualFold(f.Name[:8], "Content-") {
+			if at < 0 {
+				at = f.Start
+			}
+			p.deleteField(f)
+		}
+	}
+	if at < 0 {
+		at = pt.HeaderOffset
+		if len(fields) > 0 {
+			at = fields[len(fields)-1].End
+		}
+	}
+	hdr := "Content-Type: text/plain; charset=utf-8" + eol +
+		"Content-Transfer-Encoding: quoted-printable" + eol +
+		"Content-Disposition: inline" + eol
+	if t.root && !p.msg.HasHeader("MIME-Version") {
+		hdr = "MIME-Version: 1.0" + eol + hdr
+	}
+	p.edits = append(p.edits,
+		mimeparse.Edit{Start: at, End: at, Data: []byte(hdr)},
+		mimeparse.Edit{Start: pt.BodyOffset, End: pt.EndOffset, Data: []byte(qpLines(noticeLines(t), eol))},
+	)
+}
+
+// noticeLines is the text that replaces a stripped part.
+func noticeLines(t *stripTarget) []string {
+	var lines []string
+	for _, f := range t.files {
+		if f == "" {
+			lines = append(lines, fmt.Sprintf("An attachment (part %s) was removed from this message.", t.part.Path))
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("The attachment %q was removed from this message.", safeName(f)))
+	}
+	lines = append(lines, "Removed by mailgate, rule "+strings.Join(t.rules, ", ")+".")
+	return lines
+}
+
+// safeName drops control characters, bidi overrides included, so the
+// notice shows the name as stored rather than as it would render.
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r < 32, r == 127, r >= 0x80 && r < 0xa0:
+			return -1
+		case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == 0x061c:
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// qpLines encodes lines as quoted-printable (RFC 2045 §6.7) joined by eol,
+// without a final line break: the break before the next boundary belongs
+// to the boundary (RFC 2046 §5.1.1) and is kept from the original.
+func qpLines(lines []string, eol string) string {
+	var b strings.Builder
+	const hex = "0123456789ABCDEF"
+	for i, l := range lines {
+		if i > 0 {
+			b.WriteString(eol)
+		}
+		width := 0
+		for j := 0; j < len(l); j++ {
+			c := l[j]
+			enc := c == '=' || c < 32 || c > 126 || (c == ' ' && j == len(l)-1)
+			n := 1
+			if enc {
+				n = 3
+			}
+			if width+n > 75 {
+				b.WriteString("=" + eol)
+				width = 0
+			}
+			if enc {
+				b.WriteByte('=')
+				b.WriteByte(hex[c>>4])
+				b.WriteByte(hex[c&15])
+			} else {
+				b.WriteByte(c)
+			}
+			width += n
+		}
+	}
+	return b.String()
+}
+
+// embedded reports whether the part was found inside a body (uuencode,
+// TNEF): its path's last element is "u1", "t2", ...
+func isEmbedded(pt *mimeparse.Part) bool {
+	i := strings.LastIndexByte(pt.Path, '.')
+	last := pt.Path[i+1:]
+	return len(last) > 1 && (last[0] == 'u' || last[0] == 't')
+}
+
+func enclosingPath(path string) string {
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		return path[:i]
+	}
+	return path
+}
+
+func appendUnique(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}
