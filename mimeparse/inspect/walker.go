@@ -1,6 +1,18 @@
 package inspect
 
-import "io"
+import (
+	"bytes"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/gabriel-vasile/mimetype"
+)
+
+// memNested is the largest nested container read into memory; larger ones
+// are spilled to a temp file (within Options.Spill).
+const memNested = 1 << 20
 
 // readerAtSize is random access to a body or archive member of known size.
 type readerAtSize interface {
@@ -16,20 +28,180 @@ type sizedReaderAt struct {
 func (s sizedReaderAt) Size() int64 { return s.n }
 
 // walker lists a container and the containers nested in it, sharing the
-// budgets of one attachment: entries listed, bytes decompressed, spill.
+// budgets of one attachment: entries listed and bytes decompressed (both
+// bounded, whatever the archive claims about itself).
 type walker struct {
 	opts      Options
 	res       *Result
 	nest      int
-	truncated bool // the source was cut at the spill limit
+	truncated bool // the source was cut at the spill limit: read errors are expected
 	entries   int
-	bytesLeft int64
+	bytesLeft int64 // decompressed bytes still allowed; starts at Options.Spill
+	full      bool  // the entry limit was hit
 }
 
 func newWalker(o Options, r *Result, nest int) *walker {
 	return &walker{opts: o, res: r, nest: nest, bytesLeft: o.Spill}
 }
 
-// container inspects src as format k; depth is 0 for the attachment itself.
+// container inspects src as format k; depth is the depth of the container
+// (0 for the attachment itself), its members get depth+1.
 func (w *walker) container(k kind, src readerAtSize, depth int) {
+	switch k {
+	case kindZip:
+		w.zip(src, depth)
+	case kindOLE:
+		w.ole(src)
+	case kindGzip:
+		w.gzip(io.NewSectionReader(src, 0, src.Size()), depth)
+	case kindTar:
+		w.tar(io.NewSectionReader(src, 0, src.Size()), depth)
+	case kindRar:
+		w.rar(io.NewSectionReader(src, 0, src.Size()), depth)
+	case kind7z:
+		w.sevenZip(src, depth)
+	case kindTNEF:
+		if depth == 0 {
+			w.tnef(io.NewSectionReader(src, 0, src.Size()))
+		}
+	}
+}
+
+// corrupt records a read failure unless the source was cut short on purpose.
+func (w *walker) corrupt() {
+	if !w.truncated {
+		w.res.addDefect(DefectArchiveCorrupt)
+	}
+}
+
+// add lists e; false when the entry limit is reached.
+func (w *walker) add(e Entry) bool {
+	if w.entries >= w.opts.ArchiveEntries {
+		w.full = true
+		w.res.addDefect(DefectLimitArchiveEntries)
+		return false
+	}
+	w.entries++
+	if e.Encrypted {
+		w.res.Encrypted = true
+	}
+	w.res.Archive = append(w.res.Archive, e)
+	return true
+}
+
+// limited wraps a decompressing reader so that it counts against the
+// attachment's decompression budget.
+func (w *walker) limited(r io.Reader) io.Reader { return &budgetReader{r: r, w: w} }
+
+type budgetReader struct {
+	r io.Reader
+	w *walker
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	if b.w.bytesLeft <= 0 {
+		b.w.res.addDefect(DefectLimitArchiveBytes)
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.w.bytesLeft {
+		p = p[:b.w.bytesLeft]
+	}
+	n, err := b.r.Read(p)
+	b.w.bytesLeft -= int64(n)
+	return n, err
+}
+
+// member sniffs an entry from r (its decompressed content, already
+// budgeted), lists it, and opens it when it is itself a container.
+// e.Depth must be set. It returns false when the entry limit is reached.
+func (w *walker) member(e Entry, r io.Reader) bool {
+	head := make([]byte, headMax)
+	n, _ := io.ReadFull(r, head)
+	head = head[:n]
+	if n > 0 || e.Size == 0 {
+		e.DetectedType, e.Executable = sniff(head)
+	}
+	k := sniffKind(head)
+	var nested readerAtSize
+	var cleanup func()
+	if k != kindNone && k != kindTNEF {
+		if e.Depth >= w.opts.ArchiveDepth && k != kindOLE {
+			w.res.addDefect(DefectLimitArchiveDepth)
+		} else {
+			nested, cleanup = w.readAll(head, r)
+		}
+	}
+	if cleanup != nil {
+		defer cleanup()
+	}
+	if k == kindOLE && nested != nil {
+		// A document inside an archive: its macros count for the attachment,
+		// an MSI inside is an executable entry.
+		if f, err := readCFB(nested); err == nil {
+			if f.macros {
+				w.res.Macros = true
+			}
+			e.Executable = e.Executable || f.msi
+			e.Encrypted = e.Encrypted || f.encrypted
+		} else {
+			w.res.addDefect(DefectOLECorrupt)
+		}
+		nested = nil
+	}
+	if !w.add(e) {
+		return false
+	}
+	if nested != nil {
+		w.container(k, nested, e.Depth)
+	}
+	return !w.full
+}
+
+// readAll reads a nested container whole: in memory when small, else into
+// a temp file, both within the decompression budget.
+func (w *walker) readAll(head []byte, r io.Reader) (readerAtSize, func()) {
+	buf := bytes.NewBuffer(append([]byte(nil), head...))
+	if _, err := io.CopyN(buf, r, memNested-int64(len(head))+1); err != nil {
+		if err != io.EOF {
+			w.corrupt()
+		}
+		return bytes.NewReader(buf.Bytes()), nil
+	}
+	f, err := os.CreateTemp(w.opts.SpillDir, "mailgate-inspect-*")
+	if err != nil {
+		w.res.addDefect(DefectSpillFailed)
+		return nil, nil
+	}
+	cleanup := func() { f.Close(); os.Remove(f.Name()) }
+	n, err := io.Copy(f, io.MultiReader(buf, r))
+	if err != nil {
+		w.corrupt()
+	}
+	if w.bytesLeft <= 0 {
+		// Cut at the budget: a partial zip/7z is useless, a partial stream
+		// is listed as far as it goes.
+		w.res.addDefect(DefectLimitArchiveBytes)
+	}
+	return sizedReaderAt{f, n}, cleanup
+}
+
+// sniff names the type of the first bytes of a body and says whether they
+// are a native executable or an MSI package.
+func sniff(head []byte) (string, bool) {
+	mt := mimetype.Detect(head)
+	return baseType(mt.String()), isExecutable(head) || mt.Is("application/x-ms-installer")
+}
+
+// extOf returns the last extension of a file name, lower case, without the
+// dot; trailing dots and spaces (which Windows drops) are trimmed first.
+func extOf(name string) string {
+	name = strings.TrimRight(name, ". ")
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	e := path.Ext(name)
+	if len(e) <= 1 {
+		return ""
+	}
+	return strings.ToLower(e[1:])
 }
