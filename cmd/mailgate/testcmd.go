@@ -1,11 +1,53 @@
 package main
 
-import "io"
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
 
 func runTest(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("test", "[-p POLICY ...]", stderr)
+	var pols stringList
+	var verbose bool
+	fs.Var(&pols, "p", "policy `file` (repeatable); its tests: run against all the policies given")
+	fs.BoolVar(&verbose, "v", false, "print passing tests too")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	return notYet("test", "issue 4", stderr)
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	set, _, err := loadRuleSet("", pols)
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "mailgate test: %v\n", err)
+			return 2
+		}
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	results := set.RunTests()
+	failed := 0
+	for _, r := range results {
+		if r.Pass {
+			if verbose {
+				fmt.Fprintf(stdout, "ok    %s:%d: %s\n", r.File, r.Line, r.Name)
+			}
+			continue
+		}
+		failed++
+		fmt.Fprintf(stdout, "FAIL  %s:%d: %s\n", r.File, r.Line, r.Name)
+		for _, p := range r.Problems {
+			fmt.Fprintf(stdout, "      %s\n", strings.ReplaceAll(p, "\n", "\n      "))
+		}
+	}
+	fmt.Fprintf(stdout, "%d tests, %d passed, %d failed\n", len(results), len(results)-failed, failed)
+	if failed > 0 {
+		return 1
+	}
+	return 0
 }

@@ -1,0 +1,181 @@
+package rules
+
+import (
+	"fmt"
+	"net/netip"
+	"reflect"
+	"strings"
+
+	"github.com/expr-lang/expr"
+
+	"mailgate/mimeparse"
+)
+
+// Env is the expression environment of DESIGN.md. Expressions are compiled
+// against *Env and run with the same type; one Env is built per Eval call and
+// shared by every rule of the stage. Collections hold pointers and the
+// per-message helpers are func-typed fields (STYLE §3.2, §3.3).
+type Env struct {
+	Client   Client
+	Envelope Envelope
+	Rcpt     string // rcpt stage only
+
+	Header    func(name string) string   // first decoded value of a top-level field
+	HeaderAll func(name string) []string // every decoded value
+	HasHeader func(name string) bool
+
+	Subject    string
+	From       string   // address of the From: header
+	FromDomain string   // its domain, lower case
+	To         []string // addresses of To:
+	Cc         []string // addresses of Cc:
+	MessageID  string
+
+	Size        int
+	Parts       []*mimeparse.Part
+	Attachments []*mimeparse.Part
+	Text        string
+	Defects     []string
+
+	Score float64
+	Tags  []string
+
+	Lists map[string]map[string]struct{}
+
+	// Rate is rate(key, window): how many times key was seen within window
+	// (a Go duration such as "1m"), this time included.
+	Rate func(key, window string) int `expr:"rate"`
+}
+
+// Identifiers that only exist once the message has been read (data stage).
+var bodyFacts = map[string]bool{
+	"Parts": true, "Attachments": true, "Text": true, "Defects": true, "Size": true,
+}
+
+var headerFacts = map[string]bool{
+	"Header": true, "HeaderAll": true, "HasHeader": true, "Subject": true, "From": true,
+	"FromDomain": true, "To": true, "Cc": true, "MessageID": true,
+}
+
+// funcNames are the functions mailgate adds to expr's builtins.
+var funcNames = []string{"cidr", "domain", "lower", "rate"}
+
+// envNames lists the top-level names of Env (for suggestions).
+func envNames() []string {
+	t := reflect.TypeOf(Env{})
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if tag := f.Tag.Get("expr"); tag != "" {
+			continue
+		}
+		out = append(out, f.Name)
+	}
+	return append(out, funcNames...)
+}
+
+// fieldNames returns the field names of the struct type named (as expr
+// prints it: "mimeparse.Part", "rules.Client") plus its methods.
+func fieldNames(typeName string) []string {
+	var t reflect.Type
+	switch typeName {
+	case "mimeparse.Part", "*mimeparse.Part":
+		t = reflect.TypeOf(&mimeparse.Part{})
+	case "mimeparse.ArchiveEntry":
+		t = reflect.TypeOf(&mimeparse.ArchiveEntry{})
+	case "rules.Client":
+		t = reflect.TypeOf(&Client{})
+	case "rules.Envelope":
+		t = reflect.TypeOf(&Envelope{})
+	default:
+		return nil
+	}
+	var out []string
+	for i := 0; i < t.Elem().NumField(); i++ {
+		out = append(out, t.Elem().Field(i).Name)
+	}
+	for i := 0; i < t.NumMethod(); i++ {
+		out = append(out, t.Method(i).Name)
+	}
+	return out
+}
+
+// exprFuncs returns the pure helper functions, typed so the checker knows
+// their signatures and calls avoid reflection (STYLE §3.3). prefixes maps a
+// configured list (by identity) to its parsed networks, for cidr(ip, Lists.X).
+func exprFuncs(prefixes map[uintptr][]netip.Prefix) []expr.Option {
+	return []expr.Option{
+		expr.Function("cidr", func(params ...any) (any, error) {
+			ip, _ := params[0].(string)
+			a, err := netip.ParseAddr(ip)
+			if err != nil {
+				return false, nil // an absent or malformed address is in no network
+			}
+			a = a.Unmap()
+			switch n := params[1].(type) {
+			case string:
+				p, err := parsePrefix(n)
+				if err != nil {
+					return false, fmt.Errorf("cidr: %v", err)
+				}
+				return p.Contains(a), nil
+			case map[string]struct{}:
+				for _, p := range prefixes[reflect.ValueOf(n).Pointer()] {
+					if p.Contains(a) {
+						return true, nil
+					}
+				}
+				if _, ok := n[a.String()]; ok {
+					return true, nil
+				}
+				return false, nil
+			}
+			return false, fmt.Errorf("cidr: unexpected network argument %T", params[1])
+		},
+			new(func(string, string) bool),
+			new(func(string, map[string]struct{}) bool),
+		),
+		expr.Function("domain", func(params ...any) (any, error) {
+			return addrDomain(params[0].(string)), nil
+		}, new(func(string) string)),
+		expr.Function("lower", func(params ...any) (any, error) {
+			return strings.ToLower(params[0].(string)), nil
+		}, new(func(string) string)),
+	}
+}
+
+// parsePrefix parses "10.0.0.0/8", or a bare address as a single-host prefix.
+func parsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, err
+		}
+		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-unmapBits(p.Addr())).Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func unmapBits(a netip.Addr) int {
+	if a.Is4In6() {
+		return 96
+	}
+	return 0
+}
+
+// addrDomain returns the lower-cased domain of an address ("" without '@').
+func addrDomain(addr string) string {
+	addr = strings.TrimSpace(addr)
+	addr = strings.TrimSuffix(strings.TrimPrefix(addr, "<"), ">")
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSuffix(addr[i+1:], "."))
+}

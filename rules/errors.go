@@ -1,0 +1,136 @@
+package rules
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Problem is one load error at a position in a file.
+type Problem struct {
+	File      string
+	Line, Col int // 1-based
+	Msg       string
+	Snippet   string // optional source line and caret, without a final newline
+}
+
+func (p Problem) String() string {
+	return fmt.Sprintf("%s:%d:%d: %s", p.File, p.Line, p.Col, p.Msg)
+}
+
+// LoadError lists every problem found while loading a policy set. Error()
+// is one "file:line:col: message" line per problem, each followed by its
+// snippet lines (indented), if any.
+type LoadError struct {
+	Problems []Problem
+}
+
+func (e *LoadError) Error() string {
+	var b strings.Builder
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p.String())
+		if p.Snippet != "" {
+			b.WriteByte('\n')
+			b.WriteString(p.Snippet)
+		}
+	}
+	return b.String()
+}
+
+func (e *LoadError) add(file string, line, col int, msg string) {
+	if line < 1 {
+		line = 1
+	}
+	if col < 1 {
+		col = 1
+	}
+	e.Problems = append(e.Problems, Problem{File: file, Line: line, Col: col, Msg: msg})
+}
+
+func (e *LoadError) addSnippet(file string, line, col int, msg string, src []byte) {
+	e.add(file, line, col, msg)
+	p := &e.Problems[len(e.Problems)-1]
+	p.Snippet = snippet(src, p.Line, p.Col)
+}
+
+// snippet returns the source line and a caret under col, both indented.
+func snippet(src []byte, line, col int) string {
+	if src == nil {
+		return ""
+	}
+	l := 1
+	start := 0
+	for i := 0; i < len(src) && l < line; i++ {
+		if src[i] == '\n' {
+			l++
+			start = i + 1
+		}
+	}
+	if l != line {
+		return ""
+	}
+	end := start
+	for end < len(src) && src[end] != '\n' && src[end] != '\r' {
+		end++
+	}
+	text := strings.ReplaceAll(string(src[start:end]), "\t", " ")
+	if len(text) > 200 {
+		return ""
+	}
+	c := col - 1
+	if c > len(text) {
+		c = len(text)
+	}
+	return "    | " + text + "\n    | " + strings.Repeat(" ", c) + "^"
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+)(?:, column (\d+))?: `)
+
+// yamlProblem turns a yaml.v3 syntax error ("yaml: line 3: did not find
+// expected key") into a positioned problem; yaml.v3 gives lines, sometimes
+// columns.
+func yamlProblem(file string, src []byte, err error) Problem {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line, col := 1, 1
+	if m := yamlLineRE.FindStringSubmatchIndex(msg); m != nil {
+		line, _ = strconv.Atoi(msg[m[2]:m[3]])
+		if m[4] >= 0 {
+			col, _ = strconv.Atoi(msg[m[4]:m[5]])
+			col++
+		} else {
+			col = firstNonSpace(src, line)
+		}
+		msg = msg[:m[0]] + msg[m[1]:]
+	}
+	if line < 1 {
+		line = 1
+	}
+	if col < 1 {
+		col = 1
+	}
+	return Problem{File: file, Line: line, Col: col, Msg: msg, Snippet: snippet(src, line, col)}
+}
+
+// firstNonSpace returns the 1-based column of the first non-blank byte of
+// line (1 when there is none).
+func firstNonSpace(src []byte, line int) int {
+	l := 1
+	for i := 0; i < len(src); i++ {
+		if l == line {
+			for j := i; j < len(src) && src[j] != '\n'; j++ {
+				if src[j] != ' ' && src[j] != '\t' {
+					return j - i + 1
+				}
+			}
+			return 1
+		}
+		if src[i] == '\n' {
+			l++
+		}
+	}
+	return 1
+}

@@ -1,0 +1,437 @@
+package rules
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"mailgate/mimeparse"
+)
+
+// Evaluator evaluates a Set. It holds a reused vm.VM and environment, so it
+// is not goroutine-safe: use one per session goroutine.
+type Evaluator struct {
+	set *Set
+	st  *State
+	vm  vm.VM
+	env Env
+	msg *mimeparse.Message
+
+	strips []*mimeparse.Part // scratch for one rule's strip result
+	sb     strings.Builder
+}
+
+// NewEvaluator returns an Evaluator of s using the Set's State.
+func (s *Set) NewEvaluator() *Evaluator { return s.newEvaluator(s.st) }
+
+func (s *Set) newEvaluator(st *State) *Evaluator {
+	e := &Evaluator{set: s, st: st}
+	e.env.Header = e.header
+	e.env.HeaderAll = e.headerAll
+	e.env.HasHeader = e.hasHeader
+	e.env.Rate = e.rate
+	e.env.Lists = s.lists
+	return e
+}
+
+func (e *Evaluator) header(name string) string {
+	if e.msg == nil {
+		return ""
+	}
+	return e.msg.Header(name)
+}
+
+func (e *Evaluator) headerAll(name string) []string {
+	if e.msg == nil {
+		return nil
+	}
+	return e.msg.HeaderAll(name)
+}
+
+func (e *Evaluator) hasHeader(name string) bool {
+	return e.msg != nil && e.msg.HasHeader(name)
+}
+
+func (e *Evaluator) rate(key, window string) int {
+	d, err := time.ParseDuration(window)
+	if err != nil || d <= 0 {
+		panic(fmt.Sprintf("rate: window %q is not a duration such as 1m", window))
+	}
+	return e.st.rate(key, d)
+}
+
+// prepare builds the environment once per Eval call: envelope and derived
+// facts, then (data stage) the message's.
+func (e *Evaluator) prepare(stage Stage, f *Facts) {
+	env := &e.env
+	env.Client = f.Client
+	env.Envelope = f.Envelope
+	if env.Envelope.FromDomain == "" && env.Envelope.From != "" {
+		env.Envelope.FromDomain = addrDomain(env.Envelope.From)
+	}
+	if len(env.Envelope.RcptDomains) != len(env.Envelope.Rcpts) {
+		ds := make([]string, len(env.Envelope.Rcpts))
+		for i, r := range env.Envelope.Rcpts {
+			ds[i] = addrDomain(r)
+		}
+		env.Envelope.RcptDomains = ds
+	}
+	env.Rcpt = ""
+	if stage == StageRcpt {
+		env.Rcpt = f.Rcpt
+	}
+	env.Score, env.Tags = 0, nil
+	e.msg = nil
+	env.Subject, env.From, env.FromDomain, env.MessageID, env.Text = "", "", "", "", ""
+	env.To, env.Cc, env.Parts, env.Attachments, env.Defects = nil, nil, nil, nil, nil
+	env.Size = 0
+	if stage != StageData || f.Msg == nil {
+		return
+	}
+	m := f.Msg
+	e.msg = m
+	u := e.set.uses
+	env.Subject = m.Header("Subject")
+	if u["From"] || u["FromDomain"] {
+		env.From = firstAddr(m.Header("From"))
+		env.FromDomain = addrDomain(env.From)
+	}
+	if u["To"] {
+		env.To = addrList(m.HeaderAll("To"))
+	}
+	if u["Cc"] {
+		env.Cc = addrList(m.HeaderAll("Cc"))
+	}
+	env.MessageID = strings.TrimSpace(m.Header("Message-ID"))
+	env.Size = int(m.Size)
+	env.Parts = m.Parts
+	if u["Attachments"] {
+		env.Attachments = m.Attachments()
+	}
+	env.Text = m.Text
+	env.Defects = m.Defects
+}
+
+// Eval runs the rules of one stage over facts. Verdict.Action is
+// ActionContinue when no terminal rule fired. See RULES-API.md.
+func (e *Evaluator) Eval(stage Stage, f *Facts) Verdict {
+	v := Verdict{Action: ActionContinue}
+	if int(stage) >= len(e.set.byStage) || len(e.set.byStage[stage]) == 0 {
+		return v
+	}
+	e.prepare(stage, f)
+	defer func() { e.msg = nil; e.env.Parts, e.env.Attachments = nil, nil }()
+	for _, r := range e.set.byStage[stage] {
+		done, err := e.apply(r, stage, f, &v)
+		if err != nil {
+			v.Errors = append(v.Errors, fmt.Errorf("rule %s (%s:%d): %w", r.name, r.file, r.line, err))
+			if e.set.ruleErrorContinue {
+				continue
+			}
+			v.Action, v.Reply, v.Rule = ActionTempfail, ReplyRuleError, r.name
+			return v
+		}
+		if done {
+			return v
+		}
+	}
+	return v
+}
+
+// apply evaluates one rule and folds it into v; done is true when a
+// terminal action fired. Everything a rule computes is computed before v
+// changes, so a rule that fails changes nothing.
+func (e *Evaluator) apply(r *rule, stage Stage, f *Facts, v *Verdict) (done bool, err error) {
+	if r.when != nil {
+		out, err := e.vm.Run(r.when, &e.env)
+		if err != nil {
+			return false, err
+		}
+		if b, _ := out.(bool); !b {
+			return false, nil
+		}
+	}
+	e.strips = e.strips[:0]
+	if r.strip != nil {
+		out, err := e.vm.Run(r.strip, &e.env)
+		if err != nil {
+			return false, err
+		}
+		if err := e.collectParts(out); err != nil {
+			return false, err
+		}
+		if r.when == nil && len(e.strips) == 0 {
+			return false, nil // a strip-only rule matches when it strips something
+		}
+	}
+	if r.monitor {
+		v.Monitor = append(v.Monitor, r.name)
+		return false, nil
+	}
+	// Expand templates first: an error must leave v untouched.
+	var hdrs []HeaderEdit
+	for _, h := range r.headers {
+		he := HeaderEdit{Op: h.op, Name: h.name, Rule: r.name}
+		if h.value != nil {
+			s, err := e.expand(h.value)
+			if err != nil {
+				return false, fmt.Errorf("headers: %s: %w", h.name, err)
+			}
+			he.Value = s
+		}
+		hdrs = append(hdrs, he)
+	}
+	prefix := ""
+	if r.subjectPrefix != nil {
+		s, err := e.expand(r.subjectPrefix)
+		if err != nil {
+			return false, fmt.Errorf("subject_prefix: %w", err)
+		}
+		prefix = s
+	}
+	deferred := false
+	if r.isGrey {
+		deferred = e.greylist(r, stage, f)
+		if !deferred {
+			return false, nil // passed: the rule lets the transaction go on
+		}
+	}
+
+	v.Rules = append(v.Rules, r.name)
+	v.Score += r.score
+	for _, t := range r.tags {
+		if !contains(v.Tags, t) {
+			v.Tags = append(v.Tags, t)
+		}
+	}
+	e.env.Score, e.env.Tags = v.Score, v.Tags
+	v.Edits.Headers = append(v.Edits.Headers, hdrs...)
+	if prefix != "" && !strings.Contains(v.Edits.SubjectPrefix, prefix) && !strings.HasPrefix(e.env.Subject, prefix) {
+		v.Edits.SubjectPrefix += prefix
+	}
+	for _, p := range e.strips {
+		if !stripped(v.Edits.Strip, p.Path) {
+			v.Edits.Strip = append(v.Edits.Strip, Strip{Path: p.Path, Filename: p.Filename, Rule: r.name})
+		}
+	}
+	for _, a := range r.rcptAdd {
+		if !contains(v.Edits.RcptAdd, a) {
+			v.Edits.RcptAdd = append(v.Edits.RcptAdd, a)
+		}
+	}
+	for _, a := range r.rcptRemove {
+		if !contains(v.Edits.RcptRemove, a) {
+			v.Edits.RcptRemove = append(v.Edits.RcptRemove, a)
+		}
+	}
+	if deferred {
+		v.Action, v.Rule, v.Reply = ActionTempfail, r.name, r.reply
+		if v.Reply.IsZero() {
+			v.Reply = ReplyGreylisted
+		}
+		return true, nil
+	}
+	switch r.action {
+	case ActionContinue:
+		return false, nil
+	case ActionReject:
+		v.Reply = orDefault(r.reply, ReplyRejected)
+	case ActionTempfail:
+		v.Reply = orDefault(r.reply, ReplyTempfailed)
+	default:
+		v.Reply = r.reply
+	}
+	v.Action, v.Rule = r.action, r.name
+	return true, nil
+}
+
+func orDefault(r, def Reply) Reply {
+	if r.IsZero() {
+		return def
+	}
+	return r
+}
+
+// greylist reports whether this attempt is deferred: at rcpt stage for the
+// recipient being decided, at data stage for any recipient of the envelope.
+func (e *Evaluator) greylist(r *rule, stage Stage, f *Facts) bool {
+	if stage == StageRcpt {
+		return e.st.greylist(f.Client.IP, f.Envelope.From, f.Rcpt, r.greylist)
+	}
+	deferred := false
+	for _, rc := range f.Envelope.Rcpts {
+		if e.st.greylist(f.Client.IP, f.Envelope.From, rc, r.greylist) {
+			deferred = true // record every triple, then defer once
+		}
+	}
+	if len(f.Envelope.Rcpts) == 0 {
+		deferred = e.st.greylist(f.Client.IP, f.Envelope.From, "", r.greylist)
+	}
+	return deferred
+}
+
+// collectParts turns a strip: result (a slice whose elements are parts)
+// into e.strips.
+func (e *Evaluator) collectParts(out any) error {
+	switch ps := out.(type) {
+	case []*mimeparse.Part:
+		e.strips = append(e.strips, ps...)
+		return nil
+	case []any:
+		for i, x := range ps {
+			p, ok := x.(*mimeparse.Part)
+			if !ok {
+				return fmt.Errorf("strip: element %d is %T, not a part", i, x)
+			}
+			e.strips = append(e.strips, p)
+		}
+		return nil
+	case nil:
+		return nil
+	}
+	rv := reflect.ValueOf(out)
+	if rv.Kind() != reflect.Slice {
+		return fmt.Errorf("strip: result is %T, not a list of parts", out)
+	}
+	for i := 0; i < rv.Len(); i++ {
+		p, ok := rv.Index(i).Interface().(*mimeparse.Part)
+		if !ok {
+			return fmt.Errorf("strip: element %d is %s, not a part", i, rv.Index(i).Type())
+		}
+		e.strips = append(e.strips, p)
+	}
+	return nil
+}
+
+// expand renders a template. A value from the message cannot break the
+// header: CR and LF become spaces.
+func (e *Evaluator) expand(t *template) (string, error) {
+	if len(t.progs) == 0 {
+		return t.lit[0], nil
+	}
+	e.sb.Reset()
+	for i, p := range t.progs {
+		e.sb.WriteString(t.lit[i])
+		out, err := e.vm.Run(p, &e.env)
+		if err != nil {
+			return "", err
+		}
+		writeValue(&e.sb, out)
+	}
+	e.sb.WriteString(t.lit[len(t.lit)-1])
+	s := e.sb.String()
+	if strings.ContainsAny(s, "\r\n") {
+		s = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(s)
+	}
+	return s, nil
+}
+
+func writeValue(b *strings.Builder, v any) {
+	switch x := v.(type) {
+	case string:
+		b.WriteString(x)
+	case int:
+		b.WriteString(strconv.Itoa(x))
+	case float64:
+		b.WriteString(strconv.FormatFloat(x, 'g', -1, 64))
+	case bool:
+		b.WriteString(strconv.FormatBool(x))
+	case nil:
+	case []string:
+		b.WriteString(strings.Join(x, ", "))
+	case []any:
+		for i, y := range x {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writeValue(b, y)
+		}
+	default:
+		fmt.Fprint(b, x)
+	}
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func stripped(ss []Strip, path string) bool {
+	for _, s := range ss {
+		if s.Path == path {
+			return true
+		}
+	}
+	return false
+}
+
+// firstAddr returns the address of the first mailbox of an address header:
+// what is inside <...>, or the first word holding '@'.
+func firstAddr(h string) string {
+	list := splitAddrs(h)
+	if len(list) == 0 {
+		return ""
+	}
+	return list[0]
+}
+
+func addrList(hs []string) []string {
+	var out []string
+	for _, h := range hs {
+		out = append(out, splitAddrs(h)...)
+	}
+	return out
+}
+
+// splitAddrs extracts the addresses of an RFC 5322 address list, skipping
+// quoted display names and comments. It is lenient: a malformed entry yields
+// what looks like an address in it, or nothing.
+func splitAddrs(h string) []string {
+	var out []string
+	depth, quoted, start := 0, false, 0
+	flush := func(s string) {
+		if a := addrOf(s); a != "" {
+			out = append(out, a)
+		}
+	}
+	for i := 0; i < len(h); i++ {
+		switch c := h[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == '(':
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case c == ',' && depth == 0:
+			flush(h[start:i])
+			start = i + 1
+		}
+	}
+	flush(h[start:])
+	return out
+}
+
+func addrOf(s string) string {
+	if i := strings.LastIndexByte(s, '<'); i >= 0 {
+		if j := strings.IndexByte(s[i:], '>'); j > 0 {
+			return strings.TrimSpace(s[i+1 : i+j])
+		}
+	}
+	for _, w := range strings.Fields(s) {
+		if strings.Contains(w, "@") && !strings.HasPrefix(w, "\"") && !strings.HasPrefix(w, "(") {
+			return strings.Trim(w, "<>")
+		}
+	}
+	return ""
+}

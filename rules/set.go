@@ -1,0 +1,81 @@
+package rules
+
+import (
+	"io/fs"
+	"net/netip"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+)
+
+// Set is a loaded, compiled policy set: immutable and safe for concurrent
+// use. Evaluate it through an Evaluator (one per goroutine).
+type Set struct {
+	cfg               Config
+	st                *State
+	fsys              fs.FS // policies were read from here (nil: the OS)
+	files             []*policyFile
+	byStage           [StageData + 1][]*rule
+	names             []string
+	lists             map[string]map[string]struct{}
+	prefixes          map[uintptr][]netip.Prefix
+	uses              map[string]bool // top-level env names used by any expression
+	ruleErrorContinue bool
+}
+
+type policyFile struct {
+	name  string // as read (path or fs path)
+	rules []*rule
+	tests []testYAML
+}
+
+// rule is one compiled rule.
+type rule struct {
+	name    string
+	file    string
+	line    int
+	stage   Stage
+	monitor bool
+
+	when  *vm.Program // nil: always
+	strip *vm.Program // nil: none
+
+	action   Action // ActionContinue when not terminal
+	greylist time.Duration
+	isGrey   bool
+	reply    Reply // zero: the default for the action
+
+	headers       []headerOp
+	subjectPrefix *template
+	rcptAdd       []string
+	rcptRemove    []string
+	score         float64
+	tags          []string
+}
+
+type headerOp struct {
+	op    string // add, set, remove
+	name  string
+	value *template // nil for remove
+}
+
+// template is a header value with {{ expr }} holes, compiled at load.
+type template struct {
+	lit   []string      // len(lit) == len(progs)+1
+	progs []*vm.Program // one per hole
+}
+
+// RuleNames returns every rule's name, in evaluation order (file by file).
+func (s *Set) RuleNames() []string {
+	out := make([]string, len(s.names))
+	copy(out, s.names)
+	return out
+}
+
+// Uses reports whether any expression of the set reads the top-level
+// environment name (e.g. "Text", "Attachments"), so callers can skip
+// computing facts no rule looks at.
+func (s *Set) Uses(name string) bool { return s.uses[name] }
+
+// HasStage reports whether any rule runs at stage.
+func (s *Set) HasStage(st Stage) bool { return int(st) < len(s.byStage) && len(s.byStage[st]) > 0 }

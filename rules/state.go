@@ -1,0 +1,141 @@
+package rules
+
+import (
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+)
+
+// State holds the bounded caches behind rate() and greylist. One per
+// process; it survives policy reloads. Memory is bounded by size entries per
+// cache whatever the traffic (hashicorp/golang-lru/v2 expirable caches: a
+// bounded LRU with a TTL is exactly what both need, and hand-written
+// eviction would be the bug farm).
+type State struct {
+	now func() time.Time
+
+	mu    sync.Mutex // guards the values stored in the caches
+	rates *expirable.LRU[string, *rateCounter]
+	grey  *expirable.LRU[string, *greyEntry]
+}
+
+// rateBuckets is the resolution of rate(): a window is counted in this many
+// sub-windows, so a hit leaves the count at most window/rateBuckets late.
+const rateBuckets = 16
+
+// rateCounter counts hits of one key in one window, in rateBuckets buckets.
+type rateCounter struct {
+	start [rateBuckets]int64 // bucket start (unix nanoseconds, multiple of the bucket width)
+	n     [rateBuckets]int32
+}
+
+// greyEntry is one client-network/sender/recipient triple.
+type greyEntry struct {
+	first  time.Time // first attempt
+	passed bool      // a retry came after the delay
+}
+
+const (
+	rateTTL     = 25 * time.Hour      // longest useful rate window, plus slack
+	greylistTTL = 36 * 24 * time.Hour // how long a passed (or pending) triple is remembered
+	// DefaultStateSize is the entry bound of each of State's caches when
+	// NewState is given size <= 0.
+	DefaultStateSize = 100000
+)
+
+// NewState returns the caches behind rate() and greylist, each bounded to
+// size entries. now==nil → time.Now.
+func NewState(size int, now func() time.Time) *State {
+	if size <= 0 {
+		size = DefaultStateSize
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &State{
+		now:   now,
+		rates: expirable.NewLRU[string, *rateCounter](size, nil, rateTTL),
+		grey:  expirable.NewLRU[string, *greyEntry](size, nil, greylistTTL),
+	}
+}
+
+// rate records one hit of key in window and returns how many hits the key
+// had within the window, this one included.
+func (s *State) rate(key string, window time.Duration) int {
+	if window <= 0 {
+		return 1
+	}
+	width := int64(window) / rateBuckets
+	if width <= 0 {
+		width = 1
+	}
+	now := s.now().UnixNano()
+	cur := now - now%width
+	oldest := cur - int64(rateBuckets-1)*width // buckets before this are outside the window
+	ck := window.String() + "\x00" + key
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.rates.Get(ck)
+	if !ok {
+		c = new(rateCounter)
+		s.rates.Add(ck, c)
+	}
+	i := (cur / width) % rateBuckets
+	if c.start[i] != cur {
+		c.start[i], c.n[i] = cur, 0
+	}
+	c.n[i]++
+	total := 0
+	for j := range c.start {
+		if c.start[j] >= oldest && c.start[j] <= cur {
+			total += int(c.n[j])
+		}
+	}
+	return total
+}
+
+// greylist decides one triple: it returns true when the attempt must be
+// deferred (first attempt, or a retry before delay has passed).
+func (s *State) greylist(clientIP, from, rcpt string, delay time.Duration) bool {
+	key := clientNet(clientIP) + "\x00" + strings.ToLower(from) + "\x00" + strings.ToLower(rcpt)
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.grey.Get(key)
+	if !ok {
+		s.grey.Add(key, &greyEntry{first: now})
+		return true
+	}
+	if e.passed {
+		s.grey.Add(key, e) // refresh the TTL
+		return false
+	}
+	if now.Sub(e.first) >= delay {
+		e.passed = true
+		s.grey.Add(key, e)
+		return false
+	}
+	return true
+}
+
+// clientNet is the greylisting network of a client: its /24 (IPv4) or /64
+// (IPv6), so a sender's pool of outgoing servers counts as one client.
+func clientNet(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	bits := 64
+	if a.Is4() {
+		bits = 24
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}

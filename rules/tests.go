@@ -1,0 +1,373 @@
+package rules
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/netip"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"mailgate/mimeparse"
+)
+
+// TestResult is the outcome of one `tests:` entry of a policy file.
+type TestResult struct {
+	File     string
+	Line     int
+	Name     string
+	Pass     bool
+	Problems []string
+}
+
+// Defaults of a test's envelope, for what a test does not say.
+const (
+	TestDefaultFrom     = "sender@example.com"
+	TestDefaultRcpt     = "user@example.org"
+	TestDefaultClientIP = "192.0.2.10"
+	TestDefaultHelo     = "mail.example.com"
+)
+
+var verdictNames = []string{"accept", "reject", "tempfail", "discard", "quarantine"}
+
+// checkTests validates the tests: entries of a file at load time.
+func (c *compiler) checkTests(tests []testYAML) {
+	for i := range tests {
+		t := &tests[i]
+		c.str("", "tests: name", t.Name)
+		if v, ok := c.str("", "tests: message", t.Message); ok && v == "" {
+			c.atScalar(t.Message, "tests: message: empty file name")
+		}
+		if env := t.Envelope; env != nil {
+			c.str("", "tests: envelope: from", env.From)
+			c.str("", "tests: envelope: helo", env.Helo)
+			for _, r := range env.Rcpt {
+				c.str("", "tests: envelope: rcpt", r)
+			}
+			if v, ok := c.str("", "tests: envelope: client_ip", env.ClientIP); ok {
+				if _, err := netip.ParseAddr(v); err != nil {
+					c.atScalar(env.ClientIP, "tests: envelope: client_ip: %q is not an IP address", v)
+				}
+			}
+		}
+		x := t.Expect
+		if x == nil {
+			l, col := testPos(t)
+			c.at(l, col, "tests: a test needs expect: (verdict, rules, stripped, headers, score, tags)")
+			continue
+		}
+		if v, ok := c.str("", "tests: expect: verdict", x.Verdict); ok && !contains(verdictNames, v) {
+			c.atScalar(x.Verdict, "tests: expect: verdict: %q is not one of %s%s", v, strings.Join(verdictNames, ", "), didYouMean(v, verdictNames))
+		}
+		if v, ok := c.str("", "tests: expect: score", x.Score); ok {
+			if _, err := strconv.ParseFloat(v, 64); err != nil {
+				c.atScalar(x.Score, "tests: expect: score: %q is not a number", v)
+			}
+		}
+		if _, bad := x.Headers.pairs(); bad != nil {
+			c.at(bad.Line, bad.Column, "tests: expect: headers: expected a mapping of header name to value")
+		}
+		for _, l := range [][]scalar{x.Rules, x.Stripped, x.Tags} {
+			for _, s := range l {
+				c.str("", "tests: expect", s)
+			}
+		}
+	}
+}
+
+func testPos(t *testYAML) (int, int) {
+	for _, s := range []scalar{t.Name, t.Message} {
+		if s.Set {
+			return s.Line, s.Column
+		}
+	}
+	if t.Expect != nil && t.Expect.Verdict.Set {
+		return t.Expect.Verdict.Line, t.Expect.Verdict.Column
+	}
+	return 1, 1
+}
+
+// RunTests runs every test of every policy file of the set, each against
+// the whole set (the set is what gets deployed) with a fresh State, and
+// each message parsed with mimeparse.Parse.
+func (s *Set) RunTests() []TestResult {
+	var out []TestResult
+	for _, pf := range s.files {
+		for i := range pf.tests {
+			out = append(out, s.runTest(pf, &pf.tests[i], i))
+		}
+	}
+	return out
+}
+
+func (s *Set) readTestFile(pf *policyFile, name string) ([]byte, error) {
+	if s.fsys != nil && !filepath.IsAbs(name) {
+		return fs.ReadFile(s.fsys, path.Clean(path.Join(path.Dir(pf.name), name)))
+	}
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(filepath.Dir(pf.name), name)
+	}
+	return os.ReadFile(name)
+}
+
+// testRun is the outcome of simulating one transaction.
+type testRun struct {
+	verdict Action
+	rules   []string
+	tags    []string
+	score   float64
+	edits   Edits
+	subject string
+}
+
+func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
+	line, _ := testPos(t)
+	res := TestResult{File: pf.name, Line: line, Name: t.Name.Value}
+	if res.Name == "" {
+		res.Name = t.Message.Value
+	}
+	if res.Name == "" {
+		res.Name = fmt.Sprintf("test %d", idx+1)
+	}
+	msg := &mimeparse.Message{}
+	if t.Message.Value != "" {
+		data, err := s.readTestFile(pf, t.Message.Value)
+		if err != nil {
+			res.Problems = append(res.Problems, fmt.Sprintf("reading message: %v", err))
+			return res
+		}
+		msg, err = mimeparse.Parse(bytes.NewReader(data), mimeparse.DefaultLimits())
+		if err != nil || msg == nil {
+			res.Problems = append(res.Problems, fmt.Sprintf("parsing message: %v", err))
+			return res
+		}
+	}
+	f := Facts{
+		Client:   Client{IP: TestDefaultClientIP, Port: 25, HELO: TestDefaultHelo, Listener: "127.0.0.1:25"},
+		Envelope: Envelope{From: TestDefaultFrom, Size: int(msg.Size)},
+	}
+	rcpts := []string{TestDefaultRcpt}
+	if env := t.Envelope; env != nil {
+		if env.From.Set {
+			f.Envelope.From = env.From.Value
+		}
+		if env.ClientIP.Set {
+			f.Client.IP = env.ClientIP.Value
+		}
+		if env.Helo.Set {
+			f.Client.HELO = env.Helo.Value
+		}
+		if len(env.Rcpt) > 0 {
+			rcpts = rcpts[:0]
+			for _, r := range env.Rcpt {
+				rcpts = append(rcpts, r.Value)
+			}
+		}
+	}
+	run := s.simulate(s.newEvaluator(NewState(1024, nil)), &f, rcpts, msg)
+	res.Problems = compareExpect(t.Expect, run)
+	res.Pass = len(res.Problems) == 0
+	return res
+}
+
+// simulate runs a transaction through every stage as the proxy would.
+func (s *Set) simulate(e *Evaluator, f *Facts, rcpts []string, msg *mimeparse.Message) testRun {
+	var run testRun
+	run.subject = msg.Header("Subject")
+	fold := func(v Verdict) {
+		for _, r := range v.Rules {
+			if !contains(run.rules, r) {
+				run.rules = append(run.rules, r)
+			}
+		}
+		for _, t := range v.Tags {
+			if !contains(run.tags, t) {
+				run.tags = append(run.tags, t)
+			}
+		}
+		run.score += v.Score
+		run.edits.Headers = append(run.edits.Headers, v.Edits.Headers...)
+		run.edits.SubjectPrefix += v.Edits.SubjectPrefix
+		run.edits.Strip = append(run.edits.Strip, v.Edits.Strip...)
+		run.edits.RcptAdd = append(run.edits.RcptAdd, v.Edits.RcptAdd...)
+		run.edits.RcptRemove = append(run.edits.RcptRemove, v.Edits.RcptRemove...)
+	}
+	for _, st := range []Stage{StageConnect, StageHelo, StageMail} {
+		v := e.Eval(st, f)
+		fold(v)
+		if v.Action != ActionContinue {
+			run.verdict = v.Action
+			return run
+		}
+	}
+	var refused Verdict
+	for _, r := range rcpts {
+		f.Rcpt = r
+		v := e.Eval(StageRcpt, f)
+		fold(v)
+		switch v.Action {
+		case ActionContinue:
+			f.Envelope.Rcpts = append(f.Envelope.Rcpts, r)
+		case ActionReject, ActionTempfail:
+			refused = v // this recipient is refused; the others go on
+		default:
+			run.verdict = v.Action
+			return run
+		}
+	}
+	f.Rcpt = ""
+	if len(f.Envelope.Rcpts) == 0 {
+		run.verdict = refused.Action
+		if run.verdict == "" {
+			run.verdict = ActionAccept
+		}
+		return run
+	}
+	f.Msg = msg
+	v := e.Eval(StageData, f)
+	fold(v)
+	run.verdict = v.Action
+	if run.verdict == ActionContinue {
+		run.verdict = ActionAccept
+	}
+	return run
+}
+
+// compareExpect lists every difference between a test's expectation and
+// what happened.
+func compareExpect(x *expectYAML, run testRun) []string {
+	var p []string
+	if x == nil {
+		return []string{"no expect:"}
+	}
+	if x.Verdict.Set && x.Verdict.Value != string(run.verdict) {
+		p = append(p, fmt.Sprintf("verdict: want %s, got %s", x.Verdict.Value, run.verdict))
+	}
+	if x.Rules != nil {
+		if d := setDiff(values(x.Rules), run.rules); d != "" {
+			p = append(p, "rules: "+d)
+		}
+	}
+	if x.Stripped != nil {
+		var got []string
+		for _, st := range run.edits.Strip {
+			got = append(got, st.Path)
+		}
+		want := values(x.Stripped)
+		// An expected entry may name the part by path or by file name.
+		var norm []string
+		for _, w := range want {
+			n := w
+			for _, st := range run.edits.Strip {
+				if st.Filename == w || st.Path == w {
+					n = st.Path
+				}
+			}
+			norm = append(norm, n)
+		}
+		if d := setDiff(norm, got); d != "" {
+			p = append(p, "stripped: "+d)
+		}
+	}
+	pairs, _ := x.Headers.pairs()
+	for _, kv := range pairs {
+		name, want := kv[0].Value, kv[1].Value
+		if strings.EqualFold(name, "Subject") && run.edits.SubjectPrefix != "" {
+			if got := run.edits.SubjectPrefix + run.subject; got != want {
+				p = append(p, fmt.Sprintf("headers: Subject: want %q, got %q", want, got))
+			}
+			continue
+		}
+		if !headerMatches(run.edits.Headers, name, want) {
+			p = append(p, fmt.Sprintf("headers: %s: want %q, got %s", name, want, describeHeader(run.edits.Headers, name)))
+		}
+	}
+	if x.Score.Set {
+		want, _ := strconv.ParseFloat(x.Score.Value, 64)
+		if math.Abs(want-run.score) > 1e-9 {
+			p = append(p, fmt.Sprintf("score: want %g, got %g", want, run.score))
+		}
+	}
+	if x.Tags != nil {
+		if d := setDiff(values(x.Tags), run.tags); d != "" {
+			p = append(p, "tags: "+d)
+		}
+	}
+	return p
+}
+
+// headerMatches: the last add/set edit of name carries want; an empty want
+// matches a remove of name.
+func headerMatches(hs []HeaderEdit, name, want string) bool {
+	found := false
+	for _, h := range hs {
+		if !strings.EqualFold(h.Name, name) {
+			continue
+		}
+		switch h.Op {
+		case "remove":
+			found = want == ""
+		default:
+			found = h.Value == want
+		}
+	}
+	return found
+}
+
+func describeHeader(hs []HeaderEdit, name string) string {
+	var got []string
+	for _, h := range hs {
+		if strings.EqualFold(h.Name, name) {
+			if h.Op == "remove" {
+				got = append(got, "removed")
+			} else {
+				got = append(got, fmt.Sprintf("%s %q", h.Op, h.Value))
+			}
+		}
+	}
+	if len(got) == 0 {
+		return "no edit"
+	}
+	return strings.Join(got, ", ")
+}
+
+func values(ss []scalar) []string {
+	out := make([]string, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, s.Value)
+	}
+	return out
+}
+
+// setDiff describes how two sets differ ("" when equal).
+func setDiff(want, got []string) string {
+	var missing, extra []string
+	for _, w := range want {
+		if !contains(got, w) {
+			missing = append(missing, w)
+		}
+	}
+	for _, g := range got {
+		if !contains(want, g) {
+			extra = append(extra, g)
+		}
+	}
+	if len(missing) == 0 && len(extra) == 0 {
+		return ""
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	var parts []string
+	if len(missing) > 0 {
+		parts = append(parts, "missing "+strings.Join(missing, ", "))
+	}
+	if len(extra) > 0 {
+		parts = append(parts, "unexpected "+strings.Join(extra, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
