@@ -37,7 +37,7 @@ func (w *walker) gzip(r io.Reader, depth int) {
 	// The size is only known once decompressed: sniff, then count the rest
 	// within the budget.
 	last := len(w.res.Archive)
-	if !w.member(e, cr) {
+	if !w.member(&e, cr) {
 		return
 	}
 	if _, err := io.Copy(io.Discard, cr); err != nil {
@@ -74,7 +74,7 @@ func (w *walker) tar(r io.Reader, depth int) {
 		e := Entry{Name: h.Name, Ext: extOf(h.Name), Size: h.Size, Depth: depth + 1}
 		var ok bool
 		if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeRegA || h.Typeflag == tar.TypeGNUSparse {
-			ok = w.member(e, w.limited(tr))
+			ok = w.member(&e, w.limited(tr))
 		} else {
 			ok = w.add(e)
 		}
@@ -107,7 +107,7 @@ func (w *walker) rar(r io.Reader, depth int) {
 		if h.IsDir || e.Encrypted {
 			ok = w.add(e)
 		} else {
-			ok = w.member(e, w.limited(rr))
+			ok = w.member(&e, w.limited(rr))
 		}
 		if !ok {
 			return
@@ -133,7 +133,7 @@ func (w *walker) rarErr(err error) {
 func (w *walker) sevenZip(src readerAtSize, depth int) {
 	zr, err := sevenzip.NewReader(src, src.Size())
 	if err != nil {
-		var re sevenzip.ReadError
+		var re *sevenzip.ReadError
 		if errors.As(err, &re) && re.Encrypted || strings.Contains(err.Error(), "password") {
 			w.res.Encrypted = true
 			w.res.addDefect(DefectArchiveEncryptedHeaders)
@@ -170,13 +170,13 @@ func (w *walker) sevenZip(src readerAtSize, depth int) {
 			continue
 		}
 		pr := &errPeekReader{r: rc}
-		if !w.member(e, w.limited(pr)) {
+		if !w.member(&e, w.limited(pr)) {
 			rc.Close()
 			return
 		}
 		rc.Close()
 		if pr.err != nil {
-			var re sevenzip.ReadError
+			var re *sevenzip.ReadError
 			if errors.As(pr.err, &re) && re.Encrypted || strings.Contains(pr.err.Error(), "password") {
 				w.res.Archive[len(w.res.Archive)-1].Encrypted = true
 				w.res.Archive[len(w.res.Archive)-1].DetectedType = ""

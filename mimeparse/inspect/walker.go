@@ -114,7 +114,7 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 // member sniffs an entry from r (its decompressed content, already
 // budgeted), lists it, and opens it when it is itself a container.
 // e.Depth must be set. It returns false when the entry limit is reached.
-func (w *walker) member(e Entry, r io.Reader) bool {
+func (w *walker) member(e *Entry, r io.Reader) bool {
 	head := make([]byte, headMax)
 	n, _ := io.ReadFull(r, head)
 	head = head[:n]
@@ -148,7 +148,7 @@ func (w *walker) member(e Entry, r io.Reader) bool {
 		}
 		nested = nil
 	}
-	if !w.add(e) {
+	if !w.add(*e) {
 		return false
 	}
 	if nested != nil {
@@ -162,6 +162,11 @@ func (w *walker) member(e Entry, r io.Reader) bool {
 func (w *walker) readAll(head []byte, r io.Reader) (readerAtSize, func()) {
 	buf := bytes.NewBuffer(append([]byte(nil), head...))
 	if _, err := io.CopyN(buf, r, memNested-int64(len(head))+1); err != nil {
+		if w.bytesLeft <= 0 {
+			// Cut at the budget: the nested container is not opened.
+			w.res.addDefect(DefectLimitArchiveBytes)
+			return nil, nil
+		}
 		if err != io.EOF {
 			w.corrupt()
 		}
@@ -178,9 +183,9 @@ func (w *walker) readAll(head []byte, r io.Reader) (readerAtSize, func()) {
 		w.corrupt()
 	}
 	if w.bytesLeft <= 0 {
-		// Cut at the budget: a partial zip/7z is useless, a partial stream
-		// is listed as far as it goes.
 		w.res.addDefect(DefectLimitArchiveBytes)
+		cleanup()
+		return nil, nil
 	}
 	return sizedReaderAt{f, n}, cleanup
 }

@@ -45,7 +45,7 @@ func (w *walker) zip(src readerAtSize, depth int) {
 				ok = w.add(e)
 				break
 			}
-			ok = w.member(e, w.limited(rc))
+			ok = w.member(&e, w.limited(rc))
 			rc.Close()
 		}
 		if !ok {
