@@ -1,8 +1,11 @@
 package mimeparse
 
 import (
-	"errors"
 	"io"
+
+	"mailgate/mimeparse/inspect"
+	"strconv"
+	"strings"
 )
 
 // Parse reads the raw message from r to its end in one pass and describes it.
@@ -10,7 +13,293 @@ import (
 // is only ever a read error from r (the Message is then still usable for
 // what was read).
 //
-// PLACEHOLDER: the real parser is issue 3's work.
+// Bodies are never held: each leaf's bytes go through the transfer decoder
+// into the inspectors (package inspect) as they are read, so memory does not
+// grow with the message. The walk is iterative, with an explicit stack of
+// open containers.
+//
+// Paths are IMAP section numbers (RFC 3501 §6.4.5): a multipart root is
+// "0" and its children "1", "2", ...; a message whose body is not multipart
+// has the single part "1". A message/rfc822 (or message/global) part at P is
+// a container whose one child is the enclosed message: "P.0" when that is
+// multipart (its children are "P.1", "P.2", as in IMAP), else "P.1".
 func Parse(r io.Reader, lim Limits) (*Message, error) {
-	return nil, errors.New("mimeparse: not implemented yet")
+	p := &parser{
+		lim:        lim,
+		msg:        &Message{},
+		textBudget: lim.TextBytes,
+	}
+	p.in.rd = r
+	p.in.buf = make([]byte, bufSize)
+	p.pendBuf = make([]byte, 0, decodeChunk)
+	p.outBuf = make([]byte, decodeChunk/4*3+16)
+	p.run()
+	p.finish()
+	return p.msg, p.in.err
 }
+
+// node is an open container on the parser's stack.
+type node struct {
+	part     *Part
+	boundary []byte // the delimiter being looked for; nil for message containers and after the close delimiter
+	prefix   string // path prefix of the children ("" for the top multipart, "2." inside part 2)
+	nchild   int
+	preamble bool      // before the first delimiter
+	pre      *leafSink // the preamble, inspected in case no delimiter ever comes
+	epi      *epilogue // after the close delimiter
+	digest   bool      // multipart/digest: children default to message/rfc822
+	msgBase  string    // message containers: base of the enclosed message's paths
+}
+
+// entity says where the next part's header starts and what it belongs to.
+type entity struct {
+	parent *node // nil for the top-level message
+	base   string
+	isRoot bool // the root of a (possibly enclosed) message
+	depth  int
+}
+
+type parser struct {
+	in         input
+	lim        Limits
+	msg        *Message
+	stack      []*node
+	textBudget int
+	textBuf    []byte
+
+	b64     b64Writer
+	qp      qpWriter
+	pendBuf []byte
+	outBuf  []byte
+	leafBuf leaf
+	limited bool // limit-mime-parts hit
+}
+
+func (p *parser) run() {
+	next := entity{isRoot: true}
+	for {
+		m, ok := p.entity(next)
+		if !ok {
+			// a container was opened: its first child's header follows
+			top := p.stack[len(p.stack)-1]
+			next = entity{parent: top, base: top.msgBase, isRoot: true, depth: top.part.Depth + 1}
+			continue
+		}
+		for {
+			if m.node < 0 {
+				p.closeAbove(-1, m.end)
+				return
+			}
+			p.closeAbove(m.node, m.end)
+			n := p.stack[m.node]
+			if n.preamble {
+				n.preamble = false
+				n.pre.insp.Close() // a delimiter came: the preamble was only a preamble
+				n.pre = nil
+			}
+			if !m.isClose {
+				p.skipDelimiters(n)
+				next = entity{parent: n, base: n.prefix, depth: n.part.Depth + 1}
+				break
+			}
+			n.boundary = nil
+			n.epi = &epilogue{}
+			m = p.scanBody(n.epi)
+		}
+	}
+}
+
+// skipDelimiters drops repeated delimiter lines: Python's reading of the
+// RFC 2046 grammar creates no part between them.
+func (p *parser) skipDelimiters(n *node) {
+	for {
+		line, _ := p.in.line()
+		if isClose, ok := matchDelimiter(line, n.boundary); !ok || isClose {
+			return
+		}
+		p.partDefect(n.part, DefectEmptyPart)
+		p.in.advance(len(line))
+	}
+}
+
+// entity reads one part's header and either scans its body (ok: m says
+// where it ended) or opens it as a container (ok false: its first child
+// starts at the current position).
+func (p *parser) entity(e entity) (m scanEnd, ok bool) {
+	if p.lim.MimeParts > 0 && len(p.msg.Parts) >= p.lim.MimeParts {
+		if !p.limited {
+			p.limited = true
+			p.msgDefect(DefectLimitMimeParts)
+		}
+		return p.scanBody(discard{}), true
+	}
+	part := &Part{Depth: e.depth, HeaderOffset: p.in.off}
+	var h headerState
+	ended, hm := p.readHeader(&h)
+	part.Fields = h.fields
+	part.BodyOffset = p.in.off
+	for _, d := range h.defects {
+		p.partDefect(part, d)
+	}
+	defaultType := "text/plain"
+	if e.parent != nil && e.parent.digest {
+		defaultType = "message/rfc822" // RFC 2046 §5.1.5
+	}
+	hd := p.describe(part, defaultType)
+	p.msg.Parts = append(p.msg.Parts, part)
+	if e.parent == nil {
+		p.msg.Fields = h.fields
+	}
+
+	// Classify: multipart, enclosed message, or leaf.
+	kind := kindLeaf
+	switch {
+	case strings.HasPrefix(part.ContentType, "multipart/"):
+		if hd.boundary == "" {
+			p.partDefect(part, DefectMultipartWithoutBoundary)
+		} else if p.lim.MimeDepth > 0 && e.depth >= p.lim.MimeDepth {
+			p.partDefect(part, DefectLimitMimeDepth)
+		} else {
+			kind = kindMultipart
+		}
+	case part.ContentType == "message/rfc822" || part.ContentType == "message/global":
+		switch part.TransferEncoding {
+		case "base64", "quoted-printable":
+			p.partDefect(part, DefectEncodedMessage)
+		default:
+			if p.lim.MimeDepth > 0 && e.depth >= p.lim.MimeDepth {
+				p.partDefect(part, DefectLimitMimeDepth)
+			} else {
+				kind = kindMessage
+			}
+		}
+	}
+	if ended && kind != kindLeaf {
+		// the header ran into a delimiter: there is no body to hold parts
+		if kind == kindMultipart {
+			p.partDefect(part, DefectMissingStartBoundary)
+		}
+		kind = kindLeaf
+	}
+	p.setPath(part, e, kind)
+	if kind != kindLeaf {
+		part.IsMultipart = kind == kindMultipart
+		part.IsAttachment = false
+	}
+	if ended {
+		part.BodyOffset = hm.end
+		part.EndOffset = hm.end
+		if kind == kindLeaf {
+			l := p.startLeaf(part)
+			p.finishLeaf(part, l)
+		}
+		return hm, true
+	}
+	switch kind {
+	case kindMultipart:
+		n := &node{
+			part:     part,
+			boundary: []byte(hd.boundary),
+			preamble: true,
+			digest:   part.ContentType == "multipart/digest",
+		}
+		if part.Path == "0" || strings.HasSuffix(part.Path, ".0") {
+			n.prefix = e.base
+		} else {
+			n.prefix = part.Path + "."
+		}
+		n.pre = &leafSink{insp: inspect.New(p.inspectOptions(part))}
+		p.stack = append(p.stack, n)
+		m := p.scanBody(n.pre)
+		return m, true
+	case kindMessage:
+		n := &node{part: part, msgBase: part.Path + "."}
+		p.stack = append(p.stack, n)
+		return scanEnd{}, false
+	}
+	l := p.startLeaf(part)
+	m = p.scanBody(l.dec)
+	part.EndOffset = m.end
+	p.finishLeaf(part, l)
+	return m, true
+}
+
+const (
+	kindLeaf = iota
+	kindMultipart
+	kindMessage
+)
+
+func (p *parser) setPath(part *Part, e entity, kind int) {
+	switch {
+	case e.isRoot && kind == kindMultipart:
+		part.Path = e.base + "0"
+	case e.isRoot:
+		part.Path = e.base + "1"
+	default:
+		e.parent.nchild++
+		part.Path = e.base + strconv.Itoa(e.parent.nchild)
+	}
+	if e.base == "" && e.isRoot && kind == kindMultipart {
+		part.Path = "0"
+	}
+}
+
+// closeAbove closes every open container above stack index k (all of them
+// for k = -1) at raw offset end.
+func (p *parser) closeAbove(k int, end int64) {
+	for len(p.stack)-1 > k {
+		n := p.stack[len(p.stack)-1]
+		p.stack = p.stack[:len(p.stack)-1]
+		n.part.EndOffset = end
+		if k < 0 && len(p.stack) == 0 {
+			n.part.EndOffset = p.in.off
+		}
+		switch {
+		case n.preamble:
+			// RFC 2046 says the body has parts; no delimiter ever came, so
+			// what the client shows is this text: inspect it as a leaf.
+			p.partDefect(n.part, DefectMissingStartBoundary)
+			n.part.IsMultipart = false
+			res := n.pre.insp.Close()
+			p.applyResult(n.part, res)
+		case n.boundary != nil:
+			p.partDefect(n.part, DefectMissingFinalBoundary)
+		case n.epi != nil && n.epi.nonws:
+			p.partDefect(n.part, DefectBytesAfterFinalBoundary)
+		}
+	}
+}
+
+func (p *parser) partDefect(part *Part, d string) {
+	for _, x := range part.Defects {
+		if x == d {
+			return
+		}
+	}
+	part.Defects = append(part.Defects, d)
+}
+
+func (p *parser) msgDefect(d string) {
+	for _, x := range p.msg.Defects {
+		if x == d {
+			return
+		}
+	}
+	p.msg.Defects = append(p.msg.Defects, d)
+}
+
+// finish sets the sizes and collects every part's defects into the message.
+func (p *parser) finish() {
+	p.msg.Size = p.in.off
+	if len(p.msg.Parts) > 0 {
+		p.msg.Parts[0].EndOffset = p.in.off
+	}
+	for _, part := range p.msg.Parts {
+		for _, d := range part.Defects {
+			p.msgDefect(d)
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,163 @@
+package mimeparse
+
+import (
+	"strings"
+)
+
+// described holds what describe learnt that the Part has no field for.
+type described struct {
+	boundary string
+}
+
+// describe fills part's MIME fields from its header: effective type,
+// charset, transfer encoding, disposition, file names, and the defects of
+// duplicated or contradictory fields.
+func (p *parser) describe(part *Part, defaultType string) described {
+	var out described
+	var ctField, cteField, cdField *Field
+	for i := range part.Fields {
+		f := &part.Fields[i]
+		switch strings.ToLower(f.Name) {
+		case "content-type":
+			if ctField != nil {
+				p.partDefect(part, DefectDuplicateContentType)
+				continue
+			}
+			ctField = f
+		case "content-transfer-encoding":
+			if cteField != nil {
+				p.partDefect(part, DefectDuplicateCTE)
+				continue
+			}
+			cteField = f
+		case "content-disposition":
+			if cdField != nil {
+				p.partDefect(part, DefectDuplicateDisposition)
+				// every declared name counts (see below)
+				continue
+			}
+			cdField = f
+		}
+	}
+	add := func(d string) { p.partDefect(part, d) }
+
+	// Content-Type (RFC 2045 §5.2: missing or invalid means the default).
+	part.ContentType = defaultType
+	var ct mediaHeader
+	if ctField != nil {
+		ct = parseMediaHeader(unfold(ctField.Raw))
+		for _, d := range ct.defects {
+			add(d)
+		}
+		if validType(ct.value) {
+			part.ContentType = ct.value
+		} else {
+			add(DefectInvalidContentType)
+		}
+		if cs, ok := ct.get("charset"); ok {
+			part.Charset = strings.ToLower(strings.TrimSpace(cs))
+		}
+		if b, ok := ct.get("boundary"); ok {
+			out.boundary = strings.TrimRight(b, " \t")
+		}
+	}
+	if part.Charset == "" && strings.HasPrefix(part.ContentType, "text/") {
+		part.Charset = "us-ascii" // RFC 2045 §5.2
+	}
+	if part.Charset != "" && strings.HasPrefix(part.ContentType, "text/") {
+		if _, ok := lookupCharset(part.Charset); !ok {
+			add(DefectUnknownCharset)
+		}
+	}
+
+	// Content-Transfer-Encoding (RFC 2045 §6.1).
+	if cteField != nil {
+		cte := strings.ToLower(strings.TrimSpace(stripComment(unfold(cteField.Raw))))
+		part.TransferEncoding = cte
+		switch cte {
+		case "7bit", "8bit", "binary", "base64", "quoted-printable", "":
+		default:
+			add(DefectUnknownCTE)
+		}
+	}
+
+	// Content-Disposition (RFC 2183) and the names.
+	var cd mediaHeader
+	if cdField != nil {
+		cd = parseMediaHeader(unfold(cdField.Raw))
+		for _, d := range cd.defects {
+			add(d)
+		}
+		switch cd.value {
+		case "inline", "attachment":
+			part.Disposition = cd.value
+		default:
+			if cd.value != "" {
+				part.Disposition = cd.value
+			}
+		}
+	}
+	filenames := cd.getAll("filename")
+	names := ct.getAll("name")
+	// names from duplicate Content-Disposition fields count too
+	for i := range part.Fields {
+		f := &part.Fields[i]
+		if f != cdField && strings.EqualFold(f.Name, "content-disposition") {
+			extra := parseMediaHeader(unfold(f.Raw))
+			filenames = append(filenames, extra.getAll("filename")...)
+		}
+	}
+	if fn, ok := cd.get("filename"); ok && strings.TrimSpace(fn) != "" {
+		part.Filename = fn
+	} else if n, ok := ct.get("name"); ok && strings.TrimSpace(n) != "" {
+		part.Filename = n
+	}
+	var all []string
+	for _, n := range filenames {
+		all = appendUnique(all, strings.TrimSpace(n))
+	}
+	for _, n := range names {
+		all = appendUnique(all, strings.TrimSpace(n))
+	}
+	if len(filenames) > 0 && len(names) > 0 {
+		fn, _ := cd.get("filename")
+		n, _ := ct.get("name")
+		if strings.TrimSpace(fn) != strings.TrimSpace(n) {
+			add(DefectNameFilenameMismatch)
+		}
+	}
+	for _, n := range all {
+		nameDefects(n, add)
+	}
+	if len(all) > 1 {
+		part.Names = all
+	}
+	part.Filename = strings.TrimSpace(part.Filename)
+	part.Ext = extOf(part.Filename)
+
+	// IsAttachment: what a client offers to save. Disposition attachment, or
+	// any leaf with a name, or any leaf that is not text (containers are
+	// reset by the caller).
+	part.IsAttachment = part.Disposition == "attachment" || part.Filename != "" ||
+		!strings.HasPrefix(part.ContentType, "text/")
+	return out
+}
+
+// validType reports whether s is "type/subtype" made of RFC 2045 tokens.
+func validType(s string) bool {
+	t, sub, ok := strings.Cut(s, "/")
+	return ok && isToken(t) && isToken(sub)
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?=", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}

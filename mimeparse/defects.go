@@ -1,0 +1,121 @@
+package mimeparse
+
+// Defects are named anomalies. The vocabulary is fixed: policies match these
+// strings, so a name never changes meaning. A defect is recorded on the part
+// where it was seen and once in Message.Defects. Defects named limit-<name>
+// mean that something was not inspected; policies must treat that part as
+// dangerous (fail closed). The inspectors (package inspect) add their own
+// defects (archive, zip, OLE, TNEF, uuencode); see inspect/defects.go.
+const (
+	// DefectDuplicateContentType: more than one Content-Type field; the first
+	// is used (as Python's email package and most clients do).
+	DefectDuplicateContentType = "duplicate-content-type"
+	// DefectDuplicateCTE: more than one Content-Transfer-Encoding field; the
+	// first is used.
+	DefectDuplicateCTE = "duplicate-content-transfer-encoding"
+	// DefectDuplicateDisposition: more than one Content-Disposition field;
+	// the first is used, names from all of them are kept in Names.
+	DefectDuplicateDisposition = "duplicate-content-disposition"
+	// DefectInvalidContentType: the Content-Type value is not type/subtype;
+	// the RFC 2045 default (text/plain, or message/rfc822 in a digest) is used.
+	DefectInvalidContentType = "invalid-content-type"
+	// DefectNameFilenameMismatch: Content-Type name= and Content-Disposition
+	// filename= name different files; Filename is filename=, both are in Names.
+	DefectNameFilenameMismatch = "name-filename-mismatch"
+	// DefectMixedRFC2231: a parameter is given both in RFC 2231 form (name*=)
+	// and in plain form (name=) with different values; the RFC 2231 form wins
+	// (as Thunderbird and Outlook read it), both are in Names.
+	DefectMixedRFC2231 = "rfc2231-and-plain-parameter"
+	// DefectDuplicateParameter: the same parameter appears twice in one
+	// field; the first is used.
+	DefectDuplicateParameter = "duplicate-parameter"
+	// DefectMultipleBoundaries: several boundary= parameters; the first is
+	// used, as mail clients do.
+	DefectMultipleBoundaries = "multiple-boundary-parameters"
+	// DefectBrokenRFC2231: an RFC 2231 parameter with missing or out of order
+	// continuations, or an undecodable charset'language' prefix.
+	DefectBrokenRFC2231 = "broken-rfc2231-parameter"
+	// DefectEncodedWordInParameter: an RFC 2047 encoded word inside a
+	// parameter value (forbidden by RFC 2047 §5, decoded anyway as clients do).
+	DefectEncodedWordInParameter = "encoded-word-in-parameter"
+	// DefectBidiInFilename: the filename contains Unicode bidirectional
+	// control characters (RLO and friends), which make "exe.pdf" look like
+	// "fdp.exe".
+	DefectBidiInFilename = "bidi-control-in-filename"
+	// DefectTrailingDotSpace: the filename ends in dots or spaces, which
+	// Windows drops when saving ("a.exe." is a.exe); Ext is computed without them.
+	DefectTrailingDotSpace = "trailing-dot-or-space-in-filename"
+	// DefectTypeMismatch: the declared Content-Type contradicts the sniffed
+	// content (an executable declared as something else, or a different
+	// major type such as image/* that is really application/*).
+	DefectTypeMismatch = "declared-type-mismatch"
+	// DefectBytesAfterFinalBoundary: non-blank bytes after a multipart's
+	// closing boundary (the epilogue), where some clients find more parts.
+	DefectBytesAfterFinalBoundary = "bytes-after-final-boundary"
+	// DefectMissingFinalBoundary: a multipart ended (end of message or an
+	// outer boundary) without its closing boundary.
+	DefectMissingFinalBoundary = "missing-final-boundary"
+	// DefectMissingStartBoundary: a multipart whose boundary never appears;
+	// its whole body is inspected as one leaf.
+	DefectMissingStartBoundary = "missing-start-boundary"
+	// DefectMultipartWithoutBoundary: multipart/* without a boundary
+	// parameter; the body is inspected as one leaf.
+	DefectMultipartWithoutBoundary = "multipart-without-boundary"
+	// DefectEmptyPart: two delimiter lines in a row; no part is created
+	// between them (as Python's email package reads it).
+	DefectEmptyPart = "empty-part"
+	// DefectInvalidBase64: characters outside the base64 alphabet were
+	// skipped while decoding.
+	DefectInvalidBase64 = "invalid-base64"
+	// DefectBase64Padding: base64 with missing or misplaced padding, or a
+	// stray final character that cannot encode a byte (dropped).
+	DefectBase64Padding = "invalid-base64-padding"
+	// DefectBase64AfterPadding: base64 data after a padding "=": decoding
+	// goes on (as clients that decode line by line do; Python stops there).
+	DefectBase64AfterPadding = "base64-data-after-padding"
+	// DefectInvalidQP: quoted-printable with a "=" not followed by two hex
+	// digits or a line break; the "=" is kept literally.
+	DefectInvalidQP = "invalid-quoted-printable"
+	// DefectUnknownCTE: a Content-Transfer-Encoding that is not 7bit, 8bit,
+	// binary, base64, quoted-printable or uuencode; the body is taken as is.
+	DefectUnknownCTE = "unknown-content-transfer-encoding"
+	// DefectUnknownCharset: a charset name golang.org/x/text does not know
+	// (in Content-Type or in an encoded word); bytes are kept as they are.
+	DefectUnknownCharset = "unknown-charset"
+	// DefectInvalidEncodedWord: an RFC 2047 encoded word that cannot be
+	// decoded; it is kept literally.
+	DefectInvalidEncodedWord = "invalid-encoded-word"
+	// DefectMissingHeaderBodySeparator: the header block did not end with an
+	// empty line; the first line that is not a header starts the body.
+	DefectMissingHeaderBodySeparator = "missing-header-body-separator"
+	// DefectFirstLineContinuation: the header block starts with a folded
+	// (whitespace) line; it is ignored.
+	DefectFirstLineContinuation = "first-header-line-is-continuation"
+	// DefectMissingHeaderName: a header line starting with ":"; ignored.
+	DefectMissingHeaderName = "missing-header-name"
+	// DefectSpaceBeforeColon: "Name : value" (RFC 5322 §4.5 obsolete syntax);
+	// read as a field, as most clients do (Python ends the header there).
+	DefectSpaceBeforeColon = "space-before-colon"
+	// Defect8bitHeader: raw non-ASCII bytes in a header field (RFC 6532 UTF-8
+	// is fine for message/global; invalid UTF-8 becomes U+FFFD in values).
+	Defect8bitHeader = "8bit-header"
+	// DefectMisplacedUnixFrom: a "From " line in the middle of a header.
+	DefectMisplacedUnixFrom = "misplaced-unix-from"
+	// DefectEncodedMessage: message/rfc822 or message/global with a base64 or
+	// quoted-printable transfer encoding (RFC 2046 §5.2.1 forbids it); the
+	// decoded body is inspected as a leaf, not parsed as a message.
+	DefectEncodedMessage = "encoded-message"
+
+	// DefectLimitMimeDepth: nesting deeper than Limits.MimeDepth; the part
+	// was inspected as one opaque leaf.
+	DefectLimitMimeDepth = "limit-mime-depth"
+	// DefectLimitMimeParts: more than Limits.MimeParts parts; later parts were
+	// not listed or inspected.
+	DefectLimitMimeParts = "limit-mime-parts"
+	// DefectLimitHeaderBytes: a header block longer than Limits.HeaderBytes;
+	// the fields past the limit were not recorded.
+	DefectLimitHeaderBytes = "limit-header-bytes"
+	// DefectLimitLineLength: a header line or boundary line longer than
+	// Limits.LineLength; the excess was not read as header or boundary.
+	DefectLimitLineLength = "limit-line-length"
+)

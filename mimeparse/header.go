@@ -1,0 +1,219 @@
+package mimeparse
+
+import (
+	"bytes"
+	"strings"
+	"unicode/utf8"
+)
+
+// headerState accumulates one header block.
+type headerState struct {
+	fields  []Field
+	cur     []byte // raw bytes of the field being read, name and line breaks included
+	curOff  int64
+	bytes   int
+	limited bool
+	defects []string
+	// fieldBreak is the length of the line break of the last line consumed.
+	fieldBreak int
+}
+
+// readHeader reads the header block at the current position, through the
+// empty line that ends it. A line that is neither a field nor a
+// continuation ends the header without being consumed (the body starts
+// there: missing-header-body-separator). A delimiter line of an open
+// multipart ends the header and the (empty) body: ended is true and m says
+// which delimiter.
+//
+// Header names are what RFC 5322 §3.6.8 allows (printable ASCII but ":"),
+// with the obsolete "Name :" form accepted (§4.5.3); this is also Python's
+// headerRE apart from the space before the colon.
+func (p *parser) readHeader(h *headerState) (ended bool, m scanEnd) {
+	in := &p.in
+	first := true
+	for {
+		lineOff := in.off
+		line, full := in.line()
+		if len(line) == 0 { // end of input
+			p.endField(h)
+			return true, scanEnd{node: -1, end: in.off}
+		}
+		if !full {
+			h.add(DefectLimitLineLength)
+		}
+		if len(line) >= 2 && line[0] == '-' && line[1] == '-' && len(p.stack) > 0 {
+			if node, isClose, ok := p.matchStack(line); ok {
+				p.endField(h)
+				e := lineOff - int64(h.lastBreak())
+				in.advance(len(line))
+				return true, scanEnd{node: node, isClose: isClose, end: e}
+			}
+		}
+		if line[0] == '\n' || line[0] == '\r' {
+			// RFC 5322 §2.1: the empty line ends the header. (Python's
+			// NLCRE also takes a line starting with a bare CR.)
+			p.endField(h)
+			in.advance(len(line))
+			if !full {
+				in.skipLine()
+			}
+			return false, scanEnd{}
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if h.cur == nil {
+				if first {
+					h.add(DefectFirstLineContinuation)
+				}
+				p.consumeLine(h, line, full)
+				first = false
+				continue
+			}
+			p.appendField(h, line)
+			p.consumeLine(h, line, full)
+			continue
+		}
+		if bytes.HasPrefix(line, []byte("From ")) {
+			p.endField(h)
+			if !first {
+				h.add(DefectMisplacedUnixFrom)
+			}
+			p.consumeLine(h, line, full)
+			first = false
+			continue
+		}
+		colon, ok := fieldNameEnd(line)
+		if !ok {
+			h.add(DefectMissingHeaderBodySeparator)
+			p.endField(h)
+			return false, scanEnd{}
+		}
+		p.endField(h)
+		if colon == 0 {
+			h.add(DefectMissingHeaderName)
+			p.consumeLine(h, line, full)
+			first = false
+			continue
+		}
+		h.curOff = lineOff
+		h.cur = h.cur[:0]
+		if h.cur == nil {
+			h.cur = make([]byte, 0, 128)
+		}
+		p.appendField(h, line)
+		p.consumeLine(h, line, full)
+		first = false
+	}
+}
+
+// fieldNameEnd returns the index of the colon ending a field name, and
+// false when line does not start a field.
+func fieldNameEnd(line []byte) (int, bool) {
+	for i, c := range line {
+		switch {
+		case c == ':':
+			return i, true
+		case c == ' ' || c == '\t':
+			// obsolete "Name :" (RFC 5322 §4.5.3)
+			j := i
+			for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
+				j++
+			}
+			if i > 0 && j < len(line) && line[j] == ':' {
+				return j, true
+			}
+			return 0, false
+		case c < 33 || c > 126:
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+func (h *headerState) add(d string) {
+	for _, x := range h.defects {
+		if x == d {
+			return
+		}
+	}
+	h.defects = append(h.defects, d)
+}
+
+// lastBreak is the length of the line break ending the last field read.
+func (h *headerState) lastBreak() int { return h.fieldBreak }
+
+func (p *parser) consumeLine(h *headerState, line []byte, full bool) {
+	h.fieldBreak = lineBreakLen(line)
+	p.in.advance(len(line))
+	if !full {
+		p.in.skipLine()
+	}
+	h.bytes += len(line)
+	if h.bytes > p.lim.HeaderBytes && p.lim.HeaderBytes > 0 && !h.limited {
+		h.limited = true
+		h.add(DefectLimitHeaderBytes)
+	}
+}
+
+func (p *parser) appendField(h *headerState, line []byte) {
+	if h.limited || h.cur == nil {
+		return
+	}
+	h.cur = append(h.cur, line...)
+}
+
+// endField turns the accumulated raw field into a Field.
+func (p *parser) endField(h *headerState) {
+	if h.cur == nil || len(h.cur) == 0 {
+		h.cur = h.cur[:0:0]
+		h.cur = nil
+		return
+	}
+	raw := h.cur
+	h.cur = nil
+	if h.limited {
+		return
+	}
+	colon, _ := fieldNameEnd(raw)
+	name := raw[:colon]
+	if i := bytes.IndexAny(name, " \t"); i >= 0 {
+		name = name[:i]
+		h.add(DefectSpaceBeforeColon)
+	}
+	rest := raw[colon+1:]
+	rest = rest[:len(rest)-lineBreakLen(rest)]
+	f := Field{
+		Name:  string(name),
+		Raw:   string(rest),
+		Start: h.curOff,
+		End:   h.curOff + int64(len(raw)),
+	}
+	v := unfold(f.Raw)
+	if !utf8.ValidString(v) {
+		h.add(Defect8bitHeader)
+		v = strings.ToValidUTF8(v, "\uFFFD")
+	}
+	var ds []string
+	f.Value, ds = decodeHeaderWords(v)
+	for _, d := range ds {
+		h.add(d)
+	}
+	h.fields = append(h.fields, f)
+}
+
+// unfold undoes RFC 5322 §2.2.3 folding (a line break followed by white
+// space) and trims the value.
+func unfold(s string) string {
+	if strings.IndexAny(s, "\r\n") < 0 {
+		return strings.Trim(s, " \t")
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\r' || c == '\n' {
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return strings.Trim(b.String(), " \t")
+}

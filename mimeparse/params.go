@@ -1,0 +1,312 @@
+package mimeparse
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// param is one resolved parameter of Content-Type or Content-Disposition.
+type param struct {
+	name  string // lower case, without RFC 2231 decoration
+	value string // decoded: RFC 2231 form when present, else the first plain one
+	all   []string
+}
+
+// mediaHeader is a parsed Content-Type or Content-Disposition value.
+type mediaHeader struct {
+	value   string // "type/subtype" or disposition, lower case, trimmed
+	params  []param
+	defects []string
+}
+
+func (m *mediaHeader) get(name string) (string, bool) {
+	for i := range m.params {
+		if m.params[i].name == name {
+			return m.params[i].value, true
+		}
+	}
+	return "", false
+}
+
+func (m *mediaHeader) getAll(name string) []string {
+	for i := range m.params {
+		if m.params[i].name == name {
+			return m.params[i].all
+		}
+	}
+	return nil
+}
+
+type rawParam struct {
+	base    string
+	section int  // -1: no section
+	star    bool // RFC 2231 extended value (charset'lang'%XX)
+	value   string
+}
+
+// parseMediaHeader parses "value; a=b; c*=utf-8”%41" leniently: quoted
+// strings with backslash escapes, unquoted values up to the next ";"
+// (spaces and tspecials included, as clients read them), RFC 2231
+// continuations and charsets (RFC 2231 §3, §4), and RFC 2047 encoded words
+// inside values (RFC 2047 §5 forbids them; every client decodes them).
+func parseMediaHeader(s string) mediaHeader {
+	var m mediaHeader
+	i := strings.IndexByte(s, ';')
+	if i < 0 {
+		m.value = strings.ToLower(strings.TrimSpace(stripComment(s)))
+		return m
+	}
+	m.value = strings.ToLower(strings.TrimSpace(stripComment(s[:i])))
+	s = s[i:]
+	var raws []rawParam
+	for len(s) > 0 {
+		s = strings.TrimLeft(s, "; \t\r\n")
+		if s == "" {
+			break
+		}
+		eq := strings.IndexAny(s, "=;")
+		if eq < 0 || s[eq] == ';' {
+			if eq < 0 {
+				break
+			}
+			s = s[eq:]
+			continue
+		}
+		name := strings.ToLower(strings.TrimSpace(s[:eq]))
+		s = strings.TrimLeft(s[eq+1:], " \t\r\n")
+		var val string
+		if strings.HasPrefix(s, "\"") {
+			val, s = quotedString(s)
+			// junk after the closing quote up to ";" is dropped
+			if j := strings.IndexByte(s, ';'); j >= 0 {
+				s = s[j:]
+			} else {
+				s = ""
+			}
+		} else {
+			j := strings.IndexByte(s, ';')
+			if j < 0 {
+				j = len(s)
+			}
+			val = strings.TrimRight(s[:j], " \t\r\n")
+			s = s[j:]
+		}
+		if name == "" {
+			continue
+		}
+		rp := rawParam{base: name, section: -1, value: val}
+		if strings.HasSuffix(rp.base, "*") {
+			rp.star = true
+			rp.base = rp.base[:len(rp.base)-1]
+		}
+		if k := strings.LastIndexByte(rp.base, '*'); k >= 0 {
+			if n, err := strconv.Atoi(rp.base[k+1:]); err == nil && n >= 0 {
+				rp.section = n
+				rp.base = rp.base[:k]
+			}
+		}
+		raws = append(raws, rp)
+	}
+	m.resolve(raws)
+	return m
+}
+
+func (m *mediaHeader) addDefect(d string) {
+	for _, x := range m.defects {
+		if x == d {
+			return
+		}
+	}
+	m.defects = append(m.defects, d)
+}
+
+// resolve merges continuations and picks each parameter's value.
+func (m *mediaHeader) resolve(raws []rawParam) {
+	var order []string
+	seen := map[string]bool{}
+	for _, r := range raws {
+		if !seen[r.base] {
+			seen[r.base] = true
+			order = append(order, r.base)
+		}
+	}
+	for _, name := range order {
+		var plain []string
+		var ext []rawParam
+		for _, r := range raws {
+			if r.base != name {
+				continue
+			}
+			if r.section < 0 && !r.star {
+				plain = append(plain, m.plainValue(r.value))
+			} else {
+				ext = append(ext, r)
+			}
+		}
+		p := param{name: name}
+		if len(plain) > 1 {
+			if name == "boundary" {
+				m.addDefect(DefectMultipleBoundaries)
+			} else if !allSame(plain) {
+				m.addDefect(DefectDuplicateParameter)
+			}
+		}
+		if len(ext) > 0 {
+			v := m.extValue(ext)
+			p.value = v
+			p.all = append(p.all, v)
+			for _, pv := range plain {
+				if pv != v {
+					m.addDefect(DefectMixedRFC2231)
+				}
+				p.all = appendUnique(p.all, pv)
+			}
+		} else {
+			p.value = plain[0]
+			for _, pv := range plain {
+				p.all = appendUnique(p.all, pv)
+			}
+		}
+		m.params = append(m.params, p)
+	}
+}
+
+func (m *mediaHeader) plainValue(v string) string {
+	if strings.Contains(v, "=?") {
+		d, ds := decodeHeaderWords(v)
+		if d != v {
+			m.addDefect(DefectEncodedWordInParameter)
+		}
+		for _, x := range ds {
+			m.addDefect(x)
+		}
+		v = d
+	}
+	if !validUTF8(v) {
+		m.addDefect(Defect8bitHeader)
+		v = strings.ToValidUTF8(v, "\uFFFD")
+	}
+	return v
+}
+
+// extValue joins RFC 2231 sections in order and decodes them.
+func (m *mediaHeader) extValue(ext []rawParam) string {
+	sort.SliceStable(ext, func(i, j int) bool { return ext[i].section < ext[j].section })
+	var charset string
+	var buf []byte
+	want := 0
+	for i, r := range ext {
+		sec := r.section
+		if sec < 0 {
+			sec = 0
+		}
+		if sec != want {
+			m.addDefect(DefectBrokenRFC2231)
+			if sec < want { // duplicate section
+				continue
+			}
+		}
+		want = sec + 1
+		v := r.value
+		if r.star {
+			if i == 0 && sec == 0 {
+				a := strings.IndexByte(v, '\'')
+				b := -1
+				if a >= 0 {
+					b = strings.IndexByte(v[a+1:], '\'')
+				}
+				if a < 0 || b < 0 {
+					m.addDefect(DefectBrokenRFC2231)
+				} else {
+					charset = v[:a]
+					v = v[a+1+b+1:]
+				}
+			}
+			buf = append(buf, pctDecode(v)...)
+		} else {
+			buf = append(buf, v...)
+		}
+	}
+	if charset == "" {
+		return m.plainValue(string(buf))
+	}
+	s, ok := toUTF8(charset, buf)
+	if !ok {
+		m.addDefect(DefectUnknownCharset)
+	}
+	return s
+}
+
+func pctDecode(s string) []byte {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			out = append(out, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		out = append(out, s[i])
+	}
+	return out
+}
+
+// quotedString reads a quoted string at the start of s (RFC 5322 §3.2.4),
+// returning its content without escapes and the rest. An unterminated
+// string runs to the end.
+func quotedString(s string) (string, string) {
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			if i+1 < len(s) {
+				i++
+				b.WriteByte(s[i])
+			}
+		case '"':
+			return b.String(), s[i+1:]
+		case '\r', '\n':
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), ""
+}
+
+// stripComment drops RFC 5322 comments "(...)" from a type value.
+func stripComment(s string) string {
+	if strings.IndexByte(s, '(') < 0 {
+		return s
+	}
+	var b strings.Builder
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '(':
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case depth == 0:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func allSame(v []string) bool {
+	for _, x := range v[1:] {
+		if x != v[0] {
+			return false
+		}
+	}
+	return true
+}
+
+func appendUnique(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}
