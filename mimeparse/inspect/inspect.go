@@ -178,6 +178,10 @@ func (i *Inspector) Close() Result {
 	mt := mimetype.Detect(i.head)
 	r.DetectedType = baseType(mt.String())
 	r.Executable = isExecutable(i.head) || mt.Is("application/x-ms-installer")
+	if i.kind == kindTNEF && r.DetectedType == "application/octet-stream" {
+		// mimetype has no TNEF signature; name it in the IANA spelling.
+		r.DetectedType = "application/vnd.ms-tnef"
+	}
 
 	if i.kind != kindNone {
 		i.inspectContainer()

@@ -47,6 +47,13 @@ func newWalker(o Options, r *Result, nest int) *walker {
 // container inspects src as format k; depth is the depth of the container
 // (0 for the attachment itself), its members get depth+1.
 func (w *walker) container(k kind, src readerAtSize, depth int) {
+	// The format libraries see hostile bytes; a panic in one of them must
+	// not take the message (or the process) down. It is a corrupt archive.
+	defer func() {
+		if recover() != nil {
+			w.res.addDefect(DefectArchiveCorrupt)
+		}
+	}()
 	switch k {
 	case kindZip:
 		w.zip(src, depth)
