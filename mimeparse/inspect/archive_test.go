@@ -223,3 +223,14 @@ func TestExecutableMagic(t *testing.T) {
 		}
 	}
 }
+
+func TestRar(t *testing.T) {
+	pe := minimalPE()
+	rar := buildRAR5(t, "dir/r.exe", pe)
+	runArchiveCases(t, []archiveCase{
+		{name: "rar5-store", body: rar, entries: []string{"dir/r.exe|1|x"}, detected: "application/vnd.rar"},
+		{name: "rar-in-zip", body: buildZip(t, zent{name: "a.rar", data: rar}), entries: []string{"a.rar|1|", "dir/r.exe|2|x"}},
+		{name: "rar5-encrypted-headers", body: buildRAR5EncryptedHeaders(), enc: true, defects: []string{DefectArchiveEncryptedHeaders}},
+		{name: "rar-corrupt", body: append(rar[:30:30], make([]byte, 100)...), defects: []string{DefectArchiveCorrupt}},
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
+	"hash/crc32"
 	"testing"
 	"unicode/utf16"
 )
@@ -218,4 +219,56 @@ func uuencode(name string, data []byte) []byte {
 	}
 	b.WriteString("`\r\nend\r\n")
 	return b.Bytes()
+}
+
+// buildRAR5 writes a RAR 5 archive with one stored (uncompressed) file,
+// following the RAR 5.0 archive format description.
+func buildRAR5(t testing.TB, name string, data []byte) []byte {
+	vint := func(b []byte, v uint64) []byte {
+		for v >= 0x80 {
+			b = append(b, byte(v)|0x80)
+			v >>= 7
+		}
+		return append(b, byte(v))
+	}
+	block := func(fields []byte, dataArea []byte) []byte {
+		// fields start with the header type
+		var hs []byte
+		hs = vint(hs, uint64(len(fields)))
+		hdr := append(hs, fields...)
+		out := binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(hdr))
+		out = append(out, hdr...)
+		return append(out, dataArea...)
+	}
+	out := []byte("Rar!\x1a\x07\x01\x00")
+	// main archive header: type 1, flags 0, archive flags 0
+	out = append(out, block([]byte{1, 0, 0}, nil)...)
+	var f []byte
+	f = vint(f, 2)                 // type: file
+	f = vint(f, 0x0002)            // header flags: data area present
+	f = vint(f, uint64(len(data))) // data size
+	f = vint(f, 0x0004)            // file flags: CRC32 present
+	f = vint(f, uint64(len(data))) // unpacked size
+	f = vint(f, 0x20)              // attributes
+	f = binary.LittleEndian.AppendUint32(f, crc32.ChecksumIEEE(data))
+	f = vint(f, 0) // compression: version 0, store
+	f = vint(f, 0) // host OS: Windows
+	f = vint(f, uint64(len(name)))
+	f = append(f, name...)
+	out = append(out, block(f, data)...)
+	// end of archive: type 5, flags 0, end flags 0
+	return append(out, block([]byte{5, 0, 0}, nil)...)
+}
+
+// buildRAR5EncryptedHeaders writes the start of a RAR 5 archive whose
+// headers are encrypted (rar -hp): signature, then an archive encryption
+// header; nothing after it can be read without the password.
+func buildRAR5EncryptedHeaders() []byte {
+	fields := []byte{4, 0, 0, 0, 15} // type 4, flags 0, version 0, enc flags 0, KDF count
+	fields = append(fields, make([]byte, 16)...)
+	hdr := append([]byte{byte(len(fields))}, fields...)
+	out := []byte("Rar!\x1a\x07\x01\x00")
+	out = binary.LittleEndian.AppendUint32(out, crc32.ChecksumIEEE(hdr))
+	out = append(out, hdr...)
+	return append(out, make([]byte, 64)...)
 }

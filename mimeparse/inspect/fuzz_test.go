@@ -1,0 +1,129 @@
+package inspect
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"testing"
+)
+
+// seedBodies are every fixture the tests build plus the files in testdata.
+func seedBodies(f *testing.F) [][]byte {
+	pe := minimalPE()
+	seeds := [][]byte{
+		nil, []byte("hello"), pe, minimalELF(),
+		buildZip(f, zent{name: "a.exe", data: pe}, zent{name: "word/vbaProject.bin", data: []byte("x")}),
+		buildZip(f, zent{name: "e.bin", data: pe, flags: 1}),
+		buildZip(f, zent{name: "n.zip", data: buildZip(f, zent{name: "b.exe", data: pe})}),
+		buildTar(f, map[string][]byte{"a": pe}, "a"),
+		gz(f, "x", buildTar(f, map[string][]byte{"a": pe}, "a")),
+		buildCFB([]string{"WordDocument", "Macros", "VBA"}, nil),
+		buildCFB([]string{"x"}, clsidMSI),
+		buildTNEF(tnefAtt{title: "a.exe", long: "long.exe", data: pe}),
+		append([]byte("text\r\n"), uuencode("u.exe", pe)...),
+		buildRAR5(f, "r.exe", pe),
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", "*"))
+	files2, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "*", "*"))
+	for _, p := range files {
+		if b, err := os.ReadFile(p); err == nil && filepath.Ext(p) != ".md" {
+			seeds = append(seeds, b)
+		}
+	}
+	_ = files2 // testdata/fuzz/FuzzX/* are run by go test itself
+	return seeds
+}
+
+// FuzzInspect: any body, any chunking. Properties: no panic; Size and
+// SHA256 are those of the input; the Result does not depend on how the body
+// was cut into writes; memory stays bounded.
+func FuzzInspect(f *testing.F) {
+	for _, b := range seedBodies(f) {
+		f.Add(b, false, uint8(0))
+		f.Add(b, true, uint8(3))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, body []byte, text bool, chunk uint8) {
+		opts := Options{Text: text, Spill: 1 << 20, SpillDir: dir, ArchiveEntries: 50}
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r := inspectBytes(t, opts, body)
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		if r.Size != int64(len(body)) || r.SHA256 != sha(body) {
+			t.Fatalf("size/sha256 wrong")
+		}
+		if len(r.Archive) > 50 {
+			t.Fatalf("%d entries listed, limit 50", len(r.Archive))
+		}
+		if d := after.TotalAlloc - before.TotalAlloc; d > 256<<20 {
+			t.Fatalf("allocated %d bytes for a %d-byte body", d, len(body))
+		}
+		if r2 := inspectChunks(opts, body, int(chunk)+1); !reflect.DeepEqual(r, r2) {
+			t.Fatalf("chunk size %d changes the result:\n%+v\n%+v", int(chunk)+1, r, r2)
+		}
+	})
+}
+
+// FuzzCFB: the OLE2 directory reader never panics and stays bounded.
+func FuzzCFB(f *testing.F) {
+	f.Add(buildCFB([]string{"WordDocument", "Macros", "VBA"}, nil))
+	f.Add(buildCFB([]string{"x", "y", "z", "w", "v"}, clsidMSI))
+	f.Add(append(append([]byte{}, magicOLE...), make([]byte, 1000)...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		facts, err := readCFB(bytes.NewReader(b))
+		if err == nil && len(facts.names) > cfbMaxDirEntries+16 {
+			t.Fatalf("%d names", len(facts.names))
+		}
+	})
+}
+
+// FuzzUUDecodeLine: decoding never panics, never yields more than the
+// length character allows, and decodes what uuencode encoded.
+func FuzzUUDecodeLine(f *testing.F) {
+	f.Add([]byte("#0V%T"), []byte("Cat"))
+	f.Add([]byte("`"), []byte{})
+	f.Add([]byte("M"+string(bytes.Repeat([]byte("A"), 60))), []byte("x"))
+	f.Fuzz(func(t *testing.T, line, data []byte) {
+		out, _ := uuDecodeLine(nil, line)
+		if len(line) > 0 && len(out) > int((line[0]-32)&63)+2 {
+			t.Fatalf("%d bytes from a line of length %d", len(out), (line[0]-32)&63)
+		}
+		data = data[:min(len(data), 45)]
+		enc := bytes.Split(uuencode("x", data), []byte("\r\n"))[1]
+		if len(data) == 0 {
+			return
+		}
+		got, ok := uuDecodeLine(nil, enc)
+		if !ok || !bytes.Equal(got, data) {
+			t.Fatalf("round trip %q -> %q -> %q (%v)", data, enc, got, ok)
+		}
+	})
+}
+
+// FuzzMAPI: the MAPI property walker never panics.
+func FuzzMAPI(f *testing.F) {
+	f.Add(mapiProps("a.exe"))
+	f.Add([]byte{1, 0, 0, 0, 0x1F, 0, 0x07, 0x37, 1, 0, 0, 0, 4, 0, 0, 0, 'a', 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		mapiLongFilename(b)
+	})
+}
+
+// FuzzZipCentral: the central directory reader never panics or reads
+// more records than asked.
+func FuzzZipCentral(f *testing.F) {
+	f.Add(buildZip(f, zent{name: "a", data: []byte("b")}))
+	f.Add(patchLocalName(buildZip(f, zent{name: "invoice.pdf", data: []byte("b")}), "invoice.pdf", "invoice.exe"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cd, _ := zipCentral(bytes.NewReader(b), 10)
+		if len(cd) > 10 {
+			t.Fatalf("%d records", len(cd))
+		}
+		for _, e := range cd {
+			zipLocalName(bytes.NewReader(b), e.offset)
+		}
+	})
+}
