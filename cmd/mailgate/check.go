@@ -1,11 +1,344 @@
 package main
 
-import "io"
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"mailgate/mimeparse"
+	"mailgate/policies"
+	"mailgate/rules"
+)
+
+// Envelope defaults of `mailgate check` (DESIGN: check).
+const (
+	checkDefaultFrom     = "sender@example.com"
+	checkDefaultRcpt     = "rcpt@example.net"
+	checkDefaultClientIP = "192.0.2.1"
+	checkDefaultHelo     = "mail.example.com"
+)
+
+// checkOptions are the flags of `mailgate check`.
+type checkOptions struct {
+	config   string
+	policies stringList
+	from     string
+	rcpts    stringList
+	clientIP string
+	helo     string
+	json     bool
+	out      string
+	explain  bool
+}
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("check", "[-c FILE | -p POLICY ...] [--json] [--out DIR] [--explain] PATH...", stderr)
+	var o checkOptions
+	fs := newFlags("check", "[-c FILE | -p POLICY ...] [--from A] [--rcpt B ...] [--client-ip IP] [--helo H]\n"+
+		"                 [--json] [--out DIR] [--explain] PATH...", stderr)
+	fs.StringVar(&o.config, "c", "", "config `file` (mailgate.yaml): its policies, lists and rule_error")
+	fs.Var(&o.policies, "p", "policy `file` (repeatable, evaluated in order; default: the embedded default pack)")
+	fs.StringVar(&o.from, "from", checkDefaultFrom, "envelope sender `address`")
+	fs.Var(&o.rcpts, "rcpt", "envelope recipient `address` (repeatable; default "+checkDefaultRcpt+")")
+	fs.StringVar(&o.clientIP, "client-ip", checkDefaultClientIP, "client `IP` address")
+	fs.StringVar(&o.helo, "helo", checkDefaultHelo, "client HELO `name`")
+	fs.BoolVar(&o.json, "json", false, "print one JSON object per message (hit table on stderr)")
+	fs.StringVar(&o.out, "out", "", "write each message, rewritten when accepted with edits, under `dir`")
+	fs.BoolVar(&o.explain, "explain", false, "show every rule's chkResult and why")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	return notYet("check", "issue 4", stderr)
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "mailgate check: no PATH given (.eml files, directories, mbox files, Maildirs)")
+		fs.Usage()
+		return 2
+	}
+	if o.config != "" && len(o.policies) > 0 {
+		fmt.Fprintln(stderr, "mailgate check: -c and -p exclude each other")
+		return 2
+	}
+	if len(o.rcpts) == 0 {
+		o.rcpts = stringList{checkDefaultRcpt}
+	}
+	set, src, err := loadCheckSet(&o)
+	if err != nil {
+		fmt.Fprintf(stderr, "mailgate check: %v\n", err)
+		return 1
+	}
+	c := &checker{
+		opts: o, set: set, ev: set.NewEvaluator(), src: src,
+		stdout: stdout, stderr: stderr,
+		hits: map[string]int{}, monitorHits: map[string]int{}, verdicts: map[string]int{},
+		progress: chkIsTerminal(stderr), lastProgress: time.Now(),
+	}
+	code := 0
+	for _, p := range fs.Args() {
+		chkWalkInputs(p, c.message, func(err error) {
+			c.clearProgress()
+			fmt.Fprintf(stderr, "mailgate check: %v\n", err)
+			code = 1
+		})
+	}
+	if c.failed {
+		code = 1
+	}
+	c.clearProgress()
+	table := stdout
+	if o.json {
+		table = stderr
+	}
+	c.writeTable(table)
+	return code
+}
+
+// loadCheckSet loads the policies named by -c or -p, or the embedded
+// default pack, and returns the rules' sources for --explain.
+func loadCheckSet(o *checkOptions) (*rules.Set, chkRuleSources, error) {
+	st := rules.NewState(100000, nil)
+	switch {
+	case o.config != "":
+		cfg, err := rules.ConfigFromYAML(o.config)
+		if err != nil {
+			return nil, nil, err
+		}
+		set, err := rules.Load(cfg, st)
+		if err != nil {
+			return nil, nil, err
+		}
+		var paths []string
+		for _, p := range cfg.Policies {
+			if !filepath.IsAbs(p) && cfg.BaseDir != "" {
+				p = filepath.Join(cfg.BaseDir, p)
+			}
+			paths = append(paths, p)
+		}
+		return set, chkReadRuleSources(nil, paths), nil
+	case len(o.policies) > 0:
+		set, err := rules.Load(rules.Config{Policies: o.policies}, st)
+		if err != nil {
+			return nil, nil, err
+		}
+		return set, chkReadRuleSources(nil, o.policies), nil
+	}
+	cfg := rules.Config{Policies: []string{policies.Default}}
+	set, err := rules.LoadFS(policies.FS, cfg, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	return set, chkReadRuleSources(policies.FS, cfg.Policies), nil
+}
+
+// checker evaluates messages one by one and keeps the totals.
+type checker struct {
+	opts   checkOptions
+	set    *rules.Set
+	ev     *rules.Evaluator
+	src    chkRuleSources
+	stdout io.Writer
+	stderr io.Writer
+
+	n, files     int
+	failed       bool
+	hits         map[string]int // rule → messages it matched
+	monitorHits  map[string]int
+	verdicts     map[string]int
+	progress     bool
+	shown        bool // a progress line is on the terminal
+	lastProgress time.Time
+}
+
+// chkResult is the outcome of one message through every stage.
+type chkResult struct {
+	verdict   rules.Action
+	reply     rules.Reply
+	rules     []string
+	monitor   []string
+	score     float64
+	tags      []string
+	edits     rules.Edits
+	errors    []error
+	stages    []chkStageResult // for --explain
+	decidedBy string
+}
+
+type chkStageResult struct {
+	stage rules.Stage
+	rcpt  string
+	v     rules.Verdict
+}
+
+// message handles one input message; name is what reports show, rel its
+// path under --out.
+func (c *checker) message(in chkInput) {
+	raw, err := in.read()
+	if err != nil {
+		fmt.Fprintf(c.stderr, "mailgate check: %v\n", err)
+		c.failed = true
+		return
+	}
+	msg, err := mimeparse.Parse(bytes.NewReader(raw), mimeparse.DefaultLimits())
+	if err != nil || msg == nil {
+		if msg == nil {
+			fmt.Fprintf(c.stderr, "mailgate check: %s: parsing: %v\n", in.name, err)
+			c.failed = true
+			return
+		}
+	}
+	res := c.evaluate(msg, len(raw))
+	c.n++
+	c.verdicts[string(res.verdict)]++
+	for _, r := range res.rules {
+		c.hits[r]++
+	}
+	for _, r := range res.monitor {
+		c.monitorHits[r]++
+	}
+	for _, e := range res.errors {
+		fmt.Fprintf(c.stderr, "mailgate check: %s: %v\n", in.name, e)
+	}
+	c.clearProgress()
+	if c.opts.json {
+		chkWriteJSON(c.stdout, in.name, msg, &res)
+	} else {
+		chkWriteLine(c.stdout, in.name, &res)
+	}
+	if c.opts.explain {
+		c.writeExplain(c.stdout, msg, &res)
+	}
+	if c.opts.out != "" {
+		if err := c.writeOut(in.rel, raw, msg, &res); err != nil {
+			fmt.Fprintf(c.stderr, "mailgate check: %s: %v\n", in.name, err)
+			c.failed = true
+		}
+	}
+	c.showProgress()
+}
+
+// evaluate runs connect → helo → mail → rcpt (each recipient) → data as the
+// proxy would: a terminal action before data decides; a refused recipient
+// drops out and the others go on; accept at any stage skips the rest.
+func (c *checker) evaluate(msg *mimeparse.Message, size int) chkResult {
+	f := rules.Facts{
+		Client:   rules.Client{IP: c.opts.clientIP, Port: 25, HELO: c.opts.helo},
+		Envelope: rules.Envelope{From: c.opts.from, Size: size},
+	}
+	var res chkResult
+	fold := func(st rules.Stage, rcpt string, v rules.Verdict) {
+		res.stages = append(res.stages, chkStageResult{st, rcpt, v})
+		res.rules = chkAppendNew(res.rules, v.Rules...)
+		res.monitor = chkAppendNew(res.monitor, v.Monitor...)
+		res.tags = chkAppendNew(res.tags, v.Tags...)
+		res.score += v.Score
+		res.errors = append(res.errors, v.Errors...)
+		res.edits.Headers = append(res.edits.Headers, v.Edits.Headers...)
+		res.edits.SubjectPrefix += v.Edits.SubjectPrefix
+		res.edits.Strip = append(res.edits.Strip, v.Edits.Strip...)
+		res.edits.RcptAdd = append(res.edits.RcptAdd, v.Edits.RcptAdd...)
+		res.edits.RcptRemove = append(res.edits.RcptRemove, v.Edits.RcptRemove...)
+	}
+	decide := func(v rules.Verdict) chkResult {
+		res.verdict, res.reply, res.decidedBy = v.Action, v.Reply, v.Rule
+		return res
+	}
+	for _, st := range []rules.Stage{rules.StageConnect, rules.StageHelo, rules.StageMail} {
+		v := c.ev.Eval(st, &f)
+		fold(st, "", v)
+		if v.Action != rules.ActionContinue {
+			return decide(v)
+		}
+	}
+	var refused *rules.Verdict
+	for _, r := range c.opts.rcpts {
+		f.Rcpt = r
+		v := c.ev.Eval(rules.StageRcpt, &f)
+		fold(rules.StageRcpt, r, v)
+		switch v.Action {
+		case rules.ActionContinue:
+			f.Envelope.Rcpts = append(f.Envelope.Rcpts, r)
+		case rules.ActionReject, rules.ActionTempfail:
+			refused = &v
+		default:
+			return decide(v)
+		}
+	}
+	f.Rcpt = ""
+	if len(f.Envelope.Rcpts) == 0 {
+		if refused != nil {
+			return decide(*refused)
+		}
+		return decide(rules.Verdict{Action: rules.ActionAccept})
+	}
+	f.Msg = msg
+	v := c.ev.Eval(rules.StageData, &f)
+	fold(rules.StageData, "", v)
+	if v.Action == rules.ActionContinue {
+		v.Action = rules.ActionAccept
+	}
+	return decide(v)
+}
+
+// writeOut writes the message under --out: rewritten when it is accepted
+// with edits, byte for byte otherwise.
+func (c *checker) writeOut(rel string, raw []byte, msg *mimeparse.Message, res *chkResult) error {
+	dst := filepath.Join(c.opts.out, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if res.verdict == rules.ActionAccept && !res.edits.Empty() {
+		_, err = rules.Rewrite(f, bytes.NewReader(raw), msg, &res.edits)
+	} else {
+		_, err = f.Write(raw)
+	}
+	return errors.Join(err, f.Close())
+}
+
+func chkAppendNew(list []string, items ...string) []string {
+	for _, s := range items {
+		found := false
+		for _, x := range list {
+			if x == s {
+				found = true
+				break
+			}
+		}
+		if !found {
+			list = append(list, s)
+		}
+	}
+	return list
+}
+
+// chkIsTerminal reports whether w is a character device (a terminal).
+func chkIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// showProgress rewrites one status line on the terminal, at most ten times
+// a second.
+func (c *checker) showProgress() {
+	if !c.progress || time.Since(c.lastProgress) < 100*time.Millisecond {
+		return
+	}
+	c.lastProgress = time.Now()
+	c.shown = true
+	fmt.Fprintf(c.stderr, "\rchecked %d messages ...", c.n)
+}
+
+func (c *checker) clearProgress() {
+	if c.shown {
+		fmt.Fprint(c.stderr, "\r\033[K")
+		c.shown = false
+	}
 }
