@@ -1,0 +1,394 @@
+package proxy
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"mailgate/rules"
+)
+
+type handler func(s *Session, ctx context.Context, arg string)
+
+var handlers map[string]handler
+
+func init() {
+	handlers = map[string]handler{
+		"EHLO": (*Session).cmdEhlo, "HELO": (*Session).cmdHelo, "MAIL": (*Session).cmdMail,
+		"RCPT": (*Session).cmdRcpt, "DATA": (*Session).cmdData, "RSET": (*Session).cmdRset,
+		"NOOP": (*Session).cmdNoop, "QUIT": (*Session).cmdQuit, "HELP": (*Session).cmdHelp,
+		"VRFY": (*Session).cmdVrfy, "EXPN": (*Session).cmdExpn, "STARTTLS": (*Session).cmdStarttls,
+		"XFORWARD": (*Session).cmdXforward, "XCLIENT": (*Session).cmdXclient, "AUTH": (*Session).cmdAuth,
+	}
+}
+
+// dispatch runs one command line and observes its duration by command and
+// reply code.
+func (s *Session) dispatch(ctx context.Context, line string) {
+	cmd, ok := parseCommand(line)
+	h := handlers[cmd.verb]
+	if !ok || h == nil {
+		s.log.Debug("bad command", "line", line)
+		s.reply(replyBadCommand)
+		s.countError()
+		return
+	}
+	t0 := time.Now()
+	h(s, ctx, cmd.arg)
+	s.srv.metrics.commandDuration.WithLabelValues(cmd.verb).Observe(time.Since(t0).Seconds())
+}
+
+// errReply answers an error reply and counts it against the session.
+func (s *Session) errReply(rp Reply) {
+	s.reply(rp)
+	s.countError()
+}
+
+func (s *Session) cmdHelo(ctx context.Context, arg string) { s.hello(ctx, arg, false) }
+func (s *Session) cmdEhlo(ctx context.Context, arg string) { s.hello(ctx, arg, true) }
+
+// hello handles HELO and EHLO (RFC 5321 §4.1.1.1); both reset the
+// transaction.
+func (s *Session) hello(ctx context.Context, arg string, esmtp bool) {
+	name := strings.TrimSpace(arg)
+	if name == "" || strings.ContainsAny(name, " \t") {
+		s.errReply(replyBadSyntax)
+		return
+	}
+	if s.tx != nil {
+		s.upstreamRset(ctx)
+		s.endTx("reset", Reply{}, nil)
+	}
+	s.helo, s.esmtp = name, esmtp
+	s.client.HELO = name
+	if !s.trusted {
+		if rp, ok := s.evalPre(rules.StageHelo); !ok {
+			s.helo, s.client.HELO = "", ""
+			s.reply(rp)
+			return
+		}
+	}
+	if !esmtp {
+		s.replyRaw(Reply{Code: 250, Text: s.rt.cfg.Hostname})
+		return
+	}
+	lines := []string{s.rt.cfg.Hostname, "PIPELINING"}
+	if n := s.rt.cfg.Limits.MessageSize; n > 0 {
+		lines = append(lines, "SIZE "+strconv.FormatInt(n, 10))
+	} else {
+		lines = append(lines, "SIZE")
+	}
+	if s.rt.tls != nil && !s.tls {
+		lines = append(lines, "STARTTLS")
+	}
+	lines = append(lines, "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8")
+	if s.trusted {
+		lines = append(lines, "XFORWARD NAME ADDR PORT PROTO HELO", "XCLIENT NAME ADDR PORT PROTO HELO")
+	}
+	s.replyRaw(Reply{Code: 250, Text: strings.Join(lines, "\n")})
+}
+
+func (s *Session) cmdMail(ctx context.Context, arg string) {
+	switch {
+	case s.helo == "":
+		s.errReply(replyNeedHelo)
+		return
+	case s.tx != nil:
+		s.errReply(replyNestedMail)
+		return
+	}
+	pa, bad := parsePath(arg, "FROM:")
+	if bad != nil {
+		s.errReply(*bad)
+		return
+	}
+	mp, bad := checkMailParams(pa.Params)
+	if bad != nil {
+		s.errReply(*bad)
+		return
+	}
+	if !mp.SMTPUTF8 && !isASCII(pa.Addr) {
+		s.errReply(replySMTPUTF8)
+		return
+	}
+	if max := s.rt.cfg.Limits.MessageSize; max > 0 && mp.Size > max {
+		s.reply(replyTooBig)
+		return
+	}
+	s.tx = &transaction{start: time.Now(), from: pa.Addr, params: pa.Params, mp: mp}
+	if s.trusted && !s.preDone {
+		// A forwarder's connect and helo stages run now, with the
+		// attributes its XFORWARD gave.
+		s.preDone = true
+		for _, st := range []rules.Stage{rules.StageConnect, rules.StageHelo} {
+			if rp, ok := s.evalPre(st); !ok {
+				s.reply(rp)
+				s.endTx(verdictName(rp), rp, nil)
+				return
+			}
+		}
+	}
+	if s.preVerdict != nil {
+		s.tx.final = s.preVerdict
+	}
+	if s.acceptAll {
+		s.tx.accepted = true
+	}
+	if rp, ok := s.evalTx(rules.StageMail, ""); !ok {
+		s.reply(rp)
+		s.endTx(verdictName(rp), rp, nil)
+		return
+	}
+	if err := s.ensureUpstream(ctx); err != nil {
+		s.log.Warn("upstream unavailable", "err", err)
+		s.reply(replyUpstreamDown)
+		s.endTx("upstream-down", replyUpstreamDown, nil)
+		return
+	}
+	rp, err := s.up.Mail(ctx, pa.Addr, pa.Params, s.clientInfo())
+	if err != nil {
+		s.upstreamFailed(err)
+		s.reply(replyUpstreamFailed)
+		s.endTx("upstream-failed", replyUpstreamFailed, nil)
+		return
+	}
+	s.tx.upstream = rp
+	s.reply(rp)
+	if rp.Code/100 != 2 {
+		s.endTx("upstream-refused", rp, nil)
+	}
+}
+
+// verdictName names a refusing reply's verdict for the log.
+func verdictName(rp Reply) string {
+	if rp.Temporary() {
+		return "tempfail"
+	}
+	return "reject"
+}
+
+// evalTx runs a mail or rcpt stage within the transaction: false with the
+// reply when the policy refuses.
+func (s *Session) evalTx(stage rules.Stage, rcpt string) (Reply, bool) {
+	if s.eval == nil || s.tx.accepted {
+		return Reply{}, true
+	}
+	v := s.evaluate(stage, &rules.Facts{Client: s.client, Envelope: s.envelope(0), Rcpt: rcpt})
+	mergeEdits(&s.tx.edits, &v.Edits)
+	switch v.Action {
+	case rules.ActionAccept:
+		s.tx.accepted = true
+	case rules.ActionReject, rules.ActionTempfail:
+		return verdictReply(v), false
+	case rules.ActionDiscard, rules.ActionQuarantine:
+		if s.tx.final == nil {
+			vv := v
+			s.tx.final = &vv
+		}
+	}
+	return Reply{}, true
+}
+
+func mergeEdits(dst, src *rules.Edits) {
+	dst.Headers = append(dst.Headers, src.Headers...)
+	if src.SubjectPrefix != "" {
+		dst.SubjectPrefix = src.SubjectPrefix
+	}
+	dst.Strip = append(dst.Strip, src.Strip...)
+	dst.RcptAdd = append(dst.RcptAdd, src.RcptAdd...)
+	dst.RcptRemove = append(dst.RcptRemove, src.RcptRemove...)
+}
+
+// envelope describes the transaction so far.
+func (s *Session) envelope(size int) rules.Envelope {
+	tx := s.tx
+	e := rules.Envelope{From: tx.from, FromDomain: domainOf(tx.from), Size: size, SMTPUTF8: tx.mp.SMTPUTF8}
+	if size == 0 {
+		e.Size = int(tx.mp.Size)
+	}
+	for _, r := range tx.rcpts {
+		e.Rcpts = append(e.Rcpts, r.addr)
+		e.RcptDomains = append(e.RcptDomains, domainOf(r.addr))
+	}
+	return e
+}
+
+func (s *Session) cmdRcpt(ctx context.Context, arg string) {
+	if s.tx == nil {
+		s.errReply(replyNeedMail)
+		return
+	}
+	pa, bad := parsePath(arg, "TO:")
+	if bad != nil {
+		s.errReply(*bad)
+		return
+	}
+	if bad := checkRcptParams(pa.Params); bad != nil {
+		s.errReply(*bad)
+		return
+	}
+	if pa.Addr == "" {
+		s.errReply(replyBadAddress)
+		return
+	}
+	if !s.tx.mp.SMTPUTF8 && !isASCII(pa.Addr) {
+		s.errReply(replySMTPUTF8)
+		return
+	}
+	if max := s.rt.cfg.Limits.Recipients; max > 0 && len(s.tx.rcpts) >= max {
+		s.reply(replyTooManyRcpts)
+		return
+	}
+	if rp, ok := s.evalTx(rules.StageRcpt, pa.Addr); !ok {
+		s.reply(rp)
+		return
+	}
+	if s.up == nil {
+		s.reply(replyUpstreamFailed)
+		return
+	}
+	rp, err := s.up.Rcpt(ctx, pa.Addr, pa.Params)
+	if err != nil {
+		s.upstreamFailed(err)
+		s.reply(replyUpstreamFailed)
+		s.endTx("upstream-failed", replyUpstreamFailed, nil)
+		return
+	}
+	s.tx.upstream = rp
+	if rp.Code/100 == 2 {
+		s.tx.rcpts = append(s.tx.rcpts, rcptTo{addr: pa.Addr, params: pa.Params})
+	}
+	s.reply(rp)
+}
+
+func (s *Session) cmdRset(ctx context.Context, arg string) {
+	if s.tx != nil {
+		s.upstreamRset(ctx)
+		s.endTx("reset", Reply{}, nil)
+	}
+	s.reply(replyReset)
+}
+
+func (s *Session) cmdNoop(ctx context.Context, arg string) { s.reply(replyOK) }
+
+func (s *Session) cmdQuit(ctx context.Context, arg string) {
+	if s.tx != nil {
+		s.endTx("quit", Reply{}, nil)
+	}
+	s.closeUpstream(false)
+	s.reply(replyBye)
+	s.quit = true
+}
+
+func (s *Session) cmdHelp(ctx context.Context, arg string) { s.reply(replyHelp) }
+func (s *Session) cmdVrfy(ctx context.Context, arg string) { s.reply(replyVRFY) }
+func (s *Session) cmdExpn(ctx context.Context, arg string) { s.reply(replyEXPN) }
+
+func (s *Session) cmdStarttls(ctx context.Context, arg string) {
+	switch {
+	case s.rt.tls == nil:
+		s.errReply(replyNoTLS)
+		return
+	case s.tls:
+		s.errReply(replyTLSAlready)
+		return
+	case arg != "":
+		s.errReply(replyBadSyntax)
+		return
+	}
+	if s.tx != nil {
+		s.upstreamRset(ctx)
+		s.endTx("reset", Reply{}, nil)
+	}
+	s.reply(replyReadyTLS)
+	if err := s.startTLS(s.rt.tls); err != nil {
+		s.log.Info("TLS handshake failed", "err", err)
+		s.quit = true
+	}
+}
+
+// cmdXforward takes the original client's attributes from a trusted
+// forwarder (Postfix XFORWARD_README); they apply to the policies, the logs
+// and the upstream's XFORWARD.
+func (s *Session) cmdXforward(ctx context.Context, arg string) {
+	if !s.trusted {
+		s.errReply(replyNotTrusted)
+		return
+	}
+	if s.tx != nil {
+		s.errReply(replyNestedMail)
+		return
+	}
+	attrs, ok := xforwardAttrs(arg)
+	if !ok {
+		s.errReply(replyBadSyntax)
+		return
+	}
+	s.applyAttrs(attrs)
+	s.reply(replyOK)
+}
+
+// cmdXclient is XFORWARD's sibling that also restarts the session (Postfix
+// XCLIENT_README): the reply is a new greeting.
+func (s *Session) cmdXclient(ctx context.Context, arg string) {
+	if !s.trusted {
+		s.errReply(replyNotTrusted)
+		return
+	}
+	if s.tx != nil {
+		s.errReply(replyNestedMail)
+		return
+	}
+	attrs, ok := xforwardAttrs(arg)
+	if !ok {
+		s.errReply(replyBadSyntax)
+		return
+	}
+	s.reset()
+	s.applyAttrs(attrs)
+	s.preDone = false
+	s.replyRaw(Reply{Code: 220, Text: s.rt.cfg.Hostname + " ESMTP mailgate"})
+}
+
+func (s *Session) applyAttrs(attrs map[string]string) {
+	known := func(v string) bool { return v != "" && v != "[UNAVAILABLE]" && v != "[TEMPUNAVAIL]" }
+	for k, v := range attrs {
+		switch k {
+		case "ADDR":
+			if known(v) {
+				s.client.IP = strings.TrimPrefix(v, "IPV6:")
+			}
+		case "PORT":
+			if n, err := strconv.Atoi(v); err == nil && known(v) {
+				s.client.Port = n
+			}
+		case "NAME":
+			if known(v) {
+				s.clientName = v
+			}
+		case "HELO":
+			if known(v) {
+				s.client.HELO = v
+			}
+		}
+	}
+	s.log = s.srv.log.With("session", s.id, "client", s.remote.String(), "orig_client", s.client.IP)
+	s.preDone = false
+	s.preVerdict = nil
+	s.acceptAll = false
+}
+
+// cmdAuth: AUTH is only offered with auth: relay, after STARTTLS (RFC 4954
+// §4). Relaying the SASL exchange is not implemented yet, so it is refused.
+func (s *Session) cmdAuth(ctx context.Context, arg string) {
+	if s.rt.cfg.Auth != "relay" {
+		s.errReply(replyAuthNotAvail)
+		return
+	}
+	if !s.tls {
+		s.errReply(replyAuthNeedTLS)
+		return
+	}
+	s.errReply(replyAuthNotAvail)
+}

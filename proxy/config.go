@@ -1,0 +1,539 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the proxy's configuration: mailgate.yaml (DESIGN.md
+// "Configuration") with defaults applied and paths resolved.
+type Config struct {
+	Listen            []string
+	Hostname          string
+	Upstream          string // smtp://host:port or maildir:/path
+	XForward          bool
+	XClient           bool
+	TrustedForwarders []netip.Prefix
+	Auth              string // "off" or "relay"
+	TLSCert, TLSKey   string
+	Limits            Limits
+	Timeouts          Timeouts
+	BareNewline       string // "reject" or "normalize"
+	RuleError         string // "tempfail" or "continue"
+	SpoolDir          string
+	QuarantineDir     string
+	Policies          []string          // policy files; empty with EmbeddedPolicy set: the embedded default
+	EmbeddedPolicy    string            // name of the embedded policy file to use when Policies is empty
+	Lists             map[string]string // list name → file
+	LogFormat         string            // "json" or "text"
+	LogLevel          string            // "debug", "info", "warn", "error"
+	MetricsListen     string
+	File              string // the config file read, "" for the embedded defaults
+	Dir               string // relative paths resolve from here
+}
+
+// Limits bound sessions and messages (DESIGN invariant 3).
+type Limits struct {
+	MessageSize    int64
+	Recipients     int
+	Connections    int
+	LineLength     int64
+	MimeDepth      int
+	MimeParts      int
+	HeaderBytes    int64
+	ArchiveDepth   int
+	ArchiveEntries int
+	SpoolMemory    int64
+	InspectSpill   int64
+	Errors         int // protocol errors before the session is closed with 421
+}
+
+// Timeouts bound every wait.
+type Timeouts struct {
+	Command         time.Duration // each wait for a client command
+	DataIdle        time.Duration // each wait for DATA bytes
+	DataTotal       time.Duration // the whole DATA phase
+	UpstreamConnect time.Duration
+	Upstream        time.Duration // each wait for an upstream reply
+	Shutdown        time.Duration // how long SIGTERM waits for sessions to finish
+}
+
+// Defaults, defined once (house style point 18).
+const (
+	DefaultListen         = "127.0.0.1:2525"
+	DefaultUpstream       = "maildir:./mailgate-mail/"
+	DefaultEmbeddedPolicy = "default.yaml"
+)
+
+// DefaultConfig returns the embedded defaults used without a config file.
+func DefaultConfig() *Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return &Config{
+		Listen:            []string{DefaultListen},
+		Hostname:          host,
+		Upstream:          DefaultUpstream,
+		XForward:          true,
+		TrustedForwarders: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")},
+		Auth:              "off",
+		Limits: Limits{
+			MessageSize: 50 << 20, Recipients: 100, Connections: 1000, LineLength: 64 << 10,
+			MimeDepth: 20, MimeParts: 1000, HeaderBytes: 1 << 20, ArchiveDepth: 3,
+			ArchiveEntries: 1000, SpoolMemory: 1 << 20, InspectSpill: 64 << 20, Errors: 20,
+		},
+		Timeouts: Timeouts{
+			Command: 5 * time.Minute, DataIdle: 5 * time.Minute, DataTotal: 30 * time.Minute,
+			UpstreamConnect: 30 * time.Second, Upstream: 10 * time.Minute, Shutdown: 30 * time.Second,
+		},
+		BareNewline:    "reject",
+		RuleError:      "tempfail",
+		SpoolDir:       "",
+		QuarantineDir:  "mailgate-quarantine",
+		EmbeddedPolicy: DefaultEmbeddedPolicy,
+		LogFormat:      "text",
+		LogLevel:       "info",
+	}
+}
+
+// ConfigError is a configuration problem list, one "file:line:col: message"
+// per line.
+type ConfigError struct{ Problems []string }
+
+func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
+
+// fileConfig mirrors mailgate.yaml; KnownFields(true) rejects unknown keys.
+type fileConfig struct {
+	Listen            stringList        `yaml:"listen"`
+	Hostname          string            `yaml:"hostname"`
+	Upstream          string            `yaml:"upstream"`
+	XForward          *bool             `yaml:"xforward"`
+	XClient           *bool             `yaml:"xclient"`
+	TrustedForwarders []string          `yaml:"trusted_forwarders"`
+	Auth              string            `yaml:"auth"`
+	TLS               fileTLS           `yaml:"tls"`
+	Limits            fileLimits        `yaml:"limits"`
+	Timeouts          fileTimeouts      `yaml:"timeouts"`
+	BareNewline       string            `yaml:"bare_newline"`
+	RuleError         string            `yaml:"rule_error"`
+	SpoolDir          string            `yaml:"spool_dir"`
+	QuarantineDir     string            `yaml:"quarantine_dir"`
+	Policies          []string          `yaml:"policies"`
+	Lists             map[string]string `yaml:"lists"`
+	Log               fileLog           `yaml:"log"`
+	MetricsListen     string            `yaml:"metrics_listen"`
+}
+
+type fileTLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+type fileLog struct {
+	Format string `yaml:"format"`
+	Level  string `yaml:"level"`
+}
+
+type fileLimits struct {
+	MessageSize    *size `yaml:"message_size"`
+	Recipients     *int  `yaml:"recipients"`
+	Connections    *int  `yaml:"connections"`
+	LineLength     *size `yaml:"line_length"`
+	MimeDepth      *int  `yaml:"mime_depth"`
+	MimeParts      *int  `yaml:"mime_parts"`
+	HeaderBytes    *size `yaml:"header_bytes"`
+	ArchiveDepth   *int  `yaml:"archive_depth"`
+	ArchiveEntries *int  `yaml:"archive_entries"`
+	SpoolMemory    *size `yaml:"spool_memory"`
+	InspectSpill   *size `yaml:"inspect_spill"`
+	Errors         *int  `yaml:"errors"`
+}
+
+type fileTimeouts struct {
+	Command         *duration `yaml:"command"`
+	DataIdle        *duration `yaml:"data_idle"`
+	DataTotal       *duration `yaml:"data_total"`
+	UpstreamConnect *duration `yaml:"upstream_connect"`
+	Upstream        *duration `yaml:"upstream"`
+	Shutdown        *duration `yaml:"shutdown"`
+}
+
+// stringList accepts one string or a list of strings.
+type stringList []string
+
+func (s *stringList) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*s = stringList{n.Value}
+		return nil
+	case yaml.SequenceNode:
+		out := make(stringList, 0, len(n.Content))
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				return nodeError(c, "expected a string")
+			}
+			out = append(out, c.Value)
+		}
+		*s = out
+		return nil
+	}
+	return nodeError(n, "expected a string or a list of strings")
+}
+
+// size is a byte count written as 1048576, 64KiB, 50MiB, 1GiB, 10MB or 100KB.
+type size int64
+
+var sizeRE = regexp.MustCompile(`^([0-9]+)\s*([KMGT]i?B|B)?$`)
+
+func (s *size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseSize(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return nodeError(n, "bad size %q (want a number of bytes, optionally with B, KiB, MiB, GiB, KB, MB or GB)", n.Value)
+	}
+	*s = size(v)
+	return nil
+}
+
+// parseSize parses a size like "50MiB".
+func parseSize(v string) (int64, error) {
+	m := sizeRE.FindStringSubmatch(strings.TrimSpace(v))
+	if m == nil {
+		return 0, errors.New("bad size")
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	mult := map[string]int64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[m[2]]
+	if n > (1<<62)/mult {
+		return 0, errors.New("size too large")
+	}
+	return n * mult, nil
+}
+
+// duration is a Go duration ("5m", "30s", "1h30m").
+type duration time.Duration
+
+func (d *duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil || v <= 0 {
+		return nodeError(n, "bad duration %q (want e.g. 30s, 5m, 1h)", n.Value)
+	}
+	*d = duration(v)
+	return nil
+}
+
+// nodeError is a positioned error for a leaf value; it travels through
+// yaml.v3 as a TypeError so that every problem is collected.
+func nodeError(n *yaml.Node, format string, args ...any) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: col %d: %s", n.Line, n.Column, fmt.Sprintf(format, args...))}}
+}
+
+// LoadConfig reads and validates a config file. Relative paths resolve from
+// the file's directory. Errors are a *ConfigError.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &ConfigError{Problems: []string{fmt.Sprintf("%s: %v", path, err)}}
+	}
+	return ParseConfig(path, data)
+}
+
+var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (?:col (\d+): )?(.*)$`)
+
+// ParseConfig is LoadConfig on data already read.
+func ParseConfig(path string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &ConfigError{Problems: positioned(path, &root, err)}
+	}
+	var fc fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &ConfigError{Problems: positioned(path, &root, err)}
+	}
+	c := DefaultConfig()
+	c.File = path
+	c.Dir = filepath.Dir(path)
+	c.EmbeddedPolicy = ""
+	var probs []string
+	bad := func(keys []string, format string, args ...any) {
+		line, col := findKey(&root, keys)
+		probs = append(probs, fmt.Sprintf("%s:%d:%d: %s", path, line, col, fmt.Sprintf(format, args...)))
+	}
+	if len(fc.Listen) > 0 {
+		c.Listen = fc.Listen
+	}
+	if fc.Hostname != "" {
+		c.Hostname = fc.Hostname
+	}
+	if fc.Upstream == "" {
+		bad(nil, "upstream: required in a config file (smtp://host:port or maildir:/path)")
+	} else {
+		c.Upstream = fc.Upstream
+		if err := checkUpstreamURL(fc.Upstream); err != nil {
+			bad([]string{"upstream"}, "upstream: %v", err)
+		}
+	}
+	if fc.XForward != nil {
+		c.XForward = *fc.XForward
+	}
+	if fc.XClient != nil {
+		c.XClient = *fc.XClient
+	}
+	if fc.TrustedForwarders != nil {
+		c.TrustedForwarders = nil
+		for _, s := range fc.TrustedForwarders {
+			p, err := parsePrefix(s)
+			if err != nil {
+				bad([]string{"trusted_forwarders"}, "trusted_forwarders: bad network %q", s)
+				continue
+			}
+			c.TrustedForwarders = append(c.TrustedForwarders, p)
+		}
+	}
+	enum := func(key, val string, dst *string, valid ...string) {
+		if val == "" {
+			return
+		}
+		for _, v := range valid {
+			if val == v {
+				*dst = val
+				return
+			}
+		}
+		bad(strings.Split(key, "."), "%s: %q is not one of %s", key, val, strings.Join(valid, ", "))
+	}
+	enum("auth", fc.Auth, &c.Auth, "off", "relay")
+	enum("bare_newline", fc.BareNewline, &c.BareNewline, "reject", "normalize")
+	enum("rule_error", fc.RuleError, &c.RuleError, "tempfail", "continue")
+	enum("log.format", fc.Log.Format, &c.LogFormat, "json", "text")
+	enum("log.level", fc.Log.Level, &c.LogLevel, "debug", "info", "warn", "error")
+	c.TLSCert, c.TLSKey = c.abs(fc.TLS.Cert), c.abs(fc.TLS.Key)
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad([]string{"tls"}, "tls: needs both cert and key")
+	}
+	if c.Auth == "relay" && c.TLSCert == "" {
+		bad([]string{"auth"}, "auth: relay needs tls (AUTH is only offered after STARTTLS)")
+	}
+	applyLimits(&c.Limits, &fc.Limits)
+	applyTimeouts(&c.Timeouts, &fc.Timeouts)
+	if fc.SpoolDir != "" {
+		c.SpoolDir = c.abs(fc.SpoolDir)
+	}
+	if fc.QuarantineDir != "" {
+		c.QuarantineDir = fc.QuarantineDir
+	}
+	c.QuarantineDir = c.abs(c.QuarantineDir)
+	for _, p := range fc.Policies {
+		c.Policies = append(c.Policies, c.abs(p))
+	}
+	if len(fc.Lists) > 0 {
+		c.Lists = map[string]string{}
+		for k, v := range fc.Lists {
+			c.Lists[k] = c.abs(v)
+		}
+	}
+	c.MetricsListen = fc.MetricsListen
+	if strings.HasPrefix(c.Upstream, "maildir:") {
+		c.Upstream = "maildir:" + c.abs(strings.TrimPrefix(c.Upstream, "maildir:"))
+	}
+	if len(probs) > 0 {
+		return nil, &ConfigError{Problems: probs}
+	}
+	return c, nil
+}
+
+func applyLimits(l *Limits, f *fileLimits) {
+	setI := func(dst *int, v *int) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	setS := func(dst *int64, v *size) {
+		if v != nil {
+			*dst = int64(*v)
+		}
+	}
+	setS(&l.MessageSize, f.MessageSize)
+	setI(&l.Recipients, f.Recipients)
+	setI(&l.Connections, f.Connections)
+	setS(&l.LineLength, f.LineLength)
+	setI(&l.MimeDepth, f.MimeDepth)
+	setI(&l.MimeParts, f.MimeParts)
+	setS(&l.HeaderBytes, f.HeaderBytes)
+	setI(&l.ArchiveDepth, f.ArchiveDepth)
+	setI(&l.ArchiveEntries, f.ArchiveEntries)
+	setS(&l.SpoolMemory, f.SpoolMemory)
+	setS(&l.InspectSpill, f.InspectSpill)
+	setI(&l.Errors, f.Errors)
+}
+
+func applyTimeouts(t *Timeouts, f *fileTimeouts) {
+	set := func(dst *time.Duration, v *duration) {
+		if v != nil {
+			*dst = time.Duration(*v)
+		}
+	}
+	set(&t.Command, f.Command)
+	set(&t.DataIdle, f.DataIdle)
+	set(&t.DataTotal, f.DataTotal)
+	set(&t.UpstreamConnect, f.UpstreamConnect)
+	set(&t.Upstream, f.Upstream)
+	set(&t.Shutdown, f.Shutdown)
+}
+
+// abs resolves a relative path from the config file's directory.
+func (c *Config) abs(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.Dir == "" {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// checkUpstreamURL accepts smtp://host:port and maildir:/path.
+func checkUpstreamURL(u string) error {
+	switch {
+	case strings.HasPrefix(u, "smtp://"):
+		hp := strings.TrimSuffix(strings.TrimPrefix(u, "smtp://"), "/")
+		if _, port, err := splitHostPort(hp); err != nil || port == "" {
+			return fmt.Errorf("%q: want smtp://host:port", u)
+		}
+		return nil
+	case strings.HasPrefix(u, "maildir:"):
+		if strings.TrimPrefix(u, "maildir:") == "" {
+			return fmt.Errorf("%q: want maildir:/path", u)
+		}
+		return nil
+	}
+	return fmt.Errorf("%q: want smtp://host:port or maildir:/path", u)
+}
+
+// positioned turns a yaml.v3 error into "file:line:col: message" lines.
+func positioned(path string, root *yaml.Node, err error) []string {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	out := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		sm := lineRE.FindStringSubmatch(m)
+		if sm == nil {
+			out = append(out, fmt.Sprintf("%s:1:1: %s", path, strings.TrimPrefix(m, "yaml: ")))
+			continue
+		}
+		line, _ := strconv.Atoi(sm[1])
+		col := 1
+		if sm[2] != "" {
+			col, _ = strconv.Atoi(sm[2])
+		} else if f := fieldRE.FindStringSubmatch(sm[3]); f != nil {
+			col = keyColumn(root, line, f[1])
+		} else {
+			col = firstColumn(root, line)
+		}
+		out = append(out, fmt.Sprintf("%s:%d:%d: %s", path, line, col, sm[3]))
+	}
+	return out
+}
+
+var fieldRE = regexp.MustCompile(`^field (\S+) not found`)
+
+// keyColumn finds the column of mapping key name on line, 1 if none.
+func keyColumn(n *yaml.Node, line int, name string) int {
+	if n == nil {
+		return 1
+	}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; k.Line == line && k.Value == name {
+				return k.Column
+			}
+		}
+	}
+	for _, c := range n.Content {
+		if col := keyColumn(c, line, name); col != 1 {
+			return col
+		}
+	}
+	return 1
+}
+
+// firstColumn finds the column of the last scalar on line (a value rather
+// than its key), 1 if none.
+func firstColumn(n *yaml.Node, line int) int {
+	col := 1
+	var walk func(*yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode && n.Line == line && n.Column > col {
+			col = n.Column
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(n)
+	return col
+}
+
+// findKey returns the position of the value at the key path (the document
+// start for an empty path).
+func findKey(root *yaml.Node, keys []string) (int, int) {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line, col := 1, 1
+	if n.Line > 0 {
+		line, col = n.Line, n.Column
+	}
+	for _, k := range keys {
+		if n.Kind != yaml.MappingNode {
+			break
+		}
+		found := false
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				n = n.Content[i+1]
+				line, col = n.Line, n.Column
+				found = true
+				break
+			}
+		}
+		if !found {
+			break
+		}
+	}
+	return line, col
+}
+
+// CheckUpstream validates an upstream URL (for --upstream).
+func CheckUpstream(u string) error { return checkUpstreamURL(u) }

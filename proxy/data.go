@@ -1,0 +1,271 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"mailgate/mimeparse"
+	"mailgate/rules"
+)
+
+// cmdData reads the message and applies the verdict (DESIGN "Data flow of
+// one message"). The upstream's DATA starts only once mailgate has the whole
+// message and its verdict.
+func (s *Session) cmdData(ctx context.Context, arg string) {
+	switch {
+	case arg != "":
+		s.errReply(replyBadSyntax)
+		return
+	case s.tx == nil:
+		s.errReply(replyNeedMail)
+		return
+	case len(s.tx.rcpts) == 0:
+		s.errReply(replyNeedRcpt)
+		return
+	}
+	s.reply(replyDataStart)
+	if err := s.flushIfIdle(); err != nil {
+		s.quit = true
+		return
+	}
+	cfg := s.rt.cfg
+	t0 := time.Now()
+	s.rd.idle, s.rd.hard = cfg.Timeouts.DataIdle, t0.Add(cfg.Timeouts.DataTotal)
+
+	sp := newSpool(cfg.SpoolDir, cfg.Limits.SpoolMemory)
+	defer sp.Close()
+	dr := newDotReader(s.br, cfg.BareNewline == "normalize")
+	lr := &limitReader{r: dr, n: cfg.Limits.MessageSize}
+	h := sha256.New()
+	tee := io.TeeReader(lr, io.MultiWriter(sp, h))
+
+	var msg *mimeparse.Message
+	var perr error
+	runRules := s.eval != nil && !s.tx.accepted && s.tx.final == nil
+	if runRules {
+		msg, perr = mimeparse.Parse(tee, s.mimeLimits())
+	}
+	io.Copy(io.Discard, tee) // whatever Parse left, spooled too
+	derr := dr.drain()       // on to the real end of data, whatever happened
+	s.rd.idle, s.rd.hard = cfg.Timeouts.Command, time.Time{}
+	readDur := time.Since(t0)
+	timing := []any{"size", sp.Size(), "read_ms", readDur.Milliseconds()}
+
+	switch {
+	case !dr.ended():
+		// The client went away or timed out: nothing is relayed.
+		s.upstreamRset(ctx)
+		if errors.Is(derr, errTooBig) {
+			derr = nil
+		}
+		s.readFailed(derr, "reading DATA")
+		s.quit = true
+		return
+	case lr.exceeded:
+		s.finishRefused(ctx, "too-big", replyTooBig, timing)
+		return
+	case derr != nil:
+		s.log.Info("bad DATA line endings", "err", derr)
+		s.finishRefused(ctx, "bad-data", replyBareNewline, timing)
+		return
+	case sp.err != nil:
+		s.log.Error("spooling failed", "err", sp.err)
+		s.finishRefused(ctx, "local-error", replyLocalError, timing)
+		return
+	}
+	s.srv.metrics.messageSize.Observe(float64(sp.Size()))
+	sum := hex.EncodeToString(h.Sum(nil))
+
+	v := rules.Verdict{Action: rules.ActionContinue}
+	switch {
+	case s.tx.final != nil:
+		v = *s.tx.final
+	case runRules && (msg == nil || perr != nil):
+		// A parse that failed other than by a read error is a bug:
+		// fail closed, the client retries.
+		s.log.Error("parse failed", "err", perr)
+		s.finishRefused(ctx, "local-error", replyLocalError, timing)
+		return
+	case runRules:
+		env := s.envelope(int(sp.Size()))
+		t1 := time.Now()
+		v = s.evaluate(rules.StageData, &rules.Facts{Client: s.client, Envelope: env, Msg: msg})
+		timing = append(timing, "policy_ms", time.Since(t1).Milliseconds())
+	}
+	mergeEdits(&s.tx.edits, &v.Edits)
+	switch v.Action {
+	case rules.ActionReject, rules.ActionTempfail:
+		s.finishRefused(ctx, string(v.Action), verdictReply(v), timing)
+	case rules.ActionDiscard:
+		s.upstreamRset(ctx)
+		s.finish("discard", r(250, 2, 0, 0, "Ok"), timing)
+	case rules.ActionQuarantine:
+		s.applyQuarantine(ctx, sp, sum, v, timing)
+	default:
+		s.relay(ctx, sp, msg, v, timing)
+	}
+}
+
+func (s *Session) mimeLimits() mimeparse.Limits {
+	l := mimeparse.DefaultLimits()
+	c := s.rt.cfg.Limits
+	l.MimeDepth, l.MimeParts, l.HeaderBytes, l.LineLength = c.MimeDepth, c.MimeParts, int(c.HeaderBytes), int(c.LineLength)
+	l.ArchiveDepth, l.ArchiveEntries, l.InspectSpill = c.ArchiveDepth, c.ArchiveEntries, c.InspectSpill
+	l.SpillDir = s.rt.cfg.SpoolDir
+	return l
+}
+
+// finishRefused answers a refused message and resets the upstream.
+func (s *Session) finishRefused(ctx context.Context, verdict string, rp Reply, timing []any) {
+	s.upstreamRset(ctx)
+	s.finish(verdict, rp, timing)
+}
+
+func (s *Session) finish(verdict string, rp Reply, timing []any) {
+	s.reply(rp)
+	s.endTx(verdict, rp, timing)
+}
+
+func (s *Session) applyQuarantine(ctx context.Context, sp *spool, sum string, v rules.Verdict, timing []any) {
+	raw, err := sp.Reader()
+	if err == nil {
+		tx := s.tx
+		rec := quarantineRecord{
+			Time: time.Now().UTC(), Session: s.id, ClientIP: s.client.IP, HELO: s.client.HELO,
+			From: tx.from, Rule: v.Rule, Rules: tx.rules, Size: sp.Size(),
+		}
+		for _, r := range tx.rcpts {
+			rec.Rcpts = append(rec.Rcpts, r.addr)
+		}
+		err = quarantine(s.rt.cfg.QuarantineDir, raw, sum, rec)
+	}
+	if err != nil {
+		s.log.Error("quarantine failed", "err", err)
+		s.finishRefused(ctx, "local-error", replyLocalError, timing)
+		return
+	}
+	s.upstreamRset(ctx)
+	s.finish("quarantine", r(250, 2, 0, 0, "Ok"), append(timing, "quarantine", sum))
+}
+
+// relay sends the (possibly rewritten) message upstream and relays the
+// upstream's reply to the final dot (DESIGN invariant 1).
+func (s *Session) relay(ctx context.Context, sp *spool, msg *mimeparse.Message, v rules.Verdict, timing []any) {
+	ed := &s.tx.edits
+	body, err := sp.Reader()
+	if err != nil {
+		s.log.Error("reading spool", "err", err)
+		s.finishRefused(ctx, "local-error", replyLocalError, timing)
+		return
+	}
+	if !ed.Empty() && s.rt.engine != nil && msg != nil {
+		out := newSpool(s.rt.cfg.SpoolDir, s.rt.cfg.Limits.SpoolMemory)
+		defer out.Close()
+		if _, err := s.rt.engine.Rewrite(out, body, msg, ed); err != nil {
+			s.log.Error("rewriting failed", "err", err)
+			s.finishRefused(ctx, "local-error", replyLocalError, timing)
+			return
+		}
+		if body, err = out.Reader(); err != nil {
+			s.log.Error("reading rewritten message", "err", err)
+			s.finishRefused(ctx, "local-error", replyLocalError, timing)
+			return
+		}
+		timing = append(timing, "rewritten", true)
+	}
+	if s.up == nil {
+		s.finish("upstream-failed", replyUpstreamFailed, timing)
+		return
+	}
+	if rp, ok := s.applyRcptEdits(ctx, ed); !ok {
+		s.finish("upstream-refused", rp, timing)
+		return
+	}
+	if len(s.tx.rcpts) == 0 {
+		// Every recipient was removed: nothing to deliver.
+		s.upstreamRset(ctx)
+		s.finish("discard", r(250, 2, 0, 0, "Ok"), timing)
+		return
+	}
+	t1 := time.Now()
+	rp, err := s.up.Data(ctx, body)
+	timing = append(timing, "upstream_ms", time.Since(t1).Milliseconds())
+	if err != nil {
+		s.upstreamFailed(err)
+		s.finish("upstream-failed", replyUpstreamFailed, timing)
+		return
+	}
+	s.tx.upstream = rp
+	verdict := "accept"
+	if rp.Code/100 != 2 {
+		verdict = "upstream-refused"
+	}
+	s.finish(verdict, rp, timing)
+}
+
+// applyRcptEdits adds recipients (extra RCPTs before DATA) and removes
+// recipients (RSET, then MAIL and the remaining RCPTs replayed), as
+// DESIGN "The SMTP side" says.
+func (s *Session) applyRcptEdits(ctx context.Context, ed *rules.Edits) (Reply, bool) {
+	tx := s.tx
+	if len(ed.RcptRemove) > 0 {
+		var keep []rcptTo
+		for _, rc := range tx.rcpts {
+			if !slices.Contains(ed.RcptRemove, rc.addr) {
+				keep = append(keep, rc)
+			}
+		}
+		if len(keep) != len(tx.rcpts) {
+			tx.rcpts = keep
+			if len(keep) == 0 {
+				return Reply{}, true
+			}
+			if rp, err := s.up.Rset(ctx); err != nil || rp.Code/100 != 2 {
+				return s.replayFailed(err, rp)
+			}
+			if rp, err := s.up.Mail(ctx, tx.from, tx.params, s.clientInfo()); err != nil || rp.Code/100 != 2 {
+				return s.replayFailed(err, rp)
+			}
+			for _, rc := range keep {
+				if rp, err := s.up.Rcpt(ctx, rc.addr, rc.params); err != nil || rp.Code/100 != 2 {
+					return s.replayFailed(err, rp)
+				}
+			}
+		}
+	}
+	for _, a := range ed.RcptAdd {
+		if slices.ContainsFunc(tx.rcpts, func(rc rcptTo) bool { return rc.addr == a }) {
+			continue
+		}
+		rp, err := s.up.Rcpt(ctx, a, nil)
+		if err != nil {
+			return s.replayFailed(err, rp)
+		}
+		if rp.Code/100 == 2 {
+			tx.rcpts = append(tx.rcpts, rcptTo{addr: a})
+		} else {
+			s.log.Warn("added recipient refused by upstream", "rcpt", a, "reply", rp.String())
+		}
+	}
+	return Reply{}, true
+}
+
+// replayFailed turns a failed recipient edit into a temporary failure: the
+// message must not go to a recipient set the policy did not ask for.
+func (s *Session) replayFailed(err error, rp Reply) (Reply, bool) {
+	if err != nil {
+		s.upstreamFailed(err)
+	} else {
+		s.log.Warn("recipient replay refused by upstream", "reply", rp.String())
+		s.upstreamRset(context.Background())
+	}
+	return replyUpstreamFailed, false
+}
+
+var _ = fmt.Sprint

@@ -1,0 +1,201 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+)
+
+// DATA violations, reported by the dot reader at the real end of data (house
+// style point 6: record, read on to CRLF.CRLF, only then reply).
+var (
+	errBareCR = errors.New("proxy: bare CR in DATA")
+	errBareLF = errors.New("proxy: bare LF in DATA")
+	errNUL    = errors.New("proxy: NUL byte in DATA")
+)
+
+// lineStart says how the current line began: after a real CRLF (or at the
+// start of data, right after the DATA command's CRLF), after a bare CR or LF
+// that normalize mode turned into CRLF, or not at a line start at all.
+const (
+	bolNone = iota
+	bolReal
+	bolNorm
+)
+
+// dotScanner is the pure core of the DATA reader (RFC 5321 §4.5.2 and
+// §2.3.8): it removes dot-stuffing, finds the end of data, and checks line
+// endings. Only CRLF "." CRLF ends the data, where the CRLF before the dot is
+// a real one (DESIGN invariant 2). Bare CR, bare LF and NUL are recorded; in
+// normalize mode bare CR and bare LF become CRLF in the output, otherwise
+// they are passed through (the message is rejected anyway). The output
+// always carries the message with dot-stuffing removed; its line breaks are
+// canonical CRLF unless a violation was recorded.
+type dotScanner struct {
+	normalize bool
+	bol       int  // how the current line began (bolNone: mid-line)
+	dot       bool // the current line so far is a single (removed) leading dot
+	cr        bool // a CR is pending: is it the first half of CRLF?
+	done      bool // end of data seen
+
+	bareCR, bareLF, nul bool
+}
+
+func newDotScanner(normalize bool) dotScanner {
+	return dotScanner{normalize: normalize, bol: bolReal}
+}
+
+// scan consumes src up to and including the end-of-data line, appending the
+// message bytes to dst. It returns the extended dst and how many bytes of
+// src it consumed; after the end of data, s.done is true and scan consumes
+// nothing more.
+func (s *dotScanner) scan(dst, src []byte) ([]byte, int) {
+	for i := 0; i < len(src); i++ {
+		if s.done {
+			return dst, i
+		}
+		c := src[i]
+		if s.cr {
+			s.cr = false
+			if c == '\n' {
+				if s.dot && s.bol == bolReal {
+					// RFC 5321 §4.1.1.4: CRLF "." CRLF.
+					s.done = true
+					return dst, i + 1
+				}
+				if s.dot {
+					// A lone "." after a normalized line break is
+					// content, never the end of data: keep it.
+					dst = append(dst, '.')
+				}
+				dst = append(dst, '\r', '\n')
+				s.bol, s.dot = bolReal, false
+				continue
+			}
+			// Bare CR: c starts a new line (normalize) or continues this one.
+			s.bareCR = true
+			dst = s.lineBreakBare(dst, '\r')
+		}
+		switch c {
+		case '\r':
+			s.cr = true
+			continue
+		case '\n':
+			s.bareLF = true
+			dst = s.lineBreakBare(dst, '\n')
+			continue
+		case 0:
+			s.nul = true
+		}
+		if s.bol != bolNone && c == '.' && !s.dot {
+			// RFC 5321 §4.5.2: a leading dot is removed.
+			s.dot = true
+			continue
+		}
+		if s.dot {
+			s.dot = false
+		}
+		s.bol = bolNone
+		dst = append(dst, c)
+	}
+	return dst, len(src)
+}
+
+// lineBreakBare handles a bare CR or LF (b) ending the current line.
+func (s *dotScanner) lineBreakBare(dst []byte, b byte) []byte {
+	if s.dot {
+		dst = append(dst, '.')
+		s.dot = false
+	}
+	if s.normalize {
+		s.bol = bolNorm
+		return append(dst, '\r', '\n')
+	}
+	s.bol = bolNone
+	return append(dst, b)
+}
+
+// err is the violation to report at the end of data, or nil. NUL is never
+// normalized.
+func (s *dotScanner) err() error {
+	switch {
+	case s.nul:
+		return errNUL
+	case s.normalize:
+		return nil
+	case s.bareLF:
+		return errBareLF
+	case s.bareCR:
+		return errBareCR
+	}
+	return nil
+}
+
+// dotReader reads one message of DATA from a bufio.Reader, never consuming
+// a byte past the end-of-data line, so that pipelined commands after it stay
+// in the buffer. At the end of data, Read returns io.EOF, or the violation
+// (errBareLF, errBareCR, errNUL) in its place.
+type dotReader struct {
+	br   *bufio.Reader
+	s    dotScanner
+	out  []byte // scanned, not yet returned
+	off  int
+	rerr error // read error from br (the connection)
+}
+
+var _ io.Reader = (*dotReader)(nil)
+
+func newDotReader(br *bufio.Reader, normalize bool) *dotReader {
+	return &dotReader{br: br, s: newDotScanner(normalize), out: make([]byte, 0, 4096)}
+}
+
+func (d *dotReader) Read(p []byte) (int, error) {
+	for d.off == len(d.out) {
+		if d.s.done {
+			if err := d.s.err(); err != nil {
+				return 0, err
+			}
+			return 0, io.EOF
+		}
+		if d.rerr != nil {
+			return 0, d.rerr
+		}
+		d.out, d.off = d.out[:0], 0
+		n := d.br.Buffered()
+		if n == 0 {
+			if _, err := d.br.Peek(1); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				d.rerr = err
+				continue
+			}
+			n = d.br.Buffered()
+		}
+		if n > 4096 {
+			n = 4096
+		}
+		buf, _ := d.br.Peek(n)
+		var used int
+		d.out, used = d.s.scan(d.out, buf)
+		if _, err := d.br.Discard(used); err != nil {
+			d.rerr = err
+		}
+	}
+	n := copy(p, d.out[d.off:])
+	d.off += n
+	return n, nil
+}
+
+// drain reads on to the end of data, discarding; it returns the violation
+// or the connection error, nil for a clean end.
+func (d *dotReader) drain() error {
+	_, err := io.Copy(io.Discard, d)
+	if err != nil {
+		return err
+	}
+	return d.s.err()
+}
+
+// ended reports whether the real end of data was read.
+func (d *dotReader) ended() bool { return d.s.done }

@@ -1,0 +1,323 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// upTx is one transaction the fake upstream received.
+type upTx struct {
+	From  string
+	Rcpts []string
+	Data  []byte // as an unsuspecting server reads it: unstuffed, line ends as sent
+	Xfwd  string // the XFORWARD line before the MAIL, if any
+}
+
+// fakeUpstream is a recording SMTP server. On purpose it ends DATA at a
+// line "." ended by LF or CRLF (like lenient MTAs), so that a smuggled end
+// of data would show up as an extra transaction.
+type fakeUpstream struct {
+	t          *testing.T
+	l          net.Listener
+	mu         sync.Mutex
+	txs        []upTx
+	cmds       []string
+	rejectRcpt map[string]string // address → reply line
+	dataReply  string            // reply to the final dot; "" = 250
+	noXforward bool
+	conns      int
+}
+
+func newFakeUpstream(t *testing.T) *fakeUpstream {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &fakeUpstream{t: t, l: l, rejectRcpt: map[string]string{}}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go u.serve(c)
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
+	return u
+}
+
+func (u *fakeUpstream) url() string { return "smtp://" + u.l.Addr().String() }
+
+func (u *fakeUpstream) transactions() []upTx {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]upTx(nil), u.txs...)
+}
+
+func (u *fakeUpstream) commands() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.cmds...)
+}
+
+func (u *fakeUpstream) serve(c net.Conn) {
+	defer c.Close()
+	u.mu.Lock()
+	u.conns++
+	u.mu.Unlock()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	w := func(s string) { io.WriteString(c, s+"\r\n") }
+	w("220 upstream.test ESMTP fake")
+	var cur *upTx
+	xfwd := ""
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		u.mu.Lock()
+		u.cmds = append(u.cmds, line)
+		u.mu.Unlock()
+		verb := strings.ToUpper(strings.SplitN(line, " ", 2)[0])
+		switch verb {
+		case "EHLO":
+			if u.noXforward {
+				w("250-upstream.test\r\n250-PIPELINING\r\n250 8BITMIME")
+			} else {
+				w("250-upstream.test\r\n250-PIPELINING\r\n250-XFORWARD NAME ADDR PROTO HELO\r\n250 8BITMIME")
+			}
+		case "XFORWARD":
+			xfwd = line
+			w("250 2.0.0 Ok")
+		case "MAIL":
+			cur = &upTx{From: between(line), Xfwd: xfwd}
+			w("250 2.1.0 Ok")
+		case "RCPT":
+			a := between(line)
+			if rp, ok := u.rejectRcpt[a]; ok {
+				w(rp)
+				continue
+			}
+			cur.Rcpts = append(cur.Rcpts, a)
+			w("250 2.1.5 Ok")
+		case "DATA":
+			if cur == nil || len(cur.Rcpts) == 0 {
+				w("554 5.5.1 Error: no valid recipients")
+				continue
+			}
+			w("354 End data with <CR><LF>.<CR><LF>")
+			var data []byte
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" || l == ".\n" {
+					break
+				}
+				if strings.HasPrefix(l, ".") {
+					l = l[1:]
+				}
+				data = append(data, l...)
+			}
+			cur.Data = data
+			u.mu.Lock()
+			u.txs = append(u.txs, *cur)
+			u.mu.Unlock()
+			cur, xfwd = nil, ""
+			if u.dataReply != "" {
+				w(u.dataReply)
+			} else {
+				w("250 2.0.0 Ok: queued as FAKE")
+			}
+		case "RSET":
+			cur, xfwd = nil, ""
+			w("250 2.0.0 Ok")
+		case "QUIT":
+			w("221 2.0.0 Bye")
+			return
+		case "NOOP":
+			w("250 2.0.0 Ok")
+		default:
+			w("502 5.5.2 Error: command not recognized")
+		}
+	}
+}
+
+func between(line string) string {
+	i := strings.IndexByte(line, '<')
+	j := strings.IndexByte(line, '>')
+	if i < 0 || j < i {
+		return ""
+	}
+	return line[i+1 : j]
+}
+
+// testConfig is a config for in-process tests: short timeouts, the given
+// upstream.
+func testConfig(t *testing.T, upstream string) *Config {
+	c := DefaultConfig()
+	c.Hostname = "mailgate.test"
+	c.Upstream = upstream
+	c.Listen = []string{"127.0.0.1:0"}
+	c.SpoolDir = t.TempDir()
+	c.QuarantineDir = t.TempDir()
+	c.Timeouts.Command = 5 * time.Second
+	c.Timeouts.DataIdle = 5 * time.Second
+	c.Timeouts.UpstreamConnect = 2 * time.Second
+	c.Timeouts.Upstream = 5 * time.Second
+	c.EmbeddedPolicy = ""
+	return c
+}
+
+// testLog collects the server's log for assertions.
+type testLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *testLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// startServer runs a Server for cfg with engine (nil: no policies) and
+// returns its address; it fails the test if a session panicked.
+func startServer(t *testing.T, cfg *Config, engine Engine) (string, *Server, *testLog) {
+	t.Helper()
+	lg := &testLog{}
+	opts := Options{Logger: NewLogger(lg, "json", "debug")}
+	if engine != nil {
+		opts.LoadEngine = func(*Config) (Engine, error) { return engine, nil }
+	}
+	srv, err := NewServer(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() {
+		srv.Close()
+		if n := srv.Panics(); n != 0 {
+			t.Errorf("%d session panics; log:\n%s", n, lg.String())
+		}
+		if testing.Verbose() && t.Failed() {
+			t.Logf("server log:\n%s", lg.String())
+		}
+	})
+	return srv.Addrs()[0].String(), srv, lg
+}
+
+// client is a raw SMTP test client.
+type client struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialClient(t *testing.T, addr string) *client {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	cl := &client{t: t, c: c, br: bufio.NewReader(c)}
+	cl.expect("220 ")
+	return cl
+}
+
+func (c *client) send(s string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.c, s); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+// reply reads one (multi-line) reply and returns its last line.
+func (c *client) reply() string {
+	c.t.Helper()
+	var all []string
+	for {
+		l, err := c.br.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("reading reply after %q: %v", all, err)
+		}
+		l = strings.TrimRight(l, "\r\n")
+		all = append(all, l)
+		if len(l) < 4 || l[3] != '-' {
+			return strings.Join(all, "\n")
+		}
+	}
+}
+
+// expect reads a reply and checks its start.
+func (c *client) expect(prefix string) string {
+	c.t.Helper()
+	rp := c.reply()
+	last := rp[strings.LastIndexByte(rp, '\n')+1:]
+	if !strings.HasPrefix(last, prefix) {
+		c.t.Fatalf("got reply %q, want %q...", rp, prefix)
+	}
+	return rp
+}
+
+func (c *client) cmd(line, prefix string) string {
+	c.t.Helper()
+	c.send(line + "\r\n")
+	return c.expect(prefix)
+}
+
+// sendMail runs one transaction with data (wire form: stuffed, ending with
+// ".\r\n") and returns the reply to the final dot.
+func (c *client) sendMail(from string, rcpts []string, wire string) string {
+	c.t.Helper()
+	c.cmd("MAIL FROM:<"+from+">", "250")
+	for _, r := range rcpts {
+		c.cmd("RCPT TO:<"+r+">", "250")
+	}
+	c.cmd("DATA", "354")
+	c.send(wire)
+	return c.reply()
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+var _ = fmt.Sprint
+var _ = context.Background
+var _ = os.Getenv
+var _ = slog.LevelInfo

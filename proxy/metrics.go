@@ -1,0 +1,82 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"mailgate/rules"
+)
+
+// metrics are the proxy's Prometheus metrics, registered on a registry of
+// its own so that several servers (tests) do not collide. Names follow
+// mailgate_<subsystem>_<thing>_<unit>; labels are closed sets (house style
+// point 16): command verbs, reply codes, verdicts, stages, rule names of the
+// loaded policies.
+type metrics struct {
+	reg             *prometheus.Registry
+	panics          prometheus.Counter
+	connections     *prometheus.CounterVec // result: accepted, refused
+	sessionsActive  prometheus.Gauge
+	replies         *prometheus.CounterVec // code
+	commandDuration *prometheus.HistogramVec
+	transactions    *prometheus.CounterVec // verdict
+	ruleHits        *prometheus.CounterVec // rule, action
+	ruleErrors      prometheus.Counter
+	stageDuration   *prometheus.HistogramVec // stage
+	messageSize     prometheus.Histogram
+	upstreamErrors  prometheus.Counter
+	reloads         *prometheus.CounterVec // result: ok, failed
+}
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.panics = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailgate_panics_total",
+		Help: "Panics recovered in sessions."})
+	m.connections = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailgate_smtp_connections_total",
+		Help: "Client connections, by result (accepted, refused by the connection limit)."}, []string{"result"})
+	m.sessionsActive = prometheus.NewGauge(prometheus.GaugeOpts{Name: "mailgate_smtp_sessions_active",
+		Help: "Client sessions in progress."})
+	m.replies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailgate_smtp_replies_total",
+		Help: "Replies sent to clients, by code."}, []string{"code"})
+	m.commandDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailgate_smtp_command_duration_seconds",
+		Help: "Time to handle a client command, upstream round trips included.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)},
+		[]string{"cmd"})
+	m.transactions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailgate_smtp_transactions_total",
+		Help: "Finished mail transactions, by verdict."}, []string{"verdict"})
+	m.ruleHits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailgate_rule_hits_total",
+		Help: "Rules that matched, by rule and the verdict's action."}, []string{"rule", "action"})
+	m.ruleErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailgate_rule_errors_total",
+		Help: "Rule runtime errors (handled as rule_error says)."})
+	m.stageDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailgate_policy_eval_duration_seconds",
+		Help: "Policy evaluation time by stage.", Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10)}, []string{"stage"})
+	m.messageSize = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mailgate_smtp_message_size_bytes",
+		Help: "Sizes of messages received.", Buckets: prometheus.ExponentialBuckets(1024, 4, 10)})
+	m.upstreamErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailgate_upstream_errors_total",
+		Help: "Upstream connection and protocol failures."})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailgate_config_reloads_total",
+		Help: "Configuration reloads, by result."}, []string{"result"})
+	m.reg.MustRegister(m.panics, m.connections, m.sessionsActive, m.replies, m.commandDuration, m.transactions,
+		m.ruleHits, m.ruleErrors, m.stageDuration, m.messageSize, m.upstreamErrors, m.reloads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// observeVerdict counts the rules a stage's verdict names.
+func (m *metrics) observeVerdict(stage rules.Stage, v rules.Verdict, d time.Duration) {
+	m.stageDuration.WithLabelValues(stage.String()).Observe(d.Seconds())
+	for _, r := range v.Rules {
+		action := string(rules.ActionContinue)
+		if r == v.Rule {
+			action = string(v.Action)
+		}
+		m.ruleHits.WithLabelValues(r, action).Inc()
+	}
+	for _, r := range v.Monitor {
+		m.ruleHits.WithLabelValues(r, "monitor").Inc()
+	}
+	if len(v.Errors) > 0 {
+		m.ruleErrors.Add(float64(len(v.Errors)))
+	}
+}

@@ -1,0 +1,312 @@
+// Package proxy is mailgate's SMTP side: the server that takes client
+// sessions, the DATA reader and spool, the upstream client (SMTP or the
+// embedded Maildir), and the application of policy verdicts before the
+// client is answered (a before-queue filter).
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// runtime is everything a reload replaces at once; a session keeps the one
+// it started with.
+type runtime struct {
+	cfg      *Config
+	engine   Engine // nil: no policies
+	upstream Upstream
+	tls      *tls.Config
+}
+
+// Options are what the caller provides beside the Config.
+type Options struct {
+	Logger *slog.Logger
+	// LoadEngine compiles the policies a config names (nil engine: none).
+	LoadEngine func(cfg *Config) (Engine, error)
+	Dialer     Dialer // upstream dialer; nil: net.Dialer
+}
+
+// Server accepts client sessions on the configured addresses.
+type Server struct {
+	rt         atomic.Pointer[runtime]
+	opts       Options
+	log        *slog.Logger
+	metrics    *metrics
+	active     atomic.Int64
+	panicCount atomic.Int64
+	seq        atomic.Uint64
+	idPrefix   string
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	sessions  map[*Session]struct{}
+	wg        sync.WaitGroup
+	stopping  atomic.Bool
+	ctx       context.Context // cancelled when shutdown begins
+	cancel    context.CancelFunc
+	metricsHS *http.Server
+}
+
+// NewServer validates cfg, loads its policies and builds the upstream.
+func NewServer(cfg *Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	var rnd [3]byte
+	rand.Read(rnd[:])
+	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(), sessions: map[*Session]struct{}{},
+		idPrefix: hex.EncodeToString(rnd[:])}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	rt, err := s.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.rt.Store(rt)
+	return s, nil
+}
+
+func (s *Server) build(cfg *Config) (*runtime, error) {
+	rt := &runtime{cfg: cfg}
+	var err error
+	if rt.upstream, err = newUpstream(cfg, s.opts.Dialer); err != nil {
+		return nil, err
+	}
+	if rt.tls, err = tlsConfig(cfg.TLSCert, cfg.TLSKey); err != nil {
+		return nil, err
+	}
+	if s.opts.LoadEngine != nil {
+		if rt.engine, err = s.opts.LoadEngine(cfg); err != nil {
+			return nil, err
+		}
+	}
+	return rt, nil
+}
+
+// Reload builds the new config's runtime (policies included) and swaps it
+// in atomically; on error the running one stays (house style point 18).
+// Listen addresses and metrics_listen keep their first values.
+func (s *Server) Reload(cfg *Config) error {
+	rt, err := s.build(cfg)
+	if err != nil {
+		s.metrics.reloads.WithLabelValues("failed").Inc()
+		s.log.Error("reload failed, keeping the running configuration", "err", err)
+		return err
+	}
+	s.rt.Store(rt)
+	s.metrics.reloads.WithLabelValues("ok").Inc()
+	s.log.Info("configuration reloaded", "file", cfg.File)
+	return nil
+}
+
+// Listen binds every configured address.
+func (s *Server) Listen() error {
+	for _, a := range s.rt.Load().cfg.Listen {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("listen %s: %w", a, err)
+		}
+		s.mu.Lock()
+		s.listeners = append(s.listeners, l)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// Addrs are the bound addresses.
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []net.Addr
+	for _, l := range s.listeners {
+		out = append(out, l.Addr())
+	}
+	return out
+}
+
+// Serve accepts on every bound listener until Shutdown or Close.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	ls := append([]net.Listener(nil), s.listeners...)
+	s.mu.Unlock()
+	errc := make(chan error, len(ls))
+	for _, l := range ls {
+		go func() { errc <- s.serveListener(l) }()
+	}
+	var first error
+	for range ls {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// ServeListener accepts sessions on l (tests pass their own).
+func (s *Server) ServeListener(l net.Listener) error {
+	s.mu.Lock()
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+	return s.serveListener(l)
+}
+
+func (s *Server) serveListener(l net.Listener) error {
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed, retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		s.handle(c)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) handle(c net.Conn) {
+	rt := s.rt.Load()
+	if lim := rt.cfg.Limits.Connections; lim > 0 && s.active.Load() >= int64(lim) {
+		s.metrics.connections.WithLabelValues("refused").Inc()
+		go func() {
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			c.Write(formatReply(nil, replyTooManyConns))
+			c.Close()
+		}()
+		return
+	}
+	s.metrics.connections.WithLabelValues("accepted").Inc()
+	s.active.Add(1)
+	s.metrics.sessionsActive.Inc()
+	id := fmt.Sprintf("%s%06d", s.idPrefix, s.seq.Add(1))
+	sess := newSession(s, rt, c, id)
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			s.mu.Unlock()
+			s.active.Add(-1)
+			s.metrics.sessionsActive.Dec()
+			s.wg.Done()
+		}()
+		sess.serve(s.ctx)
+	}()
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	s.listeners = nil
+}
+
+// Shutdown stops accepting, lets sessions finish their transaction, and
+// answers idle ones 421; when ctx ends, the rest are cut off with 421.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopping.Store(true)
+	s.closeListeners()
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.kick(false)
+		select {
+		case <-done:
+			s.closeMetrics()
+			return nil
+		case <-ctx.Done():
+			s.kick(true)
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+			}
+			s.closeMetrics()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// Close stops at once: listeners and sessions closed.
+func (s *Server) Close() error {
+	s.stopping.Store(true)
+	s.closeListeners()
+	s.cancel()
+	s.kick(true)
+	s.wg.Wait()
+	s.closeMetrics()
+	return nil
+}
+
+// kick wakes sessions waiting for a command (all sessions when force) by
+// expiring their read deadline; they then answer 421 and end.
+func (s *Server) kick(force bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sess := range s.sessions {
+		if force || sess.idle.Load() {
+			sess.raw.SetReadDeadline(time.Now())
+		}
+	}
+}
+
+// ListenMetrics serves Prometheus metrics on addr (path /metrics).
+func (s *Server) ListenMetrics(addr string) (net.Addr, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.mu.Lock()
+	s.metricsHS = hs
+	s.mu.Unlock()
+	go hs.Serve(l)
+	return l.Addr(), nil
+}
+
+func (s *Server) closeMetrics() {
+	s.mu.Lock()
+	hs := s.metricsHS
+	s.mu.Unlock()
+	if hs != nil {
+		hs.Close()
+	}
+}
+
+// Panics is the number of panics recovered in sessions (tests assert 0).
+func (s *Server) Panics() int64 { return s.panicCount.Load() }

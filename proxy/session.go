@@ -1,0 +1,406 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"mailgate/rules"
+)
+
+// Session is one client connection. Its fields come in three groups, each
+// with its reset: the connection (kept to the end), the HELO/TLS state
+// (reset by STARTTLS and XCLIENT, RFC 3207 §4.2), and the transaction (reset
+// by RSET, HELO/EHLO, and the end of DATA: rset(), RFC 5321 §4.1.1.5).
+type Session struct {
+	// connection
+	srv      *Server
+	rt       *runtime
+	id       string
+	raw      net.Conn // the TCP connection
+	conn     net.Conn // raw, or the TLS connection over it
+	rd       *deadlineReader
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	log      *slog.Logger
+	remote   netip.AddrPort
+	listener string
+	trusted  bool // a trusted forwarder: XFORWARD/XCLIENT believed
+	eval     Evaluator
+	up       UpstreamConn
+	errors   int
+	quit     bool
+	idle     atomic.Bool // waiting for a command outside a transaction (Shutdown may wake it)
+	start    time.Time
+
+	// HELO/TLS state
+	helo       string
+	esmtp      bool
+	tls        bool
+	client     rules.Client // the original client (after XFORWARD/XCLIENT)
+	clientName string
+	acceptAll  bool // a connect or helo rule said accept: skip policies
+	preDone    bool // connect/helo rules of a trusted forwarder's client ran
+	preVerdict *rules.Verdict
+
+	// transaction
+	tx *transaction
+}
+
+// transaction is one MAIL ... end-of-DATA exchange.
+type transaction struct {
+	start    time.Time
+	from     string
+	params   []param
+	mp       mailParams
+	rcpts    []rcptTo
+	accepted bool           // a policy said accept: no more rules this transaction
+	final    *rules.Verdict // discard or quarantine decided before DATA
+	edits    rules.Edits    // accumulated from stages before DATA
+	rules    []string
+	upstream Reply // last upstream reply
+}
+
+type rcptTo struct {
+	addr   string
+	params []param
+}
+
+// rset forgets the transaction (RFC 5321 §4.1.1.5).
+func (s *Session) rset() { s.tx = nil }
+
+// reset forgets the HELO/TLS-level state (after STARTTLS or XCLIENT): the
+// client must say EHLO again (RFC 3207 §4.2).
+func (s *Session) reset() {
+	s.rset()
+	s.helo, s.esmtp = "", false
+	s.client.HELO = ""
+}
+
+// deadlineReader bounds every read from the client: each by idle, and all
+// by hard when set (data_total).
+type deadlineReader struct {
+	c    net.Conn
+	idle time.Duration
+	hard time.Time
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	dl := time.Now().Add(d.idle)
+	if !d.hard.IsZero() && d.hard.Before(dl) {
+		dl = d.hard
+	}
+	d.c.SetReadDeadline(dl)
+	return d.c.Read(p)
+}
+
+func newSession(srv *Server, rt *runtime, c net.Conn, id string) *Session {
+	s := &Session{srv: srv, rt: rt, id: id, raw: c, conn: c, start: time.Now()}
+	s.rd = &deadlineReader{c: c, idle: rt.cfg.Timeouts.Command}
+	s.br = bufio.NewReaderSize(s.rd, 8192)
+	s.bw = bufio.NewWriterSize(c, 4096)
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		s.remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	s.listener = c.LocalAddr().String()
+	s.client = rules.Client{IP: s.remote.Addr().String(), Port: int(s.remote.Port()), Listener: s.listener}
+	for _, p := range rt.cfg.TrustedForwarders {
+		if p.Contains(s.remote.Addr()) {
+			s.trusted = true
+		}
+	}
+	s.log = srv.log.With("session", id, "client", s.remote.String())
+	if rt.engine != nil {
+		s.eval = rt.engine.NewEvaluator()
+	}
+	return s
+}
+
+// serve runs the session to its end. Panics stay inside: logged with the
+// stack, counted, answered 421 4.3.0 (house style point 13).
+func (s *Session) serve(ctx context.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.srv.metrics.panics.Inc()
+			s.srv.panicCount.Add(1)
+			s.log.Error("panic in session", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			s.bw.Reset(s.conn)
+			s.writeReply(replyInternal)
+			s.bw.Flush()
+		}
+		s.closeUpstream(false)
+		s.conn.Close()
+	}()
+	if !s.greet() {
+		return
+	}
+	for !s.quit {
+		if ctx.Err() != nil && s.tx == nil {
+			s.reply(replyShutdown)
+			s.bw.Flush()
+			return
+		}
+		if s.br.Buffered() == 0 {
+			if err := s.bw.Flush(); err != nil {
+				return
+			}
+		}
+		s.rd.idle, s.rd.hard = s.rt.cfg.Timeouts.Command, time.Time{}
+		s.idle.Store(s.tx == nil)
+		if s.tx == nil && s.srv.stopping.Load() {
+			s.reply(replyShutdown)
+			s.bw.Flush()
+			return
+		}
+		line, err := readLine(s.br, maxCommandLine)
+		s.idle.Store(false)
+		if err == errLineTooLong {
+			s.reply(replyLineTooLong)
+			if s.countError() {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			s.readFailed(err, "reading command")
+			return
+		}
+		s.dispatch(ctx, line)
+		if s.errors > s.rt.cfg.Limits.Errors && s.rt.cfg.Limits.Errors > 0 {
+			s.reply(replyTooManyErrors)
+			s.bw.Flush()
+			return
+		}
+	}
+	s.bw.Flush()
+}
+
+// maxCommandLine bounds a command line (RFC 5321 §4.5.3.1.4 says 512; ESMTP
+// parameters and XFORWARD need more).
+const maxCommandLine = 4096
+
+// readFailed handles a read error from the client: a timeout gets 421.
+func (s *Session) readFailed(err error, what string) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && s.srv.stopping.Load() {
+		s.log.Info("session cut off by shutdown", "during", what)
+		s.reply(replyShutdown)
+		s.bw.Flush()
+	} else if errors.As(err, &ne) && ne.Timeout() {
+		s.log.Info("client timeout", "during", what)
+		s.reply(replyTimeout)
+		s.bw.Flush()
+	} else {
+		s.log.Debug("client gone", "during", what, "err", err)
+	}
+	s.endTx("client-gone", Reply{}, nil)
+}
+
+func (s *Session) countError() bool {
+	s.errors++
+	return s.rt.cfg.Limits.Errors > 0 && s.errors > s.rt.cfg.Limits.Errors
+}
+
+// greet runs the connect stage and sends the greeting; false ends the
+// session.
+func (s *Session) greet() bool {
+	if !s.trusted {
+		if v, ok := s.evalPre(rules.StageConnect); !ok {
+			s.reply(v)
+			s.bw.Flush()
+			return false
+		}
+	}
+	s.replyRaw(Reply{Code: 220, Text: s.rt.cfg.Hostname + " ESMTP mailgate"})
+	return true
+}
+
+// evalPre runs a connect or helo stage; false with the reply when it
+// refuses.
+func (s *Session) evalPre(stage rules.Stage) (Reply, bool) {
+	if s.eval == nil || s.acceptAll {
+		return Reply{}, true
+	}
+	v := s.evaluate(stage, &rules.Facts{Client: s.client})
+	switch v.Action {
+	case rules.ActionAccept:
+		s.acceptAll = true
+	case rules.ActionReject, rules.ActionTempfail:
+		return verdictReply(v), false
+	case rules.ActionDiscard, rules.ActionQuarantine:
+		vv := v
+		s.preVerdict = &vv
+	}
+	return Reply{}, true
+}
+
+// evaluate runs one stage and counts and logs what the rules did.
+func (s *Session) evaluate(stage rules.Stage, f *rules.Facts) rules.Verdict {
+	t0 := time.Now()
+	v := s.eval.Eval(stage, f)
+	s.srv.metrics.observeVerdict(stage, v, time.Since(t0))
+	for _, err := range v.Errors {
+		s.log.Warn("rule error", "stage", stage.String(), "err", err)
+	}
+	if len(v.Monitor) > 0 {
+		s.log.Info("monitor rules matched", "stage", stage.String(), "rules", v.Monitor)
+	}
+	if s.tx != nil {
+		s.tx.rules = append(s.tx.rules, v.Rules...)
+	}
+	return v
+}
+
+// verdictReply is the reply a refusing verdict gives, with the defaults of
+// the rules contract when the rule gave none.
+func verdictReply(v rules.Verdict) Reply {
+	rp := v.Reply
+	switch v.Action {
+	case rules.ActionTempfail:
+		if rp.Code/100 != 4 {
+			return replyDefaultTemp
+		}
+	case rules.ActionReject:
+		if rp.Code/100 != 5 && rp.Code/100 != 4 {
+			return replyDefaultReject
+		}
+	}
+	return withEnhanced(rp)
+}
+
+// reply writes one reply; it goes out when the client's pipelined input
+// is used up (RFC 2920 §3.1) or before the next blocking read.
+func (s *Session) reply(rp Reply) { s.replyRaw(withEnhanced(rp)) }
+
+// replyRaw writes rp as it is: the greeting and the HELO/EHLO replies carry
+// no enhanced code (RFC 2034 §3 covers replies after EHLO's own).
+func (s *Session) replyRaw(rp Reply) {
+	s.srv.metrics.replies.WithLabelValues(strconv.Itoa(rp.Code)).Inc()
+	s.log.Debug("reply", "reply", rp.String())
+	s.writeReply(rp)
+}
+
+func (s *Session) writeReply(rp Reply) {
+	var buf [512]byte
+	s.bw.Write(formatReply(buf[:0], rp))
+}
+
+// flushIfIdle sends pending replies unless more pipelined input waits.
+func (s *Session) flushIfIdle() error {
+	if s.br.Buffered() == 0 {
+		return s.bw.Flush()
+	}
+	return nil
+}
+
+// ensureUpstream opens the upstream session at the first MAIL.
+func (s *Session) ensureUpstream(ctx context.Context) error {
+	if s.up != nil {
+		return nil
+	}
+	up, err := s.rt.upstream.Open(ctx, s.clientInfo())
+	if err != nil {
+		s.srv.metrics.upstreamErrors.Inc()
+		return err
+	}
+	s.up = up
+	return nil
+}
+
+func (s *Session) clientInfo() clientInfo {
+	proto := "SMTP"
+	if s.esmtp {
+		proto = "ESMTP"
+	}
+	return clientInfo{Name: s.clientName, Addr: s.client.IP, Port: s.client.Port, Proto: proto, Helo: s.client.HELO}
+}
+
+// upstreamFailed drops a failed upstream session: the next MAIL opens a
+// new one.
+func (s *Session) upstreamFailed(err error) {
+	s.srv.metrics.upstreamErrors.Inc()
+	s.log.Warn("upstream failed", "err", err)
+	s.closeUpstream(true)
+}
+
+func (s *Session) closeUpstream(failed bool) {
+	if s.up == nil {
+		return
+	}
+	if failed {
+		s.up.Close()
+	} else {
+		s.up.Quit(context.Background())
+	}
+	s.up = nil
+}
+
+// upstreamRset resets the upstream transaction; failure drops the upstream.
+func (s *Session) upstreamRset(ctx context.Context) {
+	if s.up == nil {
+		return
+	}
+	if _, err := s.up.Rset(ctx); err != nil {
+		s.upstreamFailed(err)
+	}
+}
+
+// startTLS upgrades the connection (RFC 3207). Input pipelined after
+// STARTTLS is thrown away: it was sent in clear text (CVE-2011-0411).
+func (s *Session) startTLS(cfg *tls.Config) error {
+	s.bw.Flush()
+	if n := s.br.Buffered(); n > 0 {
+		s.log.Warn("discarding input pipelined after STARTTLS", "bytes", n)
+	}
+	tc := tls.Server(s.raw, cfg)
+	tc.SetDeadline(time.Now().Add(s.rt.cfg.Timeouts.Command))
+	if err := tc.Handshake(); err != nil {
+		return err
+	}
+	tc.SetDeadline(time.Time{})
+	s.conn = tc
+	s.rd.c = tc
+	s.br.Reset(s.rd)
+	s.bw.Reset(tc)
+	s.tls = true
+	s.client.TLS = true
+	s.reset()
+	return nil
+}
+
+// endTx logs the transaction in one line (DESIGN "The SMTP side") and
+// forgets it.
+func (s *Session) endTx(verdict string, rp Reply, extra []any) {
+	tx := s.tx
+	if tx == nil {
+		return
+	}
+	s.srv.metrics.transactions.WithLabelValues(verdict).Inc()
+	rcpts := make([]string, len(tx.rcpts))
+	for i, r := range tx.rcpts {
+		rcpts[i] = r.addr
+	}
+	args := []any{
+		"helo", s.client.HELO, "client_ip", s.client.IP, "tls", s.tls, "from", tx.from, "rcpts", rcpts,
+		"verdict", verdict, "rules", tx.rules,
+	}
+	if !rp.IsZero() {
+		args = append(args, "reply", rp.String())
+	}
+	if !tx.upstream.IsZero() {
+		args = append(args, "upstream_reply", tx.upstream.String())
+	}
+	args = append(args, extra...)
+	args = append(args, "duration_ms", time.Since(tx.start).Milliseconds())
+	s.log.Info("transaction", args...)
+	s.rset()
+}
