@@ -121,6 +121,8 @@ func TestZip(t *testing.T) {
 			entries: []string{"big.zip|1|", "after.exe|1|"}, defects: []string{DefectLimitArchiveBytes}},
 		{name: "spill-limit", body: buildZip(t, zent{name: "r.bin", data: randBytes(200 << 10), store: true}), opts: Options{Spill: 100 << 10},
 			defects: []string{DefectLimitInspectSpill}},
+		{name: "prefixed", body: append(randBytes(5000), buildZip(t, zent{name: "x.exe", data: pe})...),
+			defects: []string{DefectZipPrefix}, detected: "application/octet-stream"},
 		{name: "corrupt", body: append([]byte("PK\x03\x04"), make([]byte, 4000)...),
 			defects: []string{DefectArchiveCorrupt}},
 		{name: "ooxml-vba", body: buildZip(t, zent{name: "[Content_Types].xml", data: []byte("<Types/>")}, zent{name: "word/vbaProject.bin", data: []byte("x")}),

@@ -27,8 +27,11 @@ const (
 	// DefectZipNameMismatch: a zip entry's name in the central directory
 	// differs from the name in its local file header. Both names are listed.
 	DefectZipNameMismatch = "zip-name-mismatch"
-	// DefectZipPrefix: the zip's first entry does not start at offset 0
-	// (data prepended to the archive: a self-extractor or a polyglot file).
+	// DefectZipPrefix: a zip whose first entry does not start at offset 0
+	// (data prepended to the archive: a self-extractor or a polyglot file),
+	// or a body that does not start as a zip but ends with a zip's end
+	// record. Zip readers that start from the end (most do) see an archive
+	// that was not listed: treat it as uninspected.
 	DefectZipPrefix = "zip-prefix"
 	// DefectArchiveCorrupt: the first bytes say archive (zip, gzip, tar, rar,
 	// 7z) but it could not be read to the end; the listing is incomplete.

@@ -104,7 +104,8 @@ type Inspector struct {
 	uu      *uuScanner
 	res     Result
 	closed  bool
-	nest    int // TNEF/uuencode nesting of this inspector
+	nest    int      // TNEF/uuencode nesting of this inspector
+	tail    [22]byte // the last bytes: a zip end-of-central-directory record?
 }
 
 // New returns an Inspector for one body.
@@ -127,6 +128,12 @@ func (i *Inspector) Write(p []byte) (int, error) {
 	}
 	i.h.Write(p)
 	i.size += int64(len(p))
+	if len(p) >= len(i.tail) {
+		copy(i.tail[:], p[len(p)-len(i.tail):])
+	} else {
+		copy(i.tail[:], i.tail[len(p):])
+		copy(i.tail[len(i.tail)-len(p):], p)
+	}
 	rest := p
 	if !i.decided {
 		n := min(len(p), headMax-len(i.head))
@@ -183,6 +190,12 @@ func (i *Inspector) Close() Result {
 		r.DetectedType = "application/vnd.ms-tnef"
 	}
 
+	if i.kind == kindNone && i.size > 64 && bytes.HasPrefix(i.tail[:], []byte("PK\x05\x06")) {
+		// A zip end record at the very end of a body that does not start
+		// as a zip: a zip appended to other data (an SFX, a polyglot). Zip
+		// readers find it from the end; it was not listed here.
+		r.addDefect(DefectZipPrefix)
+	}
 	if i.kind != kindNone {
 		i.inspectContainer()
 	} else if isTNEFHint(&i.opts) && i.size > 0 {
