@@ -332,7 +332,7 @@ func (c *compiler) compile(rname, field string, s scalar, src string, off int, s
 		roff, msg := 0, err.Error()
 		var fe *file.Error
 		if errors.As(err, &fe) {
-			msg = fe.Message
+			msg = strings.TrimSpace(fe.Message)
 			if fe.Snippet != "" {
 				roff = fe.From
 			}

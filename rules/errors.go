@@ -1,10 +1,13 @@
 package rules
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Problem is one load error at a position in a file.
@@ -96,6 +99,14 @@ var yamlLineRE = regexp.MustCompile(`line (\d+)(?:, column (\d+))?: `)
 func yamlProblem(file string, src []byte, err error) Problem {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line, col := 1, 1
+	if l := yamlErrorLine(src, msg); l > 0 {
+		// yaml.v3 often names the line where the enclosing block starts,
+		// or no line at all: find the first line at which the error appears.
+		if m := yamlLineRE.FindStringSubmatchIndex(msg); m != nil {
+			msg = msg[:m[0]] + msg[m[1]:]
+		}
+		return Problem{File: file, Line: l, Col: firstNonSpace(src, l), Msg: msg, Snippet: snippet(src, l, firstNonSpace(src, l))}
+	}
 	if m := yamlLineRE.FindStringSubmatchIndex(msg); m != nil {
 		line, _ = strconv.Atoi(msg[m[2]:m[3]])
 		if m[4] >= 0 {
@@ -113,6 +124,31 @@ func yamlProblem(file string, src []byte, err error) Problem {
 		col = 1
 	}
 	return Problem{File: file, Line: line, Col: col, Msg: msg, Snippet: snippet(src, line, col)}
+}
+
+// yamlErrorLine returns the first line n such that the first n lines of src
+// already fail with the same message as the whole; 0 when none does (or the
+// file is too big to try).
+func yamlErrorLine(src []byte, msg string) int {
+	if len(src) > 64<<10 {
+		return 0
+	}
+	want := yamlLineRE.ReplaceAllString(msg, "")
+	end := 0
+	for n := 1; end < len(src); n++ {
+		i := bytes.IndexByte(src[end:], '\n')
+		if i < 0 {
+			end = len(src)
+		} else {
+			end += i + 1
+		}
+		var node yaml.Node
+		err := yaml.Unmarshal(src[:end], &node)
+		if err != nil && yamlLineRE.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "") == want {
+			return n
+		}
+	}
+	return 0
 }
 
 // firstNonSpace returns the 1-based column of the first non-blank byte of

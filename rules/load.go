@@ -134,14 +134,20 @@ func init() {
 		}
 		yamlTypeKeys["rules."+t.Name()] = keys
 	}
-	for k, v := range map[string]string{
-		"policyYAML": "a policy (rules:, tests:)", "ruleYAML": "a rule", "headersYAML": "headers (add:, set:, remove:)",
-		"rcptsYAML": "recipients (add:, remove:)", "greylistYAML": "greylist (delay:)", "testYAML": "a test",
-		"tenvYAML": "a test envelope", "expectYAML": "a test expectation", "scalar": "a string",
+	for k, v := range map[string][2]string{
+		"policyYAML":   {"a policy (rules:, tests:)", ""},
+		"ruleYAML":     {"a rule", "a list of rules"},
+		"headersYAML":  {"headers (add:, set:, remove:)", ""},
+		"rcptsYAML":    {"recipients (add:, remove:)", ""},
+		"greylistYAML": {"greylist (delay:)", ""},
+		"testYAML":     {"a test", "a list of tests"},
+		"tenvYAML":     {"a test envelope (from:, rcpt:, client_ip:, helo:)", ""},
+		"expectYAML":   {"a test expectation (verdict:, rules:, stripped:, headers:, score:, tags:)", ""},
+		"scalar":       {"a string", "a list of strings"},
 	} {
-		yamlTypeDesc["rules."+k] = v
-		yamlTypeDesc["[]rules."+k] = "a list of " + strings.TrimPrefix(strings.TrimPrefix(v, "a "), "an ")
-		yamlTypeDesc["*rules."+k] = v
+		yamlTypeDesc["rules."+k] = v[0]
+		yamlTypeDesc["*rules."+k] = v[0]
+		yamlTypeDesc["[]rules."+k] = v[1]
 	}
 }
 
@@ -163,7 +169,14 @@ func typeErrorPos(root *yaml.Node, data []byte, msg string) (int, int, string) {
 		return line, col, fmt.Sprintf("unknown key %s in %s%s", u[1], desc, didYouMean(u[1], yamlTypeKeys[u[2]]))
 	}
 	if u := teUnmarshRE.FindStringSubmatch(text); u != nil {
-		col := findNode(root, line, u[2], false)
+		kind := yaml.ScalarNode
+		switch u[1] {
+		case "!!seq":
+			kind = yaml.SequenceNode
+		case "!!map":
+			kind = yaml.MappingNode
+		}
+		col := findValue(root, line, kind, u[2])
 		if col == 0 {
 			col = firstNonSpace(data, line)
 		}
@@ -177,6 +190,12 @@ func typeErrorPos(root *yaml.Node, data []byte, msg string) (int, int, string) {
 			got = "a list"
 		case "map":
 			got = "a mapping"
+		case "str":
+			got = "a string"
+		case "int", "float":
+			got = "a number"
+		case "bool":
+			got = "true/false"
 		default:
 			got = "a " + got + " value"
 		}
@@ -185,25 +204,50 @@ func typeErrorPos(root *yaml.Node, data []byte, msg string) (int, int, string) {
 	return line, firstNonSpace(data, line), text
 }
 
-// findNode returns the 1-based column of a node at line whose value is
-// value (a mapping key when key is true); 0 when there is none.
-func findNode(n *yaml.Node, line int, value string, key bool) int {
+// findNode returns the 1-based column of a mapping key at line whose value
+// is value; 0 when there is none.
+func findNode(n *yaml.Node, line int, value string, _ bool) int {
 	if n == nil {
 		return 0
 	}
 	if n.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
-			if key && k.Line == line && k.Value == value {
+			if k.Line == line && k.Value == value {
 				return k.Column
 			}
 		}
 	}
-	if !key && n.Line == line && (n.Value == value || value == "") && n.Kind != yaml.DocumentNode {
-		return n.Column
+	for _, c := range n.Content {
+		if col := findNode(c, line, value, false); col != 0 {
+			return col
+		}
+	}
+	return 0
+}
+
+// findValue returns the 1-based column of a mapping value or sequence item
+// of kind at line (with value, for scalars); 0 when there is none.
+func findValue(n *yaml.Node, line int, kind yaml.Kind, value string) int {
+	if n == nil {
+		return 0
+	}
+	start := 0
+	if n.Kind == yaml.MappingNode {
+		start = 1 // values only
+	}
+	step := 1
+	if n.Kind == yaml.MappingNode {
+		step = 2
+	}
+	for i := start; i < len(n.Content); i += step {
+		c := n.Content[i]
+		if c.Line == line && c.Kind == kind && (kind != yaml.ScalarNode || c.Value == value) {
+			return c.Column
+		}
 	}
 	for _, c := range n.Content {
-		if col := findNode(c, line, value, key); col != 0 {
+		if col := findValue(c, line, kind, value); col != 0 {
 			return col
 		}
 	}

@@ -15,7 +15,11 @@ func didYouMean(word string, candidates []string) string {
 		if c == word {
 			continue
 		}
-		d := editDistance(lw, strings.ToLower(c))
+		lc := strings.ToLower(c)
+		d := editDistance(lw, lc)
+		if len(lc) >= 3 && len(lw) >= 3 && (strings.HasPrefix(lw, lc) || strings.HasPrefix(lc, lw)) {
+			d = min(d, 1) // Extension → Ext, Attach → Attachments
+		}
 		if d < bestD {
 			best, bestD = c, d
 		}
