@@ -37,7 +37,11 @@ func (w *walker) gzip(r io.Reader, depth int) {
 	// The size is only known once decompressed: sniff, then count the rest
 	// within the budget.
 	last := len(w.res.Archive)
-	if !w.member(&e, cr) {
+	ok, err := w.member(&e, cr)
+	if err != nil {
+		w.corrupt()
+	}
+	if !ok {
 		return
 	}
 	if _, err := io.Copy(io.Discard, cr); err != nil {
@@ -74,7 +78,10 @@ func (w *walker) tar(r io.Reader, depth int) {
 		e := Entry{Name: h.Name, Ext: extOf(h.Name), Size: h.Size, Depth: depth + 1}
 		var ok bool
 		if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeRegA || h.Typeflag == tar.TypeGNUSparse {
-			ok = w.member(&e, w.limited(tr))
+			var err error
+			if ok, err = w.member(&e, w.limited(tr)); err != nil {
+				w.corrupt()
+			}
 		} else {
 			ok = w.add(e)
 		}
@@ -84,11 +91,15 @@ func (w *walker) tar(r io.Reader, depth int) {
 	}
 }
 
+// rarMaxDict bounds the decoding window rardecode may allocate to sniff an
+// entry (the window of a non-solid entry never exceeds its size).
+const rarMaxDict = 16 << 20
+
 // rar lists a RAR (1.5 to 7) archive. Encrypted headers hide every name:
 // Encrypted is set and DefectArchiveEncryptedHeaders says why nothing is
 // listed.
 func (w *walker) rar(r io.Reader, depth int) {
-	rr, err := rardecode.NewReader(r, rardecode.MaxDictionarySize(64<<20))
+	rr, err := rardecode.NewReader(r, rardecode.MaxDictionarySize(rarMaxDict))
 	if err != nil {
 		w.rarErr(err)
 		return
@@ -107,7 +118,15 @@ func (w *walker) rar(r io.Reader, depth int) {
 		if h.IsDir || e.Encrypted {
 			ok = w.add(e)
 		} else {
-			ok = w.member(&e, w.limited(rr))
+			var err error
+			if ok, err = w.member(&e, w.limited(rr)); err != nil {
+				if errors.Is(err, rardecode.ErrDictionaryTooLarge) {
+					// Window past rarMaxDict: listed, not sniffed.
+					w.res.addDefect(DefectArchiveUnsupported)
+				} else {
+					w.rarErr(err)
+				}
+			}
 		}
 		if !ok {
 			return
@@ -127,6 +146,11 @@ func (w *walker) rarErr(err error) {
 	}
 }
 
+// sevenZipMaxStream: entries of a 7z stream (solid block) declaring more
+// decompressed bytes than this are listed but not sniffed, because the
+// decoders (LZMA, PPMd) allocate memory from the sizes the archive claims.
+const sevenZipMaxStream = 32 << 20
+
 // sevenZip lists a 7z archive. Opening an entry of a solid block
 // decompresses the entries before it: that is charged to the budget first,
 // and entries past the budget are listed without a sniffed type.
@@ -143,6 +167,10 @@ func (w *walker) sevenZip(src readerAtSize, depth int) {
 		return
 	}
 	before := map[int]int64{} // bytes of each solid stream before the next entry
+	total := map[int]int64{}  // bytes of each stream, as the file headers say
+	for _, f := range zr.File {
+		total[f.Stream] += int64(f.UncompressedSize)
+	}
 	for _, f := range zr.File {
 		e := Entry{Name: f.Name, Ext: extOf(f.Name), Size: int64(f.UncompressedSize), Depth: depth + 1}
 		skip := before[f.Stream]
@@ -153,7 +181,9 @@ func (w *walker) sevenZip(src readerAtSize, depth int) {
 			}
 			continue
 		}
-		if skip >= w.bytesLeft {
+		if skip >= w.bytesLeft || total[f.Stream] > sevenZipMaxStream || total[f.Stream] < 0 {
+			// Decoders size their dictionaries from the stream size: a
+			// stream claiming more than sevenZipMaxStream is not opened.
 			w.res.addDefect(DefectLimitArchiveBytes)
 			if !w.add(e) {
 				return
@@ -170,11 +200,11 @@ func (w *walker) sevenZip(src readerAtSize, depth int) {
 			continue
 		}
 		pr := &errPeekReader{r: rc}
-		if !w.member(&e, w.limited(pr)) {
-			rc.Close()
+		ok, _ := w.member(&e, w.limited(pr))
+		rc.Close()
+		if !ok {
 			return
 		}
-		rc.Close()
 		if pr.err != nil {
 			var re *sevenzip.ReadError
 			if errors.As(pr.err, &re) && re.Encrypted || strings.Contains(pr.err.Error(), "password") {

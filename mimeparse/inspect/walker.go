@@ -120,10 +120,15 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 
 // member sniffs an entry from r (its decompressed content, already
 // budgeted), lists it, and opens it when it is itself a container.
-// e.Depth must be set. It returns false when the entry limit is reached.
-func (w *walker) member(e *Entry, r io.Reader) bool {
+// e.Depth must be set. ok is false when the entry limit is reached; err is
+// a read error of the entry's first bytes (corrupt data, unsupported
+// method, encryption), for the caller to classify.
+func (w *walker) member(e *Entry, r io.Reader) (ok bool, err error) {
 	head := make([]byte, headMax)
-	n, _ := io.ReadFull(r, head)
+	n, err := io.ReadFull(r, head)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		err = nil
+	}
 	head = head[:n]
 	if n > 0 || e.Size == 0 {
 		e.DetectedType, e.Executable = sniff(head)
@@ -156,12 +161,12 @@ func (w *walker) member(e *Entry, r io.Reader) bool {
 		nested = nil
 	}
 	if !w.add(*e) {
-		return false
+		return false, err
 	}
 	if nested != nil {
 		w.container(k, nested, e.Depth)
 	}
-	return !w.full
+	return !w.full, err
 }
 
 // readAll reads a nested container whole: in memory when small, else into

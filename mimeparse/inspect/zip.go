@@ -45,8 +45,12 @@ func (w *walker) zip(src readerAtSize, depth int) {
 				ok = w.add(e)
 				break
 			}
-			ok = w.member(&e, w.limited(rc))
+			var err2 error
+			ok, err2 = w.member(&e, w.limited(rc))
 			rc.Close()
+			if err2 != nil {
+				w.corrupt()
+			}
 		}
 		if !ok {
 			return
