@@ -36,12 +36,12 @@ func (p *planner) strips(strips []Strip) {
 		key := [3]int64{pt.HeaderOffset, pt.BodyOffset, pt.EndOffset}
 		t := byRange[key]
 		if t == nil {
-			t = &stripTarget{part: pt, root: len(p.msg.Parts) > 0 && pt.HeaderOffset == p.msg.Parts[0].HeaderOffset && pt.Depth == p.msg.Parts[0].Depth}
+			t = &stripTarget{part: pt, root: p.isRoot(pt)}
 			if isEmbedded(pt) {
 				// Prefer the enclosing part itself when it is in the message.
 				if enc := byPath[enclosingPath(pt.Path)]; enc != nil {
 					t.part = enc
-					t.root = enc == p.msg.Parts[0]
+					t.root = p.isRoot(enc)
 				}
 			}
 			byRange[key] = t
@@ -70,6 +70,13 @@ func (p *planner) strips(strips []Strip) {
 		p.stripPart(t)
 		covered = t.part.EndOffset
 	}
+}
+
+// isRoot reports whether pt is the message's root leaf (or a part found
+// inside it): its header is the message header.
+func (p *planner) isRoot(pt *mimeparse.Part) bool {
+	r := p.msg.Parts[0]
+	return pt.HeaderOffset == r.HeaderOffset && pt.BodyOffset == r.BodyOffset
 }
 
 // stripPart deletes the part's Content-* fields, inserts the notice's
@@ -102,9 +109,26 @@ func (p *planner) stripPart(t *stripTarget) {
 	if t.root && !p.msg.HasHeader("MIME-Version") {
 		hdr = "MIME-Version: 1.0" + eol + hdr
 	}
+	body := qpLines(noticeLines(t), eol)
+	// A header that ran straight into the body or the next boundary (no
+	// empty line) gets one, so the notice is not read as header.
+	headerEnd := pt.HeaderOffset
+	if len(fields) > 0 {
+		headerEnd = fields[len(fields)-1].End
+	}
+	if pt.BodyOffset <= headerEnd {
+		body = eol + body
+	}
+	// The notice ends with its own line break. Where EndOffset stops before
+	// the break that precedes the next boundary (a leaf with a body) this
+	// adds an empty last line to the notice; where nothing is left before
+	// the boundary (an empty body, whose break belongs to the header, or a
+	// container, whose end includes the break) it keeps the boundary on a
+	// line of its own. Always safe, whatever the part's shape.
+	body += eol
 	p.edits = append(p.edits,
 		mimeparse.Edit{Start: at, End: at, Data: []byte(hdr)},
-		mimeparse.Edit{Start: pt.BodyOffset, End: pt.EndOffset, Data: []byte(qpLines(noticeLines(t), eol))},
+		mimeparse.Edit{Start: pt.BodyOffset, End: pt.EndOffset, Data: []byte(body)},
 	)
 }
 
@@ -137,8 +161,7 @@ func safeName(s string) string {
 }
 
 // qpLines encodes lines as quoted-printable (RFC 2045 §6.7) joined by eol,
-// without a final line break: the break before the next boundary belongs
-// to the boundary (RFC 2046 §5.1.1) and is kept from the original.
+// without a final line break.
 func qpLines(lines []string, eol string) string {
 	var b strings.Builder
 	const hex = "0123456789ABCDEF"

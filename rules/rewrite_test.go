@@ -187,7 +187,7 @@ func TestPlanStrip(t *testing.T) {
 	crlfWant := strings.Replace(mixedMsg,
 		"Content-Type: application/octet-stream; name=\"invoice.exe\"\r\nContent-Transfer-Encoding: base64\r\nX-Keep: 1\r\n"+
 			"Content-Disposition: attachment; filename=\"invoice.exe\"\r\n\r\nTVqQAAMAAAAEAAAA\r\nTVqQAAMAAAAEAAAA",
-		notice("\r\n", "", "")+"X-Keep: 1\r\n\r\nThe attachment \"invoice.exe\" was removed from this message.\r\nRemoved by mailgate, rule block-exe.", 1)
+		notice("\r\n", "", "")+"X-Keep: 1\r\n\r\nThe attachment \"invoice.exe\" was removed from this message.\r\nRemoved by mailgate, rule block-exe.\r\n", 1)
 	lfMsg := strings.ReplaceAll(mixedMsg, "\r\n", "\n")
 	tests := []struct {
 		name string
@@ -204,7 +204,7 @@ func TestPlanStrip(t *testing.T) {
 			Headers: []HeaderEdit{{Op: "add", Name: "X-Stripped", Value: "1"}}}, "X-Stripped: 1\r\n" + crlfWant},
 		{"root-leaf", "From: a\r\nContent-Type: text/plain\r\nSubject: s\r\n\r\nbegin 644 a.exe\r\nM\r\nend\r\n",
 			Edits{Strip: []Strip{{Path: "1", Filename: "a.exe", Rule: "uu"}}},
-			"From: a\r\nMIME-Version: 1.0\r\n" + notice("\r\n", "", "") + "Subject: s\r\n\r\nThe attachment \"a.exe\" was removed from this message.\r\nRemoved by mailgate, rule uu."},
+			"From: a\r\nMIME-Version: 1.0\r\n" + notice("\r\n", "", "") + "Subject: s\r\n\r\nThe attachment \"a.exe\" was removed from this message.\r\nRemoved by mailgate, rule uu.\r\n"},
 		{"bidi-and-qp", mixedMsg, Edits{Strip: []Strip{{Path: "2", Filename: "r\u202efdp.exe=é", Rule: "bidi"}}},
 			strings.Replace(strings.Replace(crlfWant, "\"invoice.exe\"", "\"rfdp.exe=3D=C3=A9\"", 1), "block-exe", "bidi", 1)},
 	}
