@@ -75,6 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&mo.sessions, "mem-sessions", 1000, "memtest: concurrent sessions")
 	fs.Int64Var(&mo.size, "mem-size", 10<<20, "memtest: bytes of each message")
 	fs.DurationVar(&mo.spread, "mem-spread", 90*time.Second, "memtest: time over which each session sends its message")
+	fs.StringVar(&mo.target, "mem-target", "mailgate", "memtest: mailgate, or byte-pump to check the harness itself")
 	fs.Int64Var(&mo.limitMiB, "mem-limit", 512, "memtest: fail if mailgate's peak RSS reaches this many MiB")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -189,6 +190,28 @@ func counts(size string, sessions int) (load, lat int) {
 	return 20 * sessions, 10 * sessions
 }
 
+// Seconds of smtp-source load and of latency probing a cell aims at, once a
+// target's rate on the size is known: slow targets send fewer messages, so
+// a full matrix stays bounded.
+const (
+	loadSeconds    = 3.0
+	latencySeconds = 2.0
+)
+
+// budget returns a cell's smtp-source and latency-client message counts:
+// the table's, scaled, cut to what the target's last measured rate on the
+// size (est msg/s, 0 when unknown) sends in loadSeconds/latencySeconds, and
+// never fewer than one message per session.
+func budget(size string, sessions int, scale, est float64) (load, lat int) {
+	load, lat = counts(size, sessions)
+	load, lat = scaled(load, scale, sessions), scaled(lat, scale, 5)
+	if est > 0 {
+		load = min(load, max(sessions, int(est*loadSeconds)))
+		lat = min(lat, max(sessions, 5, int(est*latencySeconds)))
+	}
+	return load, lat
+}
+
 func scaled(n int, f float64, min int) int {
 	v := int(float64(n)*f + 0.5)
 	if v < min {
@@ -260,6 +283,7 @@ func matrix(e *env, o options, stdout, stderr io.Writer) int {
 	var samples []sample
 	ctx := context.Background()
 	rss := map[string]*rssSampler{}
+	est := map[string]float64{} // last msg/s of a target on a size: sizes the next cell
 	for _, t := range targets {
 		if t.rssPid != 0 {
 			rss[t.name] = sampleRSS(t.rssPid, 100*time.Millisecond)
@@ -270,19 +294,19 @@ outer:
 	for r := 0; r < o.runs; r++ {
 		for _, size := range o.sizes {
 			for _, sess := range o.sessions {
-				load, lat := counts(size, sess)
-				load, lat = scaled(load, o.scale, sess), scaled(lat, o.scale, 5)
 				for i := range targets {
 					if time.Now().After(deadline) {
 						notes = append(notes, fmt.Sprintf("stopped at run %d by -timeout %v", r+1, o.timeout))
 						break outer
 					}
 					t := targets[(i+r)%len(targets)] // rotate the order between runs
+					load, lat := budget(size, sess, o.scale, est[t.name+"/"+size])
 					s := sample{Target: t.name, Size: size, Sessions: sess, Run: r + 1, Msgs: load}
 					d, err := sourceRun(ctx, t.addr, files[size], load, sess, 3*time.Minute)
 					s.Seconds = d.Seconds()
 					if err == nil {
 						s.MsgsPerS = float64(load) / d.Seconds()
+						est[t.name+"/"+size] = s.MsgsPerS
 						s.MBPerS = s.MsgsPerS * float64(bytesOf[size]) / 1e6
 						p50, p99, errs, lerr := latencyRun(t.addr, wires[size], lat, sess, 2*time.Minute)
 						s.P50ms, s.P99ms = ms(p50), ms(p99)

@@ -18,6 +18,7 @@ type memOptions struct {
 	size     int64
 	spread   time.Duration
 	limitMiB int64
+	target   string // "mailgate", or "byte-pump" to check the harness itself
 }
 
 // bigMessage is a multipart message of about size bytes whose attachment
@@ -65,7 +66,18 @@ func memTest(e *env, mo memOptions, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer sink.stop()
-	t, err := startMailgate(e, "mailgate-memtest", []string{filepath.Join(e.root, "policies", "default.yaml")}, mo.sessions+100)
+	var t *target
+	switch mo.target {
+	case "mailgate":
+		t, err = startMailgate(e, "mailgate-memtest", []string{filepath.Join(e.root, "policies", "default.yaml")}, mo.sessions+100)
+	case "byte-pump":
+		t, err = startPump(e)
+		if t != nil {
+			t.rssPid = t.proc.cmd.Process.Pid
+		}
+	default:
+		err = fmt.Errorf("unknown -mem-target %q", mo.target)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "memtest:", err)
 		return 1
@@ -75,8 +87,8 @@ func memTest(e *env, mo memOptions, stdout, stderr io.Writer) int {
 	const chunk = 64 << 10
 	chunks := (len(msg) + chunk - 1) / chunk
 	interval := mo.spread / time.Duration(chunks)
-	fmt.Fprintf(stdout, "memtest: %d sessions × %.1f MiB, each over %v (%d chunks of 64 KiB every %v), mailgate pid %d\n",
-		mo.sessions, float64(len(msg))/(1<<20), mo.spread, chunks, interval.Round(time.Millisecond), t.rssPid)
+	fmt.Fprintf(stdout, "memtest: %d sessions × %.1f MiB, each over %v (%d chunks of 64 KiB every %v), %s pid %d\n",
+		mo.sessions, float64(len(msg))/(1<<20), mo.spread, chunks, interval.Round(time.Millisecond), t.name, t.rssPid)
 
 	rs := sampleRSS(t.rssPid, 250*time.Millisecond)
 	var ok, inData atomic.Int64
@@ -145,13 +157,13 @@ wait:
 	maxRSS := rs.end()
 	hwm := procStatusKB(t.rssPid, "VmHWM")
 	pass := hwm < mo.limitMiB*1024 && ok.Load() == int64(mo.sessions)
-	fmt.Fprintf(stdout, "memtest: %d of %d sessions delivered in %s; mailgate peak RSS (VmHWM) %.1f MiB, largest sampled VmRSS %.1f MiB, limit %d MiB\n",
-		ok.Load(), mo.sessions, time.Since(t0).Round(time.Second), float64(hwm)/1024, float64(maxRSS)/1024, mo.limitMiB)
+	fmt.Fprintf(stdout, "memtest: %d of %d sessions delivered in %s; %s peak RSS (VmHWM) %.1f MiB, largest sampled VmRSS %.1f MiB, limit %d MiB\n",
+		ok.Load(), mo.sessions, time.Since(t0).Round(time.Second), t.name, float64(hwm)/1024, float64(maxRSS)/1024, mo.limitMiB)
 	if len(errs) > 0 {
 		fmt.Fprintf(stdout, "memtest: %d failures, first: %s\n", len(errs), errs[0])
 	}
 	if t.proc.exited() {
-		fmt.Fprintf(stdout, "memtest: mailgate exited:\n%s\n", t.proc.output())
+		fmt.Fprintf(stdout, "memtest: %s exited:\n%s\n", t.name, t.proc.output())
 		pass = false
 	}
 	if !pass {

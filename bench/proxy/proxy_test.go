@@ -99,3 +99,24 @@ func TestSmokeDirectAndPump(t *testing.T) {
 		}
 	}
 }
+
+func TestBudget(t *testing.T) {
+	for _, c := range []struct {
+		size          string
+		sess          int
+		scale, est    float64
+		wantL, wantLt int
+	}{
+		{"2k-text", 100, 1, 0, 3000, 2000},    // unknown rate: the table
+		{"2k-text", 100, 1, 5000, 3000, 2000}, // fast: the table caps
+		{"2k-text", 100, 1, 300, 900, 600},    // slow: 3 s and 2 s of it
+		{"1m-pdf", 100, 1, 2, 100, 100},       // very slow: one per session
+		{"2k-text", 10, 0.05, 0, 100, 50},     // smoke scale
+		{"2k-text", 1, 0.001, 0, 1, 5},        // floors
+	} {
+		l, lt := budget(c.size, c.sess, c.scale, c.est)
+		if l != c.wantL || lt != c.wantLt {
+			t.Errorf("budget(%s, %d, %v, %v) = %d, %d; want %d, %d", c.size, c.sess, c.scale, c.est, l, lt, c.wantL, c.wantLt)
+		}
+	}
+}

@@ -43,7 +43,11 @@ func startSink(e *env) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p, waitBanner(p, e.sinkAddr, 10*time.Second)
+	if err := waitBanner(p, e.sinkAddr, 10*time.Second); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
 }
 
 func startPump(e *env) (*target, error) {
@@ -56,7 +60,11 @@ func startPump(e *env) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &target{name: "byte-pump", addr: addr, proc: p}, waitBanner(p, addr, 10*time.Second)
+	if err := waitBanner(p, addr, 10*time.Second); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return &target{name: "byte-pump", addr: addr, proc: p}, nil
 }
 
 // buildMailgate builds cmd/mailgate from the repository root.
@@ -206,5 +214,9 @@ func startHaraka(e *env, nodes int) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &target{name: "haraka", addr: addr, proc: p}, waitBanner(p, addr, 60*time.Second)
+	if err := waitBanner(p, addr, 60*time.Second); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return &target{name: "haraka", addr: addr, proc: p}, nil
 }
