@@ -13,7 +13,7 @@ import (
 	"mailgate/mimeparse"
 )
 
-func tcheck(t *testing.T, err error, what string) {
+func tcheck(t testing.TB, err error, what string) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
@@ -29,7 +29,7 @@ func tcompare(t *testing.T, what string, got, want any) {
 
 // loadSrc loads one policy given as YAML text, named p.yaml, with lists
 // written to a temporary directory.
-func loadSrc(t *testing.T, src string, lists map[string]string, st *State) (*Set, error) {
+func loadSrc(t testing.TB, src string, lists map[string]string, st *State) (*Set, error) {
 	t.Helper()
 	cfg := Config{Policies: []string{"p.yaml"}}
 	if len(lists) > 0 {
