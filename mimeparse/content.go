@@ -53,6 +53,13 @@ func (p *parser) describe(part *Part, defaultType string) described {
 			part.ContentType = ct.value
 		} else {
 			add(DefectInvalidContentType)
+			// "application/pdf name=x.pdf" (a missing ";"): clients read the
+			// leading type/subtype.
+			if f := strings.FieldsFunc(ct.value, func(r rune) bool {
+				return r == ' ' || r == '\t' || r == '<' || r == '>' || r == ',' || r == '"'
+			}); len(f) > 0 && validType(f[0]) {
+				part.ContentType = f[0]
+			}
 		}
 		if cs, ok := ct.get("charset"); ok {
 			part.Charset = strings.ToLower(strings.TrimSpace(cs))

@@ -55,6 +55,10 @@ const (
 	// DefectMissingFinalBoundary: a multipart ended (end of message or an
 	// outer boundary) without its closing boundary.
 	DefectMissingFinalBoundary = "missing-final-boundary"
+	// DefectAmbiguousBoundary: a multipart's boundary equals, or is a prefix
+	// of, an enclosing multipart's boundary (RFC 2046 §5.1.2 forbids it), so
+	// a delimiter line can be read as either's. The innermost gets it.
+	DefectAmbiguousBoundary = "ambiguous-boundary"
 	// DefectMissingStartBoundary: a multipart whose boundary never appears;
 	// its whole body is inspected as one leaf.
 	DefectMissingStartBoundary = "missing-start-boundary"

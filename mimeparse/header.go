@@ -44,7 +44,9 @@ func (p *parser) readHeader(h *headerState) (ended bool, m scanEnd) {
 		if len(line) >= 2 && line[0] == '-' && line[1] == '-' && len(p.stack) > 0 {
 			if node, isClose, ok := p.matchStack(line); ok {
 				p.endField(h)
-				e := lineOff - int64(h.lastBreak())
+				// The part ends after its header's last line break: there
+				// is no body whose line break the delimiter could own.
+				e := lineOff
 				in.advance(len(line))
 				return true, scanEnd{node: node, isClose: isClose, end: e}
 			}
@@ -137,9 +139,6 @@ func (h *headerState) add(d string) {
 	}
 	h.defects = append(h.defects, d)
 }
-
-// lastBreak is the length of the line break ending the last field read.
-func (h *headerState) lastBreak() int { return h.fieldBreak }
 
 func (p *parser) consumeLine(h *headerState, line []byte, full bool) {
 	h.fieldBreak = lineBreakLen(line)

@@ -1,6 +1,7 @@
 package mimeparse
 
 import (
+	"bytes"
 	"io"
 
 	"mailgate/mimeparse/inspect"
@@ -87,12 +88,16 @@ func (p *parser) run() {
 		}
 		for {
 			if m.node < 0 {
-				p.closeAbove(-1, m.end)
+				p.closeAbove(-1, m.end, m.lineBreak())
 				return
 			}
-			p.closeAbove(m.node, m.end)
+			p.closeAbove(m.node, m.end, m.lineBreak())
 			n := p.stack[m.node]
-			if n.preamble {
+			if n.preamble && m.isClose {
+				// A close delimiter before any other: no parts. Python takes
+				// the preamble as the body; so do we (missing-start-boundary).
+				p.noParts(n, m.lineBreak())
+			} else if n.preamble {
 				n.preamble = false
 				n.pre.insp.Close() // a delimiter came: the preamble was only a preamble
 				n.pre = nil
@@ -138,6 +143,9 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 	ended, hm := p.readHeader(&h)
 	part.Fields = h.fields
 	part.BodyOffset = p.in.off
+	if ended {
+		part.BodyOffset = hm.end
+	}
 	for _, d := range h.defects {
 		p.partDefect(part, d)
 	}
@@ -162,7 +170,7 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 		} else {
 			kind = kindMultipart
 		}
-	case part.ContentType == "message/rfc822" || part.ContentType == "message/global":
+	case isMessageType(part.ContentType):
 		switch part.TransferEncoding {
 		case "base64", "quoted-printable":
 			p.partDefect(part, DefectEncodedMessage)
@@ -187,7 +195,6 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 		part.IsAttachment = false
 	}
 	if ended {
-		part.BodyOffset = hm.end
 		part.EndOffset = hm.end
 		if kind == kindLeaf {
 			l := p.startLeaf(part)
@@ -197,6 +204,14 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 	}
 	switch kind {
 	case kindMultipart:
+		for _, o := range p.stack {
+			if o.boundary != nil && (bytes.HasPrefix(o.boundary, []byte(hd.boundary)) || strings.HasPrefix(hd.boundary, string(o.boundary))) {
+				// RFC 2046 §5.1.2: an inner boundary must not be a prefix of
+				// an outer one (or equal). Readers disagree on who owns the
+				// line; we give it to the innermost, Python to the outer.
+				p.partDefect(part, DefectAmbiguousBoundary)
+			}
+		}
 		n := &node{
 			part:     part,
 			boundary: []byte(hd.boundary),
@@ -224,6 +239,13 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 	return m, true
 }
 
+// isMessageType reports whether a part of this type encloses a message
+// that is parsed as such: message/rfc822, message/global (RFC 6532) and the
+// obsolete message/news (RFC 5537 §3: to be treated as message/rfc822).
+func isMessageType(ct string) bool {
+	return ct == "message/rfc822" || ct == "message/global" || ct == "message/news"
+}
+
 const (
 	kindLeaf = iota
 	kindMultipart
@@ -247,7 +269,7 @@ func (p *parser) setPath(part *Part, e entity, kind int) {
 
 // closeAbove closes every open container above stack index k (all of them
 // for k = -1) at raw offset end.
-func (p *parser) closeAbove(k int, end int64) {
+func (p *parser) closeAbove(k int, end int64, brk []byte) {
 	for len(p.stack)-1 > k {
 		n := p.stack[len(p.stack)-1]
 		p.stack = p.stack[:len(p.stack)-1]
@@ -257,18 +279,26 @@ func (p *parser) closeAbove(k int, end int64) {
 		}
 		switch {
 		case n.preamble:
-			// RFC 2046 says the body has parts; no delimiter ever came, so
-			// what the client shows is this text: inspect it as a leaf.
-			p.partDefect(n.part, DefectMissingStartBoundary)
-			n.part.IsMultipart = false
-			res := n.pre.insp.Close()
-			p.applyResult(n.part, res)
+			p.noParts(n, brk)
 		case n.boundary != nil:
 			p.partDefect(n.part, DefectMissingFinalBoundary)
 		case n.epi != nil && n.epi.nonws:
 			p.partDefect(n.part, DefectBytesAfterFinalBoundary)
 		}
 	}
+}
+
+// noParts turns a multipart whose delimiter never came into a leaf: what a
+// client shows is this text, so it is inspected as the body. The line break
+// before the next delimiter stays in it (as in Python: it is not a part's).
+func (p *parser) noParts(n *node, brk []byte) {
+	n.preamble = false
+	n.pre.Write(brk)
+	p.partDefect(n.part, DefectMissingStartBoundary)
+	n.part.IsMultipart = false
+	res := n.pre.insp.Close()
+	n.pre = nil
+	p.applyResult(n.part, res)
 }
 
 func (p *parser) partDefect(part *Part, d string) {

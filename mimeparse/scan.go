@@ -7,9 +7,20 @@ import (
 
 // scanEnd says where a body ended.
 type scanEnd struct {
-	node    int   // index in parser.stack of the multipart whose delimiter ended it; -1: end of input
-	isClose bool  // the close delimiter ("--b--")
-	end     int64 // raw offset just past the last body byte
+	node    int     // index in parser.stack of the multipart whose delimiter ended it; -1: end of input
+	isClose bool    // the close delimiter ("--b--")
+	end     int64   // raw offset just past the last body byte
+	brk     [2]byte // the line break dropped before the delimiter (or at the end)
+	nbrk    int
+}
+
+// lineBreak returns the line break scanBody did not write.
+func (m *scanEnd) lineBreak() []byte { return m.brk[:m.nbrk] }
+
+func newScanEnd(node int, isClose bool, end int64, brk []byte) scanEnd {
+	m := scanEnd{node: node, isClose: isClose, end: end}
+	m.nbrk = copy(m.brk[:], brk)
+	return m
 }
 
 var nlDashDash = []byte("\n--")
@@ -77,9 +88,9 @@ func (p *parser) scanBody(sink io.Writer) scanEnd {
 						end -= lineBreakLen(b)
 					}
 					sink.Write(b[:end])
-					e := in.off + int64(end)
+					m := newScanEnd(-1, false, in.off+int64(end), b[end:n])
 					in.advance(n)
-					return scanEnd{node: -1, end: e}
+					return m
 				}
 				if k := len(b) - 3; k > 0 {
 					sink.Write(b[:k])
@@ -116,9 +127,9 @@ func (p *parser) scanBody(sink io.Writer) scanEnd {
 		}
 		if node, isClose, ok := p.matchStack(b[ls:le]); ok {
 			sink.Write(b[:bs])
-			e := in.off + int64(bs)
+			m := newScanEnd(node, isClose, in.off+int64(bs), b[bs:ls])
 			in.advance(le)
-			return scanEnd{node: node, isClose: isClose, end: e}
+			return m
 		}
 		sink.Write(b[:ls+2])
 		in.advance(ls + 2)

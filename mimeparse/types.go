@@ -101,8 +101,8 @@ func (m *Message) HasHeader(name string) bool {
 // text/html parts that make the body.
 func (m *Message) Attachments() []*Part {
 	var out []*Part
-	for _, p := range m.Parts {
-		if p.IsMultipart || isBodyText(p) || isMessageContainer(p) {
+	for i, p := range m.Parts {
+		if p.IsMultipart || isBodyText(p) || isMessageContainer(m.Parts, i) {
 			continue
 		}
 		out = append(out, p)
@@ -117,10 +117,18 @@ func isBodyText(p *Part) bool {
 	return p.ContentType == "text/plain" || p.ContentType == "text/html"
 }
 
-func isMessageContainer(p *Part) bool {
-	// message/rfc822 and message/global parts are parsed as nested messages:
-	// their children are the leaves.
-	return p.ContentType == "message/rfc822" || p.ContentType == "message/global"
+// isMessageContainer reports whether parts[i] is a message/* part parsed as
+// an enclosed message: its child (the next part, one level deeper) holds the
+// leaves. A message/rfc822 part that was not parsed as one (encoded, past the
+// depth limit, empty) is a leaf and stays an attachment.
+func isMessageContainer(parts []*Part, i int) bool {
+	p := parts[i]
+	if !strings.HasPrefix(p.ContentType, "message/") || i+1 >= len(parts) {
+		return false
+	}
+	next := parts[i+1]
+	return next.Depth == p.Depth+1 && strings.HasPrefix(next.Path, p.Path+".") &&
+		!strings.Contains(next.Path[len(p.Path):], ".u") && !strings.Contains(next.Path[len(p.Path):], ".t")
 }
 
 func firstField(fs []Field, name string) string {

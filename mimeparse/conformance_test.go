@@ -1,0 +1,344 @@
+package mimeparse
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The lowest leaf agreement with Python's email package (the corpus oracle)
+// that the test accepts: counting Python's leaves as they are (raw), and
+// counting a non-message message/* part (delivery-status field groups and
+// the like) as the one leaf it is (see pyLeaves). Raise them when the parser
+// gets closer; CONFORMANCE.md explains every remaining disagreement.
+const (
+	conformanceFloorRaw   = 0.965
+	conformanceFloorParts = 0.98
+)
+
+// corpusDir is ../shared/corpus relative to the repository root.
+const corpusDir = "../../shared/corpus"
+
+type pyPart struct {
+	Path          string     `json:"path"`
+	ContentType   string     `json:"content_type"`
+	CTE           *string    `json:"content_transfer_encoding"`
+	Filename      *string    `json:"filename"`
+	IsMultipart   bool       `json:"is_multipart"`
+	PayloadSize   int64      `json:"payload_size"`
+	PayloadSHA256 string     `json:"payload_sha256"`
+	Defects       []pyDefect `json:"defects"`
+	DecodeDefects []pyDefect `json:"decode_defects"`
+	Children      []*pyPart  `json:"children"`
+}
+
+type pyDefect struct {
+	Type string `json:"type"`
+}
+
+type pyMessage struct {
+	Root     *pyPart      `json:"root"`
+	Error    string       `json:"error"`
+	Size     int64        `json:"size"`
+	SHA256   string       `json:"sha256"`
+	Messages []*pyMessage `json:"messages"`
+}
+
+// pyLeaves collects Python's leaves. With fieldGroups, a message/* part
+// that is not an enclosed message (message/delivery-status, whose RFC 3464
+// field groups Python turns into header-only "parts", message/partial,
+// message/external-body, message/disposition-notification, which Python
+// parses as messages whose body is empty) counts as one leaf: it is one in
+// our tree and in IMAP. Python gives no payload for it, so only its type and
+// filename are compared.
+func pyLeaves(p *pyPart, out map[string]*pyPart, fieldGroups bool) {
+	if p == nil {
+		return
+	}
+	if fieldGroups && p.IsMultipart && strings.HasPrefix(p.ContentType, "message/") && !isMessageType(p.ContentType) {
+		out[p.Path] = p
+		return
+	}
+	if !p.IsMultipart {
+		out[p.Path] = p
+		return
+	}
+	for _, c := range p.Children {
+		pyLeaves(c, out, fieldGroups)
+	}
+}
+
+// pythonPaths gives each of our parts the path Python's oracle uses: the
+// root "0", children "0.0", "0.1", ..., and the message enclosed in a
+// message/rfc822 part as its child. Embedded leaves (uuencode, TNEF) have no
+// Python counterpart and get "".
+func pythonPaths(m *Message) map[string]*Part {
+	out := map[string]*Part{}
+	type open struct {
+		path  string
+		depth int
+		n     int
+	}
+	var stack []*open
+	for _, p := range m.Parts {
+		if strings.Contains(p.Path, ".u") || strings.Contains(p.Path, ".t") {
+			continue
+		}
+		for len(stack) > 0 && stack[len(stack)-1].depth >= p.Depth {
+			stack = stack[:len(stack)-1]
+		}
+		path := "0"
+		if len(stack) > 0 {
+			top := stack[len(stack)-1]
+			path = top.path + "." + strconv.Itoa(top.n)
+			top.n++
+		}
+		out[path] = p
+		stack = append(stack, &open{path: path, depth: p.Depth})
+	}
+	return out
+}
+
+// hasChildren reports whether a part is a container in our tree.
+func hasChildren(m *Message, p *Part) bool {
+	for i, q := range m.Parts {
+		if q == p {
+			return i+1 < len(m.Parts) && m.Parts[i+1].Depth > p.Depth &&
+				!strings.Contains(m.Parts[i+1].Path, ".u") && !strings.Contains(m.Parts[i+1].Path, ".t")
+		}
+	}
+	return false
+}
+
+// splitMbox splits an mbox file the way Python's mailbox.mbox does: a
+// message starts after each line beginning with "From "; a single empty
+// line ("\n") before the next "From " line (or at the end) is not part of it.
+func splitMbox(data []byte) [][]byte {
+	var msgs [][]byte
+	start := -1
+	lastEmpty := false
+	pos := 0
+	for pos < len(data) {
+		end := bytes.IndexByte(data[pos:], '\n')
+		if end < 0 {
+			end = len(data)
+		} else {
+			end += pos + 1
+		}
+		line := data[pos:end]
+		if bytes.HasPrefix(line, []byte("From ")) {
+			if start >= 0 {
+				stop := pos
+				if lastEmpty {
+					stop--
+				}
+				msgs = append(msgs, data[start:stop])
+			}
+			start = end
+			lastEmpty = false
+		} else {
+			lastEmpty = string(line) == "\n"
+		}
+		pos = end
+	}
+	if start >= 0 {
+		stop := len(data)
+		if lastEmpty {
+			stop--
+		}
+		msgs = append(msgs, data[start:stop])
+	}
+	return msgs
+}
+
+type leafDiff struct {
+	file, path, what string
+}
+
+func TestConformance(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(corpusDir, "expected")); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("corpus missing at %s (needed in CI): %v", corpusDir, err)
+		}
+		t.Skipf("corpus not found at %s: skipping the conformance test", corpusDir)
+	}
+	var files []string
+	filepath.WalkDir(filepath.Join(corpusDir, "expected"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".json") && filepath.Base(path) != "_meta.json" {
+			files = append(files, path)
+		}
+		return nil
+	})
+	sort.Strings(files)
+	if len(files) < 500 {
+		t.Fatalf("only %d expected files", len(files))
+	}
+	var total, agree, totalRaw, agreeRaw int
+	var diffs []leafDiff
+	check := func(name string, raw []byte, want *pyMessage, translate bool) {
+		if want.Error != "" || want.Root == nil {
+			return
+		}
+		// Python has no part or depth limits; limits are checked by their
+		// own tests, here the reading is compared.
+		lim := DefaultLimits()
+		lim.MimeParts, lim.MimeDepth = 1<<20, 1<<10
+		msg, err := Parse(bytes.NewReader(raw), lim)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			return
+		}
+		checkOffsets(t, name, raw, msg)
+		if translate && bytes.IndexByte(raw, '\r') >= 0 {
+			// The oracle read the file with message_from_binary_file, which
+			// wraps it in a TextIOWrapper with universal newlines: Python
+			// parsed a copy with every CRLF and CR turned into LF. Parse the
+			// same copy so that both readings start from the same bytes.
+			msg, _ = Parse(bytes.NewReader(universalNewlines(raw)), lim)
+		}
+		ours := pythonPaths(msg)
+		rawLeaves := map[string]*pyPart{}
+		pyLeaves(want.Root, rawLeaves, false)
+		for path, py := range rawLeaves {
+			totalRaw++
+			if compareLeaf(msg, ours[path], py) == "" {
+				agreeRaw++
+			}
+		}
+		leaves := map[string]*pyPart{}
+		pyLeaves(want.Root, leaves, true)
+		for path, py := range leaves {
+			total++
+			what := compareLeaf(msg, ours[path], py)
+			if what == "" {
+				agree++
+				continue
+			}
+			diffs = append(diffs, leafDiff{name, path, what})
+		}
+	}
+	for _, jf := range files {
+		rel, _ := filepath.Rel(filepath.Join(corpusDir, "expected"), jf)
+		rel = strings.TrimSuffix(rel, ".json")
+		data, err := os.ReadFile(jf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want pyMessage
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("%s: %v", jf, err)
+		}
+		raw, err := os.ReadFile(filepath.Join(corpusDir, rel))
+		if err != nil {
+			t.Fatalf("%s: %v", rel, err)
+		}
+		if want.Messages != nil {
+			msgs := splitMbox(raw)
+			if len(msgs) != len(want.Messages) {
+				t.Errorf("%s: split into %d messages, Python %d", rel, len(msgs), len(want.Messages))
+				continue
+			}
+			for i, w := range want.Messages {
+				name := fmt.Sprintf("%s[%d]", rel, i)
+				if int64(len(msgs[i])) != w.Size {
+					t.Errorf("%s: %d bytes, Python %d", name, len(msgs[i]), w.Size)
+				}
+				check(name, msgs[i], w, false) // message_from_bytes: no newline translation
+			}
+			continue
+		}
+		check(rel, raw, &want, true)
+	}
+	rate := float64(agree) / float64(total)
+	rateRaw := float64(agreeRaw) / float64(totalRaw)
+	t.Logf("conformance: %d of %d leaf parts agree with Python's email package (%.2f%%); counting Python's delivery-status field groups as parts: %d of %d (%.2f%%)",
+		agree, total, 100*rate, agreeRaw, totalRaw, 100*rateRaw)
+	sort.Slice(diffs, func(i, j int) bool { return diffs[i].file+diffs[i].path < diffs[j].file+diffs[j].path })
+	for _, d := range diffs {
+		t.Logf("differs: %s %s: %s", d.file, d.path, d.what)
+	}
+	if rate < conformanceFloorParts {
+		t.Errorf("leaf agreement %.4f below the floor %.4f", rate, conformanceFloorParts)
+	}
+	if rateRaw < conformanceFloorRaw {
+		t.Errorf("raw leaf agreement %.4f below the floor %.4f", rateRaw, conformanceFloorRaw)
+	}
+}
+
+// compareLeaf returns "" when our part matches Python's leaf, else what differs.
+func compareLeaf(m *Message, p *Part, py *pyPart) string {
+	if p == nil {
+		return "missing"
+	}
+	if hasChildren(m, p) {
+		return "container:" + p.ContentType
+	}
+	if py.IsMultipart { // a message/* part Python parsed into field groups
+		if p.ContentType != py.ContentType {
+			return fmt.Sprintf("type %s vs %s", p.ContentType, py.ContentType)
+		}
+		if py.Filename != nil && p.Filename != *py.Filename {
+			return fmt.Sprintf("filename %q vs %q", p.Filename, *py.Filename)
+		}
+		return ""
+	}
+	var d []string
+	if p.ContentType != py.ContentType {
+		d = append(d, fmt.Sprintf("type %s vs %s", p.ContentType, py.ContentType))
+	}
+	fn := ""
+	if py.Filename != nil {
+		fn = *py.Filename
+	}
+	if p.Filename != fn {
+		d = append(d, fmt.Sprintf("filename %q vs %q", p.Filename, fn))
+	}
+	if p.Size != py.PayloadSize {
+		d = append(d, fmt.Sprintf("size %d vs %d", p.Size, py.PayloadSize))
+	} else if p.SHA256 != py.PayloadSHA256 {
+		d = append(d, "sha256")
+	}
+	return strings.Join(d, "; ")
+}
+
+// checkOffsets asserts the offsets are ordered, inside the message, and
+// that each field's bytes are where it says.
+func checkOffsets(t *testing.T, name string, raw []byte, m *Message) {
+	t.Helper()
+	if m.Size != int64(len(raw)) {
+		t.Errorf("%s: Size %d, want %d", name, m.Size, len(raw))
+	}
+	for _, p := range m.Parts {
+		if !(0 <= p.HeaderOffset && p.HeaderOffset <= p.BodyOffset && p.BodyOffset <= p.EndOffset && p.EndOffset <= m.Size) {
+			t.Errorf("%s: part %s offsets %d %d %d (size %d)", name, p.Path, p.HeaderOffset, p.BodyOffset, p.EndOffset, m.Size)
+		}
+		for _, f := range p.Fields {
+			if f.Start < p.HeaderOffset || f.End > p.BodyOffset || !bytes.HasPrefix(raw[f.Start:f.End], []byte(f.Name)) {
+				t.Errorf("%s: part %s field %s at %d-%d outside its header", name, p.Path, f.Name, f.Start, f.End)
+			}
+		}
+	}
+}
+
+// universalNewlines turns CRLF and lone CR into LF, as Python's
+// io.TextIOWrapper(newline=None) does on read.
+func universalNewlines(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] == '\r' {
+			out = append(out, '\n')
+			if i+1 < len(b) && b[i+1] == '\n' {
+				i++
+			}
+			continue
+		}
+		out = append(out, b[i])
+	}
+	return out
+}
