@@ -13,8 +13,6 @@ import (
 const Raised = "1000000000"
 
 var (
-	rateRight = regexp.MustCompile(`(rate\([^()]*\)\s*(?:>=|>|==)\s*)(\d+(?:\.\d+)?)`)
-	rateLeft  = regexp.MustCompile(`(\d+(?:\.\d+)?)(\s*(?:<=|<|==)\s*rate\()`)
 	ruleStart = regexp.MustCompile(`^(\s*)-\s+name:`)
 	greyLine  = regexp.MustCompile(`^\s*(?:-\s+)?(?:action:\s*["']?greylist\b|greylist:)`)
 	modeLine  = regexp.MustCompile(`^(\s*)mode:\s*\S+`)
@@ -29,12 +27,10 @@ var (
 // changed and the harness must be looked at, not silently measure
 // deferrals.
 func PatchSpamBasics(src string) (string, error) {
-	n := len(rateRight.FindAllStringIndex(src, -1)) + len(rateLeft.FindAllStringIndex(src, -1))
-	if n == 0 {
-		return "", fmt.Errorf("bench: no rate(...) comparison with a number found to raise; update PatchSpamBasics")
+	src, err := raiseRates(src)
+	if err != nil {
+		return "", err
 	}
-	src = rateRight.ReplaceAllString(src, "${1}"+Raised)
-	src = rateLeft.ReplaceAllString(src, Raised+"${2}")
 
 	lines := strings.Split(src, "\n")
 	var out []string
@@ -86,6 +82,66 @@ func PatchSpamBasics(src string) (string, error) {
 		return "", fmt.Errorf("bench: no greylisting rule (action: greylist or greylist:) found; update PatchSpamBasics")
 	}
 	return strings.Join(out, "\n"), nil
+}
+
+var (
+	cmpAfter  = regexp.MustCompile(`^\s*(?:>=|>|==)\s*(\d+(?:\.\d+)?)`)
+	cmpBefore = regexp.MustCompile(`(\d+(?:\.\d+)?)\s*(?:<=|<|==)\s*$`)
+)
+
+// raiseRates replaces the number every rate(...) call is compared with
+// ("rate(k, w) > N" or "N < rate(k, w)") by Raised. The call's arguments may
+// nest parentheses. Every rate( must be such a comparison, else it fails.
+func raiseRates(src string) (string, error) {
+	var b strings.Builder
+	n := 0
+	for {
+		i := strings.Index(src, "rate(")
+		if i < 0 {
+			b.WriteString(src)
+			break
+		}
+		if i > 0 && (isIdent(src[i-1])) { // e.g. "generate(": not ours
+			b.WriteString(src[:i+5])
+			src = src[i+5:]
+			continue
+		}
+		// The matching parenthesis.
+		depth, j := 0, i+4
+		for ; j < len(src); j++ {
+			if src[j] == '(' {
+				depth++
+			} else if src[j] == ')' {
+				if depth--; depth == 0 {
+					break
+				}
+			}
+		}
+		if j == len(src) {
+			return "", fmt.Errorf("bench: unbalanced rate( call")
+		}
+		before, call, after := src[:i], src[i:j+1], src[j+1:]
+		if m := cmpAfter.FindStringSubmatchIndex(after); m != nil {
+			after = after[:m[2]] + Raised + after[m[3]:]
+		} else if m := cmpBefore.FindStringSubmatchIndex(before); m != nil {
+			before = before[:m[2]] + Raised + before[m[3]:]
+		} else {
+			line := strings.Count(b.String()+before, "\n") + 1
+			return "", fmt.Errorf("bench: line %d: %s is not compared with a number; update PatchSpamBasics", line, call)
+		}
+		b.WriteString(before)
+		b.WriteString(call)
+		src = after
+		n++
+	}
+	if n == 0 {
+		return "", fmt.Errorf("bench: no rate(...) comparison with a number found to raise; update PatchSpamBasics")
+	}
+	return b.String(), nil
+}
+
+func isIdent(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.'
 }
 
 var listRef = regexp.MustCompile(`Lists\.([A-Za-z_]\w*)|Lists\[["']([^"']+)["']\]`)
