@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"mailgate/policies"
 	"mailgate/rules"
 )
 
@@ -63,4 +64,11 @@ func loadRuleSet(cfgFile string, pols []string) (*rules.Set, string, error) {
 	}
 	set, err := loadDefaultPack(rules.Config{})
 	return set, "embedded default pack", err
+}
+
+// loadDefaultPack loads the embedded policies/default.yaml, with the lists
+// and rule_error of cfg.
+func loadDefaultPack(cfg rules.Config) (*rules.Set, error) {
+	cfg.Policies = []string{policies.Default}
+	return rules.LoadFS(policies.FS, cfg, nil)
 }

@@ -20,6 +20,12 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
+	if len(pols) == 0 {
+		// The embedded packs' tests name fixtures in the source tree's
+		// testdata/, which is not embedded: run them from a checkout.
+		fmt.Fprintf(stderr, "mailgate test: give the policies to test with -p (in a source checkout: -p policies/default.yaml)\n")
+		return 2
+	}
 	set, _, err := loadRuleSet("", pols)
 	if err != nil {
 		var ue usageError

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLintCommand(t *testing.T) {
+	bad := "../../rules/testdata/"
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string   // substring
+		stderr []string // substrings, in order
+	}{
+		{"embedded default", nil, 0, "ok: embedded default pack", nil},
+		{"shipped pack", []string{"-p", "../../policies/default.yaml"}, 0, "ok: 1 policy file(s)", nil},
+		{"misspelt field", []string{"-p", bad + "bad-misspelt.yaml"}, 1, "",
+			[]string{bad + "bad-misspelt.yaml:3:30: rule block-executables: when: type mimeparse.Part has no field Extension (did you mean Ext?)"}},
+		{"non-bool when", []string{"-p", bad + "bad-nonbool.yaml"}, 1, "",
+			[]string{bad + "bad-nonbool.yaml:3:12: rule subject-only: when: must be true or false"}},
+		{"reject with 4xx", []string{"-p", bad + "bad-reply.yaml"}, 1, "",
+			[]string{bad + "bad-reply.yaml:5:13: rule reject-soft: reply: reject needs a 5xx reply, not 450"}},
+		{"unknown key", []string{"-p", bad + "bad-unknown-key.yaml"}, 1, "",
+			[]string{bad + "bad-unknown-key.yaml:3:5: unknown key acton in a rule (did you mean action?)"}},
+		{"several files, every error", []string{"-p", bad + "bad-stage.yaml", "-p", bad + "bad-list.yaml"}, 1, "",
+			[]string{bad + "bad-stage.yaml:4:39: ", bad + "bad-list.yaml:3:41: "}},
+		{"missing file", []string{"-p", "nowhere.yaml"}, 1, "", []string{"nowhere.yaml:1:1: reading policy: no such file or directory"}},
+		{"both -c and -p", []string{"-c", "x.yaml", "-p", "y.yaml"}, 2, "", []string{"Usage:"}},
+		{"stray argument", []string{"x.yaml"}, 2, "", []string{"Usage:"}},
+		{"bad flag", []string{"--nope"}, 2, "", []string{"flag provided but not defined"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := runLint(c.args, &out, &errb)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, c.code, out.String(), errb.String())
+			}
+			if !strings.Contains(out.String(), c.stdout) {
+				t.Errorf("stdout %q lacks %q", out.String(), c.stdout)
+			}
+			rest := errb.String()
+			for _, s := range c.stderr {
+				i := strings.Index(rest, s)
+				if i < 0 {
+					t.Fatalf("stderr %q lacks %q", errb.String(), s)
+				}
+				rest = rest[i+len(s):]
+			}
+		})
+	}
+}
+
+func TestLintConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("mailgate.yaml", "upstream: smtp://127.0.0.1:10025\npolicies: [p.yaml]\nlists: {internal_domains: d.txt}\n")
+	write("p.yaml", "rules:\n  - name: internal\n    when: 'Envelope.FromDomain in Lists.internal_domains'\n    score: -1\n")
+	write("d.txt", "example.org\n")
+	var out, errb bytes.Buffer
+	if code := runLint([]string{"-c", filepath.Join(dir, "mailgate.yaml")}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	write("mailgate.yaml", "upstream: smtp://127.0.0.1:10025\npolicies: [p.yaml]\n")
+	errb.Reset()
+	if code := runLint([]string{"-c", filepath.Join(dir, "mailgate.yaml")}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), "p.yaml:3:41: rule internal: when: list internal_domains is not configured") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
+
+func TestTestCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := runTest([]string{"-p", "../../rules/testdata/valid.yaml"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "7 tests, 7 passed, 0 failed") {
+		t.Errorf("stdout: %s", out.String())
+	}
+	out.Reset()
+	if code := runTest([]string{"-p", "../../rules/testdata/failing-tests.yaml"}, &out, &errb); code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, out.String())
+	}
+	for _, s := range []string{"FAIL  ../../rules/testdata/failing-tests.yaml:7: wrong on purpose", "verdict: want reject, got accept", "2 tests, 1 passed, 1 failed"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("stdout lacks %q:\n%s", s, out.String())
+		}
+	}
+	errb.Reset()
+	if code := runTest([]string{"-p", "../../rules/testdata/bad-reply.yaml"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "bad-reply.yaml:5:13:") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, args := range [][]string{{"extra"}, nil} {
+		if code := runTest(args, &out, &errb); code != 2 {
+			t.Fatalf("%q: exit %d, want 2", args, code)
+		}
+	}
+}
