@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,17 +73,24 @@ func (p *proc) exited() bool {
 	}
 }
 
+// stop ends the process group and keeps what the process printed in
+// DIR/NAME.out (see -keep).
 func (p *proc) stop() {
-	if p == nil || p.exited() {
+	if p == nil {
 		return
 	}
-	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
+	if !p.exited() {
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
 	}
+	p.mu.Lock()
+	os.WriteFile(filepath.Join(p.cmd.Dir, p.name+".out"), p.out.Bytes(), 0o644)
+	p.mu.Unlock()
 }
 
 // waitBanner waits until addr answers with a 220 greeting, or the process
