@@ -1,0 +1,216 @@
+package proxy
+
+import (
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"mailgate/mimeparse"
+	"mailgate/rules"
+)
+
+// fakeEngine decides with a Go function; it records the facts it saw.
+type fakeEngine struct {
+	mu     sync.Mutex
+	decide func(stage rules.Stage, f *rules.Facts) rules.Verdict
+	seen   []rules.Facts
+}
+
+func (e *fakeEngine) NewEvaluator() Evaluator { return e }
+func (e *fakeEngine) RuleNames() []string     { return []string{"fake"} }
+func (e *fakeEngine) Rewrite(w io.Writer, raw io.Reader, msg *mimeparse.Message, ed *rules.Edits) (int64, error) {
+	return rules.Rewrite(w, raw, msg, ed)
+}
+func (e *fakeEngine) Eval(stage rules.Stage, f *rules.Facts) rules.Verdict {
+	e.mu.Lock()
+	e.seen = append(e.seen, *f)
+	e.mu.Unlock()
+	if e.decide == nil {
+		return rules.Verdict{Action: rules.ActionContinue}
+	}
+	return e.decide(stage, f)
+}
+
+func reject(rule string, rp Reply) rules.Verdict {
+	return rules.Verdict{Action: rules.ActionReject, Rule: rule, Rules: []string{rule}, Reply: rp}
+}
+
+func TestPolicyRejectAtData(t *testing.T) {
+	up := newFakeUpstream(t)
+	eng := &fakeEngine{decide: func(st rules.Stage, f *rules.Facts) rules.Verdict {
+		if st == rules.StageData && strings.Contains(f.Msg.Header("Subject"), "bad") {
+			return reject("no-bad", r(550, 5, 7, 1, "Executable attachments are not accepted"))
+		}
+		return rules.Verdict{Action: rules.ActionContinue}
+	}}
+	addr, _, lg := startServer(t, testConfig(t, up.url()), eng)
+	c := dialClient(t, addr)
+	c.cmd("EHLO client.test", "250")
+	rp := c.sendMail("a@example.org", []string{"b@example.net"}, stuff(strings.Replace(cleanMsg, "hi", "bad", 1)))
+	if rp != "550 5.7.1 Executable attachments are not accepted" {
+		t.Fatalf("final reply %q", rp)
+	}
+	// The session goes on: the next message passes.
+	if rp := c.sendMail("a@example.org", []string{"b@example.net"}, stuff(cleanMsg)); !strings.HasPrefix(rp, "250") {
+		t.Fatalf("second message: %q", rp)
+	}
+	c.cmd("QUIT", "221")
+	txs := up.transactions()
+	if len(txs) != 1 || string(txs[0].Data) != cleanMsg {
+		t.Fatalf("upstream saw %d transactions (%+v), want only the clean one", len(txs), txs)
+	}
+	cmds := strings.Join(up.commands(), "\n")
+	if strings.Count(cmds, "DATA") != 1 || !strings.Contains(cmds, "RSET") {
+		t.Errorf("upstream commands:\n%s", cmds)
+	}
+	waitFor(t, "log line", func() bool {
+		return strings.Contains(lg.String(), `"verdict":"reject"`) && strings.Contains(lg.String(), `"rules":["no-bad"]`)
+	})
+}
+
+func TestPolicyStages(t *testing.T) {
+	up := newFakeUpstream(t)
+	eng := &fakeEngine{decide: func(st rules.Stage, f *rules.Facts) rules.Verdict {
+		switch {
+		case st == rules.StageHelo && f.Client.HELO == "evil.test":
+			return reject("helo", r(550, 5, 7, 1, "Go away"))
+		case st == rules.StageMail && f.Envelope.From == "spam@example.org":
+			return reject("mail", Reply{})
+		case st == rules.StageRcpt && f.Rcpt == "closed@example.net":
+			return rules.Verdict{Action: rules.ActionTempfail, Rule: "rcpt", Rules: []string{"rcpt"},
+				Reply: r(450, 4, 7, 1, "Greylisted")}
+		}
+		return rules.Verdict{Action: rules.ActionContinue}
+	}}
+	cfg := testConfig(t, up.url())
+	cfg.TrustedForwarders = nil
+	addr, _, _ := startServer(t, cfg, eng)
+	c := dialClient(t, addr)
+	c.cmd("EHLO evil.test", "550 5.7.1 Go away")
+	c.cmd("MAIL FROM:<a@example.org>", "503")
+	c.cmd("EHLO good.test", "250")
+	c.cmd("MAIL FROM:<spam@example.org>", "550 5.7.1 Message rejected by policy")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<closed@example.net>", "450 4.7.1 Greylisted")
+	c.cmd("RCPT TO:<open@example.net>", "250")
+	c.cmd("QUIT", "221")
+	for _, l := range up.commands() {
+		if strings.Contains(l, "closed@") || strings.Contains(l, "spam@") {
+			t.Errorf("refused command relayed upstream: %q", l)
+		}
+	}
+}
+
+func TestPolicyAcceptSkipsLaterStages(t *testing.T) {
+	up := newFakeUpstream(t)
+	var dataSeen bool
+	eng := &fakeEngine{decide: func(st rules.Stage, f *rules.Facts) rules.Verdict {
+		if st == rules.StageMail {
+			return rules.Verdict{Action: rules.ActionAccept, Rule: "trusted", Rules: []string{"trusted"}}
+		}
+		if st == rules.StageData {
+			dataSeen = true
+			return reject("never", Reply{})
+		}
+		return rules.Verdict{Action: rules.ActionContinue}
+	}}
+	addr, _, _ := startServer(t, testConfig(t, up.url()), eng)
+	c := dialClient(t, addr)
+	c.cmd("EHLO client.test", "250")
+	if rp := c.sendMail("a@example.org", []string{"b@example.net"}, stuff(cleanMsg)); !strings.HasPrefix(rp, "250") {
+		t.Fatalf("final reply %q", rp)
+	}
+	if dataSeen {
+		t.Error("data stage ran after a mail-stage accept")
+	}
+}
+
+func TestPolicyDiscardAndQuarantine(t *testing.T) {
+	up := newFakeUpstream(t)
+	eng := &fakeEngine{decide: func(st rules.Stage, f *rules.Facts) rules.Verdict {
+		if st != rules.StageData {
+			return rules.Verdict{Action: rules.ActionContinue}
+		}
+		switch f.Msg.Header("Subject") {
+		case "discard":
+			return rules.Verdict{Action: rules.ActionDiscard, Rule: "d", Rules: []string{"d"}}
+		case "quarantine":
+			return rules.Verdict{Action: rules.ActionQuarantine, Rule: "q", Rules: []string{"q"}}
+		}
+		return rules.Verdict{Action: rules.ActionContinue}
+	}}
+	cfg := testConfig(t, up.url())
+	addr, _, _ := startServer(t, cfg, eng)
+	c := dialClient(t, addr)
+	c.cmd("EHLO client.test", "250")
+	for _, subj := range []string{"discard", "quarantine"} {
+		msg := strings.Replace(cleanMsg, "hi", subj, 1)
+		if rp := c.sendMail("a@example.org", []string{"b@example.net"}, stuff(msg)); !strings.HasPrefix(rp, "250 2.0.0") {
+			t.Fatalf("%s: final reply %q", subj, rp)
+		}
+	}
+	c.cmd("QUIT", "221")
+	if txs := up.transactions(); len(txs) != 0 {
+		t.Fatalf("upstream got %d messages, want none", len(txs))
+	}
+	ents, _ := os.ReadDir(cfg.QuarantineDir)
+	if len(ents) != 2 {
+		t.Fatalf("quarantine dir: %v", ents)
+	}
+	for _, e := range ents {
+		fi, _ := e.Info()
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v", e.Name(), fi.Mode())
+		}
+		if strings.HasSuffix(e.Name(), ".json") {
+			data, _ := os.ReadFile(filepath.Join(cfg.QuarantineDir, e.Name()))
+			var rec quarantineRecord
+			if err := json.Unmarshal(data, &rec); err != nil || rec.Rule != "q" || rec.From != "a@example.org" ||
+				rec.SHA256+".json" != e.Name() {
+				t.Errorf("sidecar %s: %+v %v", e.Name(), rec, err)
+			}
+		} else {
+			data, _ := os.ReadFile(filepath.Join(cfg.QuarantineDir, e.Name()))
+			if !strings.Contains(string(data), "Subject: quarantine") {
+				t.Errorf("quarantined message %q", data)
+			}
+		}
+	}
+}
+
+func TestPolicyRewriteAndRecipients(t *testing.T) {
+	up := newFakeUpstream(t)
+	eng := &fakeEngine{decide: func(st rules.Stage, f *rules.Facts) rules.Verdict {
+		if st != rules.StageData {
+			return rules.Verdict{Action: rules.ActionContinue}
+		}
+		return rules.Verdict{Action: rules.ActionContinue, Rules: []string{"tag"}, Edits: rules.Edits{
+			Headers:       []rules.HeaderEdit{{Op: "add", Name: "X-Tag", Value: "yes", Rule: "tag"}},
+			SubjectPrefix: "[EXT] ",
+			RcptAdd:       []string{"archive@example.net"},
+			RcptRemove:    []string{"c@example.net"},
+		}}
+	}}
+	addr, _, _ := startServer(t, testConfig(t, up.url()), eng)
+	c := dialClient(t, addr)
+	c.cmd("EHLO client.test", "250")
+	if rp := c.sendMail("a@example.org", []string{"b@example.net", "c@example.net"}, stuff(cleanMsg)); !strings.HasPrefix(rp, "250") {
+		t.Fatalf("final reply %q", rp)
+	}
+	txs := up.transactions()
+	if len(txs) != 1 {
+		t.Fatalf("upstream transactions: %+v", txs)
+	}
+	data := string(txs[0].Data)
+	if !strings.Contains(data, "X-Tag: yes\r\n") || !strings.Contains(data, "Subject: [EXT] hi\r\n") ||
+		!strings.HasSuffix(data, "\r\nHello.\r\n.leading dot\r\n..two dots\r\nend\r\n") {
+		t.Errorf("rewritten message %q", data)
+	}
+	if got := strings.Join(txs[0].Rcpts, ","); got != "b@example.net,archive@example.net" {
+		t.Errorf("upstream recipients %q", got)
+	}
+}
