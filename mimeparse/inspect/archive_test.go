@@ -206,6 +206,12 @@ func TestOLE(t *testing.T) {
 		{name: "encrypted-ooxml", body: buildCFB([]string{"EncryptionInfo", "EncryptedPackage"}, nil), enc: true},
 		{name: "msi", body: buildCFB([]string{"\u4840\u3f3f"}, clsidMSI), exe: true},
 		{name: "corrupt", body: append(append([]byte{}, magicOLE...), make([]byte, 600)...), defects: []string{DefectOLECorrupt}},
+		{name: "xls-clean", body: buildCFBStreams([]cfbStream{{name: "Workbook", data: xlsWorkbook(0, false, 5000)}}, nil)},
+		{name: "xls-xlm-macrosheet", body: buildCFBStreams([]cfbStream{{name: "Workbook", data: xlsWorkbook(1, false, 5000)}}, nil), macros: true},
+		{name: "xls-xlm-ministream", body: buildCFBStreams([]cfbStream{{name: "\x05SummaryInformation", data: make([]byte, 200)}, {name: "Workbook", data: xlsWorkbook(1, false, 0)}}, nil), macros: true},
+		{name: "xls-encrypted", body: buildCFBStreams([]cfbStream{{name: "Workbook", data: xlsWorkbook(0, true, 5000)}}, nil), enc: true},
+		{name: "doc-encrypted", body: buildCFBStreams([]cfbStream{{name: "WordDocument", data: append(make([]byte, 10), 0x00, 0x01)}}, nil), enc: true},
+		{name: "doc-clean-fib", body: buildCFBStreams([]cfbStream{{name: "WordDocument", data: make([]byte, 5000)}, {name: "1Table", data: make([]byte, 100)}}, nil)},
 	})
 }
 

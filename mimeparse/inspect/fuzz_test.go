@@ -21,6 +21,7 @@ func seedBodies(f *testing.F) [][]byte {
 		gz(f, "x", buildTar(f, map[string][]byte{"a": pe}, "a")),
 		buildCFB([]string{"WordDocument", "Macros", "VBA"}, nil),
 		buildCFB([]string{"x"}, clsidMSI),
+		buildCFBStreams([]cfbStream{{name: "Workbook", data: xlsWorkbook(1, true, 5000)}}, nil),
 		buildTNEF(tnefAtt{title: "a.exe", long: "long.exe", data: pe}),
 		append([]byte("text\r\n"), uuencode("u.exe", pe)...),
 		buildRAR5(f, "r.exe", pe),
@@ -72,6 +73,8 @@ func FuzzCFB(f *testing.F) {
 	f.Add(buildCFB([]string{"WordDocument", "Macros", "VBA"}, nil))
 	f.Add(buildCFB([]string{"x", "y", "z", "w", "v"}, clsidMSI))
 	f.Add(append(append([]byte{}, magicOLE...), make([]byte, 1000)...))
+	f.Add(buildCFBStreams([]cfbStream{{name: "Workbook", data: xlsWorkbook(1, true, 5000)}}, nil))
+	f.Add(buildCFBStreams([]cfbStream{{name: "a", data: make([]byte, 100)}, {name: "Workbook", data: xlsWorkbook(1, false, 0)}}, nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		facts, err := readCFB(bytes.NewReader(b))
 		if err == nil && len(facts.names) > cfbMaxDirEntries+16 {

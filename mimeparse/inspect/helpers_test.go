@@ -77,60 +77,192 @@ func gz(t testing.TB, name string, data []byte) []byte {
 	return buf.Bytes()
 }
 
-// buildCFB writes a minimal compound file (version 3, 512-byte sectors):
-// sector 0 is the FAT, sectors 1.. hold the directory (root entry plus one
-// entry per name).
+// cfbStream is one directory entry for buildCFBStreams: a stream with
+// data, or a storage.
+type cfbStream struct {
+	name    string
+	data    []byte
+	storage bool
+}
+
+// buildCFB writes a compound file whose entries are empty streams (VBA and
+// Macros as storages).
 func buildCFB(names []string, rootCLSID []byte) []byte {
-	entries := append([]string{"Root Entry"}, names...)
-	nDir := (len(entries) + 3) / 4
-	out := make([]byte, 512*(1+1+nDir))
-	h := out[:512]
-	copy(h, magicOLE)
-	binary.LittleEndian.PutUint16(h[0x18:], 0x3E)
-	binary.LittleEndian.PutUint16(h[0x1A:], 3)
-	binary.LittleEndian.PutUint16(h[0x1C:], 0xFFFE)
-	binary.LittleEndian.PutUint16(h[0x1E:], 9)
-	binary.LittleEndian.PutUint16(h[0x20:], 6)
-	binary.LittleEndian.PutUint32(h[0x2C:], 1) // one FAT sector
-	binary.LittleEndian.PutUint32(h[0x30:], 1) // directory starts at sector 1
-	binary.LittleEndian.PutUint32(h[0x38:], 4096)
-	binary.LittleEndian.PutUint32(h[0x3C:], cfbEndOfChain)
-	binary.LittleEndian.PutUint32(h[0x44:], cfbEndOfChain)
-	for i := 0; i < 109; i++ {
-		binary.LittleEndian.PutUint32(h[0x4C+4*i:], cfbFreeSect)
+	var ss []cfbStream
+	for _, n := range names {
+		ss = append(ss, cfbStream{name: n, storage: n == "VBA" || n == "Macros"})
 	}
-	binary.LittleEndian.PutUint32(h[0x4C:], 0) // FAT in sector 0
-	fat := out[512:1024]
-	for i := 0; i < 128; i++ {
-		binary.LittleEndian.PutUint32(fat[4*i:], cfbFreeSect)
+	return buildCFBStreams(ss, rootCLSID)
+}
+
+// buildCFBStreams writes a version 3 compound file (512-byte sectors, at
+// most 128 of them): sector 0 is the FAT, then the directory, the mini FAT,
+// the mini stream (streams under 4096 bytes, in 64-byte mini sectors) and
+// the regular streams.
+func buildCFBStreams(streams []cfbStream, rootCLSID []byte) []byte {
+	const ss = 512
+	le := binary.LittleEndian
+	nDir := (len(streams) + 1 + 3) / 4
+	var mini, regular [][]byte
+	var miniFAT []uint32
+	type loc struct {
+		start uint32
+		size  int
 	}
-	binary.LittleEndian.PutUint32(fat[0:], 0xFFFFFFFD) // FAT sector
-	for i := 0; i < nDir; i++ {
-		next := uint32(2 + i)
-		if i == nDir-1 {
-			next = cfbEndOfChain
+	locs := make([]loc, len(streams))
+	for i, s := range streams {
+		if s.storage || len(s.data) == 0 {
+			locs[i] = loc{cfbEndOfChain, 0}
+			continue
 		}
-		binary.LittleEndian.PutUint32(fat[4*(1+i):], next)
+		if len(s.data) < 4096 {
+			first := uint32(len(miniFAT))
+			n := (len(s.data) + 63) / 64
+			for j := 0; j < n; j++ {
+				next := uint32(len(miniFAT) + 1)
+				if j == n-1 {
+					next = cfbEndOfChain
+				}
+				miniFAT = append(miniFAT, next)
+			}
+			buf := make([]byte, n*64)
+			copy(buf, s.data)
+			mini = append(mini, buf)
+			locs[i] = loc{first, len(s.data)}
+			continue
+		}
+		regular = append(regular, s.data)
+		locs[i] = loc{uint32(len(regular) - 1), len(s.data)} // fixed below
 	}
-	for i, name := range entries {
-		e := out[1024+128*i : 1024+128*(i+1)]
+	miniStream := bytes.Join(mini, nil)
+	nMiniFAT := (len(miniFAT)*4 + ss - 1) / ss
+	nMini := (len(miniStream) + ss - 1) / ss
+	fat := make([]uint32, 128)
+	for i := range fat {
+		fat[i] = cfbFreeSect
+	}
+	fat[0] = 0xFFFFFFFD
+	next := uint32(1)
+	alloc := func(n int) uint32 { // a chain of n sectors
+		if n == 0 {
+			return cfbEndOfChain
+		}
+		first := next
+		for j := 0; j < n; j++ {
+			fat[next] = next + 1
+			if j == n-1 {
+				fat[next] = cfbEndOfChain
+			}
+			next++
+		}
+		return first
+	}
+	dirStart := alloc(nDir)
+	miniFATStart := alloc(nMiniFAT)
+	miniStart := alloc(nMini)
+	regStart := make([]uint32, len(regular))
+	for i, r := range regular {
+		regStart[i] = alloc((len(r) + ss - 1) / ss)
+	}
+	out := make([]byte, ss*(1+int(next)))
+	h := out[:ss]
+	copy(h, magicOLE)
+	le.PutUint16(h[0x18:], 0x3E)
+	le.PutUint16(h[0x1A:], 3)
+	le.PutUint16(h[0x1C:], 0xFFFE)
+	le.PutUint16(h[0x1E:], 9)
+	le.PutUint16(h[0x20:], 6)
+	le.PutUint32(h[0x2C:], 1)
+	le.PutUint32(h[0x30:], dirStart)
+	le.PutUint32(h[0x38:], 4096)
+	le.PutUint32(h[0x3C:], miniFATStart)
+	le.PutUint32(h[0x40:], uint32(nMiniFAT))
+	le.PutUint32(h[0x44:], cfbEndOfChain)
+	for i := 0; i < 109; i++ {
+		le.PutUint32(h[0x4C+4*i:], cfbFreeSect)
+	}
+	le.PutUint32(h[0x4C:], 0)
+	sect := func(s uint32) []byte { return out[ss*(int(s)+1) : ss*(int(s)+2)] }
+	for i, v := range fat {
+		le.PutUint32(sect(0)[4*i:], v)
+	}
+	put := func(start uint32, data []byte) {
+		for s := start; len(data) > 0; s = fat[s] {
+			n := copy(sect(s), data)
+			data = data[n:]
+		}
+	}
+	mf := make([]byte, nMiniFAT*ss)
+	for i := range mf {
+		mf[i] = 0xFF
+	}
+	for i, v := range miniFAT {
+		le.PutUint32(mf[4*i:], v)
+	}
+	if nMiniFAT > 0 {
+		put(miniFATStart, mf)
+	}
+	if nMini > 0 {
+		put(miniStart, miniStream)
+	}
+	for i, r := range regular {
+		put(regStart[i], r)
+	}
+	dir := make([]byte, nDir*ss)
+	entry := func(i int, name string, typ byte, start uint32, size int) {
+		e := dir[128*i : 128*(i+1)]
 		u := utf16.Encode([]rune(name))
 		for j, c := range u {
-			binary.LittleEndian.PutUint16(e[2*j:], c)
+			le.PutUint16(e[2*j:], c)
 		}
-		binary.LittleEndian.PutUint16(e[0x40:], uint16(2*len(u)+2))
-		e[0x42] = 2 // stream
-		if i == 0 {
-			e[0x42] = 5
-			copy(e[0x50:], rootCLSID)
-		} else if name == "VBA" || name == "Macros" {
-			e[0x42] = 1 // storage
-		}
-		binary.LittleEndian.PutUint32(e[0x44:], 0xFFFFFFFF)
-		binary.LittleEndian.PutUint32(e[0x48:], 0xFFFFFFFF)
-		binary.LittleEndian.PutUint32(e[0x4C:], 0xFFFFFFFF)
+		le.PutUint16(e[0x40:], uint16(2*len(u)+2))
+		e[0x42] = typ
+		le.PutUint32(e[0x44:], 0xFFFFFFFF)
+		le.PutUint32(e[0x48:], 0xFFFFFFFF)
+		le.PutUint32(e[0x4C:], 0xFFFFFFFF)
+		le.PutUint32(e[0x74:], start)
+		le.PutUint32(e[0x78:], uint32(size))
 	}
+	entry(0, "Root Entry", 5, miniStart, len(miniStream))
+	copy(dir[0x50:0x60], rootCLSID)
+	for i, s := range streams {
+		typ := byte(2)
+		if s.storage {
+			typ = 1
+		}
+		start, size := locs[i].start, locs[i].size
+		if !s.storage && size >= 4096 {
+			start = regStart[start]
+		}
+		entry(i+1, s.name, typ, start, size)
+	}
+	put(dirStart, dir)
 	return out
+}
+
+// biff builds BIFF8 records.
+func biff(recs ...[]byte) []byte { return bytes.Join(recs, nil) }
+
+func biffRec(typ uint16, data []byte) []byte {
+	b := binary.LittleEndian.AppendUint16(nil, typ)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(data)))
+	return append(b, data...)
+}
+
+// xlsWorkbook is a workbook globals substream with one sheet of type dt
+// (0 worksheet, 1 Excel 4.0 macro sheet), optionally encrypted (FilePass),
+// padded to pad bytes.
+func xlsWorkbook(dt byte, filePass bool, pad int) []byte {
+	recs := [][]byte{biffRec(0x0809, make([]byte, 16))}
+	if filePass {
+		recs = append(recs, biffRec(0x002F, make([]byte, 54)))
+	}
+	recs = append(recs, biffRec(0x0085, append([]byte{0, 0, 0, 0, 1, dt, 6}, "Macro1"...)), biffRec(0x000A, nil))
+	b := biff(recs...)
+	if len(b) < pad {
+		b = append(b, make([]byte, pad-len(b))...)
+	}
+	return b
 }
 
 // tnefAtt is one attachment for buildTNEF.
