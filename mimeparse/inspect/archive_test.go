@@ -211,6 +211,9 @@ func TestOLE(t *testing.T) {
 		{name: "xls-xlm-ministream", body: buildCFBStreams([]cfbStream{{name: "\x05SummaryInformation", data: make([]byte, 200)}, {name: "Workbook", data: xlsWorkbook(1, false, 0)}}, nil), macros: true},
 		{name: "xls-encrypted", body: buildCFBStreams([]cfbStream{{name: "Workbook", data: xlsWorkbook(0, true, 5000)}}, nil), enc: true},
 		{name: "doc-encrypted", body: buildCFBStreams([]cfbStream{{name: "WordDocument", data: append(make([]byte, 10), 0x00, 0x01)}}, nil), enc: true},
+		{name: "ppt-vba", body: buildCFBStreams([]cfbStream{{name: "PowerPoint Document", data: append(append(make([]byte, 5107), pptVBAInfo...), make([]byte, 40)...)}}, nil), macros: true},
+		{name: "ppt-vba-mini", body: buildCFBStreams([]cfbStream{{name: "PowerPoint Document", data: append(make([]byte, 30), pptVBAInfo...)}}, nil), macros: true},
+		{name: "ppt-clean", body: buildCFBStreams([]cfbStream{{name: "PowerPoint Document", data: make([]byte, 6000)}}, nil)},
 		{name: "doc-clean-fib", body: buildCFBStreams([]cfbStream{{name: "WordDocument", data: make([]byte, 5000)}, {name: "1Table", data: make([]byte, 100)}}, nil)},
 	})
 }

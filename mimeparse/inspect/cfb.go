@@ -92,6 +92,10 @@ func readCFB(r readerAtSize) (cfbFacts, error) {
 				facts.macros = facts.macros || m
 				facts.encrypted = facts.encrypted || enc
 			}
+		case "powerpoint document":
+			if e.typ == 2 && c.scan(e, pptVBAInfo) {
+				facts.macros = true
+			}
 		case "worddocument":
 			if e.typ == 2 {
 				fib := c.stream(e, 12)
@@ -249,6 +253,37 @@ func (c *cfbFile) stream(e cfbEntry, n int64) []byte {
 		out = append(out, mini[:min(64, n-int64(len(out)))]...)
 	}
 	return out
+}
+
+// pptVBAInfo is the start of a PowerPoint VBAInfoContainer ([MS-PPT]
+// 2.4.10: rh recVer 0xF, recType 0x03FF, recLen 0x14) followed by its
+// VBAInfoAtom header (recVer 2, recType 0x0400, recLen 0x0C): present in
+// the DocumentContainer when the presentation has a VBA project.
+var pptVBAInfo = []byte{0x0F, 0x00, 0xFF, 0x03, 0x14, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x04, 0x0C, 0x00, 0x00, 0x00}
+
+// scan reports whether pattern occurs in regular stream e. It reads one
+// sector at a time; sectors are bounded by the file size.
+func (c *cfbFile) scan(e cfbEntry, pattern []byte) bool {
+	if e.size < c.miniCutoff {
+		return bytes.Contains(c.stream(e, e.size), pattern)
+	}
+	sec := make([]byte, c.secSize)
+	win := make([]byte, 0, c.secSize+int64(len(pattern)))
+	left := e.size
+	for _, s := range c.chain(e.start, e.size/c.secSize+1) {
+		if !c.readSect(sec, s) {
+			return false
+		}
+		n := min(c.secSize, left)
+		left -= n
+		win = append(win, sec[:n]...)
+		if bytes.Contains(win, pattern) {
+			return true
+		}
+		keep := min(len(win), len(pattern)-1)
+		win = append(win[:0], win[len(win)-keep:]...)
+	}
+	return false
 }
 
 // xlsGlobals walks the BIFF records of a workbook's globals substream (up

@@ -38,6 +38,12 @@ const (
 const headMax = 3072
 
 // Options configure one Inspector. Zero values take the defaults above.
+//
+// Spill bounds three things, each per attachment: the decoded bytes written
+// to the temp file (limit-inspect-spill), the bytes decompressed from its
+// archive members to sniff them and open nested archives
+// (limit-archive-bytes), and, for TNEF and uuencode, each embedded file's
+// own spill.
 type Options struct {
 	ArchiveDepth, ArchiveEntries int
 	Spill                        int64  // max decoded bytes spilled to a temp file for random-access formats (zip, OLE)
