@@ -2,10 +2,13 @@ package mimeparse
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -103,6 +106,12 @@ func pythonPaths(m *Message) map[string]*Part {
 		stack = append(stack, &open{path: path, depth: p.Depth})
 	}
 	return out
+}
+
+// isLeaf reports whether p is a leaf of the MIME tree itself (not a
+// container, not found inside a body).
+func isLeaf(m *Message, p *Part) bool {
+	return !p.IsMultipart && !hasChildren(m, p) && !strings.Contains(p.Path, ".u") && !strings.Contains(p.Path, ".t")
 }
 
 // hasChildren reports whether a part is a container in our tree.
@@ -317,6 +326,17 @@ func checkOffsets(t *testing.T, name string, raw []byte, m *Message) {
 	for _, p := range m.Parts {
 		if !(0 <= p.HeaderOffset && p.HeaderOffset <= p.BodyOffset && p.BodyOffset <= p.EndOffset && p.EndOffset <= m.Size) {
 			t.Errorf("%s: part %s offsets %d %d %d (size %d)", name, p.Path, p.HeaderOffset, p.BodyOffset, p.EndOffset, m.Size)
+		}
+		// An unencoded leaf's body is exactly its bytes between BodyOffset
+		// and EndOffset.
+		if isLeaf(m, p) && !slices.Contains(p.Defects, DefectMissingStartBoundary) {
+			switch p.TransferEncoding {
+			case "", "7bit", "8bit", "binary":
+				sum := sha256.Sum256(raw[p.BodyOffset:p.EndOffset])
+				if hex.EncodeToString(sum[:]) != p.SHA256 {
+					t.Errorf("%s: part %s: body bytes %d-%d do not hash to its SHA256", name, p.Path, p.BodyOffset, p.EndOffset)
+				}
+			}
 		}
 		for _, f := range p.Fields {
 			if f.Start < p.HeaderOffset || f.End > p.BodyOffset || !bytes.HasPrefix(raw[f.Start:f.End], []byte(f.Name)) {

@@ -112,7 +112,7 @@ func (p *parser) scanBody(sink io.Writer) scanEnd {
 				in.fill()
 				continue
 			}
-			if in.fill() {
+			if in.fill() || in.eof {
 				continue
 			}
 			// The candidate line does not fit in the buffer: not a delimiter.
