@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ type options struct {
 	keep      bool
 	harakaV   string
 	harakaDir string
+	pprofDir  string
 }
 
 func main() {
@@ -70,6 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.timeout, "timeout", 19*time.Minute, "stop starting new cells after this; report what was measured")
 	fs.StringVar(&o.out, "out", "", "also write the samples as JSON to this file")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs)")
+	fs.StringVar(&o.pprofDir, "pprof", "", "fetch CPU and heap profiles of each mailgate target into this directory during run 1's cells at the most sessions (needs /debug/pprof/ on mailgate's metrics_listen)")
 	fs.StringVar(&o.harakaV, "haraka-version", "3.3.4", "Haraka version to npm install")
 	fs.StringVar(&o.harakaDir, "haraka-dir", filepath.Join(os.TempDir(), "mailgate-bench-haraka"), "npm install directory for Haraka, reused across runs")
 	fs.IntVar(&mo.sessions, "mem-sessions", 1000, "memtest: concurrent sessions")
@@ -127,7 +130,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	} else {
 		defer os.RemoveAll(work)
 	}
-	e := &env{work: work, root: root, harakaV: o.harakaV, harakaD: o.harakaDir, sinkConc: 2048}
+	e := &env{work: work, root: root, harakaV: o.harakaV, harakaD: o.harakaDir, sinkConc: 2048, pprof: o.pprofDir != ""}
 	fmt.Fprintf(stdout, "# mailgate proxy bench %s\n\nmachine: %s, %d CPUs, GOMAXPROCS %d, RLIMIT_NOFILE %d\n\n",
 		time.Now().UTC().Format(time.RFC3339), cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), nofile)
 	if *memtest {
@@ -302,7 +305,15 @@ outer:
 					t := targets[(i+r)%len(targets)] // rotate the order between runs
 					load, lat := budget(size, sess, o.scale, est[t.name+"/"+size])
 					s := sample{Target: t.name, Size: size, Sessions: sess, Run: r + 1, Msgs: load}
-					d, err := sourceRun(ctx, t.addr, files[size], load, sess, 3*time.Minute)
+					var d time.Duration
+					var err error
+					runLoad := func() { d, err = sourceRun(ctx, t.addr, files[size], load, sess, 3*time.Minute) }
+					if o.pprofDir != "" && t.metrics != "" && r == 0 && sess == slices.Max(o.sessions) {
+						label := fmt.Sprintf("%s-%s-s%d", t.name, size, sess)
+						notes = append(notes, profileDuring(o.pprofDir, t.metrics, label, int(loadSeconds), runLoad))
+					} else {
+						runLoad()
+					}
 					s.Seconds = d.Seconds()
 					if err == nil {
 						s.MsgsPerS = float64(load) / d.Seconds()

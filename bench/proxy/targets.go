@@ -20,6 +20,7 @@ type env struct {
 	harakaV  string
 	harakaD  string // where Haraka is installed (kept across runs)
 	sinkConc int
+	pprof    bool // give mailgate a metrics_listen to fetch profiles from
 }
 
 // target is one thing smtp-source sends through.
@@ -29,6 +30,8 @@ type target struct {
 	proc *proc // nil for direct and in-harness targets
 	// rssPid is the process whose memory is reported (mailgate), 0 if none.
 	rssPid int
+	// metrics is mailgate's metrics_listen address, "" unless -pprof.
+	metrics string
 }
 
 func startSink(e *env) (*proc, error) {
@@ -83,9 +86,12 @@ func buildMailgate(e *env) error {
 }
 
 // mailgateConfig is the mailgate.yaml of a bench target (DESIGN.md keys).
-func mailgateConfig(listen, upstream, spool string, policies []string, lists map[string]string, conns int) string {
+func mailgateConfig(listen, upstream, spool, metrics string, policies []string, lists map[string]string, conns int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: [%q]\nhostname: bench.mailgate.test\nupstream: smtp://%s\n", listen, upstream)
+	if metrics != "" {
+		fmt.Fprintf(&b, "metrics_listen: %s\n", metrics)
+	}
 	fmt.Fprintf(&b, "limits: {message_size: 50MiB, connections: %d}\n", conns)
 	fmt.Fprintf(&b, "spool_dir: %s\n", spool)
 	fmt.Fprintf(&b, "log: {format: json, level: warn}\n")
@@ -117,18 +123,22 @@ func startMailgate(e *env, name string, policies []string, conns int) (*target, 
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	metrics := ""
+	if e.pprof {
+		metrics = fmt.Sprintf("127.0.0.1:%d", freePort())
+	}
 	cfg := filepath.Join(dir, "mailgate.yaml")
-	if err := os.WriteFile(cfg, []byte(mailgateConfig(addr, e.sinkAddr, spool, policies, lists, conns)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(mailgateConfig(addr, e.sinkAddr, spool, metrics, policies, lists, conns)), 0o644); err != nil {
 		return nil, err
 	}
 	p, err := start(name, dir, nil, e.mailgate, "serve", "-c", cfg)
 	if err != nil {
 		return nil, err
 	}
-	t := &target{name: name, addr: addr, proc: p, rssPid: p.cmd.Process.Pid}
+	t := &target{name: name, addr: addr, proc: p, rssPid: p.cmd.Process.Pid, metrics: metrics}
 	if err := waitBanner(p, addr, 20*time.Second); err != nil {
 		p.stop()
-		return nil, fmt.Errorf("%w\nconfig %s:\n%s", err, cfg, mailgateConfig(addr, e.sinkAddr, spool, policies, lists, conns))
+		return nil, fmt.Errorf("%w\nconfig %s:\n%s", err, cfg, mailgateConfig(addr, e.sinkAddr, spool, metrics, policies, lists, conns))
 	}
 	return t, nil
 }
