@@ -238,7 +238,8 @@ func (d *qpWriter) Write(p []byte) (int, error) {
 		if d.skipLF {
 			i := bytes.IndexByte(p, '\n')
 			if i < 0 {
-				return n, nil
+				p = nil
+				break
 			}
 			p = p[i+1:]
 			d.skipLF = false

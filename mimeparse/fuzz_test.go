@@ -1,0 +1,131 @@
+package mimeparse
+
+import (
+	"bytes"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// FuzzParse checks properties, not only the absence of panics: the parse
+// covers every byte, offsets are ordered and nested inside the parent,
+// unencoded bodies are exactly the bytes between their offsets, and reading
+// one byte at a time gives the same result.
+func FuzzParse(f *testing.F) {
+	for _, file := range fixtures(f) {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		lim := DefaultLimits()
+		lim.MimeParts = 50
+		m, err := Parse(bytes.NewReader(raw), lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkOffsets(t, "fuzz", raw, m)
+		var prev int64
+		for i, p := range m.Parts {
+			if p.HeaderOffset < prev {
+				t.Fatalf("part %s starts at %d before the previous part (%d)", p.Path, p.HeaderOffset, prev)
+			}
+			prev = p.HeaderOffset
+			if i > 0 && p.Depth > m.Parts[i-1].Depth+1 {
+				t.Fatalf("part %s skips a level", p.Path)
+			}
+			for j := i - 1; j >= 0; j-- { // the parent contains the part
+				q := m.Parts[j]
+				if q.Depth == p.Depth-1 {
+					if p.HeaderOffset < q.BodyOffset && !strings.Contains(p.Path, ".u") && !strings.Contains(p.Path, ".t") ||
+						p.EndOffset > q.EndOffset {
+						t.Fatalf("part %s [%d,%d) outside its parent %s [%d,%d)", p.Path, p.HeaderOffset, p.EndOffset, q.Path, q.BodyOffset, q.EndOffset)
+					}
+					break
+				}
+			}
+		}
+		if len(m.Parts) == 0 {
+			t.Fatal("no parts")
+		}
+		one, err := Parse(iotest.OneByteReader(bytes.NewReader(raw)), lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(one, m) {
+			t.Fatal("one byte at a time gives a different result")
+		}
+	})
+}
+
+// FuzzDecoders: base64 and quoted-printable decoding does not depend on how
+// the input is cut into writes.
+func FuzzDecoders(f *testing.F) {
+	f.Add([]byte("SGVsbG8s\r\nIHdvcmxk IQ==\r\n"), 3)
+	f.Add([]byte("a=\r\nb=3D=ZZ=4=\r=\n"), 1)
+	f.Add([]byte("QQ==QUJD*\n=="), 2)
+	f.Fuzz(func(t *testing.T, in []byte, n int) {
+		if n <= 0 || n > 64 {
+			n = 1
+		}
+		for _, kind := range []string{"base64", "quoted-printable"} {
+			whole, d1 := decodeAll(kind, [][]byte{in})
+			var chunks [][]byte
+			for b := in; len(b) > 0; {
+				k := min(n, len(b))
+				chunks = append(chunks, b[:k])
+				b = b[k:]
+			}
+			cut, d2 := decodeAll(kind, chunks)
+			if !bytes.Equal(whole, cut) || !reflect.DeepEqual(d1, d2) {
+				t.Fatalf("%s: %q decodes to %q %v whole, %q %v in %d-byte writes", kind, in, whole, d1, cut, d2, n)
+			}
+		}
+	})
+}
+
+func decodeAll(kind string, chunks [][]byte) ([]byte, []string) {
+	var out bytes.Buffer
+	pend, buf := make([]byte, 0, decodeChunk), make([]byte, decodeChunk)
+	if kind == "base64" {
+		var d b64Writer
+		d.reset(&out, pend, buf)
+		for _, c := range chunks {
+			d.Write(c)
+		}
+		return out.Bytes(), d.close()
+	}
+	var d qpWriter
+	d.reset(&out, buf)
+	for _, c := range chunks {
+		d.Write(c)
+	}
+	return out.Bytes(), d.close()
+}
+
+// FuzzMediaHeader: parameter parsing never panics and names stay valid UTF-8.
+func FuzzMediaHeader(f *testing.F) {
+	for _, s := range []string{
+		`text/plain; charset="utf-8"`,
+		`attachment; filename*0*=UTF-8''%E2%82%AC; filename*1="x.txt"; filename=a.exe`,
+		`multipart/mixed; boundary=a; boundary=b`,
+		`application/pdf; name="=?utf-8?B?0YHRh9C10YIucGRm?="`,
+		`x; a*=bad'; b*0=1; b*2=3`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m := parseMediaHeader(s)
+		for _, p := range m.params {
+			if !validUTF8(p.value) {
+				t.Fatalf("invalid UTF-8 in %q", p.value)
+			}
+		}
+		v, _ := decodeHeaderWords(s)
+		_ = v
+	})
+}
