@@ -292,3 +292,37 @@ func TestCheckTextAndExplain(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckRateAndGreylistPerMessage: a back-test judges each message as
+// if it arrived alone, so a per-client rate limit does not fire because
+// check reads 70 messages in a blink, and a greylist rule defers every
+// suspicious message, not only the first.
+func TestCheckRateAndGreylistPerMessage(t *testing.T) {
+	dir := t.TempDir()
+	plain, _ := os.ReadFile("../../testdata/benign/plain-text.eml")
+	odd, _ := os.ReadFile("../../testdata/packs/no-message-id.eml")
+	for i := 0; i < 70; i++ {
+		os.WriteFile(filepath.Join(dir, "p"+strconv.Itoa(i)+".eml"), plain, 0o644)
+	}
+	for i := 0; i < 3; i++ {
+		os.WriteFile(filepath.Join(dir, "s"+strconv.Itoa(i)+".eml"), odd, 0o644)
+	}
+	code, stdout, stderr := runCheckT(t, "--json", "-p", "../../policies/spam-basics.yaml", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	n := 0
+	for _, j := range decodeLines(t, stdout) {
+		n++
+		base := filepath.Base(j.File)
+		switch {
+		case strings.HasPrefix(base, "p") && j.Verdict != "accept":
+			t.Errorf("%s: %s %v, want accept", base, j.Verdict, j.Rules)
+		case strings.HasPrefix(base, "s") && (j.Verdict != "tempfail" || !chkContains(j.Rules, "greylist-suspicious")):
+			t.Errorf("%s: %s %v, want a greylist deferral", base, j.Verdict, j.Rules)
+		}
+	}
+	if n != 73 {
+		t.Errorf("%d results, want 73", n)
+	}
+}
