@@ -125,8 +125,9 @@ func (p *planner) subjectPrefix(prefix string, adds []added, subjectRemoved bool
 				return adds // already tagged (a reply to tagged mail, a second pass)
 			}
 			raw := strings.TrimLeft(f.Raw, " \t")
-			pre := encodeValue(prefix)
-			if strings.HasPrefix(raw, "=?") && !strings.HasSuffix(pre, " ") {
+			trimmed := strings.TrimRight(prefix, " ")
+			pre := encodeValue(trimmed) + prefix[len(trimmed):]
+			if (strings.HasPrefix(raw, "=?") || pre != prefix) && !strings.HasSuffix(pre, " ") {
 				pre += " " // RFC 2047 §5: an encoded word must stand apart from text
 			}
 			eol := eolOfField(f, p.eol)

@@ -155,6 +155,8 @@ func TestPlanHeaders(t *testing.T) {
 			strings.Replace(simpleMsg, "Hello", "[EXT] Hello", 1)},
 		{"subject-prefix-encoded-word", "Subject: =?UTF-8?Q?R=C3=A9union?=\r\n\r\nb\r\n", Edits{SubjectPrefix: "[EXT]"},
 			"Subject: [EXT] =?UTF-8?Q?R=C3=A9union?=\r\n\r\nb\r\n"},
+		{"subject-prefix-non-ascii", "Subject: Hello\r\n\r\nb\r\n", Edits{SubjectPrefix: "[Extérieur] "},
+			"Subject: =?utf-8?q?[Ext=C3=A9rieur]?= Hello\r\n\r\nb\r\n"},
 		{"subject-prefix-folded", "Subject: a\r\n b\r\nTo: c\r\n\r\nb\r\n", Edits{SubjectPrefix: "[EXT] "},
 			"Subject: [EXT] a\r\n b\r\nTo: c\r\n\r\nb\r\n"},
 		{"subject-prefix-missing", "To: c\r\n\r\nb\r\n", Edits{SubjectPrefix: "[EXT] "},
