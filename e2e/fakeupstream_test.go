@@ -261,16 +261,18 @@ func (u *fakeUpstream) serve(c net.Conn) {
 			if !ok {
 				return
 			}
-			if !u.act(c, w, stDot, "250 2.0.0 Ok: queued") {
-				return
-			}
-			if !u.failing(stDot) {
+			// Recorded before the 250 goes out, so that a client which has
+			// its 250 finds the transaction here.
+			if u.script.at != stDot || u.script.kind == fNone {
 				u.nAccepted.Add(1)
 				if !u.script.noRecord {
 					u.mu.Lock()
 					u.accepted = append(u.accepted, upTx{From: from, Rcpts: rcpts, Data: data})
 					u.mu.Unlock()
 				}
+			}
+			if !u.act(c, w, stDot, "250 2.0.0 Ok: queued") {
+				return
 			}
 			inMail, from, rcpts = false, "", nil
 		case "RSET":

@@ -57,6 +57,29 @@ func runCells[C any](t *testing.T, cells []C, name func(C) string, run func(*tes
 	wg.Wait()
 }
 
+var (
+	addrMu    sync.Mutex
+	addrsUsed = map[string]bool{}
+)
+
+// uniqueAddr is e2e.FreeAddr that never hands out the same port twice in
+// this test process: cells start in parallel, and the kernel may return a
+// port another cell's mailgate is about to bind (then that cell's client
+// would talk to the wrong mailgate).
+func uniqueAddr(t testing.TB) string {
+	t.Helper()
+	addrMu.Lock()
+	defer addrMu.Unlock()
+	for i := 0; i < 100; i++ {
+		if a := e2e.FreeAddr(t); !addrsUsed[a] {
+			addrsUsed[a] = true
+			return a
+		}
+	}
+	t.Fatal("no unused loopback port")
+	return ""
+}
+
 // gateOpts shapes a generated mailgate.yaml.
 type gateOpts struct {
 	policy    string // inline YAML (contains a newline) or a repo-relative path; default: no rules
@@ -80,7 +103,7 @@ type gate struct {
 func startGate(t *testing.T, up *fakeUpstream, o gateOpts) *gate {
 	t.Helper()
 	dir := t.TempDir()
-	g := &gate{addr: e2e.FreeAddr(t), dir: dir, up: up,
+	g := &gate{addr: uniqueAddr(t), dir: dir, up: up,
 		spoolDir: filepath.Join(dir, "spool"), quarDir: filepath.Join(dir, "quarantine")}
 	policy := o.policy
 	if policy == "" {
@@ -136,7 +159,11 @@ func (g *gate) waitLog(t *testing.T, re string, d time.Duration) {
 	rx := regexp.MustCompile("(?i)" + re)
 	deadline := time.Now().Add(d)
 	for {
-		if rx.MatchString(g.proc.Output()) {
+		// The temp dir's name holds the test's name: never match on it.
+		if rx.MatchString(strings.ReplaceAll(g.proc.Output(), g.dir, "DIR")) {
+			if os.Getenv("MAILGATE_E2E_SHOWLOG") != "" {
+				t.Logf("log (matched /%s/):\n%s", re, lastLines(g.proc.Output(), 15))
+			}
 			return
 		}
 		if time.Now().After(deadline) {
@@ -384,7 +411,12 @@ func upstreamCells() []upstreamCell {
 	timeout := `timeout|deadline|timed out`
 	drop := `EOF|reset|closed|broken pipe`
 	var cells []upstreamCell
+	// A relayed or logged upstream reply is named by its text, which only
+	// the upstream knows.
 	add := func(name string, at stage, kind faultKind, rp string, failAt stage, classes, logRE string) {
+		if kind == fReply {
+			logRE = regexp.QuoteMeta(strings.SplitN(rp, " ", 3)[2])
+		}
 		cells = append(cells, upstreamCell{name: name, script: upstreamScript{at: at, kind: kind, reply: rp, bodyAfter: 64 << 10},
 			failAt: failAt, classes: classes, logRE: logRE})
 	}
@@ -396,33 +428,33 @@ func upstreamCells() []upstreamCell {
 	add("connect-refuse", stConnect, fRefuse, "", stMAIL, "4", refuse)
 	add("connect-stall", stConnect, fStall, "", stMAIL, "4", timeout)
 	add("connect-drop", stConnect, fDrop, "", stMAIL, "4", drop)
-	add("connect-421", stConnect, fReply, "421 4.3.2 upstream.test busy", stMAIL, "4", "421")
-	add("connect-554", stConnect, fReply, "554 5.3.2 upstream.test no service", stMAIL, "4", "554")
+	add("connect-421", stConnect, fReply, "421 4.3.2 upstream.test busy", stMAIL, "4", "")
+	add("connect-554", stConnect, fReply, "554 5.3.2 upstream.test no service", stMAIL, "4", "")
 	add("ehlo-stall", stEHLO, fStall, "", stMAIL, "4", timeout)
 	add("ehlo-drop", stEHLO, fDrop, "", stMAIL, "4", drop)
-	add("ehlo-421", stEHLO, fReply, "421 4.3.2 shutting down", stMAIL, "4", "421")
-	add("ehlo-554", stEHLO, fReply, "554 5.7.1 go away", stMAIL, "4", "554")
+	add("ehlo-421", stEHLO, fReply, "421 4.3.2 shutting down", stMAIL, "4", "")
+	add("ehlo-554", stEHLO, fReply, "554 5.7.1 go away", stMAIL, "4", "")
 	// MAIL and RCPT replies are the upstream's, relayed.
 	add("mail-stall", stMAIL, fStall, "", stMAIL, "4", timeout)
 	add("mail-drop", stMAIL, fDrop, "", stMAIL, "4", drop)
-	add("mail-451", stMAIL, fReply, "451 4.3.0 mail try later", stMAIL, "4", "451")
-	add("mail-550", stMAIL, fReply, "550 5.7.1 sender refused", stMAIL, "5", "550")
+	add("mail-451", stMAIL, fReply, "451 4.3.0 mail try later", stMAIL, "4", "")
+	add("mail-550", stMAIL, fReply, "550 5.7.1 sender refused", stMAIL, "5", "")
 	add("rcpt-stall", stRCPT, fStall, "", stRCPT, "4", timeout)
 	add("rcpt-drop", stRCPT, fDrop, "", stRCPT, "4", drop)
-	add("rcpt-450", stRCPT, fReply, "450 4.2.0 mailbox busy", stRCPT, "4", "450")
-	add("rcpt-550", stRCPT, fReply, "550 5.1.1 no such user", stRCPT, "5", "550")
+	add("rcpt-450", stRCPT, fReply, "450 4.2.0 mailbox busy", stRCPT, "4", "")
+	add("rcpt-550", stRCPT, fReply, "550 5.1.1 no such user", stRCPT, "5", "")
 	// Upstream DATA starts once mailgate has the whole message: a failure
 	// from there on answers the client's final dot.
 	add("data-stall", stDATA, fStall, "", stDot, "4", timeout)
 	add("data-drop", stDATA, fDrop, "", stDot, "4", drop)
-	add("data-451", stDATA, fReply, "451 4.3.0 data try later", stDot, "4", "451")
-	add("data-554", stDATA, fReply, "554 5.5.1 no data for you", stDot, "45", "554")
+	add("data-451", stDATA, fReply, "451 4.3.0 data try later", stDot, "4", "")
+	add("data-554", stDATA, fReply, "554 5.5.1 no data for you", stDot, "45", "")
 	add("body-stall", stBody, fStall, "", stDot, "4", timeout)
 	add("body-drop", stBody, fDrop, "", stDot, "4", drop)
 	add("dot-stall", stDot, fStall, "", stDot, "4", timeout)
 	add("dot-drop", stDot, fDrop, "", stDot, "4", drop)
-	add("dot-451", stDot, fReply, "451 4.3.0 queue full", stDot, "4", "451")
-	add("dot-554", stDot, fReply, "554 5.7.1 content refused", stDot, "45", "554")
+	add("dot-451", stDot, fReply, "451 4.3.0 queue full", stDot, "4", "")
+	add("dot-554", stDot, fReply, "554 5.7.1 content refused", stDot, "45", "")
 	for i := range cells {
 		if cells[i].script.at == stBody {
 			cells[i].big = true

@@ -124,6 +124,11 @@ func header2MB() []byte {
 	return b.Bytes()
 }
 
+// longHeaderLine is a message with a 100,000-character Subject line.
+func longHeaderLine() []byte {
+	return crlf("From: alice@sender.test", "To: bob@example.net", "Subject: "+strings.Repeat("s", 100000), "", "body")
+}
+
 // longLine is a message with one 100,000-character body line.
 func longLine() []byte {
 	return crlf("From: alice@sender.test", "To: bob@example.net", "Subject: long line", "",
@@ -289,11 +294,26 @@ func hostileCells() []hostileCell {
 			c.cmd("QUIT")
 			return [][]byte{msg}
 		}},
-		{name: "header-2MB", logRE: `header`, run: func(t *testing.T, g *gate) [][]byte {
+		// Parser limits are defects (DESIGN invariant 4); the default
+		// policy fails closed on them.
+		{name: "header-2MB", opts: gateOpts{policy: "policies/default.yaml"}, logRE: `fail-closed-limits`, run: func(t *testing.T, g *gate) [][]byte {
 			return refusedThenUsable(t, g, header2MB(), "5")
 		}},
-		{name: "line-100000", logRE: `line`, run: func(t *testing.T, g *gate) [][]byte {
-			return refusedThenUsable(t, g, longLine(), "5")
+		{name: "header-line-100000", opts: gateOpts{policy: "policies/default.yaml"}, logRE: `fail-closed-limits`, run: func(t *testing.T, g *gate) [][]byte {
+			return refusedThenUsable(t, g, longHeaderLine(), "5")
+		}},
+		// A long body line costs no memory (streamed) and is no defect: it
+		// must arrive unchanged, not cut or folded.
+		{name: "body-line-100000", opts: gateOpts{policy: "policies/default.yaml"}, logRE: `"transaction"`, run: func(t *testing.T, g *gate) [][]byte {
+			c := open(t, g, stDATA)
+			msg := longLine()
+			c.send(dotStuff(msg))
+			if r := c.read(); r.class() != 2 {
+				t.Errorf("a 100,000-character body line: got %v", r)
+				return nil
+			}
+			c.cmd("QUIT")
+			return [][]byte{msg}
 		}},
 		{name: "command-line-100000", logRE: `line`, run: func(t *testing.T, g *gate) [][]byte {
 			c := open(t, g, stEHLO)
@@ -314,10 +334,10 @@ func hostileCells() []hostileCell {
 		}},
 		// Billion laughs: the nesting passes mime_depth, the parser records
 		// limit-mime-depth, and the default policy fails closed.
-		{name: "mime-nesting-1000", opts: gateOpts{policy: "policies/default.yaml"}, logRE: `mime-depth`, run: func(t *testing.T, g *gate) [][]byte {
+		{name: "mime-nesting-1000", opts: gateOpts{policy: "policies/default.yaml"}, logRE: `fail-closed-limits`, run: func(t *testing.T, g *gate) [][]byte {
 			return refusedThenUsable(t, g, nestedMIME(1000, 1), "5")
 		}},
-		{name: "mime-parts-5000", opts: gateOpts{policy: "policies/default.yaml"}, logRE: `mime-parts`, run: func(t *testing.T, g *gate) [][]byte {
+		{name: "mime-parts-5000", opts: gateOpts{policy: "policies/default.yaml"}, logRE: `fail-closed-limits`, run: func(t *testing.T, g *gate) [][]byte {
 			return refusedThenUsable(t, g, nestedMIME(5, 1000), "5")
 		}},
 	}

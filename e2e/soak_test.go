@@ -18,8 +18,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"mailgate/internal/e2e"
 )
 
 // procStats is a snapshot of mailgate's resources.
@@ -57,7 +55,8 @@ func snapshot(pid int, metricsAddr string) procStats {
 
 // scrapeGauge reads one unlabelled sample from a Prometheus text endpoint.
 func scrapeGauge(addr, name string) int {
-	hc := &http.Client{Timeout: 3 * time.Second}
+	// No keep-alive: an idle connection would count as one of mailgate's fds.
+	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := hc.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return -1
@@ -81,7 +80,7 @@ func scrapeGauge(addr, name string) int {
 func loadGate(t *testing.T, n int) (*gate, string) {
 	t.Helper()
 	up := startUpstream(t, upstreamScript{noRecord: true})
-	metrics := e2e.FreeAddr(t)
+	metrics := uniqueAddr(t)
 	g := startGate(t, up, gateOpts{
 		limits:   fmt.Sprintf("{connections: %d}", n+100),
 		timeouts: "{command: 60s, data_idle: 60s, data_total: 120s, upstream_connect: 10s, upstream: 60s}",
@@ -170,6 +169,7 @@ func runSoak(t *testing.T, sessions int, dur time.Duration) {
 	loadSession(g.addr, "warm", 3, &warm)
 	time.Sleep(time.Second)
 	start := snapshot(pid, metrics)
+	upBase := g.up.nAccepted.Load()
 	var res loadResult
 	stop := time.Now().Add(dur)
 	var wg sync.WaitGroup
@@ -190,7 +190,7 @@ func runSoak(t *testing.T, sessions int, dur time.Duration) {
 	}()
 	wg.Wait()
 	end := settleTo(pid, metrics, start, 10*time.Second)
-	report(t, fmt.Sprintf("soak %d sessions for %v", sessions, dur), &res, g, start, end)
+	report(t, fmt.Sprintf("soak %d sessions for %v", sessions, dur), &res, g, upBase, start, end)
 	if m := mid.Load(); m != nil {
 		t.Logf("at %v: %v", dur/5, m)
 		// RSS after warm-up must not keep growing: allow 50% plus 16 MiB
@@ -202,9 +202,11 @@ func runSoak(t *testing.T, sessions int, dur time.Duration) {
 	checkLeaks(t, start, end)
 }
 
-func report(t *testing.T, what string, res *loadResult, g *gate, start, end procStats) {
+// report logs the figures and fails on errors; upBase is what the upstream
+// had accepted before the measured run (the warm-up).
+func report(t *testing.T, what string, res *loadResult, g *gate, upBase int64, start, end procStats) {
 	t.Helper()
-	up := g.up.nAccepted.Load()
+	up := g.up.nAccepted.Load() - upBase
 	t.Logf("%s: %d messages, %d errors, upstream accepted %d", what, res.messages.Load(), res.errors.Load(), up)
 	t.Logf("start: %v", start)
 	t.Logf("end:   %v", end)
@@ -304,7 +306,7 @@ func TestLoadConcurrent(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d messages in %v", res.messages.Load(), time.Since(t0).Round(time.Millisecond))
 	end := settleTo(pid, metrics, start, 15*time.Second)
-	report(t, fmt.Sprintf("%d concurrent sessions", n), &res, g, start, end)
+	report(t, fmt.Sprintf("%d concurrent sessions", n), &res, g, 0, start, end)
 	checkLeaks(t, start, end)
 }
 
