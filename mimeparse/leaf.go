@@ -92,7 +92,7 @@ func (p *parser) finishLeaf(part *Part, l *leaf) {
 	if typeMismatch(part.ContentType, res.DetectedType, res.Executable) {
 		p.partDefect(part, DefectTypeMismatch)
 	}
-	p.embedded(part, res.Embedded, 'u', 't')
+	p.embedded(part, res.Embedded)
 }
 
 func (p *parser) applyResult(part *Part, res inspect.Result) {
@@ -115,7 +115,7 @@ func (p *parser) applyResult(part *Part, res inspect.Result) {
 
 // embedded adds the files found inside a leaf's body (uuencode blocks,
 // TNEF attachments) as leaves of their own: "<leaf>.u1", "<leaf>.t1".
-func (p *parser) embedded(part *Part, list []inspect.Embedded, _, _ byte) {
+func (p *parser) embedded(part *Part, list []inspect.Embedded) {
 	nu, nt := 0, 0
 	for _, e := range list {
 		var path string
@@ -143,12 +143,11 @@ func (p *parser) embedded(part *Part, list []inspect.Embedded, _, _ byte) {
 			EndOffset:    part.EndOffset,
 		}
 		if e.Name != "" {
-			c.Names = []string{e.Name}
 			nameDefects(e.Name, func(d string) { p.partDefect(c, d) })
 		}
 		p.applyResult(c, e.Result)
 		p.msg.Parts = append(p.msg.Parts, c)
-		p.embedded(c, e.Result.Embedded, 'u', 't')
+		p.embedded(c, e.Result.Embedded)
 	}
 }
 

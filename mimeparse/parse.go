@@ -7,6 +7,7 @@ import (
 	"mailgate/mimeparse/inspect"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Parse reads the raw message from r to its end in one pass and describes it.
@@ -30,14 +31,34 @@ func Parse(r io.Reader, lim Limits) (*Message, error) {
 		msg:        &Message{},
 		textBudget: lim.TextBytes,
 	}
+	bufs := bufPool.Get().(*buffers)
+	defer bufPool.Put(bufs)
 	p.in.rd = r
-	p.in.buf = make([]byte, bufSize)
-	p.pendBuf = make([]byte, 0, decodeChunk)
-	p.outBuf = make([]byte, decodeChunk/4*3+16)
+	p.in.buf = bufs.in
+	p.pendBuf = bufs.pend[:0]
+	p.outBuf = bufs.out
+	p.textBuf = bufs.text[:0]
 	p.run()
 	p.finish()
+	if cap(p.textBuf) <= 1<<20 {
+		bufs.text = p.textBuf[:0]
+	}
 	return p.msg, p.in.err
 }
+
+// buffers are the fixed working buffers of one parse, reused across parses
+// (nothing in a Message points into them).
+type buffers struct {
+	in, pend, out, text []byte
+}
+
+var bufPool = sync.Pool{New: func() any {
+	return &buffers{
+		in:   make([]byte, bufSize),
+		pend: make([]byte, 0, decodeChunk),
+		out:  make([]byte, decodeChunk/4*3+16),
+	}
+}}
 
 // node is an open container on the parser's stack.
 type node struct {

@@ -1,0 +1,94 @@
+package mimeparse
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestBigMessageMemory (opt-in: MAILGATE_BIG=1) parses a generated 200 MB
+// message with ten base64 attachments, streamed through an io.Pipe and
+// never held, and asserts that the heap stays under 32 MiB. The peak is
+// sampled from runtime.MemStats every 5 ms.
+func TestBigMessageMemory(t *testing.T) {
+	if os.Getenv("MAILGATE_BIG") != "1" {
+		t.Skip("set MAILGATE_BIG=1 to parse a 200 MB message (about 10 s)")
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(genMessage(pw, "big")) }()
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		var ms runtime.MemStats
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peak.Load() {
+					peak.Store(ms.HeapInuse)
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	m, err := Parse(pr, DefaultLimits())
+	elapsed := time.Since(start)
+	close(done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var end runtime.MemStats
+	runtime.ReadMemStats(&end)
+	if end.HeapInuse > peak.Load() {
+		peak.Store(end.HeapInuse)
+	}
+	att := m.Attachments()
+	if m.Size < 200<<20 || len(att) != 10 {
+		t.Fatalf("size %d, %d attachments", m.Size, len(att))
+	}
+	for _, a := range att {
+		if a.Size != 15<<20 {
+			t.Fatalf("%s: %d bytes", a.Filename, a.Size)
+		}
+	}
+	const limit = 32 << 20
+	t.Logf("parsed %d MB in %v (%.0f MB/s); peak HeapInuse %.1f MiB (baseline %.1f MiB), TotalAlloc %.1f MiB",
+		m.Size>>20, elapsed.Round(time.Millisecond), float64(m.Size)/1e6/elapsed.Seconds(),
+		float64(peak.Load())/(1<<20), float64(base.HeapInuse)/(1<<20), float64(end.TotalAlloc-base.TotalAlloc)/(1<<20))
+	if peak.Load() > limit {
+		t.Errorf("peak heap %d bytes, over %d", peak.Load(), limit)
+	}
+}
+
+// BenchmarkParse parses generated messages of several shapes; it reports
+// MB/s of raw message and allocations (house style point 24: it compares,
+// it does not assert).
+func BenchmarkParse(b *testing.B) {
+	for _, shape := range []string{"text", "alternative", "attach1m", "attach20m", "nested"} {
+		var buf bytes.Buffer
+		if err := genMessage(&buf, shape); err != nil {
+			b.Fatal(err)
+		}
+		raw := buf.Bytes()
+		b.Run(shape, func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Parse(bytes.NewReader(raw), DefaultLimits()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
