@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,9 +22,9 @@ type chkInput struct {
 }
 
 // chkWalkInputs finds the messages under path and hands each to fn, in a
-// stable order: a file (.eml, or an mbox when it starts with "From "), a
-// Maildir (cur/ and new/), or a directory searched recursively for .eml
-// files, mbox files and Maildirs. Unreadable files and directories are
+// stable order: a file (a message, or an mbox when it starts with "From "),
+// a Maildir (cur/ and new/), or a directory searched recursively for .eml
+// files, other files that start like a message, mbox files and Maildirs. Unreadable files and directories are
 // reported to fail and skipped.
 func chkWalkInputs(path string, fn func(chkInput), fail func(error)) {
 	fi, err := os.Stat(path)
@@ -89,12 +90,12 @@ func chkFileInputs(path, rel string, fn func(chkInput), fail func(error), whole 
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 64<<10)
-	head, err := br.Peek(5)
-	if err != nil && err != io.EOF {
+	head, err := br.Peek(4096)
+	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
 		fail(fmt.Errorf("%s: %w", path, err))
 		return
 	}
-	if string(head) == "From " {
+	if bytes.HasPrefix(head, []byte("From ")) {
 		if err := chkSplitMbox(br, func(n int, msg []byte) {
 			name := path + ":" + strconv.Itoa(n)
 			fn(chkInput{name: name, rel: rel + "/" + strconv.Itoa(n) + ".eml", read: func() ([]byte, error) { return msg, nil }})
@@ -103,7 +104,7 @@ func chkFileInputs(path, rel string, fn func(chkInput), fail func(error), whole 
 		}
 		return
 	}
-	if !whole {
+	if !whole && !chkLooksLikeMessage(head) {
 		return
 	}
 	fn(chkInput{name: path, rel: rel, read: func() ([]byte, error) {
@@ -113,6 +114,20 @@ func chkFileInputs(path, rel string, fn func(chkInput), fail func(error), whole 
 		}
 		return data, nil
 	}})
+}
+
+// chkHeaderLine matches a header field line as mail software writes them.
+var chkHeaderLine = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*:`)
+
+// chkCommonField matches, at a line start, a field nearly every message has.
+var chkCommonField = regexp.MustCompile(`(?im)^(from|to|subject|date|received|message-id|mime-version|content-type|return-path|delivered-to):`)
+
+// chkLooksLikeMessage tells, in a directory walk, a message saved without
+// the .eml extension (Maildir-less exports, test corpora: .msg, .txt, no
+// extension) from other files: its first line is a header field and its
+// first bytes hold a field every message has.
+func chkLooksLikeMessage(head []byte) bool {
+	return chkHeaderLine.Match(head) && chkCommonField.Match(head)
 }
 
 // chkSplitMbox reads an mbox (mboxo/mboxrd as most tools write it): a message
