@@ -42,6 +42,7 @@ type options struct {
 	harakaV   string
 	harakaDir string
 	pprofDir  string
+	harakaP   string
 }
 
 func main() {
@@ -73,6 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.out, "out", "", "also write the samples as JSON to this file")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs)")
 	fs.StringVar(&o.pprofDir, "pprof", "", "fetch CPU and heap profiles of each mailgate target into this directory during run 1's cells at the most sessions (needs /debug/pprof/ on mailgate's metrics_listen)")
+	fs.StringVar(&o.harakaP, "haraka-plugins", "rcpt_to.in_host_list,attachment,queue/smtp_forward", "Haraka's plugins (to see what one costs, drop it here)")
 	fs.StringVar(&o.harakaV, "haraka-version", "3.3.4", "Haraka version to npm install")
 	fs.StringVar(&o.harakaDir, "haraka-dir", filepath.Join(os.TempDir(), "mailgate-bench-haraka"), "npm install directory for Haraka, reused across runs")
 	fs.IntVar(&mo.sessions, "mem-sessions", 1000, "memtest: concurrent sessions")
@@ -130,7 +132,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	} else {
 		defer os.RemoveAll(work)
 	}
-	e := &env{work: work, root: root, harakaV: o.harakaV, harakaD: o.harakaDir, sinkConc: 2048, pprof: o.pprofDir != ""}
+	e := &env{work: work, root: root, harakaV: o.harakaV, harakaD: o.harakaDir, sinkConc: 2048, harakaP: splitList(o.harakaP), pprof: o.pprofDir != ""}
 	fmt.Fprintf(stdout, "# mailgate proxy bench %s\n\nmachine: %s, %d CPUs, GOMAXPROCS %d, RLIMIT_NOFILE %d\n\n",
 		time.Now().UTC().Format(time.RFC3339), cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), nofile)
 	if *memtest {

@@ -20,6 +20,7 @@ type env struct {
 	harakaV  string
 	harakaD  string // where Haraka is installed (kept across runs)
 	sinkConc int
+	harakaP  []string // Haraka's plugins, in order
 	pprof    bool // give mailgate a metrics_listen to fetch profiles from
 }
 
@@ -217,7 +218,7 @@ func startHaraka(e *env, nodes int) (*target, error) {
 	files := map[string]string{
 		"smtp.ini":         fmt.Sprintf("listen=%s\nnodes=%d\n", addr, nodes),
 		"log.ini":          "[main]\nlevel=warn\ntimestamps=false\nformat=default\n",
-		"plugins":          "rcpt_to.in_host_list\nattachment\nqueue/smtp_forward\n",
+		"plugins":          strings.Join(e.harakaP, "\n") + "\n",
 		"host_list":        "example.net\n",
 		"smtp_forward.ini": fmt.Sprintf("host=%s\nport=%s\n", host, port),
 	}
