@@ -21,7 +21,7 @@ type env struct {
 	harakaD  string // where Haraka is installed (kept across runs)
 	sinkConc int
 	harakaP  []string // Haraka's plugins, in order
-	pprof    bool // give mailgate a metrics_listen to fetch profiles from
+	pprof    bool     // give mailgate a metrics_listen to fetch profiles from
 }
 
 // target is one thing smtp-source sends through.
