@@ -189,6 +189,9 @@ func TestCheckMboxAndMaildir(t *testing.T) {
 	os.WriteFile(filepath.Join(md, "new", "2.host"), b, 0o644)
 	os.WriteFile(filepath.Join(md, "tmp", "3.host"), a, 0o644) // in delivery: skipped
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not mail"), 0o644)
+	os.WriteFile(filepath.Join(dir, "README.md"), []byte("# Subject: not mail either\nFrom: nobody\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte("rules:\n  - name: x\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "saved.msg"), b, 0o644) // a message without .eml
 
 	code, stdout, stderr := runCheckT(t, "--json", dir)
 	if code != 0 {
@@ -199,7 +202,8 @@ func TestCheckMboxAndMaildir(t *testing.T) {
 		rel, _ := filepath.Rel(dir, j.File)
 		got[filepath.ToSlash(rel)] = j.Verdict
 	}
-	want := map[string]string{"box.mbox:1": "reject", "box.mbox:2": "accept", "Maildir/cur/1.host:2,S": "reject", "Maildir/new/2.host": "accept"}
+	want := map[string]string{"box.mbox:1": "reject", "box.mbox:2": "accept", "Maildir/cur/1.host:2,S": "reject", "Maildir/new/2.host": "accept",
+		"saved.msg": "accept"}
 	if len(got) != len(want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
