@@ -133,8 +133,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer os.RemoveAll(work)
 	}
 	e := &env{work: work, root: root, harakaV: o.harakaV, harakaD: o.harakaDir, sinkConc: 2048, harakaP: splitList(o.harakaP), pprof: o.pprofDir != ""}
-	fmt.Fprintf(stdout, "# mailgate proxy bench %s\n\nmachine: %s, %d CPUs, GOMAXPROCS %d, RLIMIT_NOFILE %d\n\n",
-		time.Now().UTC().Format(time.RFC3339), cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), nofile)
+	fmt.Fprintf(stdout, "# mailgate proxy bench %s\n\nmachine: %s, %d CPUs, GOMAXPROCS %d, RLIMIT_NOFILE %d, load average at start %s\n\n",
+		time.Now().UTC().Format(time.RFC3339), cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), nofile, loadAvg())
 	if *memtest {
 		return memTest(e, mo, stdout, stderr)
 	}
@@ -163,6 +163,19 @@ func repoRoot() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no mailgate module root above %s (run from bench/)", dir)
+}
+
+// loadAvg is the 1, 5 and 15 minute load averages from /proc/loadavg.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func cpuModel() string {
@@ -353,7 +366,8 @@ outer:
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "wall time %s\n\n", time.Since(t0).Round(time.Second))
+	fmt.Fprintf(stdout, "wall time %s, load average at end %s (above the CPU count, other work shared the machine: treat the figures as noise)\n\n",
+		time.Since(t0).Round(time.Second), loadAvg())
 	report(stdout, samples, o, bytesOf, peak, notes)
 	if o.out != "" {
 		b, _ := json.MarshalIndent(samples, "", " ")
