@@ -47,7 +47,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.helo, "helo", checkDefaultHelo, "client HELO `name`")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per message (hit table on stderr)")
 	fs.StringVar(&o.out, "out", "", "write each message, rewritten when accepted with edits, under `dir`")
-	fs.BoolVar(&o.explain, "explain", false, "show every rule's chkResult and why")
+	fs.BoolVar(&o.explain, "explain", false, "show every rule's result and why")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
