@@ -231,9 +231,14 @@ func TestTricks(t *testing.T) {
 		{file: "digest.eml", nparts: 4, parts: []partSpec{
 			{path: "1", ctype: "message/rfc822"}, {path: "1.1", ctype: "text/plain"}, {path: "2", ctype: "text/plain"}}},
 		{file: "ambiguous-boundary.eml", nparts: 3, defects: []string{DefectAmbiguousBoundary}},
-		{file: "encoded-message.eml", nparts: 2, defects: []string{DefectEncodedMessage},
+		{file: "encoded-message.eml", nparts: 3, defects: []string{DefectEncodedMessage},
+			parts: []partSpec{{path: "1", ctype: "message/rfc822"}, {path: "1.1", ctype: "text/plain"}},
 			check: func(t *testing.T, m *Message) {
-				tcompare(t, len(m.Attachments()), 1) // stays an attachment, not a container
+				// the decoded message is parsed: its body is text, not an attachment
+				tcompare(t, findPart(m, "1.1").Header("Subject"), "hidden")
+				tcompare(t, findPart(m, "1.1").SHA256, sha256hex("hello\r\n"))
+				tcompare(t, len(m.Attachments()), 0)
+				tcompare(t, findPart(m, "1").SHA256, sha256hex("From: x@example.org\r\nSubject: hidden\r\n\r\nhello\r\n"))
 			}},
 		{file: "empty-and-repeated.eml", nparts: 3, defects: []string{DefectEmptyPart},
 			check: func(t *testing.T, m *Message) {

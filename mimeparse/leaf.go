@@ -11,12 +11,16 @@ import (
 // keeps the first bytes of text/* bodies for Message.Text.
 type leafSink struct {
 	insp *inspect.Inspector
+	also io.Writer // a nested parse of an encoded message/rfc822, or nil
 	text []byte
 	keep int // bytes of text still wanted
 }
 
 func (s *leafSink) Write(p []byte) (int, error) {
 	s.insp.Write(p)
+	if s.also != nil {
+		s.also.Write(p)
+	}
 	if s.keep > 0 {
 		n := min(len(p), s.keep)
 		s.text = append(s.text, p[:n]...)

@@ -254,10 +254,28 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 		return scanEnd{}, false
 	}
 	l := p.startLeaf(part)
+	var nest *nested
+	if isMessageType(part.ContentType) && slicesContains(part.Defects, DefectEncodedMessage) {
+		if nest = p.startNested(part); nest != nil {
+			l.sink.also = nest
+		}
+	}
 	m = p.scanBody(l.dec)
 	part.EndOffset = m.end
 	p.finishLeaf(part, l)
+	if nest != nil {
+		p.finishNested(part, nest)
+	}
 	return m, true
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // isMessageType reports whether a part of this type encloses a message
