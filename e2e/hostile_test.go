@@ -325,6 +325,32 @@ func hostileCells() []hostileCell {
 			}
 			return nil
 		}},
+		{name: "connection-limit", opts: gateOpts{limits: "{connections: 3, spool_memory: 4KiB}"}, logRE: `too many connections|connection limit`, run: func(t *testing.T, g *gate) [][]byte {
+			var held []*client
+			for i := 0; i < 3; i++ {
+				held = append(held, open(t, g, stEHLO))
+			}
+			c := dialClient(t, g.addr)
+			if r := c.read(); r.Code != 421 {
+				t.Errorf("connection past limits.connections: got %v, want 421", r)
+			}
+			// The held sessions still work, and a slot frees when one ends.
+			msg := cleanMessage("under-limit")
+			if r := tx(held[0], msg); r.Code != 250 {
+				t.Errorf("a session under the limit: %v", r)
+				return nil
+			}
+			held[1].cmd("QUIT")
+			time.Sleep(300 * time.Millisecond)
+			if r := dialClient(t, g.addr).read(); r.Code != 220 {
+				t.Errorf("after a session ended, a new one got %v, want 220", r)
+			}
+			for _, h := range held {
+				h.c.Close()
+			}
+			time.Sleep(300 * time.Millisecond)
+			return [][]byte{msg}
+		}},
 		{name: "message-size", opts: gateOpts{limits: "{message_size: 1MiB, spool_memory: 4KiB}"}, logRE: `size|too big|552`, run: func(t *testing.T, g *gate) [][]byte {
 			return refusedThenUsable(t, g, bigMessage("too-big", 2<<20), "552")
 		}},
