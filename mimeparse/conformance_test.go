@@ -181,6 +181,50 @@ func splitMbox(data []byte) [][]byte {
 	return msgs
 }
 
+// knownDiffs lists every message with a leaf on which we disagree with
+// Python, by category (CONFORMANCE.md explains each, and where Python's
+// reading is the unsafe one). A disagreement elsewhere fails the test.
+var knownDiffs = map[string]string{
+	"cpython/msg_15.txt":                                                          "C nested boundary reuse",
+	"cpython/msg_39.txt":                                                          "C nested boundary reuse",
+	"mimekit/mbox/simple.mbox.txt[1]":                                             "C nested boundary reuse",
+	"mimekit/mbox/simple.mbox.txt[2]":                                             "C nested boundary reuse",
+	"stalwart-mail-parser/malformed/003.eml":                                      "C nested boundary reuse",
+	"stalwart-mail-parser/malformed/005.eml":                                      "C nested boundary reuse",
+	"stalwart-mail-parser/malformed/013.eml":                                      "C nested boundary reuse",
+	"mikel-mail/emails/mime_emails/raw_email_with_binary_encoded.eml":             "D unquoted boundary with =",
+	"mikel-mail/emails/mime_emails/raw_email_with_illegal_boundary.eml":           "D unquoted boundary with =",
+	"mikel-mail/emails/plain_emails/raw_email_bad_time.eml":                       "D unquoted boundary with =",
+	"enmime/mail/mime-bad-content-transfer-encoding.raw":                          "E base64 length 4n+1",
+	"enmime/parts/extra-base64-character.raw":                                     "E base64 length 4n+1",
+	"flanker/enclosed-broken-body.eml":                                            "E base64 length 4n+1",
+	"php-mime-mail-parser/m0018":                                                  "E base64 length 4n+1",
+	"enmime/mail/epilogue-sample.raw":                                             "F base64 after padding",
+	"stalwart-mail-parser/thirdparty/002.eml":                                     "F base64 after padding",
+	"mime4j/mimetools-testmsgs/twopart.msg":                                       "G transfer encoding with trailing space",
+	"stalwart-mail-parser/thirdparty/003.eml":                                     "G transfer encoding with trailing space",
+	"enmime/mail/mime-bad-content-type.raw":                                       "H invalid Content-Type",
+	"enmime/mail/mime-blank-media-name.raw":                                       "H invalid Content-Type",
+	"enmime/parts/ctype-invalid-characters.raw":                                   "H invalid Content-Type",
+	"stalwart-mail-parser/malformed/017.eml":                                      "H invalid Content-Type",
+	"mikel-mail/emails/rfc2822/example13.eml":                                     "I Name : value",
+	"mime4j/testmsgs/obsolete.msg":                                                "I Name : value",
+	"stalwart-mail-parser/malformed/019.eml":                                      "I Name : value",
+	"mime4j/mimetools-testmsgs/multi-2evil.msg":                                   "J encoded word in parameter",
+	"mikel-mail/emails/attachment_emails/attachment_with_base64_encoded_name.eml": "J encoded word in parameter",
+	"mime4j/mimetools-testmsgs/russian.msg":                                       "J encoded word in parameter",
+	"mime4j/testmsgs/russian-headers.msg":                                         "J encoded word in parameter",
+	"mikel-mail/emails/attachment_emails/attachment_with_unquoted_name.eml":       "K unquoted value with space or /",
+	"php-mime-mail-parser/issue133":                                               "K unquoted value with space or /",
+	"mime4j/mimetools-testmsgs/multi-2gifs-base64.msg":                            "L encoded message/rfc822",
+	"mime4j/testmsgs/bad-newlines-multiple-parts-base64.msg":                      "L encoded message/rfc822",
+	"mime4j/testmsgs/base64encoded-rfc822message.msg":                             "L encoded message/rfc822",
+	"mime4j/testmsgs/base64encoded-rfc822message-nested.msg":                      "L encoded message/rfc822",
+	"php-mime-mail-parser/issue274.eml":                                           "L encoded message/rfc822",
+	"stalwart-mail-parser/rfc/008.eml":                                            "L encoded message/rfc822",
+	"mime4j/testmsgs/multipartemptypart.msg":                                      "M delimiter then close delimiter",
+}
+
 type leafDiff struct {
 	file, path, what string
 }
@@ -285,7 +329,12 @@ func TestConformance(t *testing.T) {
 		agree, total, 100*rate, agreeRaw, totalRaw, 100*rateRaw)
 	sort.Slice(diffs, func(i, j int) bool { return diffs[i].file+diffs[i].path < diffs[j].file+diffs[j].path })
 	for _, d := range diffs {
-		t.Logf("differs: %s %s: %s", d.file, d.path, d.what)
+		cat, ok := knownDiffs[d.file]
+		if !ok {
+			t.Errorf("differs (undocumented): %s %s: %s", d.file, d.path, d.what)
+			continue
+		}
+		t.Logf("differs: %s %s: %s [%s]", d.file, d.path, d.what, cat)
 	}
 	if rate < conformanceFloorParts {
 		t.Errorf("leaf agreement %.4f below the floor %.4f", rate, conformanceFloorParts)
