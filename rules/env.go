@@ -16,8 +16,10 @@ import (
 // shared by every rule of the stage. Collections hold pointers and the
 // per-message helpers are func-typed fields (STYLE §3.2, §3.3).
 type Env struct {
-	Client   Client
-	Envelope Envelope
+	// Pointers: expr boxes a fetched struct into an interface, which for a
+	// value would copy (and allocate) the whole struct on every access.
+	Client   *Client
+	Envelope *Envelope
 	Rcpt     string // rcpt stage only
 
 	Header    func(name string) string   // first decoded value of a top-level field
@@ -83,9 +85,9 @@ func fieldNames(typeName string) []string {
 		t = reflect.TypeOf(&mimeparse.Part{})
 	case "mimeparse.ArchiveEntry":
 		t = reflect.TypeOf(&mimeparse.ArchiveEntry{})
-	case "rules.Client":
+	case "rules.Client", "*rules.Client":
 		t = reflect.TypeOf(&Client{})
-	case "rules.Envelope":
+	case "rules.Envelope", "*rules.Envelope":
 		t = reflect.TypeOf(&Envelope{})
 	default:
 		return nil

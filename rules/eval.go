@@ -21,6 +21,9 @@ type Evaluator struct {
 	env Env
 	msg *mimeparse.Message
 
+	client   Client   // what env.Client points to
+	envelope Envelope // what env.Envelope points to
+
 	strips []*mimeparse.Part // scratch for one rule's strip result
 	sb     strings.Builder
 }
@@ -35,6 +38,7 @@ func (s *Set) newEvaluator(st *State) *Evaluator {
 	e.env.HasHeader = e.hasHeader
 	e.env.Rate = e.rate
 	e.env.Lists = s.lists
+	e.env.Client, e.env.Envelope = &e.client, &e.envelope
 	return e
 }
 
@@ -68,17 +72,17 @@ func (e *Evaluator) rate(key, window string) int {
 // facts, then (data stage) the message's.
 func (e *Evaluator) prepare(stage Stage, f *Facts) {
 	env := &e.env
-	env.Client = f.Client
-	env.Envelope = f.Envelope
-	if env.Envelope.FromDomain == "" && env.Envelope.From != "" {
-		env.Envelope.FromDomain = addrDomain(env.Envelope.From)
+	e.client = f.Client
+	e.envelope = f.Envelope
+	if e.envelope.FromDomain == "" && e.envelope.From != "" {
+		e.envelope.FromDomain = addrDomain(e.envelope.From)
 	}
-	if len(env.Envelope.RcptDomains) != len(env.Envelope.Rcpts) {
-		ds := make([]string, len(env.Envelope.Rcpts))
-		for i, r := range env.Envelope.Rcpts {
+	if len(e.envelope.RcptDomains) != len(e.envelope.Rcpts) {
+		ds := make([]string, len(e.envelope.Rcpts))
+		for i, r := range e.envelope.Rcpts {
 			ds[i] = addrDomain(r)
 		}
-		env.Envelope.RcptDomains = ds
+		e.envelope.RcptDomains = ds
 	}
 	env.Rcpt = ""
 	if stage == StageRcpt {

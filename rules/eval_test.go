@@ -419,3 +419,29 @@ func TestGreylistDataStage(t *testing.T) {
 	c.advance(time.Minute) // default delay 5m
 	tcompare(t, "passed", e.Eval(StageData, testFacts()).Action, ActionContinue)
 }
+
+// TestConcurrentEval: one Set, one State, an Evaluator per goroutine (run
+// with -race).
+func TestConcurrentEval(t *testing.T) {
+	st := NewState(100, nil)
+	s := mustLoad(t, "rules:\n  - name: r\n    stage: rcpt\n    when: 'rate(Rcpt, \"1m\") > 1000'\n    action: reject\n  - name: g\n    stage: rcpt\n    action: greylist\n  - name: d\n    when: 'any(Attachments, .Executable)'\n    headers: {add: {X-A: '{{ Subject }}'}}\n", nil, st)
+	done := make(chan Verdict, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			e := s.NewEvaluator()
+			f := testFacts()
+			f.Rcpt = "bob@example.org"
+			var v Verdict
+			for j := 0; j < 200; j++ {
+				e.Eval(StageRcpt, f)
+				v = e.Eval(StageData, f)
+			}
+			done <- v
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		v := <-done
+		tcompare(t, "rules", v.Rules, []string{"d"})
+		tcompare(t, "header", v.Edits.Headers[0].Value, "Invoice 42")
+	}
+}
