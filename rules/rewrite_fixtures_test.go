@@ -98,14 +98,12 @@ func TestRewriteProperties(t *testing.T) {
 			SubjectPrefix: "[EXT] ",
 		}
 		stripped := map[string]bool{}
+		outer := outermost(msg)
 		for _, p := range msg.Attachments() {
 			ed.Strip = append(ed.Strip, Strip{Path: p.Path, Filename: p.Filename, Rule: "t"})
-			if isEmbedded(p) {
-				// A uuencode or TNEF leaf is stripped with the part it sits in.
-				stripped[enclosingPath(p.Path)] = true
-				continue
-			}
-			stripped[p.Path] = true
+			// A leaf found inside a body (uuencode, TNEF, an encoded
+			// message/rfc822) is stripped with the part that carries it.
+			stripped[outer[partRange(p)].Path] = true
 		}
 		edits := Plan(msg, ed)
 		if err := mimeparse.CheckEdits(edits); err != nil {
@@ -183,9 +181,6 @@ func compareRewrite(before, after *mimeparse.Message, stripped map[string]bool) 
 // insideStripped reports whether path is below a stripped part (its
 // embedded uuencode/TNEF leaves, or the tree of a stripped container).
 func insideStripped(path string, stripped map[string]bool) bool {
-	if i := strings.LastIndexByte(path, '.'); i >= 0 && stripped[path[:i]] && isEmbedded(&mimeparse.Part{Path: path}) {
-		return true
-	}
 	for p := range stripped {
 		if strings.HasPrefix(path, p+".") {
 			return true
@@ -215,13 +210,10 @@ func FuzzRewrite(f *testing.F) {
 		}
 		ed := &Edits{SubjectPrefix: "[EXT] ", Headers: []HeaderEdit{{Op: "set", Name: "X-F", Value: "1"}}}
 		stripped := map[string]bool{}
+		outer := outermost(msg)
 		for _, p := range msg.Attachments() {
 			ed.Strip = append(ed.Strip, Strip{Path: p.Path, Filename: p.Filename, Rule: "f"})
-			if isEmbedded(p) {
-				stripped[enclosingPath(p.Path)] = true
-			} else {
-				stripped[p.Path] = true
-			}
+			stripped[outer[partRange(p)].Path] = true
 		}
 		if err := mimeparse.CheckEdits(Plan(msg, ed)); err != nil {
 			t.Fatalf("plan: %v", err)

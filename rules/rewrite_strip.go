@@ -9,8 +9,7 @@ import (
 )
 
 // stripTarget is one part to replace by a notice, with every file and rule
-// that asked for it (an embedded uuencode or TNEF leaf shares its enclosing
-// part's offsets, so stripping it replaces the enclosing part).
+// that asked for it.
 type stripTarget struct {
 	part  *mimeparse.Part
 	root  bool // the part's header is the message header (Parts[0])
@@ -26,6 +25,7 @@ func (p *planner) strips(strips []Strip) {
 	for _, pt := range p.msg.Parts {
 		byPath[pt.Path] = pt
 	}
+	outer := outermost(p.msg)
 	var targets []*stripTarget
 	byRange := map[[3]int64]*stripTarget{}
 	for _, s := range strips {
@@ -33,17 +33,15 @@ func (p *planner) strips(strips []Strip) {
 		if pt == nil || pt.EndOffset < pt.BodyOffset || pt.BodyOffset < pt.HeaderOffset {
 			continue
 		}
-		key := [3]int64{pt.HeaderOffset, pt.BodyOffset, pt.EndOffset}
+		key := partRange(pt)
 		t := byRange[key]
 		if t == nil {
-			t = &stripTarget{part: pt, root: p.isRoot(pt)}
-			if isEmbedded(pt) {
-				// Prefer the enclosing part itself when it is in the message.
-				if enc := byPath[enclosingPath(pt.Path)]; enc != nil {
-					t.part = enc
-					t.root = p.isRoot(enc)
-				}
-			}
+			// A part found inside a body (uuencode, TNEF, the parts of an
+			// encoded message/rfc822) has no bytes of its own in the raw
+			// message: it shares the offsets of the part that carries it,
+			// and that part is what gets replaced.
+			t = &stripTarget{part: outer[key]}
+			t.root = p.isRoot(t.part)
 			byRange[key] = t
 			targets = append(targets, t)
 		}
@@ -194,19 +192,20 @@ func qpLines(lines []string, eol string) string {
 	return b.String()
 }
 
-// embedded reports whether the part was found inside a body (uuencode,
-// TNEF): its path's last element is "u1", "t2", ...
-func isEmbedded(pt *mimeparse.Part) bool {
-	i := strings.LastIndexByte(pt.Path, '.')
-	last := pt.Path[i+1:]
-	return len(last) > 1 && (last[0] == 'u' || last[0] == 't')
+func partRange(pt *mimeparse.Part) [3]int64 {
+	return [3]int64{pt.HeaderOffset, pt.BodyOffset, pt.EndOffset}
 }
 
-func enclosingPath(path string) string {
-	if i := strings.LastIndexByte(path, '.'); i >= 0 {
-		return path[:i]
+// outermost maps each byte range to the first part (depth first: the
+// outermost) that has it.
+func outermost(msg *mimeparse.Message) map[[3]int64]*mimeparse.Part {
+	out := make(map[[3]int64]*mimeparse.Part, len(msg.Parts))
+	for _, pt := range msg.Parts {
+		if k := partRange(pt); out[k] == nil {
+			out[k] = pt
+		}
 	}
-	return path
+	return out
 }
 
 func appendUnique(list []string, s string) []string {
