@@ -194,12 +194,36 @@ func TestSecurityLogInjection(t *testing.T) {
 				c.read()
 			}
 			c.cmd("QUIT")
-			g.waitLog(t, `evil`, 3*time.Second)
+			// Unicode line breaks (NEL, LS, PS) that some log viewers honour.
+			c = dialClient(t, g.addr)
+			c.read()
+			c.cmd("EHLO forwarder.test")
+			c.cmd("XFORWARD HELO=evilnel+C2+85injected+E2+80+A8line+E2+80+A9x ADDR=192.0.2.8")
+			c.cmd("MAIL FROM:<evil3@sender.test>")
+			c.cmd("RCPT TO:<bob@example.net>")
+			if r := c.cmd("DATA"); r.Code == 354 {
+				c.send(dotStuff(cleanMessage("inj3")))
+				c.read()
+			}
+			c.cmd("QUIT")
+			g.waitLog(t, `evilhelo`, 3*time.Second)
+			g.waitLog(t, `evilnel`, 3*time.Second)
 			time.Sleep(300 * time.Millisecond)
 			out := g.proc.Output()
 			if loc := controlBytes.FindStringIndex(out); loc != nil {
 				lo := max(0, loc[0]-60)
 				t.Errorf("raw control byte %q in the log: %q", out[loc[0]:loc[1]], out[lo:min(len(out), loc[1]+20)])
+			}
+			// Decoded values go upstream xtext-encoded again, never raw.
+			for _, cmd := range up.Commands() {
+				if strings.HasPrefix(cmd, "injected") || strings.HasPrefix(cmd, "line") || controlBytes.MatchString(cmd) {
+					t.Errorf("upstream received an injected or raw command: %q", cmd)
+				}
+			}
+			for _, r := range []string{"\u0085", "\u2028", "\u2029"} {
+				if strings.Contains(out, r) {
+					t.Errorf("raw %U in the log", []rune(r)[0])
+				}
 			}
 			for i, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
 				if strings.HasPrefix(line, "mailgate: listening on ") {
