@@ -169,16 +169,15 @@ type checker struct {
 
 // chkResult is the outcome of one message through every stage.
 type chkResult struct {
-	verdict   rules.Action
-	reply     rules.Reply
-	rules     []string
-	monitor   []string
-	score     float64
-	tags      []string
-	edits     rules.Edits
-	errors    []error
-	stages    []chkStageResult // for --explain
-	decidedBy string
+	verdict rules.Action
+	reply   rules.Reply
+	rules   []string
+	monitor []string
+	score   float64
+	tags    []string
+	edits   rules.Edits
+	errors  []error
+	stages  []chkStageResult // for --explain
 }
 
 type chkStageResult struct {
@@ -196,13 +195,13 @@ func (c *checker) message(in chkInput) {
 		c.failed = true
 		return
 	}
+	// Parse fails only on a read error, and bytes.Reader has none; its
+	// anomalies are defects in msg.
 	msg, err := mimeparse.Parse(bytes.NewReader(raw), mimeparse.DefaultLimits())
-	if err != nil || msg == nil {
-		if msg == nil {
-			fmt.Fprintf(c.stderr, "mailgate check: %s: parsing: %v\n", in.name, err)
-			c.failed = true
-			return
-		}
+	if msg == nil {
+		fmt.Fprintf(c.stderr, "mailgate check: %s: parsing: %v\n", in.name, err)
+		c.failed = true
+		return
 	}
 	c.clock.next()
 	res := c.evaluate(msg, len(raw))
@@ -258,7 +257,7 @@ func (c *checker) evaluate(msg *mimeparse.Message, size int) chkResult {
 		res.edits.RcptRemove = append(res.edits.RcptRemove, v.Edits.RcptRemove...)
 	}
 	decide := func(v rules.Verdict) chkResult {
-		res.verdict, res.reply, res.decidedBy = v.Action, v.Reply, v.Rule
+		res.verdict, res.reply = v.Action, v.Reply
 		return res
 	}
 	for _, st := range []rules.Stage{rules.StageConnect, rules.StageHelo, rules.StageMail} {
