@@ -66,11 +66,11 @@ type node struct {
 	boundary []byte // the delimiter being looked for; nil for message containers and after the close delimiter
 	prefix   string // path prefix of the children ("" for the top multipart, "2." inside part 2)
 	nchild   int
-	preamble bool      // before the first delimiter
-	pre      *leafSink // the preamble, inspected in case no delimiter ever comes
-	epi      *epilogue // after the close delimiter
-	digest   bool      // multipart/digest: children default to message/rfc822
-	msgBase  string    // message containers: base of the enclosed message's paths
+	preamble bool          // before the first delimiter
+	pre      *preambleSink // the preamble, inspected in case no delimiter ever comes
+	epi      *epilogue     // after the close delimiter
+	digest   bool          // multipart/digest: children default to message/rfc822
+	msgBase  string        // message containers: base of the enclosed message's paths
 }
 
 // entity says where the next part's header starts and what it belongs to.
@@ -120,7 +120,7 @@ func (p *parser) run() {
 				p.noParts(n, m.lineBreak())
 			} else if n.preamble {
 				n.preamble = false
-				n.pre.insp.Close() // a delimiter came: the preamble was only a preamble
+				n.pre.discard() // a delimiter came: the preamble was only a preamble
 				n.pre = nil
 			}
 			if !m.isClose {
@@ -244,7 +244,7 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 		} else {
 			n.prefix = part.Path + "."
 		}
-		n.pre = &leafSink{insp: inspect.New(p.inspectOptions(part))}
+		n.pre = &preambleSink{opts: p.inspectOptions(part)}
 		p.stack = append(p.stack, n)
 		m := p.scanBody(n.pre)
 		return m, true
@@ -327,6 +327,37 @@ func (p *parser) closeAbove(k int, end int64, brk []byte) {
 	}
 }
 
+// preambleSink inspects a multipart's preamble, in case no delimiter ever
+// comes and it is the body. The inspector starts with the first byte: most
+// preambles are empty.
+type preambleSink struct {
+	opts inspect.Options
+	insp *inspect.Inspector
+}
+
+func (s *preambleSink) Write(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	if s.insp == nil {
+		s.insp = inspect.New(s.opts)
+	}
+	return s.insp.Write(b)
+}
+
+func (s *preambleSink) close() inspect.Result {
+	if s.insp == nil {
+		s.insp = inspect.New(s.opts)
+	}
+	return s.insp.Close()
+}
+
+func (s *preambleSink) discard() {
+	if s.insp != nil {
+		s.insp.Close()
+	}
+}
+
 // noParts turns a multipart whose delimiter never came into a leaf: what a
 // client shows is this text, so it is inspected as the body. The line break
 // before the next delimiter stays in it (as in Python: it is not a part's).
@@ -335,7 +366,7 @@ func (p *parser) noParts(n *node, brk []byte) {
 	n.pre.Write(brk)
 	p.partDefect(n.part, DefectMissingStartBoundary)
 	n.part.IsMultipart = false
-	res := n.pre.insp.Close()
+	res := n.pre.close()
 	n.pre = nil
 	p.applyResult(n.part, res)
 }
