@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/base64"
 	"strconv"
 	"strings"
 	"time"
@@ -83,6 +84,9 @@ func (s *Session) hello(ctx context.Context, arg string, esmtp bool) {
 		lines = append(lines, "STARTTLS")
 	}
 	lines = append(lines, "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8")
+	if s.rt.cfg.Auth == "relay" && s.tls {
+		lines = append(lines, "AUTH PLAIN LOGIN")
+	}
 	if s.trusted {
 		lines = append(lines, "XFORWARD NAME ADDR PORT PROTO HELO", "XCLIENT NAME ADDR PORT PROTO HELO")
 	}
@@ -140,6 +144,7 @@ func (s *Session) cmdMail(ctx context.Context, arg string) {
 		s.endTx(verdictName(rp), rp, nil)
 		return
 	}
+	reused := s.up != nil
 	if err := s.ensureUpstream(ctx); err != nil {
 		s.log.Warn("upstream unavailable", "err", err)
 		s.reply(replyUpstreamDown)
@@ -147,6 +152,15 @@ func (s *Session) cmdMail(ctx context.Context, arg string) {
 		return
 	}
 	rp, err := s.up.Mail(ctx, pa.Addr, pa.Params, s.clientInfo())
+	if err != nil && reused {
+		// The kept upstream session may have timed out while the client
+		// was idle: one new connection is worth a try.
+		s.log.Info("upstream session lost, reconnecting", "err", err)
+		s.closeUpstream(true)
+		if err = s.ensureUpstream(ctx); err == nil {
+			rp, err = s.up.Mail(ctx, pa.Addr, pa.Params, s.clientInfo())
+		}
+	}
 	if err != nil {
 		s.upstreamFailed(err)
 		s.reply(replyUpstreamFailed)
@@ -379,16 +393,95 @@ func (s *Session) applyAttrs(attrs map[string]string) {
 	s.acceptAll = false
 }
 
-// cmdAuth: AUTH is only offered with auth: relay, after STARTTLS (RFC 4954
-// §4). Relaying the SASL exchange is not implemented yet, so it is refused.
+// cmdAuth relays the SASL exchange to the upstream (auth: relay), which
+// decides; it is only offered and accepted after STARTTLS (RFC 4954 §4).
+// The exchange is never logged.
 func (s *Session) cmdAuth(ctx context.Context, arg string) {
-	if s.rt.cfg.Auth != "relay" {
+	switch {
+	case s.rt.cfg.Auth != "relay":
+		s.errReply(replyAuthNotAvail)
+		return
+	case !s.tls:
+		s.errReply(replyAuthNeedTLS)
+		return
+	case s.helo == "":
+		s.errReply(replyNeedHelo)
+		return
+	case s.tx != nil || s.client.AuthUser != "":
+		s.errReply(r(503, 5, 5, 1, "Error: AUTH not allowed now"))
+		return
+	}
+	mech, initial, _ := strings.Cut(arg, " ")
+	mech = strings.ToUpper(mech)
+	if mech != "PLAIN" && mech != "LOGIN" {
+		s.errReply(r(504, 5, 5, 4, "Error: unsupported authentication mechanism"))
+		return
+	}
+	if err := s.ensureUpstream(ctx); err != nil {
+		s.log.Warn("upstream unavailable", "err", err)
+		s.reply(replyUpstreamDown)
+		return
+	}
+	ar, ok := s.up.(authRelayer)
+	if !ok {
 		s.errReply(replyAuthNotAvail)
 		return
 	}
-	if !s.tls {
-		s.errReply(replyAuthNeedTLS)
+	rp, err := ar.Raw(ctx, "AUTH "+arg)
+	var responses []string
+	if initial != "" && initial != "=" {
+		responses = append(responses, initial)
+	}
+	for i := 0; err == nil && rp.Code == 334 && i < 10; i++ {
+		s.replyRaw(Reply{Code: 334, Text: rp.Text})
+		if err := s.bw.Flush(); err != nil {
+			s.quit = true
+			return
+		}
+		line, rerr := readLine(s.br, maxCommandLine)
+		if rerr != nil {
+			s.readFailed(rerr, "reading AUTH response")
+			s.quit = true
+			return
+		}
+		responses = append(responses, line)
+		rp, err = ar.Raw(ctx, line)
+	}
+	if err != nil {
+		s.upstreamFailed(err)
+		s.reply(replyUpstreamFailed)
 		return
 	}
-	s.errReply(replyAuthNotAvail)
+	if rp.Code == 235 {
+		s.client.AuthUser = saslUser(mech, responses)
+		s.log.Info("authenticated", "user", s.client.AuthUser)
+	} else {
+		s.countError()
+	}
+	s.reply(rp)
+}
+
+// authRelayer is the upstream capability AUTH relaying needs (house style
+// point 17: found by type assertion).
+type authRelayer interface {
+	Raw(ctx context.Context, line string) (Reply, error)
+}
+
+// saslUser takes the user name from PLAIN's or LOGIN's first response.
+func saslUser(mech string, responses []string) string {
+	if len(responses) == 0 {
+		return ""
+	}
+	b, err := base64.StdEncoding.DecodeString(responses[0])
+	if err != nil {
+		return ""
+	}
+	if mech == "PLAIN" {
+		parts := strings.Split(string(b), "\x00")
+		if len(parts) == 3 {
+			return parts[1]
+		}
+		return ""
+	}
+	return string(b)
 }

@@ -35,6 +35,7 @@ type fakeUpstream struct {
 	rejectRcpt map[string]string // address → reply line
 	dataReply  string            // reply to the final dot; "" = 250
 	noXforward bool
+	dropAfter  bool // close the connection after each DATA (an idle timeout)
 	conns      int
 }
 
@@ -98,7 +99,26 @@ func (u *fakeUpstream) serve(c net.Conn) {
 			if u.noXforward {
 				w("250-upstream.test\r\n250-PIPELINING\r\n250 8BITMIME")
 			} else {
-				w("250-upstream.test\r\n250-PIPELINING\r\n250-XFORWARD NAME ADDR PROTO HELO\r\n250 8BITMIME")
+				w("250-upstream.test\r\n250-PIPELINING\r\n250-AUTH PLAIN LOGIN\r\n250-XFORWARD NAME ADDR PROTO HELO\r\n250 8BITMIME")
+			}
+		case "AUTH":
+			f := strings.Fields(line)
+			if len(f) == 3 && strings.ToUpper(f[1]) == "PLAIN" {
+				if f[2] == "AGJvYgBzZWNyZXQ=" { // \0bob\0secret
+					w("235 2.7.0 Authentication successful")
+				} else {
+					w("535 5.7.8 Error: authentication failed")
+				}
+				continue
+			}
+			w("334 VXNlcm5hbWU6")
+			u, _ := br.ReadString('\n')
+			w("334 UGFzc3dvcmQ6")
+			p, _ := br.ReadString('\n')
+			if strings.TrimSpace(u) == "Ym9i" && strings.TrimSpace(p) == "c2VjcmV0" {
+				w("235 2.7.0 Authentication successful")
+			} else {
+				w("535 5.7.8 Error: authentication failed")
 			}
 		case "XFORWARD":
 			xfwd = line
@@ -143,6 +163,9 @@ func (u *fakeUpstream) serve(c net.Conn) {
 				w(u.dataReply)
 			} else {
 				w("250 2.0.0 Ok: queued as FAKE")
+			}
+			if u.dropAfter {
+				return
 			}
 		case "RSET":
 			cur, xfwd = nil, ""

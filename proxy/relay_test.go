@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
@@ -199,5 +200,80 @@ func TestEhloHasNoEnhancedCodes(t *testing.T) {
 	}
 	if !strings.Contains(ehlo, "250-PIPELINING") {
 		t.Errorf("EHLO %q", ehlo)
+	}
+}
+
+func TestUpstreamReconnect(t *testing.T) {
+	up := newFakeUpstream(t)
+	up.dropAfter = true
+	addr, _, _ := startServer(t, testConfig(t, up.url()), nil)
+	c := dialClient(t, addr)
+	c.cmd("EHLO client.test", "250")
+	for i := 0; i < 3; i++ {
+		if rp := c.sendMail("a@example.org", []string{"b@example.net"}, stuff(cleanMsg)); !strings.HasPrefix(rp, "250") {
+			t.Fatalf("message %d: %q", i, rp)
+		}
+	}
+	if n := len(up.transactions()); n != 3 {
+		t.Fatalf("upstream got %d messages, want 3", n)
+	}
+}
+
+func Test8BitAndSMTPUTF8(t *testing.T) {
+	up := newFakeUpstream(t)
+	addr, _, _ := startServer(t, testConfig(t, up.url()), nil)
+	c := dialClient(t, addr)
+	c.cmd("EHLO client.test", "250")
+	msg := "From: jörg@exämple.org\r\nSubject: Grüße\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nÄrger \xff\xfe bytes\r\n"
+	c.cmd("MAIL FROM:<jörg@exämple.org> BODY=8BITMIME SMTPUTF8", "250")
+	c.cmd("RCPT TO:<bob@exämple.net>", "250")
+	c.cmd("DATA", "354")
+	c.send(stuff(msg))
+	c.expect("250")
+	c.cmd("MAIL FROM:<jörg@exämple.org>", "553 5.6.7")
+	txs := up.transactions()
+	if len(txs) != 1 || string(txs[0].Data) != msg || txs[0].Rcpts[0] != "bob@exämple.net" {
+		t.Fatalf("upstream %+v", txs)
+	}
+	if cmds := strings.Join(up.commands(), "\n"); !strings.Contains(cmds, "MAIL FROM:<jörg@exämple.org> BODY=8BITMIME SMTPUTF8") {
+		t.Errorf("MAIL not relayed with its parameters:\n%s", cmds)
+	}
+}
+
+func TestAuthRelay(t *testing.T) {
+	up := newFakeUpstream(t)
+	cfg := testConfig(t, up.url())
+	cfg.TLSCert, cfg.TLSKey = writeCert(t)
+	cfg.Auth = "relay"
+	addr, _, lg := startServer(t, cfg, nil)
+	tlsClient := func() *client {
+		c := dialClient(t, addr)
+		c.cmd("EHLO client.test", "250")
+		c.cmd("STARTTLS", "220")
+		tc := tls.Client(c.c, &tls.Config{InsecureSkipVerify: true})
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		c.c = tc
+		c.br.Reset(tc)
+		if ehlo := c.cmd("EHLO client.test", "250"); !strings.Contains(ehlo, "AUTH PLAIN LOGIN") {
+			t.Fatalf("AUTH not offered after STARTTLS: %q", ehlo)
+		}
+		return c
+	}
+	c := tlsClient()
+	c.cmd("AUTH PLAIN AGJvYgB3cm9uZw==", "535 5.7.8")
+	c.cmd("AUTH PLAIN AGJvYgBzZWNyZXQ=", "235 2.7.0")
+	c.cmd("QUIT", "221")
+	c = tlsClient()
+	c.cmd("AUTH LOGIN", "334 VXNlcm5hbWU6")
+	c.cmd("Ym9i", "334 UGFzc3dvcmQ6")
+	c.cmd("c2VjcmV0", "235")
+	if rp := c.sendMail("a@example.org", []string{"b@example.net"}, stuff(cleanMsg)); !strings.HasPrefix(rp, "250") {
+		t.Fatalf("final reply %q", rp)
+	}
+	waitFor(t, "auth log", func() bool { return strings.Contains(lg.String(), `"user":"bob"`) })
+	if strings.Contains(lg.String(), "c2VjcmV0") || strings.Contains(lg.String(), "AGJvYgBzZWNyZXQ") {
+		t.Error("AUTH secrets in the log")
 	}
 }

@@ -355,6 +355,9 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 	return d.w.Write(p)
 }
 
+// Raw sends one line and returns the reply (AUTH relaying).
+func (c *smtpConn) Raw(ctx context.Context, line string) (Reply, error) { return c.cmd(ctx, line) }
+
 func (c *smtpConn) Rset(ctx context.Context) (Reply, error) { return c.cmd(ctx, "RSET") }
 
 func (c *smtpConn) Quit(ctx context.Context) {
