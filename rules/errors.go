@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"bytes"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -127,28 +126,42 @@ func yamlProblem(file string, src []byte, err error) Problem {
 }
 
 // yamlErrorLine returns the first line n such that the first n lines of src
-// already fail with the same message as the whole; 0 when none does (or the
-// file is too big to try).
+// already fail with the same message as the whole; 0 when none does. Once
+// the faulty line is in, every longer prefix fails the same way (yaml.v3
+// stops at the first error), so a binary search over line counts finds it
+// in O(log lines) parses.
 func yamlErrorLine(src []byte, msg string) int {
-	if len(src) > 64<<10 {
+	if len(src) > 1<<20 {
 		return 0
 	}
 	want := yamlLineRE.ReplaceAllString(msg, "")
-	end := 0
-	for n := 1; end < len(src); n++ {
-		i := bytes.IndexByte(src[end:], '\n')
-		if i < 0 {
-			end = len(src)
-		} else {
-			end += i + 1
-		}
-		var node yaml.Node
-		err := yaml.Unmarshal(src[:end], &node)
-		if err != nil && yamlLineRE.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "") == want {
-			return n
+	ends := []int{} // ends[i] is the end of line i+1
+	for i, c := range src {
+		if c == '\n' {
+			ends = append(ends, i+1)
 		}
 	}
-	return 0
+	if len(ends) == 0 || ends[len(ends)-1] != len(src) {
+		ends = append(ends, len(src))
+	}
+	fails := func(n int) bool {
+		var node yaml.Node
+		err := yaml.Unmarshal(src[:ends[n-1]], &node)
+		return err != nil && yamlLineRE.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "") == want
+	}
+	lo, hi := 1, len(ends) // find the least n in [lo, hi] with fails(n)
+	if !fails(hi) {
+		return 0
+	}
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
 }
 
 // firstNonSpace returns the 1-based column of the first non-blank byte of
