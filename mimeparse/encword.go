@@ -55,6 +55,9 @@ func toUTF8(charset string, b []byte) (string, bool) {
 		return strings.ToValidUTF8(string(b), "\uFFFD"), false
 	}
 	if e == encoding.Nop {
+		if utf8.Valid(b) {
+			return string(b), true
+		}
 		return strings.ToValidUTF8(string(b), "\uFFFD"), true
 	}
 	out, err := e.NewDecoder().Bytes(b)

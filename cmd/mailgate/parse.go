@@ -74,8 +74,6 @@ type jsonPart struct {
 	SHA256           string        `json:"sha256"`
 	IsAttachment     bool          `json:"is_attachment"`
 	Executable       bool          `json:"executable"`
-	Encrypted        bool          `json:"encrypted"`
-	Macros           bool          `json:"macros"`
 	Archive          []jsonArchive `json:"archive"`
 	Defects          []string      `json:"defects"`
 	IsMultipart      bool          `json:"is_multipart"`
@@ -103,8 +101,8 @@ func parseJSON(m *mimeparse.Message) jsonMessage {
 		jp := jsonPart{
 			Path: p.Path, ContentType: p.ContentType, Filename: p.Filename, Ext: p.Ext,
 			DetectedType: p.DetectedType, Size: p.Size, SHA256: p.SHA256,
-			IsAttachment: p.IsAttachment, Executable: p.Executable, Encrypted: p.Encrypted,
-			Macros: p.Macros, Archive: []jsonArchive{}, Defects: nonNil(p.Defects),
+			IsAttachment: p.IsAttachment, Executable: p.Executable,
+			Archive: []jsonArchive{}, Defects: nonNil(p.Defects),
 			IsMultipart: p.IsMultipart, Charset: p.Charset, TransferEncoding: p.TransferEncoding,
 			Disposition: p.Disposition, Names: nonNil(p.Names),
 			HeaderOffset: p.HeaderOffset, BodyOffset: p.BodyOffset, EndOffset: p.EndOffset,
