@@ -119,7 +119,10 @@ const (
 	// DefectLimitHeaderBytes: a header block longer than Limits.HeaderBytes;
 	// the fields past the limit were not recorded.
 	DefectLimitHeaderBytes = "limit-header-bytes"
-	// DefectLimitLineLength: a header line or boundary line longer than
-	// Limits.LineLength; the excess was not read as header or boundary.
+	// DefectLimitLineLength: a header line longer than Limits.LineLength.
+	// Lines longer than the 64 KiB read buffer are cut there: the rest of
+	// such a header line is dropped, and such a line in a body is never
+	// taken for a delimiter. Body lines are not measured (it would cost a
+	// scan of every line; transfer decoders do not care).
 	DefectLimitLineLength = "limit-line-length"
 )

@@ -313,6 +313,11 @@ func TestLimits(t *testing.T) {
 	m, _ = Parse(bytes.NewReader(raw), lim)
 	tcompare(t, slices.Contains(m.Defects, DefectLimitHeaderBytes), true)
 
+	lim = DefaultLimits()
+	lim.LineLength = 20
+	m, _ = Parse(bytes.NewReader(raw), lim)
+	tcompare(t, slices.Contains(m.Defects, DefectLimitLineLength), true)
+
 	long := "From: a@example.org\r\nX-Long: " + strings.Repeat("x", bufSize+10) + "\r\nSubject: after\r\n\r\nbody\r\n"
 	m, _ = Parse(strings.NewReader(long), DefaultLimits())
 	tcompare(t, slices.Contains(m.Defects, DefectLimitLineLength), true)

@@ -142,6 +142,9 @@ func (h *headerState) add(d string) {
 
 func (p *parser) consumeLine(h *headerState, line []byte, full bool) {
 	h.fieldBreak = lineBreakLen(line)
+	if p.lim.LineLength > 0 && len(line)-h.fieldBreak > p.lim.LineLength {
+		h.add(DefectLimitLineLength)
+	}
 	p.in.advance(len(line))
 	if !full {
 		p.in.skipLine()
