@@ -54,6 +54,9 @@ type upstreamScript struct {
 	ext []string
 	// noRecord keeps only counts (the soak: no memory growth in the test).
 	noRecord bool
+	// once applies the fault to the first connection only; later ones are
+	// served normally (recovery after a failure).
+	once bool
 }
 
 // upTx is one transaction the fake upstream accepted (it answered 250 to
@@ -129,7 +132,11 @@ func (u *fakeUpstream) acceptLoop() {
 		if err != nil {
 			return
 		}
-		u.nConns.Add(1)
+		n := u.nConns.Add(1)
+		sc := u.script
+		if sc.once && n > 1 {
+			sc.kind = fNone
+		}
 		u.mu.Lock()
 		u.conns = append(u.conns, c)
 		u.mu.Unlock()
@@ -137,7 +144,7 @@ func (u *fakeUpstream) acceptLoop() {
 		go func() {
 			defer u.wg.Done()
 			defer c.Close()
-			u.serve(c)
+			u.serve(c, sc)
 		}()
 	}
 }
@@ -165,12 +172,12 @@ func (u *fakeUpstream) stall(c net.Conn) {
 
 // act performs the fault at stage st if the script says so; it returns
 // false when the session must end.
-func (u *fakeUpstream) act(c net.Conn, w *bufio.Writer, st stage, normal string) bool {
-	if u.script.at != st || u.script.kind == fNone {
+func (u *fakeUpstream) act(sc upstreamScript, c net.Conn, w *bufio.Writer, st stage, normal string) bool {
+	if sc.at != st || sc.kind == fNone {
 		fmt.Fprintf(w, "%s\r\n", normal)
 		return w.Flush() == nil
 	}
-	switch u.script.kind {
+	switch sc.kind {
 	case fStall:
 		w.Flush()
 		u.stall(c)
@@ -179,27 +186,27 @@ func (u *fakeUpstream) act(c net.Conn, w *bufio.Writer, st stage, normal string)
 		w.Flush()
 		return false
 	case fReply:
-		fmt.Fprintf(w, "%s\r\n", u.script.reply)
+		fmt.Fprintf(w, "%s\r\n", sc.reply)
 		if err := w.Flush(); err != nil {
 			return false
 		}
 		// 421 closes the session (RFC 5321 §3.8).
-		return !strings.HasPrefix(u.script.reply, "421")
+		return !strings.HasPrefix(sc.reply, "421")
 	}
 	return false
 }
 
 // failing reports whether st's command was refused by the script (a
 // reply other than 2xx/3xx).
-func (u *fakeUpstream) failing(st stage) bool {
-	return u.script.at == st && u.script.kind == fReply && !strings.HasPrefix(u.script.reply, "2") && !strings.HasPrefix(u.script.reply, "3")
+func failing(sc upstreamScript, st stage) bool {
+	return sc.at == st && sc.kind == fReply && !strings.HasPrefix(sc.reply, "2") && !strings.HasPrefix(sc.reply, "3")
 }
 
-func (u *fakeUpstream) serve(c net.Conn) {
+func (u *fakeUpstream) serve(c net.Conn, sc upstreamScript) {
 	c.SetDeadline(time.Now().Add(10 * time.Minute))
 	br := bufio.NewReaderSize(c, 64<<10)
 	w := bufio.NewWriter(c)
-	if !u.act(c, w, stConnect, "220 upstream.test ESMTP fake") {
+	if !u.act(sc, c, w, stConnect, "220 upstream.test ESMTP fake") {
 		return
 	}
 	var from string
@@ -221,28 +228,28 @@ func (u *fakeUpstream) serve(c net.Conn) {
 		switch verb {
 		case "EHLO":
 			ehlo := "250-upstream.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n"
-			for _, e := range u.script.ext {
+			for _, e := range sc.ext {
 				ehlo += "250-" + e + "\r\n"
 			}
-			if !u.act(c, w, stEHLO, ehlo+"250 SIZE 104857600") {
+			if !u.act(sc, c, w, stEHLO, ehlo+"250 SIZE 104857600") {
 				return
 			}
 		case "HELO":
-			if !u.act(c, w, stEHLO, "250 upstream.test") {
+			if !u.act(sc, c, w, stEHLO, "250 upstream.test") {
 				return
 			}
 		case "MAIL":
-			if !u.act(c, w, stMAIL, "250 2.1.0 Ok") {
+			if !u.act(sc, c, w, stMAIL, "250 2.1.0 Ok") {
 				return
 			}
-			if !u.failing(stMAIL) {
+			if !failing(sc, stMAIL) {
 				inMail, from, rcpts = true, addrOf(cmd), nil
 			}
 		case "RCPT":
-			if !u.act(c, w, stRCPT, "250 2.1.5 Ok") {
+			if !u.act(sc, c, w, stRCPT, "250 2.1.5 Ok") {
 				return
 			}
-			if !u.failing(stRCPT) {
+			if !failing(sc, stRCPT) {
 				rcpts = append(rcpts, addrOf(cmd))
 			}
 		case "DATA":
@@ -251,27 +258,27 @@ func (u *fakeUpstream) serve(c net.Conn) {
 				w.Flush()
 				continue
 			}
-			if !u.act(c, w, stDATA, "354 End data with <CR><LF>.<CR><LF>") {
+			if !u.act(sc, c, w, stDATA, "354 End data with <CR><LF>.<CR><LF>") {
 				return
 			}
-			if u.failing(stDATA) {
+			if failing(sc, stDATA) {
 				continue
 			}
-			data, ok := u.readData(c, br)
+			data, ok := u.readData(sc, br)
 			if !ok {
 				return
 			}
 			// Recorded before the 250 goes out, so that a client which has
 			// its 250 finds the transaction here.
-			if u.script.at != stDot || u.script.kind == fNone {
+			if sc.at != stDot || sc.kind == fNone {
 				u.nAccepted.Add(1)
-				if !u.script.noRecord {
+				if !sc.noRecord {
 					u.mu.Lock()
 					u.accepted = append(u.accepted, upTx{From: from, Rcpts: rcpts, Data: data})
 					u.mu.Unlock()
 				}
 			}
-			if !u.act(c, w, stDot, "250 2.0.0 Ok: queued") {
+			if !u.act(sc, c, w, stDot, "250 2.0.0 Ok: queued") {
 				return
 			}
 			inMail, from, rcpts = false, "", nil
@@ -298,12 +305,12 @@ func (u *fakeUpstream) serve(c net.Conn) {
 
 // readData reads DATA up to CRLF.CRLF, dot-unstuffed (RFC 5321 §4.5.2),
 // acting at stBody after bodyAfter bytes. false: the session ends.
-func (u *fakeUpstream) readData(c net.Conn, br *bufio.Reader) ([]byte, bool) {
+func (u *fakeUpstream) readData(sc upstreamScript, br *bufio.Reader) ([]byte, bool) {
 	var data bytes.Buffer
 	read := 0
 	for {
-		if u.script.at == stBody && read >= u.script.bodyAfter {
-			switch u.script.kind {
+		if sc.at == stBody && read >= sc.bodyAfter {
+			switch sc.kind {
 			case fStall:
 				<-u.done // stop reading: the sender's writes block
 				return nil, false
@@ -322,7 +329,7 @@ func (u *fakeUpstream) readData(c net.Conn, br *bufio.Reader) ([]byte, bool) {
 		if line[0] == '.' {
 			line = line[1:]
 		}
-		if !u.script.noRecord {
+		if !sc.noRecord {
 			data.Write(line)
 		}
 	}

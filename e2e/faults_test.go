@@ -404,6 +404,7 @@ type upstreamCell struct {
 	failAt  stage  // where the client must see the refusal; stNone: delivered
 	classes string // acceptable reply classes at failAt, e.g. "4" or "45"
 	logRE   string // what mailgate's log must say
+	recover bool   // the fault breaks the upstream connection: retry on a new one
 }
 
 func upstreamCells() []upstreamCell {
@@ -456,8 +457,14 @@ func upstreamCells() []upstreamCell {
 	add("dot-451", stDot, fReply, "451 4.3.0 queue full", stDot, "4", "")
 	add("dot-554", stDot, fReply, "554 5.7.1 content refused", stDot, "45", "")
 	for i := range cells {
-		if cells[i].script.at == stBody {
+		sc := &cells[i].script
+		if sc.at == stBody {
 			cells[i].big = true
+		}
+		// Stalls, drops, and failures before MAIL leave the upstream
+		// connection unusable: mailgate must open a new one next time.
+		if sc.kind == fStall || sc.kind == fDrop || (sc.kind == fReply && (sc.at <= stEHLO || strings.HasPrefix(sc.reply, "421"))) {
+			sc.once, cells[i].recover = true, true
 		}
 	}
 	return cells
@@ -499,11 +506,26 @@ func TestFaultMatrixUpstream(t *testing.T) {
 		if o.reply.Code == 0 || !strings.Contains(cell.classes, strconv.Itoa(o.reply.class())) {
 			t.Errorf("at %v the client got %v, want a %sxx reply", o.failedAt, o.reply, cell.classes)
 		}
-		c.cmd("QUIT")
 		var want [][]byte
 		if o.failedAt == stNone && o.reply.class() == 2 {
 			want = [][]byte{msg}
 		}
+		// Recovery: the fault broke the first upstream connection only
+		// (script.once); the same client session, if mailgate kept it,
+		// must get a second message through a new upstream connection.
+		if cell.recover {
+			if r := c.cmd("RSET"); r.Code == 250 {
+				second := cleanMessage("recovery-" + cell.name)
+				if r := tx(c, second); r.Code != 250 {
+					t.Errorf("after the fault, a new transaction on the same session got %v", r)
+				} else {
+					want = append(want, second)
+				}
+			} else {
+				t.Logf("mailgate ended the session after the fault: RSET got %v", r)
+			}
+		}
+		c.cmd("QUIT")
 		checkDelivered(t, up, want)
 		g.waitLog(t, cell.logRE, 3*time.Second)
 		g.spoolClean(t)
