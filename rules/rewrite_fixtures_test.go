@@ -21,7 +21,16 @@ func rewriteInputs(t *testing.T) map[string][]byte {
 	add := func(root string, decode func([]byte) []byte) int {
 		n := 0
 		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() || strings.HasSuffix(p, ".json") || strings.HasSuffix(p, ".md") {
+			if err != nil {
+				return nil
+			}
+			if d.IsDir() {
+				if decode == nil && d.Name() == "fuzz" {
+					return filepath.SkipDir // Go fuzz corpora are read decoded below
+				}
+				return nil
+			}
+			if strings.HasSuffix(p, ".json") || strings.HasSuffix(p, ".md") {
 				return nil
 			}
 			data, err := os.ReadFile(p)
@@ -40,9 +49,10 @@ func rewriteInputs(t *testing.T) map[string][]byte {
 		})
 		return n
 	}
-	if add("../testdata", func(b []byte) []byte { return b }) == 0 {
+	if add("../testdata", nil) == 0 {
 		t.Fatal("no fixtures under ../testdata")
 	}
+	add("../mimeparse/testdata", nil)
 	add("../mimeparse/testdata/fuzz/FuzzParse", decodeFuzzFile)
 	corpus := filepath.Join("..", "..", "shared", "corpus")
 	if _, err := os.Stat(corpus); err != nil {
@@ -51,7 +61,7 @@ func rewriteInputs(t *testing.T) map[string][]byte {
 		}
 		t.Logf("conformance corpus absent at %s: fixtures only", corpus)
 	} else {
-		add(corpus, func(b []byte) []byte { return b })
+		add(corpus, nil)
 	}
 	return out
 }
