@@ -62,7 +62,8 @@ func (p *parser) describe(part *Part, defaultType string) described {
 			}
 		}
 		if cs, ok := ct.get("charset"); ok {
-			part.Charset = strings.ToLower(strings.TrimSpace(cs))
+			// RFC 2045 §5.1 allows comments: "charset=us-ascii (Plain text)"
+			part.Charset = strings.ToLower(strings.TrimSpace(stripComment(cs)))
 		}
 		if b, ok := ct.get("boundary"); ok {
 			out.boundary = strings.TrimRight(b, " \t")
