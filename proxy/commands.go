@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -37,7 +38,11 @@ func (s *Session) dispatch(ctx context.Context, line string) {
 	}
 	t0 := time.Now()
 	h(s, ctx, cmd.arg)
-	s.srv.metrics.commandDuration.WithLabelValues(cmd.verb).Observe(time.Since(t0).Seconds())
+	ecode := ""
+	if e := s.last.Enhanced; e != [3]int{} {
+		ecode = fmt.Sprintf("%d.%d.%d", e[0], e[1], e[2])
+	}
+	s.srv.metrics.commandDuration.WithLabelValues(cmd.verb, strconv.Itoa(s.last.Code), ecode).Observe(time.Since(t0).Seconds())
 }
 
 // errReply answers an error reply and counts it against the session.

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"time"
@@ -267,5 +266,3 @@ func (s *Session) replayFailed(err error, rp Reply) (Reply, bool) {
 	}
 	return replyUpstreamFailed, false
 }
-
-var _ = fmt.Sprint

@@ -42,7 +42,7 @@ func newMetrics() *metrics {
 		Help: "Replies sent to clients, by code."}, []string{"code"})
 	m.commandDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailgate_smtp_command_duration_seconds",
 		Help: "Time to handle a client command, upstream round trips included.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)},
-		[]string{"cmd"})
+		[]string{"cmd", "code", "ecode"})
 	m.transactions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailgate_smtp_transactions_total",
 		Help: "Finished mail transactions, by verdict."}, []string{"verdict"})
 	m.ruleHits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailgate_rule_hits_total",

@@ -192,7 +192,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{`mailgate_smtp_transactions_total{verdict="accept"} 1`, "mailgate_panics_total 0",
-		`mailgate_smtp_command_duration_seconds_bucket{cmd="MAIL"`, `mailgate_smtp_replies_total{code="250"}`} {
+		`mailgate_smtp_command_duration_seconds_bucket{cmd="MAIL",code="250",ecode="2.1.0"`, `mailgate_smtp_replies_total{code="250"}`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -39,6 +39,7 @@ type Session struct {
 	up       UpstreamConn
 	errors   int
 	quit     bool
+	last     Reply       // the last reply sent, for the command metrics
 	idle     atomic.Bool // waiting for a command outside a transaction (Shutdown may wake it)
 	start    time.Time
 
@@ -284,6 +285,7 @@ func (s *Session) reply(rp Reply) { s.replyRaw(withEnhanced(rp)) }
 // replyRaw writes rp as it is: the greeting and the HELO/EHLO replies carry
 // no enhanced code (RFC 2034 §3 covers replies after EHLO's own).
 func (s *Session) replyRaw(rp Reply) {
+	s.last = rp
 	s.srv.metrics.replies.WithLabelValues(strconv.Itoa(rp.Code)).Inc()
 	s.log.Debug("reply", "reply", rp.String())
 	s.writeReply(rp)
