@@ -167,8 +167,9 @@ func (c *checker) writeTable(w io.Writer) {
 // chkRuleSource is what --explain shows of a rule: where it is and its
 // expressions, read from the policy files themselves.
 type chkRuleSource struct {
-	file, stage, when, strip, action string
-	line                             int
+	file, stage, when, strip, action, score string
+	tags                                    []string
+	line                                    int
 }
 
 type chkRuleSources map[string]chkRuleSource
@@ -196,6 +197,8 @@ func chkReadRuleSources(fsys fs.FS, paths []string) chkRuleSources {
 				When   string    `yaml:"when"`
 				Strip  string    `yaml:"strip"`
 				Action string    `yaml:"action"`
+				Score  string    `yaml:"score"`
+				Tags   []string  `yaml:"tags"`
 			} `yaml:"rules"`
 		}
 		if yaml.Unmarshal(data, &doc) != nil {
@@ -210,7 +213,8 @@ func chkReadRuleSources(fsys fs.FS, paths []string) chkRuleSources {
 			if act == "" {
 				act = "continue"
 			}
-			out[r.Name.Value] = chkRuleSource{file: p, line: r.Name.Line, stage: st, when: r.When, strip: r.Strip, action: act}
+			out[r.Name.Value] = chkRuleSource{file: p, line: r.Name.Line, stage: st, when: r.When, strip: r.Strip,
+				action: act, score: r.Score, tags: r.Tags}
 		}
 	}
 	return out
@@ -220,6 +224,9 @@ func chkReadRuleSources(fsys fs.FS, paths []string) chkRuleSources {
 // expression it evaluated and, at data, the facts it looked at.
 func (c *checker) writeExplain(w io.Writer, msg *mimeparse.Message, res *chkResult) {
 	for _, sr := range res.stages {
+		if !c.set.HasStage(sr.stage) {
+			continue
+		}
 		label := sr.stage.String()
 		if sr.rcpt != "" {
 			label += " " + sr.rcpt
@@ -248,6 +255,12 @@ func (c *checker) writeExplain(w io.Writer, msg *mimeparse.Message, res *chkResu
 				status = "match (monitor mode: no effect)"
 			case chkContains(sr.v.Rules, name):
 				status = "match → " + src.action
+				if src.score != "" {
+					status += ", score +" + src.score
+				}
+				if len(src.tags) > 0 {
+					status += ", tags " + strings.Join(src.tags, " ")
+				}
 			default:
 				status = "no match"
 			}
