@@ -4,25 +4,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"mailgate/policies"
 	"mailgate/rules"
 )
 
 func runLint(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("lint", "[-c FILE | -p POLICY ...]", stderr)
+	fs := newFlags("lint", "[-c FILE | -p POLICY ... [-l NAME=FILE ...]]", stderr)
 	var cfgFile string
 	var pols stringList
+	lists := listFlag{}
 	fs.StringVar(&cfgFile, "c", "", "config `file`: lint its policies:, lists: and rule_error:")
 	fs.Var(&pols, "p", "policy `file` (repeatable; evaluated in the order given)")
+	fs.Var(lists, "l", "list for the policies given with -p, as `NAME=FILE` (repeatable)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	if fs.NArg() > 0 || (cfgFile != "" && len(pols) > 0) {
+	if fs.NArg() > 0 || (cfgFile != "" && (len(pols) > 0 || len(lists) > 0)) {
 		fs.Usage()
 		return 2
 	}
-	set, desc, err := loadRuleSet(cfgFile, pols)
+	set, desc, err := loadRuleSet(cfgFile, pols, lists)
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -36,6 +39,20 @@ func runLint(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// listFlag is a repeatable NAME=FILE flag naming a list for -p policies.
+type listFlag map[string]string
+
+func (l listFlag) String() string { return fmt.Sprint(map[string]string(l)) }
+
+func (l listFlag) Set(v string) error {
+	name, file, ok := strings.Cut(v, "=")
+	if !ok || name == "" || file == "" {
+		return fmt.Errorf("want NAME=FILE, got %q", v)
+	}
+	l[name] = file
+	return nil
+}
+
 // usageError is a command-line problem (exit 2), not a policy problem.
 type usageError struct{ msg string }
 
@@ -45,7 +62,7 @@ func (e usageError) Error() string { return e.msg }
 // file, read by rules.ConfigFromYAML so cmd needs no full config parse
 // here) or -p; with neither, the embedded default pack. desc names what was
 // loaded, for messages.
-func loadRuleSet(cfgFile string, pols []string) (*rules.Set, string, error) {
+func loadRuleSet(cfgFile string, pols []string, lists map[string]string) (*rules.Set, string, error) {
 	switch {
 	case cfgFile != "":
 		cfg, err := rules.ConfigFromYAML(cfgFile)
@@ -59,10 +76,10 @@ func loadRuleSet(cfgFile string, pols []string) (*rules.Set, string, error) {
 		set, err := rules.Load(cfg, nil)
 		return set, cfgFile, err
 	case len(pols) > 0:
-		set, err := rules.Load(rules.Config{Policies: pols}, nil)
+		set, err := rules.Load(rules.Config{Policies: pols, Lists: lists}, nil)
 		return set, fmt.Sprint(len(pols), " policy file(s)"), err
 	}
-	set, err := loadDefaultPack(rules.Config{})
+	set, err := loadDefaultPack(rules.Config{Lists: lists})
 	return set, "embedded default pack", err
 }
 
