@@ -46,7 +46,7 @@ func (c *compiler) atScalar(s scalar, format string, args ...any) {
 // loadFile decodes and compiles one policy file.
 func (c *compiler) loadFile(name string, data []byte, seen map[string]string) *policyFile {
 	c.file, c.src = name, data
-	pol, ok := decodePolicy(name, data, c.le)
+	pol := decodePolicy(name, data, c.le)
 	if pol == nil {
 		return nil
 	}
@@ -57,7 +57,6 @@ func (c *compiler) loadFile(name string, data []byte, seen map[string]string) *p
 		}
 	}
 	c.checkTests(pol.Tests)
-	_ = ok
 	return pf
 }
 

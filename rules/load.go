@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -85,8 +86,8 @@ func unwrapPathErr(err error) error {
 }
 
 // decodePolicy decodes one policy file strictly. Problems go to le; the
-// returned value holds what could be decoded.
-func decodePolicy(file string, data []byte, le *LoadError) (*policyYAML, bool) {
+// returned value holds what could be decoded (nil after a syntax error).
+func decodePolicy(file string, data []byte, le *LoadError) *policyYAML {
 	var pol policyYAML
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -96,17 +97,16 @@ func decodePolicy(file string, data []byte, le *LoadError) (*policyYAML, bool) {
 		var extra yaml.Node
 		if err2 := dec.Decode(&extra); err2 == nil {
 			le.add(file, extra.Line, extra.Column, "a policy file holds one YAML document; found a second one")
-			return &pol, false
 		}
-		return &pol, true
+		return &pol
 	}
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		if err.Error() == "EOF" {
-			return &pol, true // an empty file is an empty policy
+		if errors.Is(err, io.EOF) {
+			return &pol // an empty file is an empty policy
 		}
 		le.Problems = append(le.Problems, yamlProblem(file, data, err))
-		return nil, false
+		return nil
 	}
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root)
@@ -114,7 +114,7 @@ func decodePolicy(file string, data []byte, le *LoadError) (*policyYAML, bool) {
 		line, col, text := typeErrorPos(&root, data, msg)
 		le.addSnippet(file, line, col, text, data)
 	}
-	return &pol, false
+	return &pol
 }
 
 var (
@@ -161,7 +161,7 @@ func typeErrorPos(root *yaml.Node, data []byte, msg string) (int, int, string) {
 	line, _ := strconv.Atoi(m[1])
 	text := m[2]
 	if u := teUnknownRE.FindStringSubmatch(text); u != nil {
-		col := findNode(root, line, u[1], true)
+		col := findKey(root, line, u[1])
 		desc := yamlTypeDesc[u[2]]
 		if desc == "" {
 			desc = u[2]
@@ -204,9 +204,9 @@ func typeErrorPos(root *yaml.Node, data []byte, msg string) (int, int, string) {
 	return line, firstNonSpace(data, line), text
 }
 
-// findNode returns the 1-based column of a mapping key at line whose value
+// findKey returns the 1-based column of a mapping key at line whose value
 // is value; 0 when there is none.
-func findNode(n *yaml.Node, line int, value string, _ bool) int {
+func findKey(n *yaml.Node, line int, value string) int {
 	if n == nil {
 		return 0
 	}
@@ -219,7 +219,7 @@ func findNode(n *yaml.Node, line int, value string, _ bool) int {
 		}
 	}
 	for _, c := range n.Content {
-		if col := findNode(c, line, value, false); col != 0 {
+		if col := findKey(c, line, value); col != 0 {
 			return col
 		}
 	}

@@ -283,3 +283,12 @@ func TestConfigFromYAML(t *testing.T) {
 		cfgFile + `:2:13: rule_error: "maybe" is not one of tempfail, continue`,
 	})
 }
+
+func TestLoadEmptyPolicies(t *testing.T) {
+	for _, src := range []string{"", "# only a comment\n", "rules: []\n", "rules:\n"} {
+		s, err := loadSrc(t, src, nil, nil)
+		tcheck(t, err, "loading "+src)
+		tcompare(t, "names of "+src, len(s.RuleNames()), 0)
+		tcompare(t, "verdict of "+src, s.NewEvaluator().Eval(StageData, testFacts()), Verdict{Action: ActionContinue})
+	}
+}
