@@ -26,6 +26,7 @@ const (
 type checkOptions struct {
 	config   string
 	policies stringList
+	lists    listFlag
 	from     string
 	rcpts    stringList
 	clientIP string
@@ -37,10 +38,12 @@ type checkOptions struct {
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	var o checkOptions
-	fs := newFlags("check", "[-c FILE | -p POLICY ...] [--from A] [--rcpt B ...] [--client-ip IP] [--helo H]\n"+
+	fs := newFlags("check", "[-c FILE | -p POLICY ... [-l NAME=FILE ...]] [--from A] [--rcpt B ...] [--client-ip IP] [--helo H]\n"+
 		"                 [--json] [--out DIR] [--explain] PATH...", stderr)
 	fs.StringVar(&o.config, "c", "", "config `file` (mailgate.yaml): its policies, lists and rule_error")
 	fs.Var(&o.policies, "p", "policy `file` (repeatable, evaluated in order; default: the embedded default pack)")
+	o.lists = listFlag{}
+	fs.Var(o.lists, "l", "list for the policies given with -p, as `NAME=FILE` (repeatable)")
 	fs.StringVar(&o.from, "from", checkDefaultFrom, "envelope sender `address`")
 	fs.Var(&o.rcpts, "rcpt", "envelope recipient `address` (repeatable; default "+checkDefaultRcpt+")")
 	fs.StringVar(&o.clientIP, "client-ip", checkDefaultClientIP, "client `IP` address")
@@ -56,8 +59,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	if o.config != "" && len(o.policies) > 0 {
-		fmt.Fprintln(stderr, "mailgate check: -c and -p exclude each other")
+	if o.config != "" && (len(o.policies) > 0 || len(o.lists) > 0) {
+		fmt.Fprintln(stderr, "mailgate check: -c excludes -p and -l (the config names policies and lists)")
 		return 2
 	}
 	if len(o.rcpts) == 0 {
@@ -117,13 +120,13 @@ func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources,
 		}
 		return set, chkReadRuleSources(nil, paths), nil
 	case len(o.policies) > 0:
-		set, err := rules.Load(rules.Config{Policies: o.policies}, st)
+		set, err := rules.Load(rules.Config{Policies: o.policies, Lists: o.lists}, st)
 		if err != nil {
 			return nil, nil, err
 		}
 		return set, chkReadRuleSources(nil, o.policies), nil
 	}
-	cfg := rules.Config{Policies: []string{policies.Default}}
+	cfg := rules.Config{Policies: []string{policies.Default}, Lists: o.lists}
 	set, err := rules.LoadFS(policies.FS, cfg, st)
 	if err != nil {
 		return nil, nil, err

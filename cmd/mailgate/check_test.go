@@ -255,6 +255,8 @@ func TestCheckUsageAndErrors(t *testing.T) {
 	}{
 		{"no-path", nil, 2, "no PATH"},
 		{"c-and-p", []string{"-c", "x.yaml", "-p", "y.yaml", "a.eml"}, 2, "exclude"},
+		{"bad-list-flag", []string{"-l", "nofile", "a.eml"}, 2, "NAME=FILE"},
+		{"missing-list", []string{"-p", "../../policies/compliance-headers.yaml", "../../testdata/benign/plain-text.eml"}, 1, "internal_domains"},
 		{"bad-flag", []string{"--nope", "a.eml"}, 2, "nope"},
 		{"missing-file", []string{"does-not-exist.eml"}, 1, "does-not-exist.eml"},
 		{"bad-policy", []string{"-p", "does-not-exist.yaml", "../../testdata/benign/plain-text.eml"}, 1, "does-not-exist.yaml"},
@@ -328,5 +330,20 @@ func TestCheckRateAndGreylistPerMessage(t *testing.T) {
 	}
 	if n != 73 {
 		t.Errorf("%d results, want 73", n)
+	}
+}
+
+// TestCheckLists: -l gives -p policies their lists (compliance-headers
+// needs internal_domains).
+func TestCheckLists(t *testing.T) {
+	code, stdout, stderr := runCheckT(t, "--json", "-p", "../../policies/compliance-headers.yaml",
+		"-l", "internal_domains=../../policies/lists/internal_domains.txt", "--from", "alice@corp.example.org",
+		"../../testdata/packs/internal-route.eml")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	j := decodeLines(t, stdout)[0]
+	if j.Verdict != "accept" || j.HeadersAdded["X-Classification"] != "INTERNAL; sender-domain=corp.example.org" || chkContains(j.Tags, "external") {
+		t.Errorf("got %+v", j)
 	}
 }
