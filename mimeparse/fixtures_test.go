@@ -176,7 +176,29 @@ func TestTricks(t *testing.T) {
 		{file: "boundaries.eml", nparts: 5, parts: []partSpec{
 			{path: "0", ctype: "multipart/mixed"}, {path: "1", ctype: "multipart/alternative"},
 			{path: "1.1", ctype: "text/plain"}, {path: "1.2", ctype: "text/html"},
-			{path: "2", ctype: "text/plain", filename: "notes.txt", ext: "txt"}}},
+			{path: "2", ctype: "text/plain", filename: "notes.txt", ext: "txt"}},
+			check: func(t *testing.T, m *Message) {
+				raw, _ := os.ReadFile("../testdata/mime/boundaries.eml")
+				s := string(raw)
+				// offsets, exactly: a part starts after its delimiter line, its
+				// body after the empty line, and it ends before the line break
+				// that precedes the next delimiter.
+				p := findPart(m, "2")
+				tcompare(t, p.HeaderOffset, int64(strings.Index(s, "Content-Type: text/plain; name=notes.txt")))
+				tcompare(t, p.BodyOffset, int64(strings.Index(s, "notes\r\n--")))
+				tcompare(t, p.EndOffset, int64(strings.Index(s, "\r\n--quoted boundary--")))
+				alt := findPart(m, "1")
+				tcompare(t, alt.HeaderOffset, int64(strings.Index(s, "Content-Type: multipart/alternative")))
+				tcompare(t, alt.EndOffset, int64(strings.Index(s, "\r\n--quoted boundary\t")))
+				html := findPart(m, "1.2")
+				tcompare(t, s[html.BodyOffset:html.EndOffset], "<p>html</p>")
+				root := m.Parts[0]
+				tcompare(t, root.BodyOffset, int64(strings.Index(s, "preamble")))
+				tcompare(t, root.EndOffset, int64(len(s)))
+				f := root.Fields[1]
+				tcompare(t, s[f.Start:f.End], "Content-Type: multipart/mixed; boundary=\"quoted boundary\"\r\n")
+				tcompare(t, f.Raw, ` multipart/mixed; boundary="quoted boundary"`)
+			}},
 		{file: "missing-final-boundary.eml", nparts: 3, defects: []string{DefectMissingFinalBoundary},
 			parts: []partSpec{{path: "2", ctype: "application/pdf", filename: "doc.pdf", ext: "pdf"}}},
 		{file: "epilogue.eml", nparts: 2, defects: []string{DefectBytesAfterFinalBoundary}},

@@ -130,7 +130,7 @@ func (p *parser) run() {
 			}
 			n.boundary = nil
 			n.epi = &epilogue{}
-			m = p.scanBody(n.epi)
+			m = p.scanBody(n.epi, m.lineBrk)
 		}
 	}
 }
@@ -157,7 +157,7 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 			p.limited = true
 			p.msgDefect(DefectLimitMimeParts)
 		}
-		return p.scanBody(discard{}), true
+		return p.scanBody(discard{}, 0), true
 	}
 	part := &Part{Depth: e.depth, HeaderOffset: p.in.off}
 	var h headerState
@@ -246,7 +246,7 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 		}
 		n.pre = &preambleSink{opts: p.inspectOptions(part)}
 		p.stack = append(p.stack, n)
-		m := p.scanBody(n.pre)
+		m := p.scanBody(n.pre, 0)
 		return m, true
 	case kindMessage:
 		n := &node{part: part, msgBase: part.Path + "."}
@@ -260,7 +260,7 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 			l.sink.also = nest
 		}
 	}
-	m = p.scanBody(l.dec)
+	m = p.scanBody(l.dec, 0)
 	part.EndOffset = m.end
 	p.finishLeaf(part, l)
 	if nest != nil {

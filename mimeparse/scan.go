@@ -12,6 +12,7 @@ type scanEnd struct {
 	end     int64   // raw offset just past the last body byte
 	brk     [2]byte // the line break dropped before the delimiter (or at the end)
 	nbrk    int
+	lineBrk int // length of the delimiter line's own line break
 }
 
 // lineBreak returns the line break scanBody did not write.
@@ -61,7 +62,11 @@ func (p *parser) inMultipart() bool {
 // bytes.Index and everything before a candidate goes to sink in one Write.
 // The last 3 bytes are held back until the next fill, as they may be the
 // "\r\n-" of a delimiter.
-func (p *parser) scanBody(sink io.Writer) scanEnd {
+//
+// prevBreak is the length of the line break just before the current
+// position that belongs to a delimiter found at once (after a close
+// delimiter: the epilogue is empty, the part ends before that break).
+func (p *parser) scanBody(sink io.Writer, prevBreak int) scanEnd {
 	in := &p.in
 	start := true
 	for {
@@ -128,6 +133,10 @@ func (p *parser) scanBody(sink io.Writer) scanEnd {
 		if node, isClose, ok := p.matchStack(b[ls:le]); ok {
 			sink.Write(b[:bs])
 			m := newScanEnd(node, isClose, in.off+int64(bs), b[bs:ls])
+			if ls == 0 && start {
+				m.end -= int64(prevBreak)
+			}
+			m.lineBrk = lineBreakLen(b[ls:le])
 			in.advance(le)
 			return m
 		}

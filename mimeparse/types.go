@@ -43,7 +43,7 @@ type Part struct {
 	Ext              string
 	TransferEncoding string // lower case as declared, "" when absent
 	IsMultipart      bool
-	IsAttachment     bool
+	IsAttachment     bool   // what a client offers to save: disposition attachment, any name, or a leaf that is not text/*
 	Size             int64  // decoded body size (leaves)
 	SHA256           string // hex of the decoded body (leaves)
 	DetectedType     string
