@@ -98,6 +98,8 @@ type gate struct {
 	quarDir  string
 	proc     *e2e.Process
 	up       *fakeUpstream
+	// metricsAddr is metrics_listen when the cell set one.
+	metricsAddr string
 }
 
 func startGate(t *testing.T, up *fakeUpstream, o gateOpts) *gate {
@@ -174,9 +176,13 @@ func (g *gate) waitLog(t *testing.T, re string, d time.Duration) {
 	}
 }
 
-// alive checks that mailgate still answers new sessions.
+// alive checks that mailgate still answers new sessions and never
+// panicked (a session's panic is recovered and logged, house style 13).
 func (g *gate) alive(t *testing.T) {
 	t.Helper()
+	if strings.Contains(g.proc.Output(), "panic") {
+		t.Errorf("mailgate logged a panic:\n%s", lastLines(g.proc.Output(), 30))
+	}
 	if line, err := e2e.Banner(g.addr, 5*time.Second); err != nil || !strings.HasPrefix(line, "220") {
 		t.Errorf("mailgate no longer answers after the cell: %q %v", line, err)
 	}

@@ -86,6 +86,7 @@ func loadGate(t *testing.T, n int) (*gate, string) {
 		timeouts: "{command: 60s, data_idle: 60s, data_total: 120s, upstream_connect: 10s, upstream: 60s}",
 		extra:    fmt.Sprintf("metrics_listen: %q\n", metrics),
 	})
+	g.metricsAddr = metrics
 	return g, metrics
 }
 
@@ -218,6 +219,12 @@ func report(t *testing.T, what string, res *loadResult, g *gate, upBase int64, s
 	}
 	if res.messages.Load() == 0 {
 		t.Errorf("no message went through")
+	}
+	if n := scrapeGauge(g.metricsAddr, "mailgate_panics_total"); n > 0 {
+		t.Errorf("mailgate_panics_total is %d", n)
+	}
+	if n := scrapeGauge(g.metricsAddr, "mailgate_smtp_sessions_active"); n > 0 {
+		t.Errorf("mailgate_smtp_sessions_active is %d after every client left", n)
 	}
 	if up != res.messages.Load() {
 		t.Errorf("invariant 1: clients got 250 for %d messages, the upstream accepted %d", res.messages.Load(), up)
