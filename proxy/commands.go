@@ -172,9 +172,9 @@ func (s *Session) cmdMail(ctx context.Context, arg string) {
 		s.endTx("upstream-failed", replyUpstreamFailed, nil)
 		return
 	}
-	s.tx.upstream = rp
 	s.reply(rp)
 	if rp.Code/100 != 2 {
+		s.tx.upstream = rp
 		s.endTx("upstream-refused", rp, nil)
 	}
 }
@@ -274,9 +274,10 @@ func (s *Session) cmdRcpt(ctx context.Context, arg string) {
 		s.endTx("upstream-failed", replyUpstreamFailed, nil)
 		return
 	}
-	s.tx.upstream = rp
 	if rp.Code/100 == 2 {
 		s.tx.rcpts = append(s.tx.rcpts, rcptTo{addr: pa.Addr, params: pa.Params})
+	} else {
+		s.tx.upstream = rp // the log names the last refusal
 	}
 	s.reply(rp)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,6 +37,10 @@ type fakeUpstream struct {
 	dataReply  string            // reply to the final dot; "" = 250
 	noXforward bool
 	dropAfter  bool // close the connection after each DATA (an idle timeout)
+	tlsConfig  *tls.Config // offer STARTTLS with this
+	xclient    bool        // offer XCLIENT
+	tlsUsed    bool
+	xclientArg string
 	conns      int
 }
 
@@ -74,7 +79,7 @@ func (u *fakeUpstream) commands() []string {
 }
 
 func (u *fakeUpstream) serve(c net.Conn) {
-	defer c.Close()
+	defer func() { c.Close() }()
 	u.mu.Lock()
 	u.conns++
 	u.mu.Unlock()
@@ -96,11 +101,40 @@ func (u *fakeUpstream) serve(c net.Conn) {
 		verb := strings.ToUpper(strings.SplitN(line, " ", 2)[0])
 		switch verb {
 		case "EHLO":
-			if u.noXforward {
-				w("250-upstream.test\r\n250-PIPELINING\r\n250 8BITMIME")
-			} else {
-				w("250-upstream.test\r\n250-PIPELINING\r\n250-AUTH PLAIN LOGIN\r\n250-XFORWARD NAME ADDR PROTO HELO\r\n250 8BITMIME")
+			ext := []string{"upstream.test", "PIPELINING"}
+			if u.tlsConfig != nil && !u.tlsUsed {
+				ext = append(ext, "STARTTLS")
 			}
+			if u.xclient {
+				ext = append(ext, "XCLIENT NAME ADDR PROTO HELO")
+			}
+			if !u.noXforward {
+				ext = append(ext, "AUTH PLAIN LOGIN", "XFORWARD NAME ADDR PROTO HELO")
+			}
+			ext = append(ext, "8BITMIME")
+			for i, e := range ext {
+				sep := "-"
+				if i == len(ext)-1 {
+					sep = " "
+				}
+				w("250" + sep + e)
+			}
+		case "STARTTLS":
+			w("220 2.0.0 Ready to start TLS")
+			tc := tls.Server(c, u.tlsConfig)
+			if err := tc.Handshake(); err != nil {
+				return
+			}
+			c = tc
+			br = bufio.NewReader(c)
+			u.mu.Lock()
+			u.tlsUsed = true
+			u.mu.Unlock()
+		case "XCLIENT":
+			u.mu.Lock()
+			u.xclientArg = line
+			u.mu.Unlock()
+			w("220 upstream.test ESMTP fake")
 		case "AUTH":
 			f := strings.Fields(line)
 			if len(f) == 3 && strings.ToUpper(f[1]) == "PLAIN" {

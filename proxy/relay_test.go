@@ -277,3 +277,33 @@ func TestAuthRelay(t *testing.T) {
 		t.Error("AUTH secrets in the log")
 	}
 }
+
+func TestUpstreamStartTLSAndXclient(t *testing.T) {
+	up := newFakeUpstream(t)
+	cert, key := writeCert(t)
+	kp, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.tlsConfig = &tls.Config{Certificates: []tls.Certificate{kp}}
+	up.xclient = true
+	cfg := testConfig(t, up.url())
+	cfg.XClient = true
+	addr, _, _ := startServer(t, cfg, nil)
+	c := dialClient(t, addr)
+	c.cmd("EHLO client.test", "250")
+	if rp := c.sendMail("a@example.org", []string{"b@example.net"}, stuff(cleanMsg)); !strings.HasPrefix(rp, "250") {
+		t.Fatalf("final reply %q", rp)
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if !up.tlsUsed {
+		t.Error("upstream STARTTLS not used")
+	}
+	if !strings.Contains(up.xclientArg, "ADDR=127.0.0.1") || !strings.Contains(up.xclientArg, "HELO=client.test") {
+		t.Errorf("XCLIENT %q", up.xclientArg)
+	}
+	if len(up.txs) != 1 || string(up.txs[0].Data) != cleanMsg {
+		t.Errorf("upstream transactions %+v", up.txs)
+	}
+}
