@@ -36,7 +36,7 @@ type fakeUpstream struct {
 	rejectRcpt map[string]string // address → reply line
 	dataReply  string            // reply to the final dot; "" = 250
 	noXforward bool
-	dropAfter  bool // close the connection after each DATA (an idle timeout)
+	dropAfter  bool        // close the connection after each DATA (an idle timeout)
 	tlsConfig  *tls.Config // offer STARTTLS with this
 	xclient    bool        // offer XCLIENT
 	tlsUsed    bool
