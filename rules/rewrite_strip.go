@@ -62,7 +62,7 @@ func (p *planner) strips(strips []Strip) {
 	})
 	var covered int64 = -1
 	for _, t := range targets {
-		if t.part.BodyOffset < covered {
+		if t.part.HeaderOffset < covered {
 			continue
 		}
 		p.stripPart(t)

@@ -265,3 +265,29 @@ func TestQPLines(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
+
+// TestPlanNestedStrip: stripping a container and a part inside it gives one
+// notice for the container and valid, non-overlapping edits.
+func TestPlanNestedStrip(t *testing.T) {
+	raw := "Content-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\nhi\r\n" +
+		"--o\r\nContent-Type: application/zip; name=\"a.zip\"\r\n\r\nUEsDBA==\r\n--o--\r\n"
+	msg := miniParse(t, raw)
+	// Pretend part 2 holds a part 2.1 inside its body.
+	p2 := msg.Parts[2]
+	msg.Parts = append(msg.Parts, &mimeparse.Part{Path: "2.1", Depth: 2, Filename: "inner.exe",
+		HeaderOffset: p2.BodyOffset, BodyOffset: p2.BodyOffset + 2, EndOffset: p2.EndOffset})
+	edits := Plan(msg, &Edits{Strip: []Strip{{Path: "2.1", Rule: "r"}, {Path: "2", Rule: "r"}}})
+	if err := mimeparse.CheckEdits(edits); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := mimeparse.Splice(&out, strings.NewReader(raw), edits); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "was removed"); n != 1 {
+		t.Fatalf("%d notices in\n%s", n, out.String())
+	}
+	if !strings.Contains(out.String(), "(part 2)") || !strings.HasSuffix(out.String(), "\r\n--o--\r\n") {
+		t.Fatalf("got\n%s", out.String())
+	}
+}
