@@ -44,9 +44,13 @@ func (p *parser) readHeader(h *headerState) (ended bool, m scanEnd) {
 		if len(line) >= 2 && line[0] == '-' && line[1] == '-' && len(p.stack) > 0 {
 			if node, isClose, ok := p.matchStack(line); ok {
 				p.endField(h)
-				// The part ends after its header's last line break: there
-				// is no body whose line break the delimiter could own.
-				e := lineOff
+				// No body: the header's last line break belongs to the
+				// delimiter (RFC 2046 §5.1.1), so the part, and its last
+				// field, end before it.
+				e := lineOff - int64(h.fieldBreak)
+				if n := len(h.fields); n > 0 && h.fields[n-1].End == lineOff {
+					h.fields[n-1].End = e
+				}
 				in.advance(len(line))
 				return true, scanEnd{node: node, isClose: isClose, end: e}
 			}
