@@ -38,6 +38,10 @@ func TestTNEF(t *testing.T) {
 			Options{}, []string{"t:winmail.dat:application/vnd.ms-tnef"}, nil},
 		{"truncated", buildTNEF(tnefAtt{title: "x.exe", data: pe})[:200],
 			Options{}, []string{"t:x.exe:application/vnd.microsoft.portable-executable:x"}, []string{DefectTNEFCorrupt}},
+		{"embedded-message", buildTNEF(tnefAtt{title: "Untitled Attachment", data: []byte("This attachment is a MAPI 1.0 embedded message"), obj: inner, objType: 0x000D}),
+			Options{}, []string{"t:Untitled Attachment:text/plain", "t:Untitled Attachment:application/vnd.ms-tnef"}, nil},
+		{"data-and-bin-differ", buildTNEF(tnefAtt{title: "a.pdf", data: pdf, obj: pe, objType: 0x0102}),
+			Options{}, []string{"t:a.pdf:application/pdf", "t:a.pdf:application/vnd.microsoft.portable-executable:x"}, nil},
 		{"declared-not-tnef", []byte("just text"), Options{Name: "WINMAIL.DAT"}, nil, []string{DefectTNEFCorrupt}},
 	}
 	for _, c := range cases {
@@ -62,6 +66,11 @@ func TestTNEF(t *testing.T) {
 	}
 	if got := shapes(r.Embedded[1].Result.Archive); !reflect.DeepEqual(got, []string{"b.exe|1|x"}) {
 		t.Errorf("zip in TNEF: %q", got)
+	}
+	// An embedded message's own attachments are listed under it.
+	r = inspectBytes(t, Options{SpillDir: t.TempDir()}, buildTNEF(tnefAtt{title: "m", data: []byte("placeholder"), obj: inner, objType: 0x000D}))
+	if len(r.Embedded) != 2 || !reflect.DeepEqual(embShape(r.Embedded[1].Result.Embedded), []string{"t:deep.exe:application/vnd.microsoft.portable-executable:x"}) {
+		t.Errorf("embedded message: %+v", r.Embedded)
 	}
 	// TNEF in TNEF is listed one level down.
 	r = inspectBytes(t, Options{SpillDir: t.TempDir()}, buildTNEF(tnefAtt{title: "winmail.dat", data: inner}))
@@ -153,13 +162,18 @@ func TestUUDecodeLine(t *testing.T) {
 	}
 }
 
-func TestMAPILongFilename(t *testing.T) {
-	if got := mapiLongFilename(mapiProps("Résumé.docx")); got != "Résumé.docx" {
-		t.Errorf("got %q", got)
+func TestMAPIProps(t *testing.T) {
+	props := func(b []byte) (string, []section) { return mapiProps(bytes.NewReader(b), 0, int64(len(b))) }
+	if long, objs := props(buildMAPIProps("Résumé.docx", nil, 0)); long != "Résumé.docx" || len(objs) != 0 {
+		t.Errorf("got %q %v", long, objs)
+	}
+	b := buildMAPIProps("m.msg", []byte("inner"), 0x000D)
+	if long, objs := props(b); long != "m.msg" || len(objs) != 1 || string(b[objs[0].off:objs[0].off+objs[0].n]) != "inner" {
+		t.Errorf("object: %q %v", long, objs)
 	}
 	for _, b := range [][]byte{nil, {1, 0, 0, 0}, {1, 0, 0, 0, 0x1F, 0, 0x07, 0x37, 1, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0x7F}} {
-		if got := mapiLongFilename(b); got != "" {
-			t.Errorf("malformed: %q", got)
+		if long, objs := props(b); long != "" || len(objs) != 0 {
+			t.Errorf("malformed: %q %v", long, objs)
 		}
 	}
 }

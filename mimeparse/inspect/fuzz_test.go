@@ -23,6 +23,7 @@ func seedBodies(f *testing.F) [][]byte {
 		buildCFB([]string{"x"}, clsidMSI),
 		buildCFBStreams([]cfbStream{{name: "Workbook", data: xlsWorkbook(1, true, 5000)}}, nil),
 		buildTNEF(tnefAtt{title: "a.exe", long: "long.exe", data: pe}),
+		buildTNEF(tnefAtt{title: "m", data: []byte("x"), obj: buildTNEF(tnefAtt{title: "b.exe", data: pe}), objType: 0x000D}),
 		append([]byte("text\r\n"), uuencode("u.exe", pe)...),
 		buildRAR5(f, "r.exe", pe),
 	}
@@ -106,12 +107,19 @@ func FuzzUUDecodeLine(f *testing.F) {
 	})
 }
 
-// FuzzMAPI: the MAPI property walker never panics.
+// FuzzMAPI: the MAPI property walker never panics and every data section
+// it returns lies inside the input.
 func FuzzMAPI(f *testing.F) {
-	f.Add(mapiProps("a.exe"))
+	f.Add(buildMAPIProps("a.exe", nil, 0))
+	f.Add(buildMAPIProps("a.exe", []byte("abc"), 0x000D))
 	f.Add([]byte{1, 0, 0, 0, 0x1F, 0, 0x07, 0x37, 1, 0, 0, 0, 4, 0, 0, 0, 'a', 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		mapiLongFilename(b)
+		_, objs := mapiProps(bytes.NewReader(b), 0, int64(len(b)))
+		for _, o := range objs {
+			if o.off < 0 || o.n <= 0 || o.off+o.n > int64(len(b)) {
+				t.Fatalf("section %v outside %d bytes", o, len(b))
+			}
+		}
 	})
 }
 

@@ -269,6 +269,8 @@ func xlsWorkbook(dt byte, filePass bool, pad int) []byte {
 type tnefAtt struct {
 	title, long string
 	data        []byte
+	obj         []byte // PR_ATTACH_DATA_OBJ value
+	objType     uint16
 }
 
 func buildTNEF(atts ...tnefAtt) []byte {
@@ -293,31 +295,58 @@ func buildTNEF(atts ...tnefAtt) []byte {
 			attr(2, 0x00018010, append([]byte(a.title), 0))
 		}
 		attr(2, 0x0006800F, a.data)
-		if a.long != "" {
-			attr(2, 0x00069005, mapiProps(a.long))
+		if a.long != "" || a.obj != nil {
+			attr(2, 0x00069005, buildMAPIProps(a.long, a.obj, a.objType))
 		}
 	}
 	return b.Bytes()
 }
 
-// mapiProps encodes a property list: PR_ATTACH_METHOD (int) and
-// PR_ATTACH_LONG_FILENAME (unicode).
-func mapiProps(long string) []byte {
+// buildMAPIProps encodes a property list: PR_ATTACH_METHOD (int),
+// PR_ATTACH_LONG_FILENAME (unicode) when long is set, and
+// PR_ATTACH_DATA_OBJ of type objType (0x000D: object, with a 16-byte
+// interface id first; 0x0102: binary) when obj is set.
+func buildMAPIProps(long string, obj []byte, objType uint16) []byte {
 	var b bytes.Buffer
-	binary.Write(&b, binary.LittleEndian, uint32(2))
-	binary.Write(&b, binary.LittleEndian, uint16(0x0003))
-	binary.Write(&b, binary.LittleEndian, uint16(0x3705))
-	binary.Write(&b, binary.LittleEndian, uint32(1))
-	binary.Write(&b, binary.LittleEndian, uint16(0x001F))
-	binary.Write(&b, binary.LittleEndian, uint16(0x3707))
-	binary.Write(&b, binary.LittleEndian, uint32(1))
-	u := utf16.Encode([]rune(long + "\x00"))
-	binary.Write(&b, binary.LittleEndian, uint32(2*len(u)))
-	for _, c := range u {
-		binary.Write(&b, binary.LittleEndian, c)
+	le := binary.LittleEndian
+	n := 1
+	if long != "" {
+		n++
 	}
-	for b.Len()%4 != 0 {
-		b.WriteByte(0)
+	if obj != nil {
+		n++
+	}
+	binary.Write(&b, le, uint32(n))
+	binary.Write(&b, le, uint16(0x0003))
+	binary.Write(&b, le, uint16(0x3705))
+	binary.Write(&b, le, uint32(5))
+	pad := func() {
+		for b.Len()%4 != 0 {
+			b.WriteByte(0)
+		}
+	}
+	if long != "" {
+		binary.Write(&b, le, uint16(0x001F))
+		binary.Write(&b, le, uint16(0x3707))
+		binary.Write(&b, le, uint32(1))
+		u := utf16.Encode([]rune(long + "\x00"))
+		binary.Write(&b, le, uint32(2*len(u)))
+		for _, c := range u {
+			binary.Write(&b, le, c)
+		}
+		pad()
+	}
+	if obj != nil {
+		binary.Write(&b, le, objType)
+		binary.Write(&b, le, uint16(0x3701))
+		binary.Write(&b, le, uint32(1))
+		if objType == 0x000D {
+			iid := []byte{0x07, 0x03, 0x02, 0, 0, 0, 0, 0, 0xC0, 0, 0, 0, 0, 0, 0, 0x46} // IID_IMessage
+			obj = append(iid, obj...)
+		}
+		binary.Write(&b, le, uint32(len(obj)))
+		b.Write(obj)
+		pad()
 	}
 	return b.Bytes()
 }

@@ -69,7 +69,7 @@ func (w *walker) container(k kind, src readerAtSize, depth int) {
 		w.sevenZip(src, depth)
 	case kindTNEF:
 		if depth == 0 {
-			w.tnef(io.NewSectionReader(src, 0, src.Size()))
+			w.tnef(src)
 		}
 	}
 }
