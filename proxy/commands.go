@@ -394,6 +394,11 @@ func (s *Session) applyAttrs(attrs map[string]string) {
 		}
 	}
 	s.log = s.srv.log.With("session", s.id, "client", s.remote.String(), "orig_client", s.client.IP)
+	if s.up != nil && s.rt.cfg.XClient {
+		// XCLIENT goes upstream once per upstream session: start a new
+		// one for the new client.
+		s.closeUpstream(false)
+	}
 	s.preDone = false
 	s.preVerdict = nil
 	s.acceptAll = false

@@ -47,7 +47,10 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 	var msg *mimeparse.Message
 	var perr error
 	runRules := s.eval != nil && !s.tx.accepted && s.tx.final == nil
-	if runRules {
+	// Edits from stages before an accept still apply: they need the
+	// parsed message's offsets.
+	needParse := runRules || s.rt.engine != nil && s.tx.final == nil && !s.tx.edits.Empty()
+	if needParse {
 		msg, perr = mimeparse.Parse(tee, s.mimeLimits())
 	}
 	io.Copy(io.Discard, tee) // whatever Parse left, spooled too
@@ -85,7 +88,7 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 	switch {
 	case s.tx.final != nil:
 		v = *s.tx.final
-	case runRules && (msg == nil || perr != nil):
+	case needParse && (msg == nil || perr != nil):
 		// A parse that failed other than by a read error is a bug:
 		// fail closed, the client retries.
 		s.log.Error("parse failed", "err", perr)

@@ -214,3 +214,30 @@ func TestPolicyRewriteAndRecipients(t *testing.T) {
 		t.Errorf("upstream recipients %q", got)
 	}
 }
+
+// TestEditsBeforeAccept: header edits a mail-stage rule made still apply
+// when a later rule accepts (no data-stage rules run).
+func TestEditsBeforeAccept(t *testing.T) {
+	up := newFakeUpstream(t)
+	eng := &fakeEngine{decide: func(st rules.Stage, f *rules.Facts) rules.Verdict {
+		switch st {
+		case rules.StageMail:
+			return rules.Verdict{Action: rules.ActionContinue, Rules: []string{"tag"},
+				Edits: rules.Edits{Headers: []rules.HeaderEdit{{Op: "add", Name: "X-Early", Value: "1", Rule: "tag"}}}}
+		case rules.StageRcpt:
+			return rules.Verdict{Action: rules.ActionAccept, Rule: "ok", Rules: []string{"ok"}}
+		case rules.StageData:
+			return reject("never", Reply{})
+		}
+		return rules.Verdict{Action: rules.ActionContinue}
+	}}
+	addr, _, _ := startServer(t, testConfig(t, up.url()), eng)
+	c := dialClient(t, addr)
+	c.cmd("EHLO client.test", "250")
+	if rp := c.sendMail("a@example.org", []string{"b@example.net"}, stuff(cleanMsg)); !strings.HasPrefix(rp, "250") {
+		t.Fatalf("final reply %q", rp)
+	}
+	if txs := up.transactions(); len(txs) != 1 || !strings.HasPrefix(string(txs[0].Data), "X-Early: 1\r\n") {
+		t.Fatalf("upstream %+v", txs)
+	}
+}

@@ -175,7 +175,9 @@ func (s *Session) serve(ctx context.Context) {
 			s.readFailed(err, "reading command")
 			return
 		}
-		s.dispatch(ctx, line)
+		// Commands run to their end even while a shutdown drains: the
+		// server's context only says that one started.
+		s.dispatch(context.Background(), line)
 		if s.errors > s.rt.cfg.Limits.Errors && s.rt.cfg.Limits.Errors > 0 {
 			s.reply(replyTooManyErrors)
 			s.bw.Flush()
@@ -216,6 +218,7 @@ func (s *Session) countError() bool {
 func (s *Session) greet() bool {
 	if !s.trusted {
 		if v, ok := s.evalPre(rules.StageConnect); !ok {
+			s.log.Info("connection refused by policy", "reply", v.String())
 			s.reply(v)
 			s.bw.Flush()
 			return false
