@@ -45,7 +45,9 @@ type Env struct {
 	Lists map[string]map[string]struct{}
 
 	// Rate is rate(key, window): how many times key was seen within window
-	// (a Go duration such as "1m"), this time included.
+	// (a Go duration such as "1m"), this time included. Each call counts
+	// one hit. Counts are kept in window/16 buckets in the State's bounded
+	// cache, so a hit leaves the count at most window/16 late.
 	Rate func(key, window string) int `expr:"rate"`
 }
 

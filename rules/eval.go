@@ -120,8 +120,21 @@ func (e *Evaluator) prepare(stage Stage, f *Facts) {
 	env.Defects = m.Defects
 }
 
-// Eval runs the rules of one stage over facts. Verdict.Action is
-// ActionContinue when no terminal rule fired. See RULES-API.md.
+// Eval runs the rules of one stage over facts, in order. A rule matches
+// when its when: is true (a rule with only strip: matches when it strips
+// something); a matching enforce-mode rule adds its score, tags and edits,
+// and a terminal action (accept, reject, tempfail, discard, quarantine)
+// ends the evaluation. A monitor-mode rule that matches is only listed in
+// Verdict.Monitor. A greylist rule defers (tempfail, 450 4.7.1 unless its
+// reply says otherwise) the first attempt of each client-network/sender/
+// recipient triple and any retry before its delay; a retry after the delay
+// passes and the rule then neither matches nor stops anything. At
+// StageRcpt the rules decide for f.Rcpt; at StageData f.Msg is read.
+//
+// Verdict.Action is ActionContinue when no terminal rule fired. A rule's
+// runtime error is recorded in Verdict.Errors and, with rule_error
+// tempfail (the default), ends the evaluation with 451 4.3.0; with
+// continue the rule is skipped. A rule that fails changes nothing.
 func (e *Evaluator) Eval(stage Stage, f *Facts) Verdict {
 	v := Verdict{Action: ActionContinue}
 	if int(stage) >= len(e.set.byStage) || len(e.set.byStage[stage]) == 0 {
