@@ -116,8 +116,9 @@ const (
 	// DefectLimitMimeParts: more than Limits.MimeParts parts; later parts were
 	// not listed or inspected.
 	DefectLimitMimeParts = "limit-mime-parts"
-	// DefectLimitHeaderBytes: a header block longer than Limits.HeaderBytes;
-	// the fields past the limit were not recorded.
+	// DefectLimitHeaderBytes: a header block longer than Limits.HeaderBytes
+	// or with more than 5000 fields; the fields past the limit were not
+	// recorded (a Content-Type among them is not seen: fail closed).
 	DefectLimitHeaderBytes = "limit-header-bytes"
 	// DefectLimitLineLength: a header line longer than Limits.LineLength.
 	// Lines longer than the 64 KiB read buffer are cut there: the rest of

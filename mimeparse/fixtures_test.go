@@ -335,6 +335,11 @@ func TestLimits(t *testing.T) {
 	m, _ = Parse(bytes.NewReader(raw), lim)
 	tcompare(t, slices.Contains(m.Defects, DefectLimitHeaderBytes), true)
 
+	many := strings.Repeat("a:\n", maxFields+10) + "\nbody"
+	m, _ = Parse(strings.NewReader(many), DefaultLimits())
+	tcompare(t, len(m.Fields), maxFields)
+	tcompare(t, slices.Contains(m.Defects, DefectLimitHeaderBytes), true)
+
 	lim = DefaultLimits()
 	lim.LineLength = 20
 	m, _ = Parse(bytes.NewReader(raw), lim)

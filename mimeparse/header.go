@@ -6,6 +6,11 @@ import (
 	"unicode/utf8"
 )
 
+// maxFields bounds the fields kept from one header block, whatever
+// Limits.HeaderBytes says: a megabyte of "a:\n" lines would otherwise cost
+// tens of megabytes of Field values (limit-header-bytes).
+const maxFields = 5000
+
 // headerState accumulates one header block.
 type headerState struct {
 	fields  []Field
@@ -154,7 +159,8 @@ func (p *parser) consumeLine(h *headerState, line []byte, full bool) {
 		p.in.skipLine()
 	}
 	h.bytes += len(line)
-	if h.bytes > p.lim.HeaderBytes && p.lim.HeaderBytes > 0 && !h.limited {
+	tooMany := len(h.fields) >= maxFields
+	if (tooMany || h.bytes > p.lim.HeaderBytes && p.lim.HeaderBytes > 0) && !h.limited {
 		h.limited = true
 		h.add(DefectLimitHeaderBytes)
 	}
