@@ -117,7 +117,7 @@ const (
 	// not listed or inspected.
 	DefectLimitMimeParts = "limit-mime-parts"
 	// DefectLimitHeaderBytes: a header block longer than Limits.HeaderBytes
-	// or with more than 5000 fields; the fields past the limit were not
+	// or with more than 5000 fields (50000 in the whole message); the fields past the limit were not
 	// recorded (a Content-Type among them is not seen: fail closed).
 	DefectLimitHeaderBytes = "limit-header-bytes"
 	// DefectLimitLineLength: a header line longer than Limits.LineLength.

@@ -11,6 +11,9 @@ import (
 // tens of megabytes of Field values (limit-header-bytes).
 const maxFields = 5000
 
+// maxTotalFields bounds the fields kept from all header blocks of a message.
+const maxTotalFields = 50000
+
 // headerState accumulates one header block.
 type headerState struct {
 	fields  []Field
@@ -159,7 +162,7 @@ func (p *parser) consumeLine(h *headerState, line []byte, full bool) {
 		p.in.skipLine()
 	}
 	h.bytes += len(line)
-	tooMany := len(h.fields) >= maxFields
+	tooMany := len(h.fields) >= maxFields || p.nfields+len(h.fields) >= maxTotalFields
 	if (tooMany || h.bytes > p.lim.HeaderBytes && p.lim.HeaderBytes > 0) && !h.limited {
 		h.limited = true
 		h.add(DefectLimitHeaderBytes)

@@ -95,6 +95,7 @@ type parser struct {
 	outBuf  []byte
 	leafBuf leaf
 	limited bool // limit-mime-parts hit
+	nfields int  // header fields kept so far (maxTotalFields)
 }
 
 func (p *parser) run() {
@@ -163,6 +164,7 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 	var h headerState
 	ended, hm := p.readHeader(&h)
 	part.Fields = h.fields
+	p.nfields += len(h.fields)
 	part.BodyOffset = p.in.off
 	if ended {
 		part.BodyOffset = hm.end
