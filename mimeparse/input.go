@@ -67,11 +67,13 @@ func (in *input) fill() bool {
 // in the buffer: line is then the buffered start of it. An empty line at end
 // of input means nothing is left.
 func (in *input) line() (line []byte, full bool) {
+	from := 0 // bytes already known to hold no "\n" (small reads stay linear)
 	for {
 		b := in.avail()
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			return b[:i+1], true
+		if i := bytes.IndexByte(b[from:], '\n'); i >= 0 {
+			return b[:from+i+1], true
 		}
+		from = len(b)
 		if !in.fill() {
 			b = in.avail()
 			return b, in.eof

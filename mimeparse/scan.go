@@ -69,6 +69,7 @@ func (p *parser) inMultipart() bool {
 func (p *parser) scanBody(sink io.Writer, prevBreak int) scanEnd {
 	in := &p.in
 	start := true
+	noNL := 0 // bytes of the pending candidate line known to hold no "\n"
 	for {
 		b := in.avail()
 		if len(b) < 4 && !in.eof {
@@ -109,8 +110,12 @@ func (p *parser) scanBody(sink io.Writer, prevBreak int) scanEnd {
 				bs = i - 1
 			}
 		}
-		j := bytes.IndexByte(b[ls:], '\n')
+		j := bytes.IndexByte(b[ls+noNL:], '\n')
+		if j >= 0 {
+			j += noNL
+		}
 		if j < 0 && !in.eof {
+			noNL = len(b) - ls
 			if bs > 0 {
 				sink.Write(b[:bs])
 				in.advance(bs)
@@ -124,8 +129,10 @@ func (p *parser) scanBody(sink io.Writer, prevBreak int) scanEnd {
 			sink.Write(b[:ls+2])
 			in.advance(ls + 2)
 			start = false
+			noNL = 0
 			continue
 		}
+		noNL = 0
 		le := len(b)
 		if j >= 0 {
 			le = ls + j + 1
