@@ -409,6 +409,9 @@ func (w *stageWalker) Visit(node *ast.Node) {
 	case *ast.MemberNode:
 		id, ok1 := n.Node.(*ast.IdentifierNode)
 		prop, ok2 := n.Property.(*ast.StringNode)
+		if ok2 {
+			w.c.s.usesProp[prop.Value] = true
+		}
 		if ok1 && ok2 && id.Value == "Lists" {
 			if _, ok := w.c.s.lists[prop.Value]; !ok {
 				var names []string

@@ -332,6 +332,8 @@ func TestStages(t *testing.T) {
 	tcompare(t, "data", v.Rules, []string{"content"})
 	tcompare(t, "stages", [5]bool{s.HasStage(StageConnect), s.HasStage(StageHelo), s.HasStage(StageMail), s.HasStage(StageRcpt), s.HasStage(StageData)}, [5]bool{true, true, true, true, true})
 	tcompare(t, "uses", [3]bool{s.Uses("Client"), s.Uses("Rcpt"), s.Uses("Text")}, [3]bool{true, true, false})
+	s = mustLoad(t, "rules:\n  - name: a\n    when: 'any(Attachments, any(.Archive, .Executable))'\n    headers: {add: {X-S: '{{ Parts[0].SHA256 }}'}}\n", nil, nil)
+	tcompare(t, "uses property", [4]bool{s.UsesProperty("Archive"), s.UsesProperty("Executable"), s.UsesProperty("SHA256"), s.UsesProperty("Macros")}, [4]bool{true, true, true, false})
 }
 
 func TestRate(t *testing.T) {

@@ -33,7 +33,7 @@ func load(fsys fs.FS, cfg Config, st *State) (*Set, error) {
 	if st == nil {
 		st = NewState(0, nil)
 	}
-	s := &Set{cfg: cfg, st: st, fsys: fsys, uses: map[string]bool{}}
+	s := &Set{cfg: cfg, st: st, fsys: fsys, uses: map[string]bool{}, usesProp: map[string]bool{}}
 	var le LoadError
 	switch cfg.RuleError {
 	case "", RuleErrorTempfail:

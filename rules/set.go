@@ -20,6 +20,7 @@ type Set struct {
 	lists             map[string]map[string]struct{}
 	prefixes          map[uintptr][]netip.Prefix
 	uses              map[string]bool // top-level env names used by any expression
+	usesProp          map[string]bool // member names read by any expression (.Archive, .Macros)
 	ruleErrorContinue bool
 }
 
@@ -76,6 +77,12 @@ func (s *Set) RuleNames() []string {
 // environment name (e.g. "Text", "Attachments"), so callers can skip
 // computing facts no rule looks at.
 func (s *Set) Uses(name string) bool { return s.uses[name] }
+
+// UsesProperty reports whether any expression reads a member named name
+// (".Archive", ".Macros", ".SHA256" without the dot), on any type: an
+// over-approximation, safe for turning off an inspector no rule looks at
+// (STYLE §3.7), as long as Defects is not used either.
+func (s *Set) UsesProperty(name string) bool { return s.usesProp[name] }
 
 // HasStage reports whether any rule runs at stage.
 func (s *Set) HasStage(st Stage) bool { return int(st) < len(s.byStage) && len(s.byStage[st]) > 0 }
