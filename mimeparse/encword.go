@@ -121,6 +121,8 @@ func decodeHeaderWords(s string) (string, []string) {
 	return b.String(), defects
 }
 
+const maxWord = 2048
+
 // decodeWord decodes the encoded word at the start of s
 // ("=?charset?B?text?="), returning the text, the bytes used, and a defect.
 func decodeWord(s string) (text string, n int, ok bool, defect string) {
@@ -135,7 +137,14 @@ func decodeWord(s string) (text string, n int, ok bool, defect string) {
 	}
 	charset := s[2:q1]
 	enc := s[q1+1]
-	end := strings.Index(s[q1+3:], "?=")
+	// RFC 2047 §2 allows 75 characters; real mailers write longer words,
+	// so accept up to maxWord, which also keeps a header full of "=?"
+	// from costing quadratic time.
+	rest := s[q1+3:]
+	if len(rest) > maxWord {
+		rest = rest[:maxWord]
+	}
+	end := strings.Index(rest, "?=")
 	if end < 0 || charset == "" {
 		return "", 0, false, ""
 	}
