@@ -124,20 +124,17 @@ func (m *mediaHeader) addDefect(d string) {
 // resolve merges continuations and picks each parameter's value.
 func (m *mediaHeader) resolve(raws []rawParam) {
 	var order []string
-	seen := map[string]bool{}
+	byName := map[string][]rawParam{} // one pass: a header of many parameters stays linear
 	for _, r := range raws {
-		if !seen[r.base] {
-			seen[r.base] = true
+		if _, ok := byName[r.base]; !ok {
 			order = append(order, r.base)
 		}
+		byName[r.base] = append(byName[r.base], r)
 	}
 	for _, name := range order {
 		var plain []string
 		var ext []rawParam
-		for _, r := range raws {
-			if r.base != name {
-				continue
-			}
+		for _, r := range byName[name] {
 			if r.section < 0 && !r.star {
 				plain = append(plain, m.plainValue(r.value))
 			} else {
