@@ -387,6 +387,13 @@ func checkOffsets(t *testing.T, name string, raw []byte, m *Message) {
 	if m.Size != int64(len(raw)) {
 		t.Errorf("%s: Size %d, want %d", name, m.Size, len(raw))
 	}
+	seen := map[string]bool{}
+	for _, p := range m.Parts {
+		if seen[p.Path] {
+			t.Errorf("%s: two parts have path %s", name, p.Path)
+		}
+		seen[p.Path] = true
+	}
 	for _, p := range m.Parts {
 		if !(0 <= p.HeaderOffset && p.HeaderOffset <= p.BodyOffset && p.BodyOffset <= p.EndOffset && p.EndOffset <= m.Size) {
 			t.Errorf("%s: part %s offsets %d %d %d (size %d)", name, p.Path, p.HeaderOffset, p.BodyOffset, p.EndOffset, m.Size)
