@@ -28,6 +28,8 @@ type compiler struct {
 	funcs []expr.Option
 	file  string
 	src   []byte
+
+	readsAcc bool // an expression of the current rule reads Score or Tags
 }
 
 func newCompiler(s *Set, le *LoadError) *compiler {
@@ -100,6 +102,7 @@ func (ry *ruleYAML) firstPos() (int, int) {
 
 func (c *compiler) rule(ry *ruleYAML, seen map[string]string) *rule {
 	nerr := len(c.le.Problems)
+	c.readsAcc = false
 	r := &rule{action: ActionContinue, file: c.file}
 	name, ok := c.str("", "name", ry.Name)
 	switch {
@@ -212,6 +215,7 @@ func (c *compiler) rule(ry *ruleYAML, seen map[string]string) *rule {
 	if len(c.le.Problems) > nerr {
 		return nil
 	}
+	r.readsAcc = c.readsAcc
 	return r
 }
 
@@ -317,7 +321,7 @@ func (c *compiler) compile(rname, field string, s scalar, src string, off int, s
 		c.atScalar(s, "%s%s: empty expression", rulePrefix(rname), field)
 		return nil
 	}
-	opts := []expr.Option{expr.Env(&Env{})}
+	opts := []expr.Option{expr.Env(Env{})}
 	switch kind {
 	case kindBool:
 		opts = append(opts, expr.AsBool())
@@ -398,6 +402,9 @@ func (w *stageWalker) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.IdentifierNode:
 		w.c.s.uses[n.Value] = true
+		if n.Value == "Score" || n.Value == "Tags" || n.Value == "$env" {
+			w.c.readsAcc = true
+		}
 		switch {
 		case bodyFacts[n.Value] && w.stage != StageData:
 			w.add(n, "%s is a body fact, only known at stage data (this rule runs at stage %s)", n.Value, w.stage)

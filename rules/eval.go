@@ -21,8 +21,8 @@ type Evaluator struct {
 	env Env
 	msg *mimeparse.Message
 
-	client   Client   // what env.Client points to
-	envelope Envelope // what env.Envelope points to
+	envAny any  // env boxed once per Eval: what the programs run with
+	stale  bool // Score or Tags changed since envAny was boxed
 
 	strips []*mimeparse.Part // scratch for one rule's strip result
 	sb     strings.Builder
@@ -38,7 +38,6 @@ func (s *Set) newEvaluator(st *State) *Evaluator {
 	e.env.HasHeader = e.hasHeader
 	e.env.Rate = e.rate
 	e.env.Lists = s.lists
-	e.env.Client, e.env.Envelope = &e.client, &e.envelope
 	return e
 }
 
@@ -72,17 +71,17 @@ func (e *Evaluator) rate(key, window string) int {
 // facts, then (data stage) the message's.
 func (e *Evaluator) prepare(stage Stage, f *Facts) {
 	env := &e.env
-	e.client = f.Client
-	e.envelope = f.Envelope
-	if e.envelope.FromDomain == "" && e.envelope.From != "" {
-		e.envelope.FromDomain = addrDomain(e.envelope.From)
+	env.Client = f.Client
+	env.Envelope = f.Envelope
+	if env.Envelope.FromDomain == "" && env.Envelope.From != "" {
+		env.Envelope.FromDomain = addrDomain(env.Envelope.From)
 	}
-	if len(e.envelope.RcptDomains) != len(e.envelope.Rcpts) {
-		ds := make([]string, len(e.envelope.Rcpts))
-		for i, r := range e.envelope.Rcpts {
+	if len(env.Envelope.RcptDomains) != len(env.Envelope.Rcpts) {
+		ds := make([]string, len(env.Envelope.Rcpts))
+		for i, r := range env.Envelope.Rcpts {
 			ds[i] = addrDomain(r)
 		}
-		e.envelope.RcptDomains = ds
+		env.Envelope.RcptDomains = ds
 	}
 	env.Rcpt = ""
 	if stage == StageRcpt {
@@ -141,7 +140,8 @@ func (e *Evaluator) Eval(stage Stage, f *Facts) Verdict {
 		return v
 	}
 	e.prepare(stage, f)
-	defer func() { e.msg = nil; e.env.Parts, e.env.Attachments = nil, nil }()
+	e.envAny, e.stale = e.env, false
+	defer func() { e.msg, e.envAny = nil, nil; e.env.Parts, e.env.Attachments = nil, nil }()
 	for _, r := range e.set.byStage[stage] {
 		done, err := e.apply(r, stage, f, &v)
 		if err != nil {
@@ -163,8 +163,11 @@ func (e *Evaluator) Eval(stage Stage, f *Facts) Verdict {
 // terminal action fired. Everything a rule computes is computed before v
 // changes, so a rule that fails changes nothing.
 func (e *Evaluator) apply(r *rule, stage Stage, f *Facts, v *Verdict) (done bool, err error) {
+	if e.stale && r.readsAcc {
+		e.envAny, e.stale = e.env, false
+	}
 	if r.when != nil {
-		out, err := e.vm.Run(r.when, &e.env)
+		out, err := e.vm.Run(r.when, e.envAny)
 		if err != nil {
 			return false, err
 		}
@@ -174,7 +177,7 @@ func (e *Evaluator) apply(r *rule, stage Stage, f *Facts, v *Verdict) (done bool
 	}
 	e.strips = e.strips[:0]
 	if r.strip != nil {
-		out, err := e.vm.Run(r.strip, &e.env)
+		out, err := e.vm.Run(r.strip, e.envAny)
 		if err != nil {
 			return false, err
 		}
@@ -225,7 +228,9 @@ func (e *Evaluator) apply(r *rule, stage Stage, f *Facts, v *Verdict) (done bool
 			v.Tags = append(v.Tags, t)
 		}
 	}
-	e.env.Score, e.env.Tags = v.Score, v.Tags
+	if r.score != 0 || len(r.tags) > 0 {
+		e.env.Score, e.env.Tags, e.stale = v.Score, v.Tags, true
+	}
 	v.Edits.Headers = append(v.Edits.Headers, hdrs...)
 	if prefix != "" && !strings.Contains(v.Edits.SubjectPrefix, prefix) && !strings.HasPrefix(e.env.Subject, prefix) {
 		v.Edits.SubjectPrefix += prefix
@@ -333,7 +338,7 @@ func (e *Evaluator) expand(t *template) (string, error) {
 	e.sb.Reset()
 	for i, p := range t.progs {
 		e.sb.WriteString(t.lit[i])
-		out, err := e.vm.Run(p, &e.env)
+		out, err := e.vm.Run(p, e.envAny)
 		if err != nil {
 			return "", err
 		}

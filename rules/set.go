@@ -32,11 +32,12 @@ type policyFile struct {
 
 // rule is one compiled rule.
 type rule struct {
-	name    string
-	file    string
-	line    int
-	stage   Stage
-	monitor bool
+	name     string
+	file     string
+	line     int
+	stage    Stage
+	monitor  bool
+	readsAcc bool // reads Score or Tags: needs the Env re-boxed after a change
 
 	when  *vm.Program // nil: always
 	strip *vm.Program // nil: none
