@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 )
@@ -54,6 +55,17 @@ func (s *dotScanner) scan(dst, src []byte) ([]byte, int) {
 		if s.done {
 			return dst, i
 		}
+		if !s.cr && s.bol == bolNone {
+			// Fast path: copy the run of ordinary bytes up to the next
+			// CR, LF or NUL.
+			if n := ordinaryRun(src[i:]); n > 0 {
+				dst = append(dst, src[i:i+n]...)
+				i += n
+				if i == len(src) {
+					break
+				}
+			}
+		}
 		c := src[i]
 		if s.cr {
 			s.cr = false
@@ -99,6 +111,21 @@ func (s *dotScanner) scan(dst, src []byte) ([]byte, int) {
 		dst = append(dst, c)
 	}
 	return dst, len(src)
+}
+
+// ordinaryRun is the length of the prefix of b without CR, LF or NUL.
+func ordinaryRun(b []byte) int {
+	n := len(b)
+	if i := bytes.IndexByte(b[:n], '\r'); i >= 0 {
+		n = i
+	}
+	if i := bytes.IndexByte(b[:n], '\n'); i >= 0 {
+		n = i
+	}
+	if i := bytes.IndexByte(b[:n], 0); i >= 0 {
+		n = i
+	}
+	return n
 }
 
 // lineBreakBare handles a bare CR or LF (b) ending the current line.
