@@ -99,10 +99,10 @@ func (p *parser) describe(part *Part, defaultType string) described {
 		switch cd.value {
 		case "inline", "attachment":
 			part.Disposition = cd.value
+		case "":
 		default:
-			if cd.value != "" {
-				part.Disposition = cd.value
-			}
+			// RFC 2183 §2.8: an unrecognised disposition is treated as attachment.
+			part.Disposition = "attachment"
 		}
 	}
 	filenames := cd.getAll("filename")
