@@ -18,6 +18,7 @@ const maxTotalFields = 50000
 type headerState struct {
 	fields  []Field
 	cur     []byte // raw bytes of the field being read, name and line breaks included
+	inField bool   // cur holds a field
 	curOff  int64
 	bytes   int
 	limited bool
@@ -74,7 +75,7 @@ func (p *parser) readHeader(h *headerState) (ended bool, m scanEnd) {
 			return false, scanEnd{}
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if h.cur == nil {
+			if !h.inField {
 				if first {
 					h.add(DefectFirstLineContinuation)
 				}
@@ -110,9 +111,7 @@ func (p *parser) readHeader(h *headerState) (ended bool, m scanEnd) {
 		}
 		h.curOff = lineOff
 		h.cur = h.cur[:0]
-		if h.cur == nil {
-			h.cur = make([]byte, 0, 128)
-		}
+		h.inField = true
 		p.appendField(h, line)
 		p.consumeLine(h, line, full)
 		first = false
@@ -170,7 +169,7 @@ func (p *parser) consumeLine(h *headerState, line []byte, full bool) {
 }
 
 func (p *parser) appendField(h *headerState, line []byte) {
-	if h.limited || h.cur == nil {
+	if h.limited || !h.inField {
 		return
 	}
 	h.cur = append(h.cur, line...)
@@ -178,13 +177,12 @@ func (p *parser) appendField(h *headerState, line []byte) {
 
 // endField turns the accumulated raw field into a Field.
 func (p *parser) endField(h *headerState) {
-	if h.cur == nil || len(h.cur) == 0 {
-		h.cur = h.cur[:0:0]
-		h.cur = nil
+	if !h.inField || len(h.cur) == 0 {
+		h.inField = false
 		return
 	}
-	raw := h.cur
-	h.cur = nil
+	raw := h.cur // reused for the next field: everything kept is copied
+	h.inField = false
 	if h.limited {
 		return
 	}
