@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr/vm"
 
@@ -329,8 +330,13 @@ func (e *Evaluator) collectParts(out any) error {
 	return nil
 }
 
+// maxHeaderValue bounds an expanded header value or subject prefix, so the
+// field stays under RFC 5322 §2.1.1's 998-byte line limit.
+const maxHeaderValue = 900
+
 // expand renders a template. A value from the message cannot break the
-// header: CR and LF become spaces.
+// header: control characters (CR, LF, NUL, ...) become spaces, and the
+// result is cut at maxHeaderValue bytes on a character boundary.
 func (e *Evaluator) expand(t *template) (string, error) {
 	if len(t.progs) == 0 {
 		return t.lit[0], nil
@@ -345,11 +351,35 @@ func (e *Evaluator) expand(t *template) (string, error) {
 		writeValue(&e.sb, out)
 	}
 	e.sb.WriteString(t.lit[len(t.lit)-1])
-	s := e.sb.String()
-	if strings.ContainsAny(s, "\r\n") {
-		s = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(s)
+	return headerSafe(e.sb.String()), nil
+}
+
+// headerSafe makes s fit in one header line (see expand).
+func headerSafe(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if (s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f {
+			clean = false
+			break
+		}
 	}
-	return s, nil
+	if !clean {
+		b := []byte(s)
+		for i, c := range b {
+			if (c < 0x20 && c != '\t') || c == 0x7f {
+				b[i] = ' '
+			}
+		}
+		s = string(b)
+	}
+	if len(s) > maxHeaderValue {
+		cut := maxHeaderValue
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
 }
 
 func writeValue(b *strings.Builder, v any) {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"mailgate/mimeparse"
 )
 
 func fsOf(src string) fstest.MapFS { return fstest.MapFS{"p.yaml": {Data: []byte(src)}} }
@@ -175,7 +177,7 @@ func TestEdits(t *testing.T) {
 		{Op: "add", Name: "X-Score-Was", Value: "0 from 192.0.2.7 to bob@example.org, carol@example.net", Rule: "tag-external"},
 		{Op: "set", Name: "X-Classification", Value: "internal; invoice 42", Rule: "tag-external"},
 		{Op: "remove", Name: "X-Internal-Route", Rule: "tag-external"},
-		{Op: "add", Name: "X-Injected", Value: "a Bcc: victim@example.net", Rule: "sees-earlier"},
+		{Op: "add", Name: "X-Injected", Value: "a  Bcc: victim@example.net", Rule: "sees-earlier"},
 	})
 }
 
@@ -446,4 +448,22 @@ func TestConcurrentEval(t *testing.T) {
 		tcompare(t, "rules", v.Rules, []string{"d"})
 		tcompare(t, "header", v.Edits.Headers[0].Value, "Invoice 42")
 	}
+}
+
+func TestHeaderSafe(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"plain\tvalue", "plain\tvalue"},
+		{"a\r\nBcc: x@example.net", "a  Bcc: x@example.net"},
+		{"nul\x00byte\x7f", "nul byte "},
+		{strings.Repeat("a", 1000), strings.Repeat("a", 900)},
+		{strings.Repeat("a", 899) + "é", strings.Repeat("a", 899)},
+	}
+	for _, c := range cases {
+		tcompare(t, fmt.Sprintf("%.20q", c.in), headerSafe(c.in), c.want)
+	}
+	// Through a template, from a decoded header holding a NUL.
+	s := mustLoad(t, "rules:\n  - name: h\n    headers: {add: {X-Copy: '[{{ Header(\"X-Evil\") }}]'}}\n", nil, nil)
+	f := testFacts()
+	f.Msg.Fields = append(f.Msg.Fields, mimeparse.Field{Name: "X-Evil", Value: "a\x00b\nc"})
+	tcompare(t, "value", s.NewEvaluator().Eval(StageData, f).Edits.Headers[0].Value, "[a b c]")
 }
