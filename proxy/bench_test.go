@@ -3,10 +3,13 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"strconv"
 	"strings"
 	"testing"
+
+	"mailgate/policies"
 )
 
 // BenchmarkDotReader measures the DATA reader's throughput on a typical
@@ -42,3 +45,74 @@ func BenchmarkDotWriter(b *testing.B) {
 		w.Close()
 	}
 }
+
+// BenchmarkRelay sends one message per iteration through a whole session
+// (client → mailgate → fake upstream) without policies, and with the
+// embedded default policy (mimeparse and rules included).
+func BenchmarkRelay(b *testing.B) {
+	body := "Subject: bench\r\nContent-Type: text/plain\r\n\r\n" + strings.Repeat(strings.Repeat("y", 76)+"\r\n", (1<<20)/78)
+	wire := stuff(body)
+	for _, withPolicy := range []bool{false, true} {
+		name := "no-policy"
+		if withPolicy {
+			name = "default-policy"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.Upstream, cfg.Listen, cfg.SpoolDir, cfg.EmbeddedPolicy = "smtp://unused.test:25", []string{"127.0.0.1:0"}, b.TempDir(), ""
+			var eng Engine
+			if withPolicy {
+				cfg.EmbeddedPolicy = "default.yaml"
+				var err error
+				if eng, err = PolicyLoader(policies.FS)(cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+			opts := Options{Upstream: discardUpstream{}}
+			if eng != nil {
+				opts.LoadEngine = func(*Config) (Engine, error) { return eng, nil }
+			}
+			srv, err := NewServer(cfg, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv.Listen()
+			go srv.Serve()
+			defer srv.Close()
+			c := dialClient(b, srv.Addrs()[0].String())
+			c.cmd("EHLO bench.test", "250")
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if rp := c.sendMail("a@example.org", []string{"b@example.net"}, wire); !strings.HasPrefix(rp, "250") {
+					b.Fatalf("reply %q", rp)
+				}
+			}
+		})
+	}
+}
+
+// discardUpstream accepts everything and reads messages into io.Discard.
+type discardUpstream struct{}
+
+func (discardUpstream) Open(ctx context.Context, ci clientInfo) (UpstreamConn, error) {
+	return discardUpstream{}, nil
+}
+func (discardUpstream) Mail(ctx context.Context, from string, params []param, ci clientInfo) (Reply, error) {
+	return replyMailOK, nil
+}
+func (discardUpstream) Rcpt(ctx context.Context, to string, params []param) (Reply, error) {
+	return replyRcptOK, nil
+}
+func (discardUpstream) Data(ctx context.Context, msg io.Reader) (Reply, error) {
+	w := newDotWriter(io.Discard)
+	if _, err := io.Copy(w, msg); err != nil {
+		return Reply{}, err
+	}
+	w.Close()
+	return replyOK, nil
+}
+func (discardUpstream) Rset(ctx context.Context) (Reply, error) { return replyReset, nil }
+func (discardUpstream) Quit(ctx context.Context)                {}
+func (discardUpstream) Close() error                            { return nil }

@@ -28,7 +28,7 @@ type upTx struct {
 // line "." ended by LF or CRLF (like lenient MTAs), so that a smuggled end
 // of data would show up as an extra transaction.
 type fakeUpstream struct {
-	t          *testing.T
+	t          testing.TB
 	l          net.Listener
 	mu         sync.Mutex
 	txs        []upTx
@@ -44,7 +44,7 @@ type fakeUpstream struct {
 	conns      int
 }
 
-func newFakeUpstream(t *testing.T) *fakeUpstream {
+func newFakeUpstream(t testing.TB) *fakeUpstream {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -290,12 +290,12 @@ func startServer(t *testing.T, cfg *Config, engine Engine) (string, *Server, *te
 
 // client is a raw SMTP test client.
 type client struct {
-	t  *testing.T
+	t  testing.TB
 	c  net.Conn
 	br *bufio.Reader
 }
 
-func dialClient(t *testing.T, addr string) *client {
+func dialClient(t testing.TB, addr string) *client {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {

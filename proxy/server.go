@@ -21,9 +21,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// runtime is everything a reload replaces at once; a session keeps the one
+// liveConfig is everything a reload replaces at once; a session keeps the one
 // it started with.
-type runtime struct {
+type liveConfig struct {
 	cfg      *Config
 	engine   Engine // nil: no policies
 	upstream Upstream
@@ -36,11 +36,13 @@ type Options struct {
 	// LoadEngine compiles the policies a config names (nil engine: none).
 	LoadEngine func(cfg *Config) (Engine, error)
 	Dialer     Dialer // upstream dialer; nil: net.Dialer
+	// Upstream replaces the config's upstream (tests, benchmarks).
+	Upstream Upstream
 }
 
 // Server accepts client sessions on the configured addresses.
 type Server struct {
-	rt         atomic.Pointer[runtime]
+	rt         atomic.Pointer[liveConfig]
 	opts       Options
 	log        *slog.Logger
 	metrics    *metrics
@@ -77,11 +79,13 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) build(cfg *Config) (*runtime, error) {
-	rt := &runtime{cfg: cfg}
+func (s *Server) build(cfg *Config) (*liveConfig, error) {
+	rt := &liveConfig{cfg: cfg}
 	var err error
-	if rt.upstream, err = newUpstream(cfg, s.opts.Dialer); err != nil {
-		return nil, err
+	if rt.upstream = s.opts.Upstream; rt.upstream == nil {
+		if rt.upstream, err = newUpstream(cfg, s.opts.Dialer); err != nil {
+			return nil, err
+		}
 	}
 	if rt.tls, err = tlsConfig(cfg.TLSCert, cfg.TLSKey); err != nil {
 		return nil, err
@@ -94,7 +98,7 @@ func (s *Server) build(cfg *Config) (*runtime, error) {
 	return rt, nil
 }
 
-// Reload builds the new config's runtime (policies included) and swaps it
+// Reload builds the new config's liveConfig (policies included) and swaps it
 // in atomically; on error the running one stays (house style point 18).
 // Listen addresses and metrics_listen keep their first values.
 func (s *Server) Reload(cfg *Config) error {

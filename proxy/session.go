@@ -24,7 +24,7 @@ import (
 type Session struct {
 	// connection
 	srv      *Server
-	rt       *runtime
+	rt       *liveConfig
 	id       string
 	raw      net.Conn // the TCP connection
 	conn     net.Conn // raw, or the TLS connection over it
@@ -104,7 +104,7 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 	return d.c.Read(p)
 }
 
-func newSession(srv *Server, rt *runtime, c net.Conn, id string) *Session {
+func newSession(srv *Server, rt *liveConfig, c net.Conn, id string) *Session {
 	s := &Session{srv: srv, rt: rt, id: id, raw: c, conn: c, start: time.Now()}
 	s.rd = &deadlineReader{c: c, idle: rt.cfg.Timeouts.Command}
 	s.br = bufio.NewReaderSize(s.rd, 8192)
