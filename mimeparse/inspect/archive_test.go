@@ -245,3 +245,15 @@ func TestRar(t *testing.T) {
 		{name: "rar-corrupt", body: append(rar[:30:30], make([]byte, 100)...), defects: []string{DefectArchiveCorrupt}},
 	})
 }
+
+func TestCompressedAndCab(t *testing.T) {
+	pe := minimalPE()
+	runArchiveCases(t, []archiveCase{
+		{name: "cab", body: buildCab([]string{"readme.txt", "setup.exe"}, []uint32{10, 4096}), entries: []string{"readme.txt|1|", "setup.exe|1|"}, detected: "application/vnd.ms-cab-compressed"},
+		{name: "cab-truncated", body: buildCab([]string{"readme.txt", "setup.exe"}, []uint32{10, 4096})[:60], defects: []string{DefectArchiveCorrupt}},
+		{name: "bzip2-corrupt", body: append([]byte("BZh91AY&SY"), make([]byte, 100)...), opts: Options{Name: "a.exe.bz2"}, entries: []string{"a.exe|1|"}, defects: []string{DefectArchiveCorrupt}},
+		{name: "xz-corrupt", body: append(append([]byte{}, magicXz...), make([]byte, 100)...), defects: []string{DefectArchiveCorrupt}},
+		{name: "tar.xz", body: xzBytes(t, buildTar(t, map[string][]byte{"bin/run": minimalELF()}, "bin/run")), entries: []string{"bin/run|1|x"}},
+		{name: "zstd-exe", body: zstdBytes(t, pe), opts: Options{Name: "tool.exe.zst"}, entries: []string{"tool.exe|1|x"}},
+	})
+}

@@ -6,7 +6,7 @@ package inspect
 // should treat the attachment as dangerous when it sees one (fail closed).
 const (
 	// DefectLimitInspectSpill: the body needed random access (zip, OLE2,
-	// gzip, tar, rar, 7z, TNEF) but was larger than Options.Spill; the part
+	// gzip, bzip2, xz, zstd, tar, rar, 7z, cab, TNEF) but was larger than Options.Spill; the part
 	// past the limit was not inspected, its archive listing and macro flag
 	// are incomplete or missing.
 	DefectLimitInspectSpill = "limit-inspect-spill"
@@ -33,8 +33,8 @@ const (
 	// record. Zip readers that start from the end (most do) see an archive
 	// that was not listed: treat it as uninspected.
 	DefectZipPrefix = "zip-prefix"
-	// DefectArchiveCorrupt: the first bytes say archive (zip, gzip, tar, rar,
-	// 7z) but it could not be read to the end; the listing is incomplete.
+	// DefectArchiveCorrupt: the first bytes say archive (zip, gzip, bzip2,
+	// xz, zstd, tar, rar, 7z, cab) but it could not be read to the end; the listing is incomplete.
 	DefectArchiveCorrupt = "archive-corrupt"
 	// DefectArchiveEncryptedHeaders: the archive's entry names themselves are
 	// encrypted (rar -hp, 7z -mhe); nothing inside could be listed.

@@ -26,6 +26,9 @@ func seedBodies(f *testing.F) [][]byte {
 		buildTNEF(tnefAtt{title: "m", data: []byte("x"), obj: buildTNEF(tnefAtt{title: "b.exe", data: pe}), objType: 0x000D}),
 		append([]byte("text\r\n"), uuencode("u.exe", pe)...),
 		buildRAR5(f, "r.exe", pe),
+		buildCab([]string{"a.exe"}, []uint32{1}),
+		zstdBytes(f, pe),
+		xzBytes(f, buildTar(f, map[string][]byte{"a": pe}, "a")),
 	}
 	files, _ := filepath.Glob(filepath.Join("testdata", "*"))
 	files2, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "*", "*"))

@@ -9,6 +9,9 @@ import (
 	"hash/crc32"
 	"testing"
 	"unicode/utf16"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 )
 
 // zent is one member for buildZip.
@@ -432,4 +435,44 @@ func buildRAR5EncryptedHeaders() []byte {
 	out = binary.LittleEndian.AppendUint32(out, crc32.ChecksumIEEE(hdr))
 	out = append(out, hdr...)
 	return append(out, make([]byte, 64)...)
+}
+
+// buildCab writes a cabinet header and CFFILE records (no data blocks:
+// the lister never reads them).
+func buildCab(names []string, sizes []uint32) []byte {
+	le := binary.LittleEndian
+	h := make([]byte, 36)
+	copy(h, "MSCF")
+	le.PutUint32(h[16:], 36+8) // coffFiles: after the header and one CFFOLDER
+	h[24], h[25] = 3, 1
+	le.PutUint16(h[26:], 1)
+	le.PutUint16(h[28:], uint16(len(names)))
+	out := append(h, make([]byte, 8)...) // CFFOLDER
+	for i, n := range names {
+		rec := make([]byte, 16)
+		le.PutUint32(rec, sizes[i])
+		out = append(append(append(out, rec...), n...), 0)
+	}
+	le.PutUint32(out[8:], uint32(len(out)))
+	return out
+}
+
+func zstdBytes(t testing.TB, data []byte) []byte {
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	return enc.EncodeAll(data, nil)
+}
+
+func xzBytes(t testing.TB, data []byte) []byte {
+	var b bytes.Buffer
+	w, err := xz.NewWriter(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	w.Close()
+	return b.Bytes()
 }

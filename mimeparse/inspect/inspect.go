@@ -8,8 +8,8 @@
 // in order, in chunks of any size, and calls Close for the Result. The hot
 // path (a PDF, an image, text) costs hashing plus one type sniff of the
 // first bytes. Only bodies whose first bytes announce a container (zip,
-// OLE2, gzip, tar, rar, 7z, TNEF) are spilled to a 0600 temp file, bounded
-// by Options.Spill, and opened at Close.
+// OLE2, gzip, bzip2, xz, zstd, tar, rar, 7z, cab, TNEF) are spilled to a
+// 0600 temp file, bounded by Options.Spill, and opened at Close.
 //
 // Nothing here fails on content: anomalies and limits become defects
 // (defects.go) so that policies can fail closed.

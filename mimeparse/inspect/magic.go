@@ -18,10 +18,14 @@ const (
 	kindRar
 	kind7z
 	kindTNEF
+	kindBzip2
+	kindXz
+	kindZstd
+	kindCab
 )
 
 func (k kind) String() string {
-	return [...]string{"none", "zip", "ole", "gzip", "tar", "rar", "7z", "tnef"}[k]
+	return [...]string{"none", "zip", "ole", "gzip", "tar", "rar", "7z", "tnef", "bzip2", "xz", "zstd", "cab"}[k]
 }
 
 // randomAccess reports whether the format can only be read with its end in
@@ -33,6 +37,9 @@ var (
 	magic7z   = []byte{'7', 'z', 0xBC, 0xAF, 0x27, 0x1C}
 	magicRar  = []byte("Rar!\x1a\x07")
 	magicTNEF = []byte{0x78, 0x9F, 0x3E, 0x22} // 0x223E9F78 little endian
+	magicXz   = []byte{0xFD, '7', 'z', 'X', 'Z', 0x00}
+	magicZstd = []byte{0x28, 0xB5, 0x2F, 0xFD}
+	magicCab  = []byte("MSCF\x00\x00\x00\x00")
 )
 
 // sniffKind looks at the first bytes of a body (at least 512 when the body
@@ -52,6 +59,15 @@ func sniffKind(head []byte) kind {
 		return kind7z
 	case bytes.HasPrefix(head, magicTNEF):
 		return kindTNEF
+	case bytes.HasPrefix(head, magicXz):
+		return kindXz
+	case bytes.HasPrefix(head, magicZstd):
+		return kindZstd
+	case bytes.HasPrefix(head, magicCab):
+		return kindCab
+	case len(head) >= 10 && head[0] == 'B' && head[1] == 'Z' && head[2] == 'h' && head[3] >= '1' && head[3] <= '9' &&
+		(string(head[4:10]) == "1AY&SY" || string(head[4:10]) == "\x17rE8P\x90"):
+		return kindBzip2
 	case isTar(head):
 		return kindTar
 	}

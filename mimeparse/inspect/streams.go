@@ -3,34 +3,61 @@ package inspect
 import (
 	"archive/tar"
 	"bufio"
+	"compress/bzip2"
 	"compress/gzip"
 	"errors"
 	"io"
+	"path"
 	"strings"
 
 	"github.com/bodgit/sevenzip"
+	"github.com/klauspost/compress/zstd"
 	"github.com/nwaples/rardecode/v2"
+	"github.com/ulikunitz/xz"
 )
 
-// gzip lists a gzip stream. A gzipped tar is listed as the tar (its
-// members at depth+1); anything else is one member named after the gzip
-// header's name (or the declared name without ".gz").
-func (w *walker) gzip(r io.Reader, depth int) {
-	zr, err := gzip.NewReader(r)
-	if err != nil {
-		w.corrupt()
-		return
+// compressed lists a single-file compressed stream (gzip, bzip2, xz,
+// zstd). A compressed tar is listed as the tar (its members at depth+1);
+// anything else is one member, named after the gzip header's name or the
+// declared name without its last extension.
+func (w *walker) compressed(k kind, r io.Reader, depth int) {
+	var dr io.Reader
+	var name string
+	switch k {
+	case kindGzip:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			w.corrupt()
+			return
+		}
+		defer zr.Close()
+		dr, name = zr, zr.Name
+	case kindBzip2:
+		dr = bzip2.NewReader(r)
+	case kindXz:
+		xr, err := xz.ReaderConfig{DictCap: maxDict}.NewReader(r)
+		if err != nil {
+			w.corrupt()
+			return
+		}
+		dr = xr
+	case kindZstd:
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxDict), zstd.WithDecoderMaxMemory(uint64(max(w.bytesLeft, 1))))
+		if err != nil {
+			w.corrupt()
+			return
+		}
+		defer zr.Close()
+		dr = zr
 	}
-	defer zr.Close()
-	br := bufio.NewReaderSize(w.limited(zr), 4096)
+	br := bufio.NewReaderSize(w.limited(dr), 4096)
 	head, _ := br.Peek(512)
 	if isTar(head) {
 		w.tar(br, depth)
 		return
 	}
-	name := zr.Name
 	if name == "" && depth == 0 {
-		name = strings.TrimSuffix(strings.TrimSuffix(w.opts.Name, ".gz"), ".GZ")
+		name = strings.TrimSuffix(w.opts.Name, path.Ext(w.opts.Name))
 	}
 	cr := &countReader{r: br}
 	e := Entry{Name: name, Ext: extOf(name), Depth: depth + 1, Size: -1}
@@ -51,6 +78,10 @@ func (w *walker) gzip(r io.Reader, depth int) {
 		w.res.Archive[last].Size = cr.n
 	}
 }
+
+// maxDict bounds the window/dictionary a decompressor may allocate (xz,
+// zstd); a stream asking for more is reported corrupt, not decoded.
+const maxDict = 16 << 20
 
 type countReader struct {
 	r io.Reader
@@ -93,7 +124,7 @@ func (w *walker) tar(r io.Reader, depth int) {
 
 // rarMaxDict bounds the decoding window rardecode may allocate to sniff an
 // entry (the window of a non-solid entry never exceeds its size).
-const rarMaxDict = 16 << 20
+const rarMaxDict = maxDict
 
 // rar lists a RAR (1.5 to 7) archive. Encrypted headers hide every name:
 // Encrypted is set and DefectArchiveEncryptedHeaders says why nothing is

@@ -59,8 +59,10 @@ func (w *walker) container(k kind, src readerAtSize, depth int) {
 		w.zip(src, depth)
 	case kindOLE:
 		w.ole(src)
-	case kindGzip:
-		w.gzip(io.NewSectionReader(src, 0, src.Size()), depth)
+	case kindGzip, kindBzip2, kindXz, kindZstd:
+		w.compressed(k, io.NewSectionReader(src, 0, src.Size()), depth)
+	case kindCab:
+		w.cab(src, depth)
 	case kindTar:
 		w.tar(io.NewSectionReader(src, 0, src.Size()), depth)
 	case kindRar:
