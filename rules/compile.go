@@ -474,8 +474,8 @@ func (c *compiler) template(rname, field string, s scalar, stage Stage) *templat
 		t.progs = append(t.progs, prog)
 		pos = j + 2
 	}
-	if strings.ContainsAny(strings.Join(t.lit, ""), "\r\n") {
-		c.atScalar(s, "%s%s: a header value is one line", rulePrefix(rname), field)
+	if lit := strings.Join(t.lit, ""); headerSafe(lit) != lit {
+		c.atScalar(s, "%s%s: a header value is one line of at most %d bytes, without control characters", rulePrefix(rname), field, maxHeaderValue)
 		return nil
 	}
 	return t
