@@ -174,3 +174,29 @@ func BenchmarkRawBase64SHA256(b *testing.B) {
 		h.Sum(nil)
 	}
 }
+
+// TestAllocBound: parsing a message with a 1 MB attachment allocates a
+// small constant, not the body: bodies are streamed, never copied whole
+// (a memory bound may be asserted, house style point 24).
+func TestAllocBound(t *testing.T) {
+	var buf bytes.Buffer
+	if err := genMessage(&buf, "attach1m"); err != nil {
+		t.Fatal(err)
+	}
+	raw := buf.Bytes()
+	Parse(bytes.NewReader(raw), DefaultLimits()) // warm the buffer pool
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const runs = 5
+	for range runs {
+		if _, err := Parse(bytes.NewReader(raw), DefaultLimits()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	per := (after.TotalAlloc - before.TotalAlloc) / runs
+	t.Logf("%d bytes allocated per parse of a %d-byte message", per, len(raw))
+	if per > 256<<10 {
+		t.Errorf("%d bytes allocated per parse, want under 256 KiB", per)
+	}
+}
