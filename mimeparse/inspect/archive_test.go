@@ -257,3 +257,16 @@ func TestCompressedAndCab(t *testing.T) {
 		{name: "zstd-exe", body: zstdBytes(t, pe), opts: Options{Name: "tool.exe.zst"}, entries: []string{"tool.exe|1|x"}},
 	})
 }
+
+func TestISO(t *testing.T) {
+	pe := minimalPE()
+	iso := buildISO([]isoFile{{name: "README.TXT", data: []byte("hello")}, {name: "INVOICE.PDF", joliet: "Invoice.exe", data: pe}})
+	runArchiveCases(t, []archiveCase{
+		{name: "primary-and-joliet", body: iso, entries: []string{"README.TXT|1|", "INVOICE.PDF|1|x", "Invoice.exe|1|x"}},
+		{name: "by-name", body: append([]byte("not zero"), iso[8:]...), opts: Options{Name: "a.iso"},
+			entries: []string{"README.TXT|1|", "INVOICE.PDF|1|x", "Invoice.exe|1|x"}},
+		{name: "zeros-not-iso", body: make([]byte, 40000)},
+		{name: "iso-in-zip", body: buildZip(t, zent{name: "disk.img", data: iso}),
+			entries: []string{"disk.img|1|", "README.TXT|2|", "INVOICE.PDF|2|x", "Invoice.exe|2|x"}},
+	})
+}

@@ -27,6 +27,7 @@ func seedBodies(f *testing.F) [][]byte {
 		append([]byte("text\r\n"), uuencode("u.exe", pe)...),
 		buildRAR5(f, "r.exe", pe),
 		buildCab([]string{"a.exe"}, []uint32{1}),
+		buildISO([]isoFile{{name: "A.EXE", joliet: "a.exe", data: pe}}),
 		zstdBytes(f, pe),
 		xzBytes(f, buildTar(f, map[string][]byte{"a": pe}, "a")),
 	}

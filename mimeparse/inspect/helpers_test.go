@@ -476,3 +476,90 @@ func xzBytes(t testing.TB, data []byte) []byte {
 	w.Close()
 	return b.Bytes()
 }
+
+// isoFile is one file for buildISO, placed in the root or in one
+// subdirectory.
+type isoFile struct {
+	dir, name, joliet string // joliet "" = no Joliet tree
+	data              []byte
+}
+
+// buildISO writes an ISO 9660 image: 16 zero sectors, a primary volume
+// descriptor, an optional Joliet supplementary descriptor, a terminator,
+// the root directories (primary, Joliet) and the file data.
+func buildISO(files []isoFile) []byte {
+	const bs = 2048
+	le, be := binary.LittleEndian, binary.BigEndian
+	hasJoliet := false
+	for _, f := range files {
+		if f.joliet != "" {
+			hasJoliet = true
+		}
+	}
+	// layout: 16 PVD, 17 SVD?, next terminator, then dirs, then data
+	sec := 17
+	svd := 0
+	if hasJoliet {
+		svd, sec = 17, 18
+	}
+	term := sec
+	rootP, rootJ := term+1, term+2
+	dataStart := term + 3
+	img := make([]byte, bs*(dataStart+len(files)*2+1))
+	rec := func(extent, size int, dir bool, name []byte) []byte {
+		n := 33 + len(name)
+		if n%2 == 1 {
+			n++
+		}
+		r := make([]byte, n)
+		r[0] = byte(n)
+		le.PutUint32(r[2:], uint32(extent))
+		be.PutUint32(r[6:], uint32(extent))
+		le.PutUint32(r[10:], uint32(size))
+		be.PutUint32(r[14:], uint32(size))
+		if dir {
+			r[25] = 2
+		}
+		r[32] = byte(len(name))
+		copy(r[33:], name)
+		return r
+	}
+	ucs2 := func(s string) []byte {
+		var b []byte
+		for _, c := range utf16.Encode([]rune(s)) {
+			b = be.AppendUint16(b, c)
+		}
+		return b
+	}
+	var dirP, dirJ []byte
+	dirP = append(append(dirP, rec(rootP, bs, true, []byte{0})...), rec(rootP, bs, true, []byte{1})...)
+	dirJ = append(append(dirJ, rec(rootJ, bs, true, []byte{0})...), rec(rootJ, bs, true, []byte{1})...)
+	for i, f := range files {
+		ext := dataStart + i
+		copy(img[ext*bs:], f.data)
+		dirP = append(dirP, rec(ext, len(f.data), false, []byte(f.name+";1"))...)
+		if f.joliet != "" {
+			dirJ = append(dirJ, rec(ext, len(f.data), false, ucs2(f.joliet+";1"))...)
+		}
+	}
+	copy(img[rootP*bs:], dirP)
+	copy(img[rootJ*bs:], dirJ)
+	vd := func(s int, typ byte, root int) {
+		d := img[s*bs:]
+		d[0] = typ
+		copy(d[1:], "CD001")
+		d[6] = 1
+		if typ == 255 {
+			return
+		}
+		le.PutUint16(d[128:], bs)
+		copy(d[156:], rec(root, bs, true, []byte{0}))
+	}
+	vd(16, 1, rootP)
+	if hasJoliet {
+		vd(svd, 2, rootJ)
+		copy(img[svd*bs+88:], "%/E")
+	}
+	vd(term, 255, 0)
+	return img
+}

@@ -168,6 +168,9 @@ func (i *Inspector) Write(p []byte) (int, error) {
 func (i *Inspector) decide(final bool) {
 	i.decided = true
 	i.kind = sniffKind(i.head)
+	if i.kind == kindNone && !final && maybeISO(i.head, &i.opts) {
+		i.kind = kindISO
+	}
 	if i.kind == kindNone || final {
 		return
 	}

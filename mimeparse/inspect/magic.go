@@ -22,15 +22,18 @@ const (
 	kindXz
 	kindZstd
 	kindCab
+	kindISO // a possible ISO 9660 image (see maybeISO)
 )
 
 func (k kind) String() string {
-	return [...]string{"none", "zip", "ole", "gzip", "tar", "rar", "7z", "tnef", "bzip2", "xz", "zstd", "cab"}[k]
+	return [...]string{"none", "zip", "ole", "gzip", "tar", "rar", "7z", "tnef", "bzip2", "xz", "zstd", "cab", "iso"}[k]
 }
 
 // randomAccess reports whether the format can only be read with its end in
 // hand (a truncated spill is then useless).
-func (k kind) randomAccess() bool { return k == kindZip || k == kindOLE || k == kind7z }
+func (k kind) randomAccess() bool {
+	return k == kindZip || k == kindOLE || k == kind7z || k == kindISO || k == kindCab
+}
 
 var (
 	magicOLE  = []byte{0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1}

@@ -63,6 +63,8 @@ func (w *walker) container(k kind, src readerAtSize, depth int) {
 		w.compressed(k, io.NewSectionReader(src, 0, src.Size()), depth)
 	case kindCab:
 		w.cab(src, depth)
+	case kindISO:
+		w.iso(src, depth)
 	case kindTar:
 		w.tar(io.NewSectionReader(src, 0, src.Size()), depth)
 	case kindRar:
@@ -136,6 +138,9 @@ func (w *walker) member(e *Entry, r io.Reader) (ok bool, err error) {
 		e.DetectedType, e.Executable = sniff(head)
 	}
 	k := sniffKind(head)
+	if k == kindNone && maybeISO(head, &Options{Name: e.Name}) && (e.Size < 0 || e.Size > 32<<10) {
+		k = kindISO
+	}
 	var nested readerAtSize
 	var cleanup func()
 	if k != kindNone && k != kindTNEF {
