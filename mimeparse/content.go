@@ -120,6 +120,13 @@ func (p *parser) describe(part *Part, defaultType string) described {
 	} else if n, ok := ct.get("name"); ok && strings.TrimSpace(n) != "" {
 		part.Filename = n
 	}
+	for i := range filenames {
+		filenames[i] = p.nameText(part, filenames[i])
+	}
+	for i := range names {
+		names[i] = p.nameText(part, names[i])
+	}
+	part.Filename = p.nameText(part, part.Filename)
 	var all []string
 	for _, n := range filenames {
 		all = appendUnique(all, strings.TrimSpace(n))
@@ -130,7 +137,7 @@ func (p *parser) describe(part *Part, defaultType string) described {
 	if len(filenames) > 0 && len(names) > 0 {
 		fn, _ := cd.get("filename")
 		n, _ := ct.get("name")
-		if strings.TrimSpace(fn) != strings.TrimSpace(n) {
+		if strings.TrimSpace(p.nameText(part, fn)) != strings.TrimSpace(p.nameText(part, n)) {
 			add(DefectNameFilenameMismatch)
 		}
 	}
@@ -149,6 +156,22 @@ func (p *parser) describe(part *Part, defaultType string) described {
 	part.IsAttachment = part.Disposition == "attachment" || part.Filename != "" ||
 		!strings.HasPrefix(part.ContentType, "text/")
 	return out
+}
+
+// nameText makes a declared name valid UTF-8. Raw 8-bit bytes in a name
+// (no RFC 2231 or 2047 encoding) are read in the part's charset when it
+// declares one, as Outlook and Thunderbird do; else they become U+FFFD.
+func (p *parser) nameText(part *Part, s string) string {
+	if validUTF8(s) {
+		return s
+	}
+	p.partDefect(part, Defect8bitHeader)
+	if part.Charset != "" {
+		if t, ok := toUTF8(part.Charset, []byte(s)); ok {
+			return t
+		}
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // validType reports whether s is "type/subtype" made of RFC 2045 tokens.

@@ -142,6 +142,9 @@ func TestTricks(t *testing.T) {
 				tcompare(t, m.Header("Subject"), "caf\uFFFD 8-bit latin-1 byte")
 				tcompare(t, m.Header("X-UTF8"), "ünïcödé")
 			}},
+		{file: "8bit-filename.eml", nparts: 3, defects: []string{Defect8bitHeader}, parts: []partSpec{
+			{path: "1", ctype: "text/plain", filename: "Список.txt", ext: "txt"}, // raw KOI8-R read in the part's charset
+			{path: "2", filename: "\uFFFD.exe", ext: "exe"}}}, // no charset to read it in
 		{file: "lf-only.eml", nparts: 3, parts: []partSpec{
 			{path: "1", ctype: "text/plain"},
 			{path: "2", ctype: "application/octet-stream", filename: "x.bin", ext: "bin"}},

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"os"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"testing/iotest"
+	"unicode/utf8"
 )
 
 // FuzzParse checks properties, not only the absence of panics: the parse
@@ -50,6 +53,16 @@ func FuzzParse(f *testing.F) {
 		}
 		if len(m.Parts) == 0 {
 			t.Fatal("no parts")
+		}
+		for _, p := range m.Parts { // what policies compare is valid UTF-8
+			if !utf8.ValidString(p.Filename) || !utf8.ValidString(p.Ext) || !utf8.ValidString(strings.Join(p.Names, "")) {
+				t.Fatalf("part %s: invalid UTF-8 name %q %q", p.Path, p.Filename, p.Names)
+			}
+		}
+		for _, f := range m.Fields {
+			if !utf8.ValidString(f.Value) {
+				t.Fatalf("field %s: invalid UTF-8 value", f.Name)
+			}
 		}
 		one, err := Parse(iotest.OneByteReader(bytes.NewReader(raw)), lim)
 		if err != nil {
@@ -120,8 +133,8 @@ func FuzzMediaHeader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		m := parseMediaHeader(s)
 		for _, p := range m.params {
-			if !validUTF8(p.value) {
-				t.Fatalf("invalid UTF-8 in %q", p.value)
+			if len(p.all) == 0 || p.all[0] != p.value && !slices.Contains(p.all, p.value) {
+				t.Fatalf("%q: value %q not among %q", s, p.value, p.all)
 			}
 		}
 		v, _ := decodeHeaderWords(s)

@@ -180,10 +180,9 @@ func (m *mediaHeader) plainValue(v string) string {
 		}
 		v = d
 	}
-	if !validUTF8(v) {
-		m.addDefect(Defect8bitHeader)
-		v = strings.ToValidUTF8(v, "\uFFFD")
-	}
+	// Raw 8-bit bytes stay as they are: a boundary must match the raw
+	// delimiter lines, and names are decoded by the caller, who knows the
+	// part's charset (nameText).
 	return v
 }
 
