@@ -63,7 +63,7 @@ func (p *parser) describe(part *Part, defaultType string) described {
 		}
 		if cs, ok := ct.get("charset"); ok {
 			// RFC 2045 §5.1 allows comments: "charset=us-ascii (Plain text)"
-			part.Charset = strings.ToLower(strings.TrimSpace(stripComment(cs)))
+			part.Charset = strings.ToValidUTF8(strings.ToLower(strings.TrimSpace(stripComment(cs))), "\uFFFD")
 		}
 		if b, ok := ct.get("boundary"); ok {
 			out.boundary = strings.TrimRight(b, " \t")
@@ -80,7 +80,7 @@ func (p *parser) describe(part *Part, defaultType string) described {
 
 	// Content-Transfer-Encoding (RFC 2045 §6.1).
 	if cteField != nil {
-		cte := strings.ToLower(strings.TrimSpace(stripComment(unfold(cteField.Raw))))
+		cte := strings.ToValidUTF8(strings.ToLower(strings.TrimSpace(stripComment(unfold(cteField.Raw)))), "\uFFFD")
 		part.TransferEncoding = cte
 		switch cte {
 		case "7bit", "8bit", "binary", "base64", "quoted-printable", "":

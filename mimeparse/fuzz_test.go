@@ -55,7 +55,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("no parts")
 		}
 		for _, p := range m.Parts { // what policies compare is valid UTF-8
-			if !utf8.ValidString(p.Filename) || !utf8.ValidString(p.Ext) || !utf8.ValidString(strings.Join(p.Names, "")) {
+			if !utf8.ValidString(p.Filename + p.Ext + p.Charset + p.TransferEncoding + strings.Join(p.Names, "")) {
 				t.Fatalf("part %s: invalid UTF-8 name %q %q", p.Path, p.Filename, p.Names)
 			}
 		}
