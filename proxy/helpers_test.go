@@ -41,6 +41,11 @@ type fakeUpstream struct {
 	xclient    bool        // offer XCLIENT
 	tlsUsed    bool
 	xclientArg string
+	// fault makes the upstream fail at one point: "connect", "greet",
+	// "ehlo", "mail", "rcpt", "data" (drop when the command arrives),
+	// "body" (drop mid-message), "dot" (drop after the final dot, no
+	// reply), "stall" (no reply to the final dot).
+	fault string
 	conns      int
 }
 
@@ -86,6 +91,13 @@ func (u *fakeUpstream) serve(c net.Conn) {
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	br := bufio.NewReader(c)
 	w := func(s string) { io.WriteString(c, s+"\r\n") }
+	switch u.fault {
+	case "connect":
+		return
+	case "greet":
+		w("554 5.3.2 upstream.test not accepting mail")
+		return
+	}
 	w("220 upstream.test ESMTP fake")
 	var cur *upTx
 	xfwd := ""
@@ -99,6 +111,9 @@ func (u *fakeUpstream) serve(c net.Conn) {
 		u.cmds = append(u.cmds, line)
 		u.mu.Unlock()
 		verb := strings.ToUpper(strings.SplitN(line, " ", 2)[0])
+		if u.fault != "" && strings.EqualFold(u.fault, verb) {
+			return
+		}
 		switch verb {
 		case "EHLO":
 			ext := []string{"upstream.test", "PIPELINING"}
@@ -187,6 +202,16 @@ func (u *fakeUpstream) serve(c net.Conn) {
 					l = l[1:]
 				}
 				data = append(data, l...)
+				if u.fault == "body" {
+					return
+				}
+			}
+			switch u.fault {
+			case "dot":
+				return
+			case "stall":
+				time.Sleep(3 * time.Second)
+				return
 			}
 			cur.Data = data
 			u.mu.Lock()
