@@ -46,7 +46,7 @@ type fakeUpstream struct {
 	// "body" (drop mid-message), "dot" (drop after the final dot, no
 	// reply), "stall" (no reply to the final dot).
 	fault string
-	conns      int
+	conns int
 }
 
 func newFakeUpstream(t testing.TB) *fakeUpstream {
