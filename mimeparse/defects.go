@@ -103,6 +103,11 @@ const (
 	// Defect8bitHeader: raw non-ASCII bytes in a header field (RFC 6532 UTF-8
 	// is fine for message/global; invalid UTF-8 becomes U+FFFD in values).
 	Defect8bitHeader = "8bit-header"
+	// DefectBareCR: a CR not followed by LF inside a header line. We read it
+	// as part of the line; readers that take a lone CR as a line break
+	// (Python's email package reading a file, old Mac mail) see another
+	// header there. (The proxy rejects or normalises bare CR in DATA.)
+	DefectBareCR = "bare-cr-in-header"
 	// DefectMisplacedUnixFrom: a "From " line in the middle of a header.
 	DefectMisplacedUnixFrom = "misplaced-unix-from"
 	// DefectEncodedMessage: message/rfc822 or message/global with a base64 or

@@ -338,6 +338,10 @@ func TestLimits(t *testing.T) {
 	m, _ = Parse(bytes.NewReader(raw), lim)
 	tcompare(t, slices.Contains(m.Defects, DefectLimitHeaderBytes), true)
 
+	m, _ = Parse(strings.NewReader("Subject: x\rContent-Type: application/x-msdownload\r\n\r\nMZ"), DefaultLimits())
+	tcompare(t, slices.Contains(m.Defects, DefectBareCR), true)
+	tcompare(t, m.Parts[0].ContentType, "text/plain")
+
 	many := strings.Repeat("a:\n", maxFields+10) + "\nbody"
 	m, _ = Parse(strings.NewReader(many), DefaultLimits())
 	tcompare(t, len(m.Fields), maxFields)

@@ -156,6 +156,9 @@ func (p *parser) consumeLine(h *headerState, line []byte, full bool) {
 	if p.lim.LineLength > 0 && len(line)-h.fieldBreak > p.lim.LineLength {
 		h.add(DefectLimitLineLength)
 	}
+	if bytes.IndexByte(line[:len(line)-h.fieldBreak], '\r') >= 0 {
+		h.add(DefectBareCR)
+	}
 	p.in.advance(len(line))
 	if !full {
 		p.in.skipLine()
