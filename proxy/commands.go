@@ -22,6 +22,7 @@ func init() {
 		"NOOP": (*Session).cmdNoop, "QUIT": (*Session).cmdQuit, "HELP": (*Session).cmdHelp,
 		"VRFY": (*Session).cmdVrfy, "EXPN": (*Session).cmdExpn, "STARTTLS": (*Session).cmdStarttls,
 		"XFORWARD": (*Session).cmdXforward, "XCLIENT": (*Session).cmdXclient, "AUTH": (*Session).cmdAuth,
+		"BDAT": (*Session).cmdBdat,
 	}
 }
 
@@ -88,7 +89,7 @@ func (s *Session) hello(ctx context.Context, arg string, esmtp bool) {
 	if s.rt.tls != nil && !s.tls {
 		lines = append(lines, "STARTTLS")
 	}
-	lines = append(lines, "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8")
+	lines = append(lines, "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING")
 	if s.rt.cfg.Auth == "relay" && s.tls {
 		lines = append(lines, "AUTH PLAIN LOGIN")
 	}

@@ -27,6 +27,10 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 	case len(s.tx.rcpts) == 0:
 		s.errReply(replyNeedRcpt)
 		return
+	case s.tx.bdat != nil:
+		// RFC 3030 §3: DATA may not follow BDAT in a transaction.
+		s.errReply(r(503, 5, 5, 1, "Error: DATA after BDAT"))
+		return
 	}
 	s.reply(replyDataStart)
 	if err := s.flushIfIdle(); err != nil {
@@ -46,11 +50,7 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 
 	var msg *mimeparse.Message
 	var perr error
-	runRules := s.eval != nil && !s.tx.accepted && s.tx.final == nil
-	// Edits from stages before an accept still apply: they need the
-	// parsed message's offsets.
-	needParse := runRules || s.rt.engine != nil && s.tx.final == nil && !s.tx.edits.Empty()
-	if needParse {
+	if s.needParse() {
 		msg, perr = mimeparse.Parse(tee, s.mimeLimits())
 	}
 	io.Copy(io.Discard, tee) // whatever Parse left, spooled too
@@ -81,20 +81,37 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 		s.finishRefused(ctx, "local-error", replyLocalError, timing)
 		return
 	}
-	s.srv.metrics.messageSize.Observe(float64(sp.Size()))
-	sum := hex.EncodeToString(h.Sum(nil))
+	s.decide(ctx, sp, hex.EncodeToString(h.Sum(nil)), msg, perr, timing)
+}
 
+// runRules reports whether the data stage's rules run for this
+// transaction.
+func (s *Session) runRules() bool {
+	return s.eval != nil && !s.tx.accepted && s.tx.final == nil
+}
+
+// needParse reports whether the message must be parsed: for the data
+// stage's rules, or for edits made before an accept (they need the parsed
+// message's offsets).
+func (s *Session) needParse() bool {
+	return s.runRules() || s.rt.engine != nil && s.tx.final == nil && !s.tx.edits.Empty()
+}
+
+// decide evaluates the data stage on a message read whole and spooled, and
+// applies the verdict.
+func (s *Session) decide(ctx context.Context, sp *spool, sum string, msg *mimeparse.Message, perr error, timing []any) {
+	s.srv.metrics.messageSize.Observe(float64(sp.Size()))
 	v := rules.Verdict{Action: rules.ActionContinue}
 	switch {
 	case s.tx.final != nil:
 		v = *s.tx.final
-	case needParse && (msg == nil || perr != nil):
+	case s.needParse() && (msg == nil || perr != nil):
 		// A parse that failed other than by a read error is a bug:
 		// fail closed, the client retries.
 		s.log.Error("parse failed", "err", perr)
 		s.finishRefused(ctx, "local-error", replyLocalError, timing)
 		return
-	case runRules:
+	case s.runRules():
 		env := s.envelope(int(sp.Size()))
 		t1 := time.Now()
 		v = s.evaluate(rules.StageData, &rules.Facts{Client: s.client, Envelope: env, Msg: msg})

@@ -68,7 +68,8 @@ type transaction struct {
 	final    *rules.Verdict // discard or quarantine decided before DATA
 	edits    rules.Edits    // accumulated from stages before DATA
 	rules    []string
-	upstream Reply // last upstream reply
+	upstream Reply      // last upstream reply
+	bdat     *bdatState // chunks so far (RFC 3030)
 }
 
 type rcptTo struct {
@@ -77,7 +78,12 @@ type rcptTo struct {
 }
 
 // rset forgets the transaction (RFC 5321 §4.1.1.5).
-func (s *Session) rset() { s.tx = nil }
+func (s *Session) rset() {
+	if s.tx != nil && s.tx.bdat != nil {
+		s.tx.bdat.close()
+	}
+	s.tx = nil
+}
 
 // reset forgets the HELO/TLS-level state (after STARTTLS or XCLIENT): the
 // client must say EHLO again (RFC 3207 §4.2).
@@ -137,6 +143,9 @@ func (s *Session) serve(ctx context.Context) {
 			s.bw.Reset(s.conn)
 			s.writeReply(replyInternal)
 			s.bw.Flush()
+		}
+		if s.tx != nil {
+			s.endTx("client-gone", Reply{}, nil) // releases a BDAT spool too
 		}
 		s.closeUpstream(false)
 		s.conn.Close()
