@@ -283,8 +283,14 @@ func (d *qpWriter) Write(p []byte) (int, error) {
 		if i < 0 {
 			i = len(p)
 		}
-		for _, c := range p[:i] {
-			emit(c)
+		for run := p[:i]; len(run) > 0; { // literal bytes: copy, not byte by byte
+			k := copy(out[o:], run)
+			o += k
+			run = run[k:]
+			if o == len(out) {
+				d.w.Write(out)
+				o = 0
+			}
 		}
 		p = p[i:]
 		if len(p) > 0 {

@@ -27,6 +27,11 @@ const (
 	// DefectZipNameMismatch: a zip entry's name in the central directory
 	// differs from the name in its local file header. Both names are listed.
 	DefectZipNameMismatch = "zip-name-mismatch"
+	// DefectZipHiddenEntry: a zip local file header that the central
+	// directory does not reference (two zips concatenated: Windows and most
+	// tools show the last one, 7-Zip and streaming extractors the first;
+	// or an entry left out of the directory). It is listed too.
+	DefectZipHiddenEntry = "zip-hidden-entry"
 	// DefectZipPrefix: a zip whose first entry does not start at offset 0
 	// (data prepended to the archive: a self-extractor or a polyglot file),
 	// or a body that does not start as a zip but ends with a zip's end
@@ -65,7 +70,7 @@ const (
 // and for policy linting.
 var AllDefects = []string{
 	DefectLimitInspectSpill, DefectLimitArchiveDepth, DefectLimitArchiveEntries,
-	DefectLimitArchiveBytes, DefectLimitEmbedded, DefectZipNameMismatch,
+	DefectLimitArchiveBytes, DefectLimitEmbedded, DefectZipNameMismatch, DefectZipHiddenEntry,
 	DefectZipPrefix, DefectArchiveCorrupt, DefectArchiveEncryptedHeaders,
 	DefectArchiveUnsupported, DefectOLECorrupt, DefectTNEFCorrupt,
 	DefectUUEncodeUnterminated, DefectUUEncodeCorrupt, DefectSpillFailed,

@@ -3,6 +3,7 @@ package inspect
 import (
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -66,6 +67,77 @@ func (w *walker) zip(src readerAtSize, depth int) {
 			if ooxmlMacroName(local) {
 				w.res.Macros = true
 			}
+		}
+	}
+	if len(cd) == len(zr.File) {
+		known := make(map[int64]bool, len(cd))
+		for _, c := range cd {
+			known[base+c.offset] = true
+		}
+		w.zipHidden(src, depth, known)
+	}
+}
+
+// zipHidden walks the local file headers from the start of the archive, as
+// streaming extractors do, and lists those the central directory does not
+// reference (a zip concatenated after another one, entries left out of the
+// directory): DefectZipHiddenEntry. The walk stops where an entry's size
+// is only in a data descriptor.
+func (w *walker) zipHidden(src readerAtSize, depth int, known map[int64]bool) {
+	var h [30]byte
+	pos := int64(0)
+	for steps := 0; steps <= 2*w.opts.ArchiveEntries && !w.full; steps++ {
+		if _, err := src.ReadAt(h[:], pos); err != nil || string(h[:4]) != "PK\x03\x04" {
+			return
+		}
+		le := binary.LittleEndian
+		flags, method := le.Uint16(h[6:]), le.Uint16(h[8:])
+		csize, usize := int64(le.Uint32(h[18:])), int64(le.Uint32(h[22:]))
+		nl, el := int64(le.Uint16(h[26:])), int64(le.Uint16(h[28:]))
+		data := pos + 30 + nl + el
+		if !known[pos] {
+			name := string(readSection(src, pos+30, nl))
+			e := Entry{Name: name, Ext: extOf(name), Size: usize, Depth: depth + 1, Encrypted: flags&1 != 0}
+			w.res.addDefect(DefectZipHiddenEntry)
+			if ooxmlMacroName(name) {
+				w.res.Macros = true
+			}
+			var r io.Reader
+			n := csize
+			if flags&8 != 0 && n == 0 {
+				n = src.Size() - data // size unknown: enough to sniff
+			}
+			switch {
+			case e.Encrypted || n <= 0:
+			case method == zip.Store:
+				r = io.NewSectionReader(src, data, n)
+			case method == zip.Deflate:
+				fr := flate.NewReader(io.NewSectionReader(src, data, n))
+				defer fr.Close()
+				r = fr
+			}
+			if r == nil {
+				if !w.add(e) {
+					return
+				}
+			} else if ok, _ := w.member(&e, w.limited(r)); !ok {
+				return
+			}
+		}
+		if flags&8 != 0 && csize == 0 {
+			return
+		}
+		next := data + csize
+		if next <= pos || next > src.Size() {
+			return
+		}
+		pos = next
+		// A data descriptor may follow: skip its optional signature and fields.
+		var sig [4]byte
+		if _, err := src.ReadAt(sig[:], pos); err == nil && string(sig[:]) == "PK\x07\x08" {
+			pos += 16
+		} else if flags&8 != 0 {
+			pos += 12
 		}
 	}
 }
