@@ -414,7 +414,7 @@ type upstreamCell struct {
 }
 
 func upstreamCells() []upstreamCell {
-	refuse := `refused`
+	refuse := `connection refused`
 	timeout := `timeout|deadline|timed out`
 	drop := `EOF|reset|closed|broken pipe`
 	var cells []upstreamCell
