@@ -144,7 +144,7 @@ func TestTricks(t *testing.T) {
 			}},
 		{file: "8bit-filename.eml", nparts: 3, defects: []string{Defect8bitHeader}, parts: []partSpec{
 			{path: "1", ctype: "text/plain", filename: "Список.txt", ext: "txt"}, // raw KOI8-R read in the part's charset
-			{path: "2", filename: "\uFFFD.exe", ext: "exe"}}}, // no charset to read it in
+			{path: "2", filename: "\uFFFD.exe", ext: "exe"}}},                    // no charset to read it in
 		{file: "lf-only.eml", nparts: 3, parts: []partSpec{
 			{path: "1", ctype: "text/plain"},
 			{path: "2", ctype: "application/octet-stream", filename: "x.bin", ext: "bin"}},
@@ -346,6 +346,14 @@ func TestLimits(t *testing.T) {
 	m, _ = Parse(strings.NewReader(many), DefaultLimits())
 	tcompare(t, len(m.Fields), maxFields)
 	tcompare(t, slices.Contains(m.Defects, DefectLimitHeaderBytes), true)
+
+	lim = DefaultLimits()
+	lim.TextBytes = 12
+	m, _ = Parse(bytes.NewReader(raw), lim)
+	tcompare(t, m.Text, "see attached")
+	lim.TextBytes = 20
+	m, _ = Parse(bytes.NewReader(raw), lim)
+	tcompare(t, m.Text, "see attached\ninner t") // text of every text/* leaf, capped
 
 	lim = DefaultLimits()
 	lim.LineLength = 20

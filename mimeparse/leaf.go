@@ -159,13 +159,13 @@ func (p *parser) addText(t string) {
 	if p.textBudget <= 0 || t == "" {
 		return
 	}
-	if p.msg.Text != "" {
-		t = "\n" + t
+	if p.text.Len() > 0 {
+		p.text.WriteByte('\n')
+		p.textBudget--
 	}
 	if len(t) > p.textBudget {
-		t = t[:p.textBudget]
-		t = strings.ToValidUTF8(t, "")
+		t = strings.ToValidUTF8(t[:max(p.textBudget, 0)], "")
 	}
-	p.msg.Text += t
+	p.text.WriteString(t)
 	p.textBudget -= len(t)
 }

@@ -96,6 +96,7 @@ type parser struct {
 	leafBuf leaf
 	limited bool // limit-mime-parts hit
 	nfields int  // header fields kept so far (maxTotalFields)
+	text    strings.Builder
 }
 
 func (p *parser) run() {
@@ -394,6 +395,7 @@ func (p *parser) msgDefect(d string) {
 // finish sets the sizes and collects every part's defects into the message.
 func (p *parser) finish() {
 	p.msg.Size = p.in.off
+	p.msg.Text = p.text.String()
 	if len(p.msg.Parts) > 0 {
 		p.msg.Parts[0].EndOffset = p.in.off
 	}
