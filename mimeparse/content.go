@@ -78,6 +78,13 @@ func (p *parser) describe(part *Part, defaultType string) described {
 		}
 	}
 
+	switch part.ContentType {
+	case "message/partial":
+		add(DefectPartialMessage)
+	case "message/external-body":
+		add(DefectExternalBody)
+	}
+
 	// Content-Transfer-Encoding (RFC 2045 §6.1).
 	if cteField != nil {
 		cte := strings.ToValidUTF8(strings.ToLower(strings.TrimSpace(stripComment(unfold(cteField.Raw)))), "\uFFFD")

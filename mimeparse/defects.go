@@ -115,6 +115,14 @@ const (
 	// decoded body is inspected as a leaf, not parsed as a message.
 	DefectEncodedMessage = "encoded-message"
 
+	// DefectPartialMessage: a message/partial fragment (RFC 2046 §5.2.2).
+	// The whole message exists only once a client reassembles the fragments,
+	// so it cannot be inspected here: treat it as dangerous.
+	DefectPartialMessage = "partial-message"
+	// DefectExternalBody: message/external-body (RFC 2046 §5.2.3). The body
+	// is fetched by the client from elsewhere and was not inspected.
+	DefectExternalBody = "external-body"
+
 	// DefectLimitMimeDepth: nesting deeper than Limits.MimeDepth; the part
 	// was inspected as one opaque leaf.
 	DefectLimitMimeDepth = "limit-mime-depth"

@@ -145,6 +145,9 @@ func TestTricks(t *testing.T) {
 		{file: "8bit-filename.eml", nparts: 3, defects: []string{Defect8bitHeader}, parts: []partSpec{
 			{path: "1", ctype: "text/plain", filename: "Список.txt", ext: "txt"}, // raw KOI8-R read in the part's charset
 			{path: "2", filename: "\uFFFD.exe", ext: "exe"}}},                    // no charset to read it in
+		{file: "partial-external.eml", nparts: 3, defects: []string{DefectPartialMessage, DefectExternalBody}, parts: []partSpec{
+			{path: "1", ctype: "message/partial", defects: []string{DefectPartialMessage}},
+			{path: "2", ctype: "message/external-body", defects: []string{DefectExternalBody}}}},
 		{file: "lf-only.eml", nparts: 3, parts: []partSpec{
 			{path: "1", ctype: "text/plain"},
 			{path: "2", ctype: "application/octet-stream", filename: "x.bin", ext: "bin"}},
