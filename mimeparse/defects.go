@@ -115,6 +115,11 @@ const (
 	// decoded body is inspected as a leaf, not parsed as a message.
 	DefectEncodedMessage = "encoded-message"
 
+	// DefectEncodedMultipart: a multipart with a base64 or quoted-printable
+	// transfer encoding (RFC 2045 §6.4 forbids it). Its body is read as it
+	// stands (as Python does); a client that decodes it first would see
+	// another tree, which was not inspected.
+	DefectEncodedMultipart = "encoded-multipart"
 	// DefectPartialMessage: a message/partial fragment (RFC 2046 §5.2.2).
 	// The whole message exists only once a client reassembles the fragments,
 	// so it cannot be inspected here: treat it as dangerous.

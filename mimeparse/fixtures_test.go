@@ -148,6 +148,7 @@ func TestTricks(t *testing.T) {
 		{file: "partial-external.eml", nparts: 3, defects: []string{DefectPartialMessage, DefectExternalBody}, parts: []partSpec{
 			{path: "1", ctype: "message/partial", defects: []string{DefectPartialMessage}},
 			{path: "2", ctype: "message/external-body", defects: []string{DefectExternalBody}}}},
+		{file: "encoded-multipart.eml", nparts: 1, defects: []string{DefectEncodedMultipart, DefectMissingStartBoundary}},
 		{file: "lf-only.eml", nparts: 3, parts: []partSpec{
 			{path: "1", ctype: "text/plain"},
 			{path: "2", ctype: "application/octet-stream", filename: "x.bin", ext: "bin"}},

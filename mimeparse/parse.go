@@ -187,6 +187,9 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 	kind := kindLeaf
 	switch {
 	case strings.HasPrefix(part.ContentType, "multipart/"):
+		if part.TransferEncoding == "base64" || part.TransferEncoding == "quoted-printable" {
+			p.partDefect(part, DefectEncodedMultipart)
+		}
 		if hd.boundary == "" {
 			p.partDefect(part, DefectMultipartWithoutBoundary)
 		} else if p.lim.MimeDepth > 0 && e.depth >= p.lim.MimeDepth {
