@@ -32,6 +32,8 @@ func FuzzSession(f *testing.F) {
 		"RSET\r\nNOOP\r\nVRFY x\r\nXFORWARD ADDR=1.2.3.4\r\nMAIL FROM:<> SIZE=1\r\n",
 		"MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.net>\r\nDATA\r\n\x00.\r\n.\r\nDATA\r\n",
 		"HELO x\r\nSTARTTLS\r\nAUTH PLAIN\r\nEXPN x\r\nHELP\r\n",
+		"MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.net>\r\nBDAT 5\r\nab\r\nBDAT 3 LAST\r\nc\r\n",
+		"MAIL FROM:<a@x.org>\r\nRCPT TO:<no@y.net>\r\nBDAT 2 LAST\r\n\n\n",
 	} {
 		f.Add(s)
 	}

@@ -31,6 +31,7 @@ type fakeUpstream struct {
 	t          testing.TB
 	l          net.Listener
 	mu         sync.Mutex
+	once       sync.Once
 	txs        []upTx
 	cmds       []string
 	rejectRcpt map[string]string // address → reply line
@@ -56,20 +57,26 @@ func newFakeUpstream(t testing.TB) *fakeUpstream {
 		t.Fatal(err)
 	}
 	u := &fakeUpstream{t: t, l: l, rejectRcpt: map[string]string{}}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go u.serve(c)
-		}
-	}()
 	t.Cleanup(func() { l.Close() })
 	return u
 }
 
-func (u *fakeUpstream) url() string { return "smtp://" + u.l.Addr().String() }
+// url starts accepting (so tests set the fake's options before it serves)
+// and returns the upstream URL.
+func (u *fakeUpstream) url() string {
+	u.once.Do(func() {
+		go func() {
+			for {
+				c, err := u.l.Accept()
+				if err != nil {
+					return
+				}
+				go u.serve(c)
+			}
+		}()
+	})
+	return "smtp://" + u.l.Addr().String()
+}
 
 func (u *fakeUpstream) transactions() []upTx {
 	u.mu.Lock()
