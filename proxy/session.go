@@ -203,18 +203,22 @@ const maxCommandLine = 4096
 // readFailed handles a read error from the client: a timeout gets 421.
 func (s *Session) readFailed(err error, what string) {
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() && s.srv.stopping.Load() {
+	verdict := "client-gone"
+	switch {
+	case errors.As(err, &ne) && ne.Timeout() && s.srv.stopping.Load():
+		verdict = "shutdown"
 		s.log.Info("session cut off by shutdown", "during", what)
 		s.reply(replyShutdown)
 		s.bw.Flush()
-	} else if errors.As(err, &ne) && ne.Timeout() {
+	case errors.As(err, &ne) && ne.Timeout():
+		verdict = "timeout"
 		s.log.Info("client timeout", "during", what)
 		s.reply(replyTimeout)
 		s.bw.Flush()
-	} else {
-		s.log.Debug("client gone", "during", what, "err", err)
+	default:
+		s.log.Info("client gone", "during", what, "err", err)
 	}
-	s.endTx("client-gone", Reply{}, nil)
+	s.endTx(verdict, Reply{}, nil)
 }
 
 func (s *Session) countError() bool {
