@@ -24,7 +24,7 @@ var replyLineRE = regexp.MustCompile(`^[2-5][0-9][0-9][ -]`)
 // FuzzSession sends the fuzz input as pipelined commands (and DATA) in one
 // session over net.Pipe. Properties: no panic; every line the server sends
 // is a well-formed reply; and the number of messages the client was told
-// were queued equals the number the upstream received (DESIGN invariant 1).
+// were queued is never more than the upstream received (DESIGN invariant 1).
 func FuzzSession(f *testing.F) {
 	for _, s := range []string{
 		"MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.net>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n",
@@ -75,7 +75,10 @@ func FuzzSession(f *testing.F) {
 		if srv.Panics() != 0 {
 			t.Fatal("session panicked")
 		}
-		if got := len(up.transactions()); got != queued {
+		// Invariant 1: a 250 for a message the upstream did not get is a
+		// lost message. (The reverse, an upstream that stored a message
+		// whose reply timed out, is a duplicate the client retries.)
+		if got := len(up.transactions()); got < queued {
 			t.Fatalf("client told %d messages queued, upstream got %d", queued, got)
 		}
 	})
