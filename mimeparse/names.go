@@ -2,6 +2,8 @@ package mimeparse
 
 import (
 	"strings"
+
+	"github.com/gabriel-vasile/mimetype"
 )
 
 // bidi control characters (Unicode UAX #9): LRE, RLE, PDF, LRO, RLO, LRI,
@@ -64,9 +66,14 @@ func executableDeclared(ct string) bool {
 }
 
 // typeMismatch reports whether a declared type contradicts the sniffed one:
-// executable content declared as anything but a program or octet-stream, or
-// a different major type where both are definite (image/png that is really
-// application/zip).
+// executable content declared as anything but a program or octet-stream; a
+// different major type where both are definite (image/png that is really
+// application/zip); or, within a major type, two types mimetype knows that
+// are not one a refinement of the other (application/pdf that is really
+// application/zip; application/zip for a docx is fine, a docx is a zip).
+// Text is never contradicted (sniffing text is too fuzzy), nor are images,
+// audio or video among themselves, nor Office formats among themselves
+// (xlsx sent as application/vnd.ms-excel is common).
 func typeMismatch(declared, detected string, executable bool) bool {
 	if executable && !executableDeclared(declared) {
 		return true
@@ -79,8 +86,37 @@ func typeMismatch(declared, detected string, executable bool) bool {
 	if dm == "multipart" || dm == "message" {
 		return false
 	}
-	if sm == "text" || dm == "text" { // text sniffing is too fuzzy to contradict
+	if sm == "text" || dm == "text" {
 		return false
 	}
-	return dm != sm
+	if dm != sm {
+		return true
+	}
+	if dm != "application" {
+		return false // a gif sent as image/jpeg is shown as what it is
+	}
+	if isOffice(declared) && isOffice(detected) {
+		return false
+	}
+	d, s := mimetype.Lookup(declared), mimetype.Lookup(detected)
+	if d == nil || s == nil {
+		return false // a type mimetype does not know: no opinion
+	}
+	return !refines(d, s) && !refines(s, d)
+}
+
+// refines reports whether m is anc or one of its descendants in mimetype's
+// tree (docx refines zip).
+func refines(m, anc *mimetype.MIME) bool {
+	for x := m; x != nil; x = x.Parent() {
+		if x == anc {
+			return true
+		}
+	}
+	return false
+}
+
+func isOffice(t string) bool {
+	return strings.HasPrefix(t, "application/vnd.ms-") || strings.HasPrefix(t, "application/vnd.openxmlformats-") ||
+		t == "application/msword" || t == "application/x-ole-storage" || t == "application/vnd.oasis.opendocument.text"
 }

@@ -108,6 +108,11 @@ func TestNames(t *testing.T) {
 	tcompare(t, typeMismatch("application/octet-stream", "application/vnd.microsoft.portable-executable", true), false)
 	tcompare(t, typeMismatch("image/png", "application/zip", false), true)
 	tcompare(t, typeMismatch("application/pdf", "text/plain", false), false)
+	tcompare(t, typeMismatch("application/pdf", "application/zip", false), true)
+	tcompare(t, typeMismatch("application/zip", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", false), false)
+	tcompare(t, typeMismatch("application/x-zip-compressed", "application/zip", false), false)
+	tcompare(t, typeMismatch("application/vnd.ms-excel", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", false), false)
+	tcompare(t, typeMismatch("application/x-unknown-thing", "application/zip", false), false)
 }
 
 func TestFieldNameEnd(t *testing.T) {
