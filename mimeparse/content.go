@@ -91,6 +91,8 @@ func (p *parser) describe(part *Part, defaultType string) described {
 		part.TransferEncoding = cte
 		switch cte {
 		case "7bit", "8bit", "binary", "base64", "quoted-printable", "":
+		case "x-uuencode", "uuencode", "x-uue", "uue":
+			// kept as is; the uuencode blocks inside become leaves
 		default:
 			add(DefectUnknownCTE)
 		}

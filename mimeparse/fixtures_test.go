@@ -149,6 +149,12 @@ func TestTricks(t *testing.T) {
 			{path: "1", ctype: "message/partial", defects: []string{DefectPartialMessage}},
 			{path: "2", ctype: "message/external-body", defects: []string{DefectExternalBody}}}},
 		{file: "encoded-multipart.eml", nparts: 1, defects: []string{DefectEncodedMultipart, DefectMissingStartBoundary}},
+		{file: "uuencode-cte.eml", nparts: 2, parts: []partSpec{
+			{path: "1", filename: "invoice.txt"}, {path: "1.u1", filename: "invoice.exe", ext: "exe"}},
+			check: func(t *testing.T, m *Message) {
+				tcompare(t, findPart(m, "1.u1").Executable, true)
+				tcompare(t, len(m.Attachments()), 2)
+			}},
 		{file: "lf-only.eml", nparts: 3, parts: []partSpec{
 			{path: "1", ctype: "text/plain"},
 			{path: "2", ctype: "application/octet-stream", filename: "x.bin", ext: "bin"}},

@@ -43,10 +43,21 @@ func (p *parser) inspectOptions(part *Part) inspect.Options {
 		ArchiveEntries: p.lim.ArchiveEntries,
 		Spill:          p.lim.InspectSpill,
 		SpillDir:       p.lim.SpillDir,
-		Text:           strings.HasPrefix(part.ContentType, "text/"),
+		Text:           strings.HasPrefix(part.ContentType, "text/") || isUUEncodeCTE(part.TransferEncoding),
 		Name:           part.Filename,
 		Declared:       part.ContentType,
 	}
+}
+
+// isUUEncodeCTE reports the non-standard uuencode transfer encodings
+// (RFC 1341 era, still decoded by Python and some clients): the body is
+// scanned for uuencode blocks, each found file a leaf of its own ("P.u1").
+func isUUEncodeCTE(cte string) bool {
+	switch cte {
+	case "x-uuencode", "uuencode", "x-uue", "uue":
+		return true
+	}
+	return false
 }
 
 // startLeaf prepares the decoding pipeline for part's body.
