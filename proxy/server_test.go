@@ -35,6 +35,7 @@ func TestEmbeddedDefaultPolicy(t *testing.T) {
 	up := newFakeUpstream(t)
 	cfg := testConfig(t, up.url())
 	cfg.EmbeddedPolicy = policies.Default
+	cfg.Limits.SpoolMemory = 512 // exercise the temp file
 	eng, err := PolicyLoader(policies.FS)(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -49,8 +50,16 @@ func TestEmbeddedDefaultPolicy(t *testing.T) {
 	if rp := c.sendMail("a@example.org", []string{"b@example.net"}, stuff(exe)); !strings.HasPrefix(rp, "550 5.7.1") {
 		t.Fatalf("executable: final reply %q, want 550 5.7.1", rp)
 	}
+	zip := fixture(t, "attacks/exe-in-zip.eml")
+	if rp := c.sendMail("a@example.org", []string{"b@example.net"}, stuff(zip)); !strings.HasPrefix(rp, "550 5.7.1") {
+		t.Fatalf("exe in zip: final reply %q, want 550 5.7.1", rp)
+	}
 	if rp := c.sendMail("a@example.org", []string{"b@example.net"}, stuff(cleanMsg)); !strings.HasPrefix(rp, "250") {
 		t.Fatalf("clean: final reply %q", rp)
+	}
+	// Spool and inspection spill files are gone after every outcome.
+	if ents, _ := os.ReadDir(cfg.SpoolDir); len(ents) != 0 {
+		t.Errorf("spool dir holds %v", ents)
 	}
 	txs := up.transactions()
 	if len(txs) != 1 || string(txs[0].Data) != cleanMsg {
@@ -157,7 +166,9 @@ func TestPanicRecovered(t *testing.T) {
 		}
 		return rules.Verdict{Action: rules.ActionContinue}
 	}}
-	addr, srv, lg := startServer(t, testConfig(t, up.url()), eng)
+	cfg := testConfig(t, up.url())
+	cfg.Limits.SpoolMemory = 10 // the message goes to a temp file
+	addr, srv, lg := startServer(t, cfg, eng)
 	c := dialClient(t, addr)
 	c.cmd("EHLO client.test", "250")
 	if rp := c.sendMail("a@example.org", []string{"b@example.net"}, stuff(cleanMsg)); !strings.HasPrefix(rp, "421 4.3.0") {
@@ -169,6 +180,9 @@ func TestPanicRecovered(t *testing.T) {
 	}
 	if len(up.transactions()) != 0 {
 		t.Error("message relayed after a panic")
+	}
+	if ents, _ := os.ReadDir(cfg.SpoolDir); len(ents) != 0 {
+		t.Errorf("spool dir after a panic: %v", ents)
 	}
 	srv.panicCount.Store(0) // expected here; startServer checks for others
 }
