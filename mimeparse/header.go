@@ -190,16 +190,15 @@ func (p *parser) endField(h *headerState) {
 		return
 	}
 	colon, _ := fieldNameEnd(raw)
-	name := raw[:colon]
-	if i := bytes.IndexAny(name, " \t"); i >= 0 {
+	all := string(raw[:len(raw)-lineBreakLen(raw)]) // one copy; Name and Raw share it
+	name := all[:colon]
+	if i := strings.IndexAny(name, " \t"); i >= 0 {
 		name = name[:i]
 		h.add(DefectSpaceBeforeColon)
 	}
-	rest := raw[colon+1:]
-	rest = rest[:len(rest)-lineBreakLen(rest)]
 	f := Field{
-		Name:  string(name),
-		Raw:   string(rest),
+		Name:  name,
+		Raw:   all[colon+1:],
 		Start: h.curOff,
 		End:   h.curOff + int64(len(raw)),
 	}
