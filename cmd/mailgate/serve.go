@@ -66,6 +66,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailgate serve: %v\n", err)
 		return 1
 	}
+	// Signals are caught from here on, before anything listens.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	log := proxy.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	srv, err := proxy.NewServer(cfg, proxy.Options{Logger: log, LoadEngine: proxy.PolicyLoader(policies.FS)})
 	if err != nil {
@@ -90,9 +94,6 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Info("listening", "addr", a.String(), "upstream", cfg.Upstream, "config", cfg.File)
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve() }()
 	for {

@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"net/smtp"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestServeUsageAndConfigErrors(t *testing.T) {
@@ -39,5 +44,68 @@ func TestServeUsageAndConfigErrors(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), "bad.yaml:3:") {
 		t.Errorf("policy error without position: %q", errb.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeSignals runs `mailgate serve` in-process with the embedded
+// defaults: a message lands in the Maildir, SIGHUP reloads, SIGTERM stops
+// with exit code 0.
+func TestServeSignals(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir) // the default Maildir is ./mailgate-mail/
+	var out, errb syncBuffer
+	code := make(chan int, 1)
+	go func() { code <- runServe([]string{"--listen", "127.0.0.1:0"}, &out, &errb) }()
+	re := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`)
+	var addr string
+	for i := 0; i < 500 && addr == ""; i++ {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			addr = m[1]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if addr == "" {
+		t.Fatalf("no listen address; stdout %q stderr %q", out.String(), errb.String())
+	}
+	if err := smtp.SendMail(addr, nil, "a@example.org", []string{"b@example.net"}, []byte("Subject: hi\r\n\r\nhello\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "mailgate-mail", "new"))
+	if len(ents) != 1 {
+		t.Fatalf("maildir new/ holds %d files", len(ents))
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	for i := 0; i < 500 && !strings.Contains(errb.String(), "configuration reloaded"); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(errb.String(), "configuration reloaded") {
+		t.Errorf("no reload logged: %s", errb.String())
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	select {
+	case got := <-code:
+		if got != 0 {
+			t.Errorf("exit %d after SIGTERM; stderr %s", got, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop after SIGTERM")
 	}
 }
