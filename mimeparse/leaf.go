@@ -170,13 +170,12 @@ func (p *parser) addText(t string) {
 	if p.textBudget <= 0 || t == "" {
 		return
 	}
-	if p.text.Len() > 0 {
-		p.text.WriteByte('\n')
-		p.textBudget--
+	if len(p.texts) > 0 {
+		p.textBudget-- // the "\n" that joins them
 	}
 	if len(t) > p.textBudget {
 		t = strings.ToValidUTF8(t[:max(p.textBudget, 0)], "")
 	}
-	p.text.WriteString(t)
+	p.texts = append(p.texts, t)
 	p.textBudget -= len(t)
 }

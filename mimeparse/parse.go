@@ -94,9 +94,9 @@ type parser struct {
 	pendBuf []byte
 	outBuf  []byte
 	leafBuf leaf
-	limited bool // limit-mime-parts hit
-	nfields int  // header fields kept so far (maxTotalFields)
-	text    strings.Builder
+	limited bool     // limit-mime-parts hit
+	nfields int      // header fields kept so far (maxTotalFields)
+	texts   []string // decoded text of text/* leaves, joined into Message.Text
 }
 
 func (p *parser) run() {
@@ -398,7 +398,7 @@ func (p *parser) msgDefect(d string) {
 // finish sets the sizes and collects every part's defects into the message.
 func (p *parser) finish() {
 	p.msg.Size = p.in.off
-	p.msg.Text = p.text.String()
+	p.msg.Text = strings.Join(p.texts, "\n")
 	if len(p.msg.Parts) > 0 {
 		p.msg.Parts[0].EndOffset = p.in.off
 	}
