@@ -113,7 +113,7 @@ func swaksData(t *testing.T, addr, from, to string, msg []byte, extra ...string)
 }
 
 // stripPostfixTrace removes the header fields Postfix's local delivery adds
-// on top (Return-Path, Delivered-To, Received) so the rest can be compared
+// on top (Return-Path, X-Original-To, Delivered-To, Received) so the rest can be compared
 // with what was sent.
 func stripPostfixTrace(b []byte) []byte {
 	for {
@@ -122,7 +122,7 @@ func stripPostfixTrace(b []byte) []byte {
 			return b
 		}
 		name := strings.ToLower(string(line))
-		if strings.HasPrefix(name, "return-path:") || strings.HasPrefix(name, "delivered-to:") || strings.HasPrefix(name, "received:") {
+		if strings.HasPrefix(name, "return-path:") || strings.HasPrefix(name, "x-original-to:") || strings.HasPrefix(name, "delivered-to:") || strings.HasPrefix(name, "received:") {
 			b = rest
 			// continuation lines of a folded field
 			for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
