@@ -112,7 +112,7 @@ func (s *Session) cmdBdat(ctx context.Context, arg string) {
 	}
 	cfg := s.rt.cfg
 	if s.tx != nil && s.tx.bdat == nil && len(s.tx.rcpts) > 0 {
-		s.tx.bdat = &bdatState{sp: newSpool(cfg.SpoolDir, cfg.Limits.SpoolMemory), h: sha256.New(),
+		s.tx.bdat = &bdatState{sp: newSpool(cfg.SpoolDir, cfg.Limits.SpoolMemory, s.srv.spoolBudget), h: sha256.New(),
 			crlf: crlfChecker{normalize: cfg.BareNewline == "normalize"}, start: time.Now()}
 	}
 	var b *bdatState

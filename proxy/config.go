@@ -54,7 +54,8 @@ type Limits struct {
 	HeaderBytes    int64
 	ArchiveDepth   int
 	ArchiveEntries int
-	SpoolMemory    int64
+	SpoolMemory    int64 // per message
+	SpoolTotal     int64 // all sessions' in-memory spools together
 	InspectSpill   int64
 	Errors         int // protocol errors before the session is closed with 421
 }
@@ -92,7 +93,7 @@ func DefaultConfig() *Config {
 		Limits: Limits{
 			MessageSize: 50 << 20, Recipients: 100, Connections: 1000, LineLength: 64 << 10,
 			MimeDepth: 20, MimeParts: 1000, HeaderBytes: 1 << 20, ArchiveDepth: 3,
-			ArchiveEntries: 1000, SpoolMemory: 1 << 20, InspectSpill: 64 << 20, Errors: 20,
+			ArchiveEntries: 1000, SpoolMemory: 1 << 20, SpoolTotal: 64 << 20, InspectSpill: 64 << 20, Errors: 20,
 		},
 		Timeouts: Timeouts{
 			Command: 5 * time.Minute, DataIdle: 5 * time.Minute, DataTotal: 30 * time.Minute,
@@ -157,6 +158,7 @@ type fileLimits struct {
 	ArchiveDepth   *int  `yaml:"archive_depth"`
 	ArchiveEntries *int  `yaml:"archive_entries"`
 	SpoolMemory    *size `yaml:"spool_memory"`
+	SpoolTotal     *size `yaml:"spool_memory_total"`
 	InspectSpill   *size `yaml:"inspect_spill"`
 	Errors         *int  `yaml:"errors"`
 }
@@ -379,6 +381,7 @@ func applyLimits(l *Limits, f *fileLimits) {
 	setI(&l.ArchiveDepth, f.ArchiveDepth)
 	setI(&l.ArchiveEntries, f.ArchiveEntries)
 	setS(&l.SpoolMemory, f.SpoolMemory)
+	setS(&l.SpoolTotal, f.SpoolTotal)
 	setS(&l.InspectSpill, f.InspectSpill)
 	setI(&l.Errors, f.Errors)
 }

@@ -41,7 +41,7 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 	t0 := time.Now()
 	s.rd.idle, s.rd.hard = cfg.Timeouts.DataIdle, t0.Add(cfg.Timeouts.DataTotal)
 
-	sp := newSpool(cfg.SpoolDir, cfg.Limits.SpoolMemory)
+	sp := newSpool(cfg.SpoolDir, cfg.Limits.SpoolMemory, s.srv.spoolBudget)
 	defer sp.Close()
 	dr := newDotReader(s.br, cfg.BareNewline == "normalize")
 	lr := &limitReader{r: dr, n: cfg.Limits.MessageSize}
@@ -184,7 +184,7 @@ func (s *Session) relay(ctx context.Context, sp *spool, msg *mimeparse.Message, 
 		return
 	}
 	if !ed.Empty() && s.rt.engine != nil && msg != nil {
-		out := newSpool(s.rt.cfg.SpoolDir, s.rt.cfg.Limits.SpoolMemory)
+		out := newSpool(s.rt.cfg.SpoolDir, s.rt.cfg.Limits.SpoolMemory, s.srv.spoolBudget)
 		defer out.Close()
 		if _, err := s.rt.engine.Rewrite(out, body, msg, ed); err != nil {
 			s.log.Error("rewriting failed", "err", err)

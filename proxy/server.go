@@ -59,6 +59,10 @@ type Server struct {
 	ctx       context.Context // cancelled when shutdown begins
 	cancel    context.CancelFunc
 	metricsHS *http.Server
+
+	// spoolBudget bounds the message bytes all sessions hold in memory;
+	// sized from the first config (limits.spool_memory_total), like listen.
+	spoolBudget *memBudget
 }
 
 // NewServer validates cfg, loads its policies and builds the upstream.
@@ -76,6 +80,7 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.rt.Store(rt)
+	s.spoolBudget = newMemBudget(cfg.Limits.SpoolTotal)
 	return s, nil
 }
 

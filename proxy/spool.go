@@ -5,30 +5,90 @@ import (
 	"errors"
 	"io"
 	"os"
+	"sync/atomic"
 )
+
+// memBudget is the process-wide allowance for messages held in memory
+// (limits.spool_memory_total). A spool that cannot reserve what it needs
+// goes to disk at once, so a thousand slow clients cost a thousand small
+// buffers, not a thousand spool_memory buffers (DESIGN invariant 3).
+type memBudget struct{ left atomic.Int64 }
+
+func newMemBudget(n int64) *memBudget {
+	b := &memBudget{}
+	b.left.Store(n)
+	return b
+}
+
+// reserve takes n bytes from the budget, or nothing and false.
+func (b *memBudget) reserve(n int64) bool {
+	if b == nil {
+		return true
+	}
+	for {
+		left := b.left.Load()
+		if left < n {
+			return false
+		}
+		if b.left.CompareAndSwap(left, left-n) {
+			return true
+		}
+	}
+}
+
+func (b *memBudget) release(n int64) {
+	if b != nil && n > 0 {
+		b.left.Add(n)
+	}
+}
+
+// spoolChunk is the step in which a spool reserves memory from the budget.
+const spoolChunk = 64 << 10
 
 // spool holds one message: in memory up to max bytes, then in a temp file.
 // The temp file (mode 0600, random name) is unlinked as soon as it is
 // created, so it disappears with the process whatever happens to the
 // session — a crash included — and nothing can open it by name.
 type spool struct {
-	dir string
-	max int64
-	buf bytes.Buffer
-	f   *os.File
-	n   int64
-	err error // first write error, sticky
+	dir      string
+	max      int64
+	budget   *memBudget // nil: no process-wide bound
+	reserved int64      // bytes taken from budget
+	buf      bytes.Buffer
+	f        *os.File
+	n        int64
+	err      error // first write error, sticky
 }
 
 var _ io.Writer = (*spool)(nil)
 
-func newSpool(dir string, max int64) *spool { return &spool{dir: dir, max: max} }
+func newSpool(dir string, max int64, budget *memBudget) *spool {
+	return &spool{dir: dir, max: max, budget: budget}
+}
+
+// fits reports whether n more bytes may stay in memory, reserving them
+// from the budget in spoolChunk steps.
+func (s *spool) fits(n int64) bool {
+	need := int64(s.buf.Len()) + n
+	if need > s.max {
+		return false
+	}
+	if need <= s.reserved {
+		return true
+	}
+	step := (need - s.reserved + spoolChunk - 1) / spoolChunk * spoolChunk
+	if !s.budget.reserve(step) {
+		return false
+	}
+	s.reserved += step
+	return true
+}
 
 func (s *spool) Write(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
-	if s.f == nil && int64(s.buf.Len())+int64(len(p)) > s.max {
+	if s.f == nil && !s.fits(int64(len(p))) {
 		f, err := os.CreateTemp(s.dir, "mailgate-spool-*")
 		if err != nil {
 			s.err = err
@@ -46,6 +106,8 @@ func (s *spool) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		s.buf = bytes.Buffer{}
+		s.budget.release(s.reserved)
+		s.reserved = 0
 	}
 	var n int
 	var err error
@@ -84,6 +146,8 @@ func (s *spool) OnDisk() bool { return s.f != nil }
 // Close releases the spool.
 func (s *spool) Close() error {
 	s.buf = bytes.Buffer{}
+	s.budget.release(s.reserved)
+	s.reserved = 0
 	if s.f == nil {
 		return nil
 	}
