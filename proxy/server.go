@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -292,7 +293,9 @@ func (s *Server) kick(force bool) {
 	}
 }
 
-// ListenMetrics serves Prometheus metrics on addr (path /metrics).
+// ListenMetrics serves Prometheus metrics on addr (path /metrics) and the
+// Go profiler under /debug/pprof/ (the metrics address is an operator's
+// loopback port; profiles are how a slow gateway is diagnosed in place).
 func (s *Server) ListenMetrics(addr string) (net.Addr, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -300,6 +303,11 @@ func (s *Server) ListenMetrics(addr string) (net.Addr, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
 	s.metricsHS = hs

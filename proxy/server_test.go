@@ -211,6 +211,15 @@ func TestMetricsEndpoint(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+	resp, err = cl.Get("http://" + ma.String() + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine profile:") {
+		t.Errorf("/debug/pprof/goroutine: %d %.200q", resp.StatusCode, body)
+	}
 }
 
 func TestXforwardTrusted(t *testing.T) {
