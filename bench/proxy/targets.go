@@ -144,11 +144,8 @@ func startMailgate(e *env, name string, policies []string, conns int) (*target, 
 	return t, nil
 }
 
-// packPolicies returns every shipped pack (policies/*.yaml) but default.yaml,
-// spam-basics replaced by a copy with its rate and greylist thresholds
-// raised. default.yaml is the conservative subset of dangerous-attachments
-// that serve applies when nothing is configured; loaded beside it, its rule
-// names would clash (mailgate refuses duplicate names).
+// packPolicies returns every shipped pack (policies/*.yaml), spam-basics
+// replaced by a copy with its rate and greylist thresholds raised.
 func packPolicies(e *env) ([]string, error) {
 	files, _ := filepath.Glob(filepath.Join(e.root, "policies", "*.yaml"))
 	if len(files) == 0 {
@@ -156,9 +153,6 @@ func packPolicies(e *env) ([]string, error) {
 	}
 	var out []string
 	for _, f := range files {
-		if filepath.Base(f) == "default.yaml" {
-			continue
-		}
 		if filepath.Base(f) == "spam-basics.yaml" {
 			src, err := os.ReadFile(f)
 			if err != nil {

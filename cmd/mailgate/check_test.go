@@ -284,11 +284,11 @@ func TestCheckTextAndExplain(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	for _, want := range []string{
-		"exe-as-pdf.eml: reject [executable-content] 550 5.7.1",
+		"exe-as-pdf.eml: reject [default-executable-content] 550 5.7.1",
 		"pdf-attachment.eml: accept",
-		"executable-content           MATCH → reject",
-		"fail-closed-limits           no match",
-		"executable-names             not reached (executable-content decided)",
+		"default-executable-content   MATCH → reject",
+		"default-fail-closed-limits   no match",
+		"default-executable-names     not reached (default-executable-content decided)",
 		"when:  any(Attachments, .Executable",
 		`filename="invoice.pdf" ext="pdf" detected="application/vnd.microsoft.portable-executable" executable=true`,
 		"2 messages: accept 1, reject 1",
