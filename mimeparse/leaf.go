@@ -146,6 +146,10 @@ func (p *parser) embedded(part *Part, list []inspect.Embedded) {
 		if ct == "" {
 			ct = "application/octet-stream"
 		}
+		// A uuencode "begin" line or a TNEF attribute may carry raw 8-bit
+		// bytes: names are UTF-8 everywhere else, so here too (the
+		// extension, what policies match on, is ASCII either way).
+		e.Name = strings.ToValidUTF8(e.Name, "\uFFFD")
 		c := &Part{
 			Path:         path,
 			Depth:        part.Depth + 1,
