@@ -2,10 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-
-	"hash"
 	"io"
 	"strconv"
 	"strings"
@@ -20,7 +16,6 @@ import (
 // DATA upstream").
 type bdatState struct {
 	sp    *spool
-	h     hash.Hash
 	crlf  crlfChecker
 	size  int64
 	big   bool
@@ -112,7 +107,7 @@ func (s *Session) cmdBdat(ctx context.Context, arg string) {
 	}
 	cfg := s.rt.cfg
 	if s.tx != nil && s.tx.bdat == nil && len(s.tx.rcpts) > 0 {
-		s.tx.bdat = &bdatState{sp: newSpool(cfg.SpoolDir, cfg.Limits.SpoolMemory, s.srv.spoolBudget), h: sha256.New(),
+		s.tx.bdat = &bdatState{sp: newSpool(cfg.SpoolDir, cfg.Limits.SpoolMemory, s.srv.spoolBudget),
 			crlf: crlfChecker{normalize: cfg.BareNewline == "normalize"}, start: time.Now()}
 	}
 	var b *bdatState
@@ -180,7 +175,7 @@ func (s *Session) cmdBdat(ctx context.Context, arg string) {
 		}
 		msg, perr = mimeparse.Parse(raw, s.mimeLimits())
 	}
-	s.decide(ctx, b.sp, hex.EncodeToString(b.h.Sum(nil)), msg, perr, timing)
+	s.decide(ctx, b.sp, msg, perr, timing)
 }
 
 func firstField(fs []string) string {
@@ -191,7 +186,7 @@ func firstField(fs []string) string {
 }
 
 // bdatWriter takes chunk bytes: line-ending check, size limit (counted,
-// not stored, past the limit), spool and hash.
+// not stored, past the limit) and spool.
 type bdatWriter struct {
 	b   *bdatState
 	max int64
@@ -214,5 +209,4 @@ func (w *bdatWriter) spool(p []byte) {
 		return
 	}
 	b.sp.Write(p) // a spool error is sticky and checked at LAST
-	b.h.Write(p)
 }

@@ -45,8 +45,7 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 	defer sp.Close()
 	dr := newDotReader(s.br, cfg.BareNewline == "normalize")
 	lr := &limitReader{r: dr, n: cfg.Limits.MessageSize}
-	h := sha256.New()
-	tee := io.TeeReader(lr, io.MultiWriter(sp, h))
+	tee := io.TeeReader(lr, sp)
 
 	var msg *mimeparse.Message
 	var perr error
@@ -81,7 +80,7 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 		s.finishRefused(ctx, "local-error", replyLocalError, timing)
 		return
 	}
-	s.decide(ctx, sp, hex.EncodeToString(h.Sum(nil)), msg, perr, timing)
+	s.decide(ctx, sp, msg, perr, timing)
 }
 
 // runRules reports whether the data stage's rules run for this
@@ -99,7 +98,7 @@ func (s *Session) needParse() bool {
 
 // decide evaluates the data stage on a message read whole and spooled, and
 // applies the verdict.
-func (s *Session) decide(ctx context.Context, sp *spool, sum string, msg *mimeparse.Message, perr error, timing []any) {
+func (s *Session) decide(ctx context.Context, sp *spool, msg *mimeparse.Message, perr error, timing []any) {
 	s.srv.metrics.messageSize.Observe(float64(sp.Size()))
 	v := rules.Verdict{Action: rules.ActionContinue}
 	switch {
@@ -125,7 +124,7 @@ func (s *Session) decide(ctx context.Context, sp *spool, sum string, msg *mimepa
 		s.upstreamRset(ctx)
 		s.finish("discard", r(250, 2, 0, 0, "Ok"), timing)
 	case rules.ActionQuarantine:
-		s.applyQuarantine(ctx, sp, sum, v, timing)
+		s.applyQuarantine(ctx, sp, v, timing)
 	default:
 		s.relay(ctx, sp, msg, v, timing)
 	}
@@ -140,6 +139,19 @@ func (s *Session) mimeLimits() mimeparse.Limits {
 	return l
 }
 
+// spoolSHA256 is the hex SHA-256 of the spooled message.
+func spoolSHA256(sp *spool) (string, error) {
+	raw, err := sp.Reader()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, raw); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 // finishRefused answers a refused message and resets the upstream.
 func (s *Session) finishRefused(ctx context.Context, verdict string, rp Reply, timing []any) {
 	s.upstreamRset(ctx)
@@ -151,18 +163,24 @@ func (s *Session) finish(verdict string, rp Reply, timing []any) {
 	s.endTx(verdict, rp, timing)
 }
 
-func (s *Session) applyQuarantine(ctx context.Context, sp *spool, sum string, v rules.Verdict, timing []any) {
-	raw, err := sp.Reader()
+func (s *Session) applyQuarantine(ctx context.Context, sp *spool, v rules.Verdict, timing []any) {
+	// The message's SHA-256 names the quarantine files. It is computed
+	// here, from the spool, rather than while reading DATA: quarantine is
+	// rare, and every other message would pay for a second pass over it.
+	sum, err := spoolSHA256(sp)
 	if err == nil {
-		tx := s.tx
-		rec := quarantineRecord{
-			Time: time.Now().UTC(), Session: s.id, ClientIP: s.client.IP, HELO: s.client.HELO,
-			From: tx.from, Rule: v.Rule, Rules: tx.rules, Size: sp.Size(),
+		var raw io.Reader
+		if raw, err = sp.Reader(); err == nil {
+			tx := s.tx
+			rec := quarantineRecord{
+				Time: time.Now().UTC(), Session: s.id, ClientIP: s.client.IP, HELO: s.client.HELO,
+				From: tx.from, Rule: v.Rule, Rules: tx.rules, Size: sp.Size(),
+			}
+			for _, r := range tx.rcpts {
+				rec.Rcpts = append(rec.Rcpts, r.addr)
+			}
+			err = quarantine(s.rt.cfg.QuarantineDir, raw, sum, rec)
 		}
-		for _, r := range tx.rcpts {
-			rec.Rcpts = append(rec.Rcpts, r.addr)
-		}
-		err = quarantine(s.rt.cfg.QuarantineDir, raw, sum, rec)
 	}
 	if err != nil {
 		s.log.Error("quarantine failed", "err", err)

@@ -58,38 +58,96 @@ func (e *dotEncoder) finish(dst []byte) []byte {
 }
 
 // dotWriter writes a message to w as DATA content; Close writes the end of
-// data (it does not close w).
+// data (it does not close w). It encodes into a pooled spoolChunk buffer
+// and writes to w only when that is full, so the upstream sees one write
+// (one syscall) per 64 KiB, not one per line or per 4 KiB.
 type dotWriter struct {
 	w   io.Writer
 	e   dotEncoder
-	buf []byte
+	b   *[]byte // from chunkPool; nil after Close
+	buf []byte  // encoded, not yet written: (*b)[:len]
 }
 
-var _ io.WriteCloser = (*dotWriter)(nil)
+var (
+	_ io.WriteCloser = (*dotWriter)(nil)
+	_ io.ReaderFrom  = (*dotWriter)(nil)
+)
 
 func newDotWriter(w io.Writer) *dotWriter {
-	return &dotWriter{w: w, e: newDotEncoder(), buf: make([]byte, 0, 8192)}
+	b := getChunk()
+	return &dotWriter{w: w, e: newDotEncoder(), b: b, buf: (*b)[:0]}
 }
 
 func (d *dotWriter) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
+		// Encoding may double every byte (a leading dot, LF to CRLF), and
+		// a pending CR adds two more.
+		room := (cap(d.buf) - len(d.buf) - 2) / 2
+		if room < 512 {
+			if err := d.flush(); err != nil {
+				return n, err
+			}
+			continue
+		}
 		chunk := p
-		if len(chunk) > 4096 {
-			chunk = chunk[:4096]
+		if len(chunk) > room {
+			chunk = chunk[:room]
 		}
-		d.buf = d.e.encode(d.buf[:0], chunk)
-		if _, err := d.w.Write(d.buf); err != nil {
-			return n, err
-		}
+		d.buf = d.e.encode(d.buf, chunk)
 		n += len(chunk)
 		p = p[len(chunk):]
 	}
 	return n, nil
 }
 
-func (d *dotWriter) Close() error {
-	d.buf = d.e.finish(d.buf[:0])
+// ReadFrom encodes r's bytes, read in 32 KiB pieces into the second half
+// of a pooled buffer (io.Copy would allocate one per message).
+func (d *dotWriter) ReadFrom(r io.Reader) (int64, error) {
+	in := getChunk()
+	defer putChunk(in)
+	p := (*in)[:spoolChunk/2]
+	var total int64
+	for {
+		n, err := r.Read(p)
+		if n > 0 {
+			if _, werr := d.Write(p[:n]); werr != nil {
+				return total, werr
+			}
+			total += int64(n)
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+func (d *dotWriter) flush() error {
+	if len(d.buf) == 0 {
+		return nil
+	}
 	_, err := d.w.Write(d.buf)
+	d.buf = d.buf[:0]
+	return err
+}
+
+// Close writes the end of data and everything still buffered, and returns
+// the buffer to the pool.
+func (d *dotWriter) Close() error {
+	if d.b == nil {
+		return nil
+	}
+	if cap(d.buf)-len(d.buf) < 8 {
+		if err := d.flush(); err != nil {
+			return err
+		}
+	}
+	d.buf = d.e.finish(d.buf)
+	err := d.flush()
+	putChunk(d.b)
+	d.b, d.buf = nil, nil
 	return err
 }

@@ -1,10 +1,10 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 )
 
@@ -42,8 +42,17 @@ func (b *memBudget) release(n int64) {
 	}
 }
 
-// spoolChunk is the step in which a spool reserves memory from the budget.
+// spoolChunk is the step in which a spool reserves memory from the budget,
+// and the size of the pooled buffers that hold a message in memory.
 const spoolChunk = 64 << 10
+
+// chunkPool recycles spoolChunk-sized buffers between messages: a message
+// in memory is a list of them, so holding it costs no growth copies and no
+// per-message allocation once the pool is warm.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, spoolChunk); return &b }}
+
+func getChunk() *[]byte  { return chunkPool.Get().(*[]byte) }
+func putChunk(b *[]byte) { chunkPool.Put(b) }
 
 // spool holds one message: in memory up to max bytes, then in a temp file.
 // The temp file (mode 0600, random name) is unlinked as soon as it is
@@ -54,7 +63,7 @@ type spool struct {
 	max      int64
 	budget   *memBudget // nil: no process-wide bound
 	reserved int64      // bytes taken from budget
-	buf      bytes.Buffer
+	chunks   []*[]byte  // the message in memory: full chunks, then the last, filled to n
 	f        *os.File
 	n        int64
 	err      error // first write error, sticky
@@ -69,7 +78,7 @@ func newSpool(dir string, max int64, budget *memBudget) *spool {
 // fits reports whether n more bytes may stay in memory, reserving them
 // from the budget in spoolChunk steps.
 func (s *spool) fits(n int64) bool {
-	need := int64(s.buf.Len()) + n
+	need := s.n + n
 	if need > s.max {
 		return false
 	}
@@ -89,38 +98,59 @@ func (s *spool) Write(p []byte) (int, error) {
 		return 0, s.err
 	}
 	if s.f == nil && !s.fits(int64(len(p))) {
-		f, err := os.CreateTemp(s.dir, "mailgate-spool-*")
+		if err := s.spill(); err != nil {
+			s.err = err
+			return 0, err
+		}
+	}
+	if s.f != nil {
+		n, err := s.f.Write(p)
+		s.n += int64(n)
 		if err != nil {
 			s.err = err
-			return 0, err
 		}
-		// Unlinked at once: the open descriptor keeps the data.
-		if err := os.Remove(f.Name()); err != nil {
-			f.Close()
-			s.err = err
-			return 0, err
-		}
-		s.f = f
-		if _, err := f.Write(s.buf.Bytes()); err != nil {
-			s.err = err
-			return 0, err
-		}
-		s.buf = bytes.Buffer{}
-		s.budget.release(s.reserved)
-		s.reserved = 0
+		return n, err
 	}
-	var n int
-	var err error
-	if s.f != nil {
-		n, err = s.f.Write(p)
-	} else {
-		n, err = s.buf.Write(p)
+	n := len(p)
+	for len(p) > 0 {
+		off := int(s.n % spoolChunk)
+		if off == 0 && int64(len(s.chunks))*spoolChunk == s.n {
+			s.chunks = append(s.chunks, getChunk())
+		}
+		c := copy((*s.chunks[len(s.chunks)-1])[off:], p)
+		p = p[c:]
+		s.n += int64(c)
 	}
-	s.n += int64(n)
+	return n, nil
+}
+
+// spill moves the message to an unlinked temp file.
+func (s *spool) spill() error {
+	f, err := os.CreateTemp(s.dir, "mailgate-spool-*")
 	if err != nil {
-		s.err = err
+		return err
 	}
-	return n, err
+	// Unlinked at once: the open descriptor keeps the data.
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return err
+	}
+	s.f = f
+	if _, err := s.memReader().WriteTo(f); err != nil {
+		return err
+	}
+	s.freeChunks()
+	return nil
+}
+
+func (s *spool) freeChunks() {
+	for i, c := range s.chunks {
+		putChunk(c)
+		s.chunks[i] = nil
+	}
+	s.chunks = s.chunks[:0]
+	s.budget.release(s.reserved)
+	s.reserved = 0
 }
 
 // Size is the number of bytes spooled.
@@ -132,7 +162,7 @@ func (s *spool) Reader() (io.Reader, error) {
 		return nil, s.err
 	}
 	if s.f == nil {
-		return bytes.NewReader(s.buf.Bytes()), nil
+		return s.memReader(), nil
 	}
 	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
@@ -140,23 +170,82 @@ func (s *spool) Reader() (io.Reader, error) {
 	return io.LimitReader(s.f, s.n), nil
 }
 
+func (s *spool) memReader() *chunkReader {
+	return &chunkReader{chunks: s.chunks, left: s.n}
+}
+
 // OnDisk reports whether the message went past the memory threshold.
 func (s *spool) OnDisk() bool { return s.f != nil }
 
 // Close releases the spool.
 func (s *spool) Close() error {
-	s.buf = bytes.Buffer{}
-	s.budget.release(s.reserved)
-	s.reserved = 0
+	s.freeChunks()
+	if s.err == nil {
+		s.err = errors.New("proxy: spool closed")
+	}
 	if s.f == nil {
 		return nil
 	}
 	err := s.f.Close()
 	s.f = nil
-	if s.err == nil {
-		s.err = errors.New("proxy: spool closed")
-	}
 	return err
+}
+
+// chunkReader reads a message held in spool chunks. It is valid until the
+// spool is closed.
+type chunkReader struct {
+	chunks []*[]byte
+	off    int   // in chunks[0]
+	left   int64 // bytes not yet read
+}
+
+var (
+	_ io.Reader   = (*chunkReader)(nil)
+	_ io.WriterTo = (*chunkReader)(nil)
+)
+
+// next is the unread part of the current chunk.
+func (r *chunkReader) next() []byte {
+	for len(r.chunks) > 0 && r.off == spoolChunk {
+		r.chunks, r.off = r.chunks[1:], 0
+	}
+	if r.left == 0 || len(r.chunks) == 0 {
+		return nil
+	}
+	b := (*r.chunks[0])[r.off:]
+	if int64(len(b)) > r.left {
+		b = b[:r.left]
+	}
+	return b
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	b := r.next()
+	if len(b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, b)
+	r.off += n
+	r.left -= int64(n)
+	return n, nil
+}
+
+// WriteTo writes the rest in whole chunks: one Write per 64 KiB.
+func (r *chunkReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		b := r.next()
+		if len(b) == 0 {
+			return total, nil
+		}
+		n, err := w.Write(b)
+		r.off += n
+		r.left -= int64(n)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // limitReader returns errTooBig once more than n bytes were read.

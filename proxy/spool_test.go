@@ -53,3 +53,60 @@ func TestSpoolBudget(t *testing.T) {
 		t.Fatalf("budget left %d after every spool closed, want %d", b.left.Load(), 2*spoolChunk)
 	}
 }
+
+// TestSpoolChunks: a message held in several pooled chunks, or spilled to
+// disk part way, reads back byte for byte, by Read and by WriteTo, whatever
+// the sizes of the writes that built it.
+func TestSpoolChunks(t *testing.T) {
+	msg := make([]byte, 3*spoolChunk+1234)
+	for i := range msg {
+		msg[i] = byte(i*7 + i/251)
+	}
+	for _, tc := range []struct {
+		name   string
+		max    int64
+		step   int
+		onDisk bool
+	}{
+		{"memory, 1000-byte writes", 1 << 20, 1000, false},
+		{"memory, one write", 1 << 20, len(msg), false},
+		{"memory, chunk-sized writes", 1 << 20, spoolChunk, false},
+		{"spilled after two chunks", 2*spoolChunk + 10, 4096, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newMemBudget(64 << 20)
+			sp := newSpool(t.TempDir(), tc.max, b)
+			defer sp.Close()
+			for p := msg; len(p) > 0; {
+				n := min(tc.step, len(p))
+				if w, err := sp.Write(p[:n]); err != nil || w != n {
+					t.Fatalf("Write = %d, %v", w, err)
+				}
+				p = p[n:]
+			}
+			if sp.OnDisk() != tc.onDisk || sp.Size() != int64(len(msg)) {
+				t.Fatalf("on disk %v size %d, want %v %d", sp.OnDisk(), sp.Size(), tc.onDisk, len(msg))
+			}
+			r, err := sp.Reader()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			if _, err := io.Copy(&got, r); err != nil || !bytes.Equal(got.Bytes(), msg) {
+				t.Fatalf("WriteTo read back %d bytes (err %v), differ from the %d written", got.Len(), err, len(msg))
+			}
+			r, _ = sp.Reader()
+			small, err := io.ReadAll(io.LimitReader(r, int64(len(msg))+1))
+			if err != nil || !bytes.Equal(small, msg) {
+				t.Fatalf("Read read back %d bytes (err %v)", len(small), err)
+			}
+			sp.Close()
+			if b.left.Load() != 64<<20 {
+				t.Fatalf("budget left %d after Close", b.left.Load())
+			}
+			if _, err := sp.Reader(); err == nil {
+				t.Fatal("Reader after Close: want an error, the chunks are recycled")
+			}
+		})
+	}
+}

@@ -329,7 +329,12 @@ func (c *smtpConn) Data(ctx context.Context, msg io.Reader) (Reply, error) {
 		return rp, err
 	}
 	c.deadline(ctx)
-	dw := newDotWriter(&deadlineWriter{w: c.bw, c: c.c, timeout: c.u.timeout})
+	// The command buffer is empty after cmd; the message goes to the
+	// connection directly in the dot writer's 64 KiB writes.
+	if err := c.bw.Flush(); err != nil {
+		return Reply{}, fmt.Errorf("%w: sending message: %v", errUpstream, err)
+	}
+	dw := newDotWriter(&deadlineWriter{w: c.c, c: c.c, timeout: c.u.timeout})
 	if _, err := io.Copy(dw, msg); err != nil {
 		return Reply{}, fmt.Errorf("%w: sending message: %v", errUpstream, err)
 	}
