@@ -93,11 +93,13 @@ func BenchmarkParse(b *testing.B) {
 		b.Run(shape, func(b *testing.B) {
 			b.SetBytes(int64(len(raw)))
 			b.ReportAllocs()
+			start := cpuNow()
 			for b.Loop() {
 				if _, err := Parse(bytes.NewReader(raw), DefaultLimits()); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, start, len(raw))
 		})
 	}
 }
@@ -115,6 +117,7 @@ func BenchmarkStdlib(b *testing.B) {
 		b.Run(shape, func(b *testing.B) {
 			b.SetBytes(int64(len(raw)))
 			b.ReportAllocs()
+			start := cpuNow()
 			for b.Loop() {
 				msg, err := mail.ReadMessage(bytes.NewReader(raw))
 				if err != nil {
@@ -124,8 +127,21 @@ func BenchmarkStdlib(b *testing.B) {
 					b.Fatal("no leaves")
 				}
 			}
+			reportCPU(b, start, len(raw))
 		})
 	}
+}
+
+// reportCPU adds CPU time per operation and the throughput it gives
+// (cpu-MB/s): run with -cpu 1 they stay comparable when the machine is
+// shared and wall time is mostly waiting for a core.
+func reportCPU(b *testing.B, start time.Duration, size int) {
+	if start == 0 || b.N == 0 {
+		return
+	}
+	ns := float64(cpuNow()-start) / float64(b.N)
+	b.ReportMetric(ns, "cpu-ns/op")
+	b.ReportMetric(float64(size)*1e3/ns, "cpu-MB/s")
 }
 
 func stdlibWalk(h textproto.MIMEHeader, body io.Reader) int {

@@ -22,6 +22,7 @@ import (
 	"hash"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/gabriel-vasile/mimetype"
 )
@@ -112,6 +113,7 @@ type Inspector struct {
 	closed  bool
 	nest    int      // TNEF/uuencode nesting of this inspector
 	tail    [22]byte // the last bytes: a zip end-of-central-directory record?
+	bufs    *buffers // pooled head, digest and uuencode scanner; nil after Close
 }
 
 // New returns an Inspector for one body.
@@ -120,11 +122,47 @@ func New(opts Options) *Inspector {
 }
 
 func newNested(opts Options, nest int) *Inspector {
-	i := &Inspector{opts: opts.withDefaults(), h: sha256.New(), nest: nest}
+	b := bufPool.Get().(*buffers)
+	b.h.Reset()
+	i := &Inspector{opts: opts.withDefaults(), h: b.h, head: b.head[:0], bufs: b, nest: nest}
 	if i.opts.Text {
-		i.uu = newUUScanner(i)
+		i.uu = &b.uu
+		*i.uu = uuScanner{parent: i, line: b.uu.line[:0], dec: b.uu.dec[:0]}
 	}
 	return i
+}
+
+// buffers are what an Inspector needs for every body, whatever its size:
+// the head kept for sniffing, the SHA-256 state and the uuencode scanner.
+// They go back to bufPool when Close is done with them, so that a small
+// message does not pay for allocating and clearing them per leaf.
+type buffers struct {
+	head []byte
+	h    hash.Hash
+	uu   uuScanner
+}
+
+var bufPool = sync.Pool{New: func() any {
+	return &buffers{
+		head: make([]byte, 0, headMax),
+		h:    sha256.New(),
+		uu:   uuScanner{line: make([]byte, 0, 128), dec: make([]byte, 0, 64)},
+	}
+}}
+
+// release hands the buffers back; the Inspector keeps only its Result.
+func (i *Inspector) release() {
+	b := i.bufs
+	if b == nil {
+		return
+	}
+	// head never grows past its capacity, so b.head is still its array.
+	i.bufs, i.h, i.head = nil, nil, nil
+	if i.uu != nil {
+		b.uu = uuScanner{line: i.uu.line[:0], dec: i.uu.dec[:0]}
+		i.uu = nil
+	}
+	bufPool.Put(b)
 }
 
 // Write consumes p. It never fails on content.
@@ -143,9 +181,6 @@ func (i *Inspector) Write(p []byte) (int, error) {
 	rest := p
 	if !i.decided {
 		n := min(len(p), headMax-len(i.head))
-		if i.head == nil {
-			i.head = make([]byte, 0, headMax)
-		}
 		i.head = append(i.head, p[:n]...)
 		rest = p[n:]
 		if len(i.head) == headMax {
@@ -190,10 +225,13 @@ func (i *Inspector) Close() Result {
 	}
 	r := &i.res
 	r.Size = i.size
-	r.SHA256 = hex.EncodeToString(i.h.Sum(nil))
-	mt := mimetype.Detect(i.head)
-	r.DetectedType = baseType(mt.String())
-	r.Executable = isExecutable(i.head) || mt.Is("application/x-ms-installer")
+	var sum [sha256.Size]byte
+	r.SHA256 = hex.EncodeToString(i.h.Sum(sum[:0]))
+	r.DetectedType = baseType(mimetype.Detect(i.head).String())
+	// mt.Is("application/x-ms-installer") would parse both types (two
+	// maps per leaf); no other node of mimetype's tree has that type as
+	// an alias, so comparing the detected type says the same.
+	r.Executable = isExecutable(i.head) || r.DetectedType == "application/x-ms-installer"
 	if i.kind == kindTNEF && r.DetectedType == "application/octet-stream" {
 		// mimetype has no TNEF signature; name it in the IANA spelling.
 		r.DetectedType = "application/vnd.ms-tnef"
@@ -214,6 +252,7 @@ func (i *Inspector) Close() Result {
 	if i.uu != nil {
 		i.uu.close()
 	}
+	i.release()
 	return i.res
 }
 

@@ -29,6 +29,14 @@ func newUUScanner(p *Inspector) *uuScanner {
 
 func (u *uuScanner) write(p []byte) {
 	for len(p) > 0 {
+		if u.cur == nil && len(u.line) == 0 {
+			// At a line start outside a block only a line starting with
+			// 'b' can matter (endLine ignores every other one): jump to
+			// the next such line, or to the last, unfinished line.
+			if p = skipToB(p); len(p) == 0 {
+				return
+			}
+		}
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			u.appendLine(p)
@@ -38,6 +46,19 @@ func (u *uuScanner) write(p []byte) {
 		u.endLine()
 		p = p[i+1:]
 	}
+}
+
+// skipToB drops the whole lines at the start of p (which starts a line)
+// that do not start with 'b'. What is left starts with 'b' or is the last
+// line of p, without its line break; it may be empty.
+func skipToB(p []byte) []byte {
+	if len(p) > 0 && p[0] == 'b' {
+		return p
+	}
+	if j := bytes.Index(p, []byte("\nb")); j >= 0 {
+		return p[j+1:]
+	}
+	return p[bytes.LastIndexByte(p, '\n')+1:]
 }
 
 func (u *uuScanner) appendLine(p []byte) {
