@@ -1,6 +1,9 @@
 package proxy
 
-import "io"
+import (
+	"bytes"
+	"io"
+)
 
 // dotEncoder is the pure core of the DATA writer: it re-encodes a message
 // for the upstream with canonical CRLF line breaks (a bare CR or LF becomes
@@ -15,7 +18,26 @@ func newDotEncoder() dotEncoder { return dotEncoder{bol: true} }
 
 // encode appends the encoding of src to dst.
 func (e *dotEncoder) encode(dst, src []byte) []byte {
-	for _, c := range src {
+	// The next LF and CR at or after i (len(src): none), each searched
+	// again only once i has passed it, so the scanning stays linear
+	// whatever the mix of CRs and LFs.
+	nextLF, nextCR := -1, -1
+	for i := 0; i < len(src); i++ {
+		if !e.cr && !e.bol {
+			// Fast path: mid-line, copy the run up to the next CR or LF.
+			if nextLF < i {
+				nextLF = indexFrom(src, i, '\n')
+			}
+			if nextCR < i {
+				nextCR = indexFrom(src, i, '\r')
+			}
+			end := min(nextLF, nextCR)
+			dst = append(dst, src[i:end]...)
+			if i = end; i == len(src) {
+				break
+			}
+		}
+		c := src[i]
 		if e.cr {
 			e.cr = false
 			dst = append(dst, '\r', '\n')
@@ -40,6 +62,14 @@ func (e *dotEncoder) encode(dst, src []byte) []byte {
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// indexFrom is the index of the first c in b at or after i, or len(b).
+func indexFrom(b []byte, i int, c byte) int {
+	if j := bytes.IndexByte(b[i:], c); j >= 0 {
+		return i + j
+	}
+	return len(b)
 }
 
 // finish appends the end of data: a line break if the message did not end
