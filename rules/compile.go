@@ -353,7 +353,10 @@ func (c *compiler) compile(rname, field string, s scalar, src string, off int, s
 	if !c.walk(rname, field, s, src, off, stage) {
 		return nil
 	}
-	return prog
+	if !patchPartFields {
+		return prog
+	}
+	return patchedProgram(src, opts, prog)
 }
 
 // compileSafe compiles, turning a panic inside expr into an error.

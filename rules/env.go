@@ -22,8 +22,8 @@ import (
 // struct (behind a pointer) is copied to the heap on every read, while a
 // field of the boxed value is not. Measured with BenchmarkEval (50 rules):
 // 238 → 190 allocations and about 8% less CPU per Eval. Fields of parts
-// (behind []*Part) still allocate on each read: that is expr's reflection,
-// not ours.
+// (behind []*Part) would allocate on each read the same way; compiled
+// programs read them through PartAny and PartBool instead (partfields.go).
 type Env struct {
 	Client   Client
 	Envelope Envelope
@@ -56,6 +56,11 @@ type Env struct {
 	// one hit. Counts are kept in window/16 buckets in the State's bounded
 	// cache, so a hit leaves the count at most window/16 late.
 	Rate func(key, window string) int `expr:"rate"`
+
+	// Internal: how the patched programs read part fields (partfields.go).
+	// Their names are not identifiers, so no policy can write them.
+	PartAny  func(part, field any) any  `expr:"mailgate part any"`
+	PartBool func(part, field any) bool `expr:"mailgate part bool"`
 }
 
 // Identifiers that only exist once the message has been read (data stage).

@@ -26,6 +26,7 @@ type Evaluator struct {
 	stale  bool // Score or Tags changed since envAny was boxed
 
 	strips []*mimeparse.Part // scratch for one rule's strip result
+	boxes  partBoxes         // part fields boxed once per message (partfields.go)
 	sb     strings.Builder
 }
 
@@ -38,6 +39,8 @@ func (s *Set) newEvaluator(st *State) *Evaluator {
 	e.env.HeaderAll = e.headerAll
 	e.env.HasHeader = e.hasHeader
 	e.env.Rate = e.rate
+	e.env.PartAny = e.partAny
+	e.env.PartBool = e.partBool
 	e.env.Lists = s.lists
 	return e
 }
@@ -98,6 +101,7 @@ func (e *Evaluator) prepare(stage Stage, f *Facts) {
 	}
 	m := f.Msg
 	e.msg = m
+	e.boxes.reset(m.Parts)
 	u := e.set.uses
 	env.Subject = m.Header("Subject")
 	if u["From"] || u["FromDomain"] {
@@ -142,7 +146,11 @@ func (e *Evaluator) Eval(stage Stage, f *Facts) Verdict {
 	}
 	e.prepare(stage, f)
 	e.envAny, e.stale = e.env, false
-	defer func() { e.msg, e.envAny = nil, nil; e.env.Parts, e.env.Attachments = nil, nil }()
+	defer func() {
+		e.msg, e.envAny = nil, nil
+		e.env.Parts, e.env.Attachments = nil, nil
+		e.boxes.reset(nil)
+	}()
 	for _, r := range e.set.byStage[stage] {
 		done, err := e.apply(r, stage, f, &v)
 		if err != nil {

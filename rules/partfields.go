@@ -1,0 +1,237 @@
+package rules
+
+import (
+	"fmt"
+	"reflect"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
+
+	"mailgate/mimeparse"
+)
+
+// Reading a field of a part costs an allocation in expr: OpFetchField reads
+// it through reflect, and a field behind a pointer (our []*mimeparse.Part)
+// is addressable, so reflect copies it to the heap to box it, on every
+// read; an archive entry is copied whole each time a loop visits it. With
+// 50 rules that was 2/3 of the allocations of an Eval.
+//
+// So a second compilation of each expression that reads part or archive-
+// entry fields (the first one, unpatched, is the one whose errors and
+// types the user sees) patches every such read, `p.Ext`, into a call of an
+// Evaluator closure held in the Env, partAny(p, fieldIndex) or
+// partBool(p, fieldIndex) (func(any, any) any and func(any, any) bool are
+// signatures expr calls without reflection, OpCallTyped). partBool returns
+// a bool, which boxes for free; partAny returns a value boxed once per
+// message and part, and an archive as a []any of boxed entries, which expr
+// walks without reflection and whose fields it reads without copying.
+// patchPartFields turns the patch on; tests turn it off to compare.
+var patchPartFields = true
+
+const (
+	partAnyName  = "mailgate part any" // not an identifier: no policy can name them
+	partBoolName = "mailgate part bool"
+)
+
+var (
+	partPtrType = reflect.TypeOf(&mimeparse.Part{})
+	partType    = partPtrType.Elem()
+	entryType   = reflect.TypeOf(mimeparse.ArchiveEntry{})
+	boolType    = reflect.TypeOf(true)
+	nPartFields = partType.NumField()
+	archiveIdx  = fieldIndex(partType, "Archive")
+)
+
+// archiveList is the field index partAny takes for "the part's archive as a
+// []any of boxed entries", what a builtin's collection argument gets.
+const archiveList = -1
+
+func fieldIndex(t reflect.Type, name string) int {
+	f, ok := t.FieldByName(name)
+	if !ok || len(f.Index) != 1 {
+		panic("rules: no field " + name + " in " + t.String())
+	}
+	return f.Index[0]
+}
+
+// partFieldPatcher rewrites reads of part and archive-entry fields (see
+// above). It relies on the node types of the checker's first pass, which
+// expr runs before the patchers, and on ast.Walk visiting children first.
+type partFieldPatcher struct{ n int }
+
+func (p *partFieldPatcher) Visit(node *ast.Node) {
+	if b, ok := (*node).(*ast.BuiltinNode); ok && len(b.Arguments) > 0 {
+		// any(.Archive, ...) and friends: walk a []any of boxed entries.
+		if c, ok := b.Arguments[0].(*ast.CallNode); ok && len(c.Arguments) == 2 {
+			id, ok1 := c.Callee.(*ast.IdentifierNode)
+			fi, ok2 := c.Arguments[1].(*ast.IntegerNode)
+			if ok1 && ok2 && id.Value == partAnyName && fi.Value == archiveIdx {
+				fi.Value = archiveList
+			}
+		}
+		return
+	}
+	n, ok := (*node).(*ast.MemberNode)
+	if !ok || n.Optional || n.Method {
+		return
+	}
+	prop, ok := n.Property.(*ast.StringNode)
+	if !ok || n.Node.Type() == nil {
+		return
+	}
+	var st reflect.Type
+	switch t := n.Node.Type(); t {
+	case partPtrType, partType:
+		st = partType
+	case entryType:
+		st = entryType
+	default:
+		return
+	}
+	f, ok := st.FieldByName(prop.Value)
+	if !ok || len(f.Index) != 1 || !f.IsExported() {
+		return // a method (.Header), or an unknown name the checker reported
+	}
+	fn := partAnyName
+	if f.Type == boolType {
+		fn = partBoolName
+	}
+	ast.Patch(node, &ast.CallNode{
+		Callee:    &ast.IdentifierNode{Value: fn},
+		Arguments: []ast.Node{n.Node, &ast.IntegerNode{Value: f.Index[0]}},
+	})
+	p.n++
+}
+
+// readsPartFields reports whether a checked tree reads a field the patcher
+// rewrites, so expressions without any are compiled once.
+func readsPartFields(prog *vm.Program) bool {
+	node := prog.Node()
+	d := &partFieldDetector{}
+	ast.Walk(&node, d)
+	return d.found
+}
+
+type partFieldDetector struct{ found bool }
+
+func (d *partFieldDetector) Visit(node *ast.Node) {
+	if n, ok := (*node).(*ast.MemberNode); ok && !n.Optional && !n.Method && n.Node.Type() != nil {
+		switch n.Node.Type() {
+		case partPtrType, partType, entryType:
+			d.found = true
+		}
+	}
+}
+
+// patchedProgram compiles src again with the part-field patcher. Any
+// failure keeps the unpatched program: the patch is an optimisation only.
+func patchedProgram(src string, opts []expr.Option, prog *vm.Program) *vm.Program {
+	if !readsPartFields(prog) {
+		return prog
+	}
+	pp := &partFieldPatcher{}
+	opts = append(opts[:len(opts):len(opts)], expr.Patch(pp))
+	p2, err := compileSafe(src, opts)
+	if err != nil || pp.n == 0 {
+		return prog
+	}
+	return p2
+}
+
+// partBoxes holds, for the message being evaluated, each part field value
+// boxed once (slot i*nPartFields+field for Parts[i]).
+type partBoxes struct {
+	parts []*mimeparse.Part
+	boxes []any
+	last  int // index of the part found last: loops visit parts in order
+	ready bool
+}
+
+func (pb *partBoxes) reset(parts []*mimeparse.Part) {
+	clear(pb.boxes)
+	pb.parts, pb.boxes, pb.last, pb.ready = parts, pb.boxes[:0], 0, false
+}
+
+// index returns p's position in parts, or -1.
+func (pb *partBoxes) index(p *mimeparse.Part) int {
+	if !pb.ready {
+		n := len(pb.parts) * nPartFields
+		if cap(pb.boxes) < n {
+			pb.boxes = make([]any, n)
+		}
+		pb.boxes = pb.boxes[:n]
+		pb.ready = true
+	}
+	for _, i := range [2]int{pb.last, pb.last + 1} {
+		if i < len(pb.parts) && pb.parts[i] == p {
+			pb.last = i
+			return i
+		}
+	}
+	for i, q := range pb.parts {
+		if q == p {
+			pb.last = i
+			return i
+		}
+	}
+	return -1
+}
+
+func (e *Evaluator) partAny(x, fi any) any {
+	f := fi.(int)
+	switch p := x.(type) {
+	case *mimeparse.Part:
+		if p == nil {
+			panic("cannot get a field from a nil part")
+		}
+		if f == archiveIdx {
+			return p.Archive // kept as typed; the loops take archiveList
+		}
+		i := e.boxes.index(p)
+		if i < 0 {
+			return boxPartField(p, f)
+		}
+		k := f
+		if f == archiveList {
+			k = archiveIdx // the typed archive is never cached: the slot is free
+		}
+		slot := &e.boxes.boxes[i*nPartFields+k]
+		if *slot == nil {
+			*slot = boxPartField(p, f)
+		}
+		return *slot
+	case mimeparse.ArchiveEntry:
+		// x is boxed and not addressable: reflect reads the field in place.
+		return reflect.ValueOf(x).Field(f).Interface()
+	}
+	panic(fmt.Sprintf("cannot get field %d from %T", f, x))
+}
+
+func boxPartField(p *mimeparse.Part, f int) any {
+	if f == archiveList {
+		if p.Archive == nil {
+			return p.Archive
+		}
+		out := make([]any, len(p.Archive))
+		for i, a := range p.Archive {
+			out[i] = a
+		}
+		return out
+	}
+	return reflect.ValueOf(p).Elem().Field(f).Interface()
+}
+
+func (e *Evaluator) partBool(x, fi any) bool {
+	f := fi.(int)
+	switch p := x.(type) {
+	case *mimeparse.Part:
+		if p == nil {
+			panic("cannot get a field from a nil part")
+		}
+		return reflect.ValueOf(p).Elem().Field(f).Bool()
+	case mimeparse.ArchiveEntry:
+		return reflect.ValueOf(x).Field(f).Bool()
+	}
+	panic(fmt.Sprintf("cannot get field %d from %T", f, x))
+}

@@ -1,0 +1,116 @@
+package rules
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/expr-lang/expr/vm"
+
+	"mailgate/mimeparse"
+)
+
+// partFieldPolicy reads part and archive fields every way an expression
+// can: in predicates, by index, in templates, through builtins, in strip.
+const partFieldPolicy = `rules:
+  - name: ext
+    when: 'any(Attachments, .Ext == "exe" || .Ext in ["js", "lnk"])'
+    score: 1
+  - name: archive
+    when: 'any(Attachments, any(.Archive, .Executable || .Encrypted || .Ext in ["js", "exe"]))'
+    score: 1
+  - name: archive-count
+    when: 'sum(Attachments, len(.Archive)) > 1 && count(Parts, .IsMultipart) >= 1'
+    score: 1
+  - name: names
+    when: 'any(Attachments, len(.Names) > 1 || .Size > 100000 || .Depth > 3)'
+    score: 1
+  - name: first-entry
+    when: 'len(Attachments) > 0 && len(Attachments[0].Archive) > 0 && Attachments[0].Archive[0].Name != ""'
+    score: 1
+  - name: optional
+    when: 'Parts[0]?.ContentType startsWith "multipart/"'
+    score: 1
+  - name: part-header
+    when: 'any(Parts, .Header("X-Part-Note") == "exe" || len(.Defects) > 0)'
+    score: 1
+  - name: archived-names
+    when: 'any(Attachments, any(map(.Archive, .Name), # endsWith ".js"))'
+    score: 1
+  - name: tmpl
+    headers: {add: {X-Parts: '{{ join(map(Attachments, .Filename + ":" + .Ext + ":" + string(.Size) + ":" + string(.Macros)), ",") }} {{ len(Attachments) > 0 ? Attachments[0].Archive : nil }} {{ map(Parts, .Path) }}'}}
+  - name: strip-macros
+    strip: 'filter(Attachments, .Macros || any(.Archive, .Executable))'
+`
+
+// TestPartFieldPatch: a patched program decides exactly as the unpatched
+// one, on the test message and on every parsed fixture, for the policy
+// above and every shipped pack.
+func TestPartFieldPatch(t *testing.T) {
+	msgs := map[string]*mimeparse.Message{"testMessage": testMessage(), "benign": benignMessage()}
+	files, _ := filepath.Glob("../testdata/*/*.eml")
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		tcheck(t, err, "reading fixture")
+		m, err := mimeparse.Parse(bytes.NewReader(raw), mimeparse.DefaultLimits())
+		if err == nil && m != nil {
+			msgs[f] = m
+		}
+	}
+	load := func(patch bool) []*Set {
+		t.Helper()
+		patchPartFields = patch
+		defer func() { patchPartFields = true }()
+		sets := []*Set{mustLoad(t, partFieldPolicy, nil, nil), mustLoad(t, benchPolicy(), map[string]string{
+			"internal_domains": "example.org\n", "internal_nets": "10.0.0.0/8\n",
+			"bad_hashes": strings.Repeat("a", 64) + "\n", "bad_senders": "a@b.example\n",
+		}, nil)}
+		packs, _ := filepath.Glob("../policies/*.yaml")
+		for _, p := range packs {
+			s, err := Load(Config{Policies: []string{p}, Lists: map[string]string{"internal_domains": "../policies/lists/internal_domains.txt"}}, NewState(0, nil))
+			tcheck(t, err, "loading "+p)
+			sets = append(sets, s)
+		}
+		return sets
+	}
+	plain, patched := load(false), load(true)
+	if n := countPatched(patched[0]); n < 8 {
+		t.Fatalf("%d programs patched in the test policy, want at least 8", n)
+	}
+	if n := countPatched(plain[0]); n != 0 {
+		t.Fatalf("%d programs patched with the patch off", n)
+	}
+	for i := range plain {
+		for name, m := range msgs {
+			f := testFacts()
+			f.Msg = m
+			want := plain[i].newEvaluator(NewState(0, nil)).Eval(StageData, f)
+			got := patched[i].newEvaluator(NewState(0, nil)).Eval(StageData, f)
+			if !reflect.DeepEqual(fmt.Sprint(got), fmt.Sprint(want)) {
+				t.Errorf("set %d, %s:\npatched   %+v\nunpatched %+v", i, name, got, want)
+			}
+		}
+	}
+	// The test policy fires on the test message, so the comparison above
+	// compared something.
+	v := patched[0].NewEvaluator().Eval(StageData, testFacts())
+	if len(v.Errors) > 0 || len(v.Rules) < 8 || len(v.Edits.Strip) != 1 {
+		t.Fatalf("test policy on testMessage: %+v", v)
+	}
+}
+
+func countPatched(s *Set) int {
+	n := 0
+	for _, r := range s.byStage[StageData] {
+		for _, p := range []*vm.Program{r.when, r.strip} {
+			if p != nil && strings.Contains(p.Disassemble(), partAnyName) || p != nil && strings.Contains(p.Disassemble(), partBoolName) {
+				n++
+			}
+		}
+	}
+	return n
+}
