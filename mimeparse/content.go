@@ -17,7 +17,7 @@ func (p *parser) describe(part *Part, defaultType string) described {
 	var ctField, cteField, cdField *Field
 	for i := range part.Fields {
 		f := &part.Fields[i]
-		switch strings.ToLower(f.Name) {
+		switch fieldKey(f.Name) {
 		case "content-type":
 			if ctField != nil {
 				p.partDefect(part, DefectDuplicateContentType)
@@ -196,6 +196,43 @@ func isToken(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?=", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// describedFields are the field names describe looks for, lower case.
+var describedFields = [...]string{"content-type", "content-transfer-encoding", "content-disposition"}
+
+// fieldKey is strings.ToLower(name) whenever that is one of
+// describedFields, and otherwise some string that is none of them. An ASCII
+// name is compared without allocating; any other goes through
+// strings.ToLower so that Unicode case mapping (U+0130 lowers to 'i') reads
+// a name exactly as before.
+func fieldKey(name string) string {
+	for i := 0; i < len(name); i++ {
+		if name[i] >= 0x80 {
+			return strings.ToLower(name)
+		}
+	}
+	for _, d := range describedFields {
+		if len(name) == len(d) && asciiEqualFold(name, d) {
+			return d
+		}
+	}
+	return ""
+}
+
+// asciiEqualFold compares an ASCII string with a lower-case one, ignoring
+// the case of ASCII letters only.
+func asciiEqualFold(s, lower string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
 			return false
 		}
 	}

@@ -127,11 +127,18 @@ func FuzzMediaHeader(f *testing.F) {
 		`multipart/mixed; boundary=a; boundary=b`,
 		`application/pdf; name="=?utf-8?B?0YHRh9C10YIucGRm?="`,
 		`x; a*=bad'; b*0=1; b*2=3`,
+		`text/plain; Charset=us-ascii; format=flowed; delsp=yes`,
+		`attachment; filename="a.pdf"; name==?utf-8?q?b.exe?=`,
+		`text/plain; charset=a; CHARSET=b`,
+		`a; p1=1; p2=2; p3=3; p4=4; p5=5; p6=6; p7=7; p8=8; p9=9`,
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		m := parseMediaHeader(s)
+		if slow := parseMediaHeaderWith(s, false); !reflect.DeepEqual(m, slow) {
+			t.Fatalf("%q: fast path %+v, general resolve %+v", s, m, slow)
+		}
 		for _, p := range m.params {
 			if len(p.all) == 0 || p.all[0] != p.value && !slices.Contains(p.all, p.value) {
 				t.Fatalf("%q: value %q not among %q", s, p.value, p.all)

@@ -51,6 +51,12 @@ type rawParam struct {
 // continuations and charsets (RFC 2231 §3, §4), and RFC 2047 encoded words
 // inside values (RFC 2047 §5 forbids them; every client decodes them).
 func parseMediaHeader(s string) mediaHeader {
+	return parseMediaHeaderWith(s, true)
+}
+
+// parseMediaHeaderWith is parseMediaHeader; fast false skips resolvePlain,
+// so that tests can check it gives the same as the general resolve.
+func parseMediaHeaderWith(s string, fast bool) mediaHeader {
 	var m mediaHeader
 	i := strings.IndexByte(s, ';')
 	if i < 0 {
@@ -108,7 +114,9 @@ func parseMediaHeader(s string) mediaHeader {
 		}
 		raws = append(raws, rp)
 	}
-	m.resolve(raws)
+	if !fast || !m.resolvePlain(raws) {
+		m.resolve(raws)
+	}
 	return m
 }
 
@@ -167,6 +175,37 @@ func (m *mediaHeader) resolve(raws []rawParam) {
 		}
 		m.params = append(m.params, p)
 	}
+}
+
+// resolvePlain is resolve for the common header, where every parameter is
+// plain (no RFC 2231 section or charset) and appears once: the same params
+// in the same order, without the map and the per-name slices. It reports
+// false, having done nothing, for any other header.
+func (m *mediaHeader) resolvePlain(raws []rawParam) bool {
+	if len(raws) > 8 {
+		return false
+	}
+	for i, r := range raws {
+		if r.section >= 0 || r.star {
+			return false
+		}
+		for _, q := range raws[:i] {
+			if q.base == r.base {
+				return false
+			}
+		}
+	}
+	if len(raws) == 0 {
+		return true
+	}
+	vals := make([]string, len(raws))
+	params := make([]param, 0, len(m.params)+len(raws))
+	m.params = append(params, m.params...)
+	for i, r := range raws {
+		vals[i] = m.plainValue(r.value)
+		m.params = append(m.params, param{name: r.base, value: vals[i], all: vals[i : i+1 : i+1]})
+	}
+	return true
 }
 
 func (m *mediaHeader) plainValue(v string) string {

@@ -1,7 +1,11 @@
 package mimeparse
 
 import (
+	"bytes"
+	"os"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -127,5 +131,63 @@ func TestFieldNameEnd(t *testing.T) {
 		if got != want {
 			t.Errorf("%q: %d, want %d", in, got, want)
 		}
+	}
+}
+
+// TestFieldKey: fieldKey reads a field name as strings.ToLower does, for
+// the names describe switches on, without allocating for ASCII names.
+func TestFieldKey(t *testing.T) {
+	for _, name := range []string{"Content-Type", "content-type", "CONTENT-TYPE", "Content-Transfer-Encoding",
+		"content-DISPOSITION", "Content-Dİsposition", "Content-Typ", "Content-Types", "X-Content-Type", "",
+		"Content-Type\xff", "Subject", "Content-Type "} {
+		got := fieldKey(name)
+		want := strings.ToLower(name)
+		isDescribed := slices.Contains(describedFields[:], want)
+		if isDescribed && got != want || !isDescribed && slices.Contains(describedFields[:], got) {
+			t.Errorf("fieldKey(%q) = %q, strings.ToLower gives %q", name, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(10, func() { fieldKey("Content-Transfer-Encoding") }); n != 0 {
+		t.Errorf("fieldKey allocates %v times for an ASCII name", n)
+	}
+}
+
+// TestMediaHeaderFastPath: resolvePlain gives what the general resolve
+// gives for every Content-Type and Content-Disposition of every fixture
+// (and of the corpus when present).
+func TestMediaHeaderFastPath(t *testing.T) {
+	var raws [][]byte
+	for _, f := range sniffFixtureFiles(t) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws = append(raws, b)
+	}
+	if _, err := os.Stat(corpusDir); err == nil {
+		_, more := corpusMessages(t)
+		raws = append(raws, more...)
+	}
+	n := 0
+	for _, raw := range raws {
+		m, err := Parse(bytes.NewReader(raw), DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range m.Parts {
+			for _, f := range p.Fields {
+				if k := fieldKey(f.Name); k != "content-type" && k != "content-disposition" {
+					continue
+				}
+				n++
+				s := unfold(f.Raw)
+				if fast, slow := parseMediaHeader(s), parseMediaHeaderWith(s, false); !reflect.DeepEqual(fast, slow) {
+					t.Errorf("%q: fast path %+v, general resolve %+v", s, fast, slow)
+				}
+			}
+		}
+	}
+	if n < 100 {
+		t.Fatalf("only %d media headers checked", n)
 	}
 }
