@@ -173,7 +173,7 @@ type dotReader struct {
 var _ io.Reader = (*dotReader)(nil)
 
 func newDotReader(br *bufio.Reader, normalize bool) *dotReader {
-	return &dotReader{br: br, s: newDotScanner(normalize), out: make([]byte, 0, 4096)}
+	return &dotReader{br: br, s: newDotScanner(normalize)}
 }
 
 func (d *dotReader) Read(p []byte) (int, error) {
@@ -198,6 +198,20 @@ func (d *dotReader) Read(p []byte) (int, error) {
 				continue
 			}
 			n = d.br.Buffered()
+		}
+		// Scan straight into p when it can take the worst case (three
+		// bytes out per byte in, a pending CR's three more): no copy
+		// through d.out, and all that is buffered in one go.
+		if direct := (len(p) - 3) / 3; direct >= 512 {
+			buf, _ := d.br.Peek(min(n, direct))
+			out, used := d.s.scan(p[:0:len(p)], buf)
+			if _, err := d.br.Discard(used); err != nil {
+				d.rerr = err
+			}
+			if len(out) > 0 {
+				return len(out), nil
+			}
+			continue
 		}
 		if n > 4096 {
 			n = 4096

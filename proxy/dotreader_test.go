@@ -306,3 +306,43 @@ func TestDotEncoderReference(t *testing.T) {
 		}
 	}
 }
+
+// TestDotReaderDirect: reads with a large p (scanned straight into it) and
+// with small ones (through the reader's own buffer) give the same message,
+// the same violation and leave the same bytes, on random mixes of CR, LF,
+// dots and NUL.
+func TestDotReaderDirect(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	alphabet := []byte("\r\n.x\x00")
+	read := func(in []byte, normalize bool, size int) (string, error, string) {
+		br := bufio.NewReaderSize(bytes.NewReader(in), 4096)
+		dr := newDotReader(br, normalize)
+		var got []byte
+		p := make([]byte, size)
+		var err error
+		for i := 0; i < 1_000_000; i++ {
+			var n int
+			n, err = dr.Read(p)
+			got = append(got, p[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		rest, _ := io.ReadAll(br)
+		return string(got), err, string(rest)
+	}
+	for round := 0; round < 500; round++ {
+		in := make([]byte, rng.IntN(20000))
+		for i := range in {
+			in[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		in = append(in, "\r\n.\r\nQUIT\r\n"...)
+		normalize := round%2 == 0
+		g1, e1, r1 := read(in, normalize, 32<<10)
+		g2, e2, r2 := read(in, normalize, 100)
+		if g1 != g2 || e1 != e2 || r1 != r2 {
+			t.Fatalf("round %d: large reads (%d bytes, %v, rest %d) differ from small (%d, %v, rest %d)",
+				round, len(g1), e1, len(r1), len(g2), e2, len(r2))
+		}
+	}
+}

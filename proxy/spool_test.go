@@ -34,12 +34,21 @@ func TestSpoolBudget(t *testing.T) {
 	if got, _ := io.ReadAll(r); !bytes.Equal(got, payload) {
 		t.Fatalf("spilled spool reads %q, want %q", got, payload)
 	}
-	// Growing past its own limit moves a to disk and returns its share.
+	// Growing past its own limit moves a to disk and returns its share
+	// but one chunk, its write buffer while DATA goes on; Reader (the
+	// message is whole) returns that too.
 	if _, err := a.Write(bytes.Repeat([]byte("a"), 1<<20)); err != nil {
 		t.Fatal(err)
 	}
-	if !a.OnDisk() || b.left.Load() != 2*spoolChunk {
-		t.Fatalf("after spill: on disk %v, budget left %d; want true and %d", a.OnDisk(), b.left.Load(), 2*spoolChunk)
+	if !a.OnDisk() || b.left.Load() != spoolChunk {
+		t.Fatalf("after spill: on disk %v, budget left %d; want true and %d", a.OnDisk(), b.left.Load(), spoolChunk)
+	}
+	ra, err := a.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := io.Copy(io.Discard, ra); n != spoolChunk+1+1<<20 || b.left.Load() != 2*spoolChunk {
+		t.Fatalf("spilled a reads %d bytes, budget left %d; want %d and %d", n, b.left.Load(), spoolChunk+1+1<<20, 2*spoolChunk)
 	}
 	d := newSpool(dir, 1<<20, b)
 	d.Write([]byte("small"))
@@ -72,6 +81,8 @@ func TestSpoolChunks(t *testing.T) {
 		{"memory, one write", 1 << 20, len(msg), false},
 		{"memory, chunk-sized writes", 1 << 20, spoolChunk, false},
 		{"spilled after two chunks", 2*spoolChunk + 10, 4096, true},
+		{"spilled, writes over a chunk", 2*spoolChunk + 10, spoolChunk + 999, true},
+		{"spilled at once", 0, 777, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newMemBudget(64 << 20)
