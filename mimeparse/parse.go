@@ -38,10 +38,14 @@ func Parse(r io.Reader, lim Limits) (*Message, error) {
 	p.pendBuf = bufs.pend[:0]
 	p.outBuf = bufs.out
 	p.textBuf = bufs.text[:0]
+	p.fieldBuf = bufs.field[:0]
 	p.run()
 	p.finish()
 	if cap(p.textBuf) <= 1<<20 {
 		bufs.text = p.textBuf[:0]
+	}
+	if cap(p.fieldBuf) <= 1<<20 {
+		bufs.field = p.fieldBuf[:0]
 	}
 	return p.msg, p.in.err
 }
@@ -50,6 +54,7 @@ func Parse(r io.Reader, lim Limits) (*Message, error) {
 // (nothing in a Message points into them).
 type buffers struct {
 	in, pend, out, text []byte
+	field               []byte // the raw header field being read (endField copies what it keeps)
 }
 
 var bufPool = sync.Pool{New: func() any {
@@ -97,6 +102,36 @@ type parser struct {
 	limited bool     // limit-mime-parts hit
 	nfields int      // header fields kept so far (maxTotalFields)
 	texts   []string // decoded text of text/* leaves, joined into Message.Text
+
+	fieldBuf  []byte  // headerState.cur, reused from field to field and block to block
+	fieldSlab []Field // room for the next header blocks' fields: one allocation for several blocks
+}
+
+// fieldSlabSize is how many Fields one slab holds: the header blocks of a
+// small message (its own fields and those of a few parts) share one.
+const fieldSlabSize = 16
+
+// headerFields returns the empty Field slice a header block appends to.
+func (p *parser) headerFields() []Field {
+	if cap(p.fieldSlab) < 4 {
+		p.fieldSlab = make([]Field, 0, fieldSlabSize)
+	}
+	return p.fieldSlab[:0]
+}
+
+// keepFields ends a header block read into f (from headerFields): the
+// block keeps its fields, capacity cut so that nothing appended to one
+// block's Fields writes into the next, and the slab moves past them.
+func (p *parser) keepFields(f []Field) []Field {
+	n := len(f)
+	if n == 0 {
+		return nil
+	}
+	if n <= cap(p.fieldSlab) {
+		// no append outgrew the slab: f lies at its start
+		p.fieldSlab = p.fieldSlab[n:n]
+	}
+	return f[:n:n]
 }
 
 func (p *parser) run() {
@@ -162,8 +197,10 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 		return p.scanBody(discard{}, 0), true
 	}
 	part := &Part{Depth: e.depth, HeaderOffset: p.in.off}
-	var h headerState
+	h := headerState{cur: p.fieldBuf[:0], fields: p.headerFields()}
 	ended, hm := p.readHeader(&h)
+	p.fieldBuf = h.cur[:0]
+	h.fields = p.keepFields(h.fields)
 	part.Fields = h.fields
 	p.nfields += len(h.fields)
 	part.BodyOffset = p.in.off

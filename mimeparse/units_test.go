@@ -191,3 +191,56 @@ func TestMediaHeaderFastPath(t *testing.T) {
 		t.Fatalf("only %d media headers checked", n)
 	}
 }
+
+// TestFieldSlab: header blocks share slabs of Fields; no block's fields may
+// be overwritten by a later block's, across several slabs, a block larger
+// than a slab, and a part header without fields.
+func TestFieldSlab(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("From: a@example.org\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n")
+	for i := range 60 {
+		b.WriteString("--b\r\n")
+		switch {
+		case i == 7:
+			b.WriteString("\r\n") // no fields
+		case i == 20:
+			for j := range 50 {
+				b.WriteString("X-Many: " + itoa(j) + "\r\n")
+			}
+			b.WriteString("X-N: 20\r\n\r\n")
+		default:
+			b.WriteString("X-N: " + itoa(i) + "\r\nContent-Type: text/plain\r\n\r\n")
+		}
+		b.WriteString("body\r\n")
+	}
+	b.WriteString("--b--\r\n")
+	m, err := Parse(strings.NewReader(b.String()), DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Header("From"); got != "a@example.org" {
+		t.Errorf("From = %q", got)
+	}
+	for i := range 60 {
+		p := findPart(m, itoa(i+1))
+		if p == nil {
+			t.Fatalf("no part %d", i+1)
+		}
+		want := itoa(i)
+		if i == 7 {
+			want = ""
+			if p.Fields != nil {
+				t.Errorf("part 8: fields %v, want none", p.Fields)
+			}
+		}
+		got := ""
+		for _, f := range p.Fields {
+			if f.Name == "X-N" {
+				got = f.Value
+			}
+		}
+		if got != want {
+			t.Errorf("part %d: X-N %q, want %q (fields %v)", i+1, got, want, p.Fields)
+		}
+	}
+}
