@@ -25,9 +25,10 @@ type Evaluator struct {
 	envAny any  // env boxed once per Eval: what the programs run with
 	stale  bool // Score or Tags changed since envAny was boxed
 
-	strips []*mimeparse.Part // scratch for one rule's strip result
-	boxes  partBoxes         // part fields boxed once per message (partfields.go)
-	sb     strings.Builder
+	strips  []*mimeparse.Part // scratch for one rule's strip result
+	scratch verdictScratch
+	boxes   partBoxes // part fields boxed once per message (partfields.go)
+	sb      strings.Builder
 }
 
 // NewEvaluator returns an Evaluator of s using the Set's State.
@@ -146,26 +147,50 @@ func (e *Evaluator) Eval(stage Stage, f *Facts) Verdict {
 	}
 	e.prepare(stage, f)
 	e.envAny, e.stale = e.env, false
+	// The lists grow in the Evaluator's scratch, and the Verdict gets
+	// copies of exactly their size: one allocation each, not one per growth.
+	v.Rules, v.Tags, v.Edits.Headers, v.Edits.Strip = e.scratch.rules[:0], e.scratch.tags[:0], e.scratch.hdrs[:0], e.scratch.strip[:0]
 	defer func() {
 		e.msg, e.envAny = nil, nil
-		e.env.Parts, e.env.Attachments = nil, nil
+		e.env.Parts, e.env.Attachments, e.env.Tags = nil, nil, nil
 		e.boxes.reset(nil)
+		e.scratch.rules, e.scratch.tags, e.scratch.hdrs, e.scratch.strip = v.Rules, v.Tags, v.Edits.Headers, v.Edits.Strip
 	}()
+	e.run(stage, f, &v)
+	v.Rules, v.Tags, v.Edits.Headers, v.Edits.Strip = own(v.Rules), own(v.Tags), own(v.Edits.Headers), own(v.Edits.Strip)
+	return v
+}
+
+// verdictScratch is where Eval grows a Verdict's lists.
+type verdictScratch struct {
+	rules, tags    []string
+	hdrs, ruleHdrs []HeaderEdit
+	strip          []Strip
+}
+
+// own returns a copy of s that shares nothing with it (nil when empty).
+func own[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return append(make([]T, 0, len(s)), s...)
+}
+
+func (e *Evaluator) run(stage Stage, f *Facts, v *Verdict) {
 	for _, r := range e.set.byStage[stage] {
-		done, err := e.apply(r, stage, f, &v)
+		done, err := e.apply(r, stage, f, v)
 		if err != nil {
 			v.Errors = append(v.Errors, fmt.Errorf("rule %s (%s:%d): %w", r.name, r.file, r.line, err))
 			if e.set.ruleErrorContinue {
 				continue
 			}
 			v.Action, v.Reply, v.Rule = ActionTempfail, ReplyRuleError, r.name
-			return v
+			return
 		}
 		if done {
-			return v
+			return
 		}
 	}
-	return v
 }
 
 // apply evaluates one rule and folds it into v; done is true when a
@@ -202,7 +227,8 @@ func (e *Evaluator) apply(r *rule, stage Stage, f *Facts, v *Verdict) (done bool
 		return false, nil
 	}
 	// Expand templates first: an error must leave v untouched.
-	var hdrs []HeaderEdit
+	hdrs := e.scratch.ruleHdrs[:0]
+	defer func() { e.scratch.ruleHdrs = hdrs[:0] }()
 	for _, h := range r.headers {
 		he := HeaderEdit{Op: h.op, Name: h.name, Rule: r.name}
 		if h.value != nil {

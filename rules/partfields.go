@@ -219,6 +219,20 @@ func boxPartField(p *mimeparse.Part, f int) any {
 		}
 		return out
 	}
+	// Through a pointer to the field: boxing an empty string, a nil slice
+	// or a small integer does not allocate (reflect's Interface always does).
+	switch x := reflect.ValueOf(p).Elem().Field(f).Addr().Interface().(type) {
+	case *string:
+		return *x
+	case *[]string:
+		return *x
+	case *int64:
+		return *x
+	case *int:
+		return *x
+	case *bool:
+		return *x
+	}
 	return reflect.ValueOf(p).Elem().Field(f).Interface()
 }
 
