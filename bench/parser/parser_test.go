@@ -125,11 +125,13 @@ func BenchmarkParse(b *testing.B) {
 				b.SetBytes(int64(len(raw)))
 				b.ReportAllocs()
 				b.ResetTimer()
+				start := cpuNow()
 				for i := 0; i < b.N; i++ {
 					if _, err := p.Parse(raw); err != nil {
 						b.Fatal(err)
 					}
 				}
+				reportCPU(b, start, len(raw))
 			})
 		}
 		b.Run(s.Name+"/raw", func(b *testing.B) {
@@ -138,11 +140,13 @@ func BenchmarkParse(b *testing.B) {
 			b.SetBytes(int64(len(src)))
 			b.ReportAllocs()
 			b.ResetTimer()
+			start := cpuNow()
 			for i := 0; i < b.N; i++ {
 				if _, err := Raw(src, dst); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, start, len(src))
 		})
 	}
 }
