@@ -3,6 +3,8 @@ package rules
 import (
 	"fmt"
 	"reflect"
+	"regexp"
+	"strings"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -72,6 +74,15 @@ func (p *partFieldPatcher) Visit(node *ast.Node) {
 		}
 		return
 	}
+	if b, ok := (*node).(*ast.BinaryNode); ok {
+		if t := strTestOf(b); t != nil {
+			ast.Patch(node, &ast.CallNode{
+				Callee:    &ast.IdentifierNode{Value: partBoolName},
+				Arguments: []ast.Node{b.Left.(*ast.CallNode).Arguments[0], &ast.ConstantNode{Value: t}},
+			})
+		}
+		return
+	}
 	n, ok := (*node).(*ast.MemberNode)
 	if !ok || n.Optional || n.Method {
 		return
@@ -102,6 +113,95 @@ func (p *partFieldPatcher) Visit(node *ast.Node) {
 		Arguments: []ast.Node{n.Node, &ast.IntegerNode{Value: f.Index[0]}},
 	})
 	p.n++
+}
+
+// strTest is a string field of a part or entry compared with a constant:
+// `.Ext == "exe"`, `.Ext in ["js", "vbs"]`, `.Filename matches "..."`
+// become one partBool call (children are patched first: b.Left is already
+// a partAny call).
+type strTest struct {
+	field int
+	op    string
+	s     string
+	set   map[string]struct{}
+	re    *regexp.Regexp
+}
+
+func strTestOf(b *ast.BinaryNode) *strTest {
+	c, ok := b.Left.(*ast.CallNode)
+	if !ok || len(c.Arguments) != 2 {
+		return nil
+	}
+	id, ok1 := c.Callee.(*ast.IdentifierNode)
+	fi, ok2 := c.Arguments[1].(*ast.IntegerNode)
+	if !ok1 || !ok2 || id.Value != partAnyName || fi.Value < 0 {
+		return nil
+	}
+	var st reflect.Type
+	switch c.Arguments[0].Type() {
+	case partPtrType, partType:
+		st = partType
+	case entryType:
+		st = entryType
+	default:
+		return nil
+	}
+	if fi.Value >= st.NumField() || st.Field(fi.Value).Type.Kind() != reflect.String {
+		return nil
+	}
+	t := &strTest{field: fi.Value, op: b.Operator}
+	switch b.Operator {
+	case "==", "!=", "startsWith", "endsWith", "contains", "matches":
+		r, ok := b.Right.(*ast.StringNode)
+		if !ok {
+			return nil
+		}
+		t.s = r.Value
+		if b.Operator == "matches" {
+			re, err := regexp.Compile(r.Value)
+			if err != nil {
+				return nil // the checker reported it
+			}
+			t.re = re
+		}
+	case "in":
+		arr, ok := b.Right.(*ast.ArrayNode)
+		if !ok || len(arr.Nodes) == 0 {
+			return nil
+		}
+		t.set = make(map[string]struct{}, len(arr.Nodes))
+		for _, n := range arr.Nodes {
+			sn, ok := n.(*ast.StringNode)
+			if !ok {
+				return nil
+			}
+			t.set[sn.Value] = struct{}{}
+		}
+	default:
+		return nil
+	}
+	return t
+}
+
+func (t *strTest) test(v string) bool {
+	switch t.op {
+	case "==":
+		return v == t.s
+	case "!=":
+		return v != t.s
+	case "startsWith":
+		return strings.HasPrefix(v, t.s)
+	case "endsWith":
+		return strings.HasSuffix(v, t.s)
+	case "contains":
+		return strings.Contains(v, t.s)
+	case "matches":
+		return t.re.MatchString(v)
+	case "in":
+		_, ok := t.set[v]
+		return ok
+	}
+	panic("strTest: operator " + t.op)
 }
 
 // readsPartFields reports whether a checked tree reads a field the patcher
@@ -237,15 +337,25 @@ func boxPartField(p *mimeparse.Part, f int) any {
 }
 
 func (e *Evaluator) partBool(x, fi any) bool {
-	f := fi.(int)
+	switch t := fi.(type) {
+	case *strTest:
+		return t.test(partField(x, t.field).String())
+	case int:
+		return partField(x, t).Bool()
+	}
+	panic(fmt.Sprintf("cannot test %T", fi))
+}
+
+// partField returns field f of a part or entry, without copying it.
+func partField(x any, f int) reflect.Value {
 	switch p := x.(type) {
 	case *mimeparse.Part:
 		if p == nil {
 			panic("cannot get a field from a nil part")
 		}
-		return reflect.ValueOf(p).Elem().Field(f).Bool()
+		return reflect.ValueOf(p).Elem().Field(f)
 	case mimeparse.ArchiveEntry:
-		return reflect.ValueOf(x).Field(f).Bool()
+		return reflect.ValueOf(x).Field(f)
 	}
 	panic(fmt.Sprintf("cannot get field %d from %T", f, x))
 }

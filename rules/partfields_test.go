@@ -41,6 +41,15 @@ const partFieldPolicy = `rules:
   - name: archived-names
     when: 'any(Attachments, any(map(.Archive, .Name), # endsWith ".js"))'
     score: 1
+  - name: string-ops
+    when: 'any(Attachments, .Filename startsWith "inv" && .Filename endsWith ".exe" && .ContentType contains "octet" && .Filename matches "(?i)\\.pdf\\.exe$" && .Ext != "pdf")'
+    score: 1
+  - name: entry-string-ops
+    when: 'any(Attachments, any(.Archive, .Name endsWith ".js" && .DetectedType != "" && .Ext in ["js"] && .Name matches "^run"))'
+    score: 1
+  - name: string-ops-miss
+    when: 'any(Parts, .Path == "9" || .Charset startsWith "iso-" || .SHA256 contains "zz" || .Ext in ["none"] || .Filename matches "^x")'
+    score: 1
   - name: tmpl
     headers: {add: {X-Parts: '{{ join(map(Attachments, .Filename + ":" + .Ext + ":" + string(.Size) + ":" + string(.Macros)), ",") }} {{ len(Attachments) > 0 ? Attachments[0].Archive : nil }} {{ map(Parts, .Path) }}'}}
   - name: strip-macros
@@ -98,8 +107,11 @@ func TestPartFieldPatch(t *testing.T) {
 	// The test policy fires on the test message, so the comparison above
 	// compared something.
 	v := patched[0].NewEvaluator().Eval(StageData, testFacts())
-	if len(v.Errors) > 0 || len(v.Rules) < 8 || len(v.Edits.Strip) != 1 {
+	if len(v.Errors) > 0 || len(v.Rules) < 10 || len(v.Edits.Strip) != 1 {
 		t.Fatalf("test policy on testMessage: %+v", v)
+	}
+	if !contains(v.Rules, "string-ops") || !contains(v.Rules, "entry-string-ops") || contains(v.Rules, "string-ops-miss") {
+		t.Fatalf("string tests on testMessage: rules %v", v.Rules)
 	}
 }
 
