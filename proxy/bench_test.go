@@ -116,3 +116,38 @@ func (discardUpstream) Data(ctx context.Context, msg io.Reader) (Reply, error) {
 func (discardUpstream) Rset(ctx context.Context) (Reply, error) { return replyReset, nil }
 func (discardUpstream) Quit(ctx context.Context)                {}
 func (discardUpstream) Close() error                            { return nil }
+
+// BenchmarkSmallMessage is the small-message load of the bench harness: a
+// new connection per 2 KB message (EHLO, MAIL, RCPT, DATA, QUIT), as
+// smtp-source and most MTAs send, with the embedded default policy.
+func BenchmarkSmallMessage(b *testing.B) {
+	body := "Subject: bench\r\nFrom: a@example.org\r\nTo: b@example.net\r\nMessage-ID: <1@example.org>\r\nDate: Mon, 23 Nov 2026 00:00:00 +0000\r\n\r\n" +
+		strings.Repeat(strings.Repeat("z", 70)+"\r\n", 2000/72)
+	wire := stuff(body)
+	cfg := DefaultConfig()
+	cfg.Upstream, cfg.Listen, cfg.SpoolDir, cfg.EmbeddedPolicy = "smtp://unused.test:25", []string{"127.0.0.1:0"}, b.TempDir(), "default.yaml"
+	eng, err := PolicyLoader(policies.FS)(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := NewServer(cfg, Options{Upstream: discardUpstream{}, LoadEngine: func(*Config) (Engine, error) { return eng, nil }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv.Listen()
+	go srv.Serve()
+	defer srv.Close()
+	addr := srv.Addrs()[0].String()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := dialClient(b, addr)
+		c.cmd("EHLO bench.test", "250")
+		if rp := c.sendMail("a@example.org", []string{"b@example.net"}, wire); !strings.HasPrefix(rp, "250") {
+			b.Fatalf("reply %q", rp)
+		}
+		c.cmd("QUIT", "221")
+		c.c.Close()
+	}
+}
