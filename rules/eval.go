@@ -41,7 +41,6 @@ func (s *Set) newEvaluator(st *State) *Evaluator {
 	e.env.HasHeader = e.hasHeader
 	e.env.Rate = e.rate
 	e.env.PartAny = e.partAny
-	e.env.PartBool = e.partBool
 	e.env.Lists = s.lists
 	return e
 }

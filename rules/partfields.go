@@ -21,20 +21,23 @@ import (
 //
 // So a second compilation of each expression that reads part or archive-
 // entry fields (the first one, unpatched, is the one whose errors and
-// types the user sees) patches every such read, `p.Ext`, into a call of an
-// Evaluator closure held in the Env, partAny(p, fieldIndex) or
-// partBool(p, fieldIndex) (func(any, any) any and func(any, any) bool are
-// signatures expr calls without reflection, OpCallTyped). partBool returns
-// a bool, which boxes for free; partAny returns a value boxed once per
-// message and part, and an archive as a []any of boxed entries, which expr
-// walks without reflection and whose fields it reads without copying.
+// types the user sees) patches every such read, `p.Ext`, into a call:
+//   - a bool field into partBool(p, fieldIndex), a constant function
+//     (pushed, not loaded from the Env) returning a bool, which boxes for
+//     free;
+//   - a string field compared with a constant (`.Ext == "exe"`,
+//     `.Ext in [...]`, startsWith, matches, ...) into partBool(p, test);
+//   - any other field into PartAny(p, fieldIndex), an Evaluator closure in
+//     the Env returning the value boxed once per message and part, and an
+//     archive walked by a builtin as a []any of boxed entries, which expr
+//     loops over without reflection and whose fields it reads in place.
+// func(any, any) bool and func(any, any) any are signatures expr calls
+// without reflection (OpCallTyped).
+
 // patchPartFields turns the patch on; tests turn it off to compare.
 var patchPartFields = true
 
-const (
-	partAnyName  = "mailgate part any" // not an identifier: no policy can name them
-	partBoolName = "mailgate part bool"
-)
+const partAnyName = "mailgate part any" // not an identifier: no policy can name it
 
 var (
 	partPtrType = reflect.TypeOf(&mimeparse.Part{})
@@ -77,7 +80,7 @@ func (p *partFieldPatcher) Visit(node *ast.Node) {
 	if b, ok := (*node).(*ast.BinaryNode); ok {
 		if t := strTestOf(b); t != nil {
 			ast.Patch(node, &ast.CallNode{
-				Callee:    &ast.IdentifierNode{Value: partBoolName},
+				Callee:    &ast.ConstantNode{Value: partBool},
 				Arguments: []ast.Node{b.Left.(*ast.CallNode).Arguments[0], &ast.ConstantNode{Value: t}},
 			})
 		}
@@ -104,12 +107,12 @@ func (p *partFieldPatcher) Visit(node *ast.Node) {
 	if !ok || len(f.Index) != 1 || !f.IsExported() {
 		return // a method (.Header), or an unknown name the checker reported
 	}
-	fn := partAnyName
+	var callee ast.Node = &ast.IdentifierNode{Value: partAnyName}
 	if f.Type == boolType {
-		fn = partBoolName
+		callee = &ast.ConstantNode{Value: partBool} // needs no Evaluator: no Env field to load
 	}
 	ast.Patch(node, &ast.CallNode{
-		Callee:    &ast.IdentifierNode{Value: fn},
+		Callee:    callee,
 		Arguments: []ast.Node{n.Node, &ast.IntegerNode{Value: f.Index[0]}},
 	})
 	p.n++
@@ -336,7 +339,7 @@ func boxPartField(p *mimeparse.Part, f int) any {
 	return reflect.ValueOf(p).Elem().Field(f).Interface()
 }
 
-func (e *Evaluator) partBool(x, fi any) bool {
+func partBool(x, fi any) bool {
 	switch t := fi.(type) {
 	case *strTest:
 		return t.test(partField(x, t.field).String())
