@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"os"
@@ -177,6 +179,11 @@ func TestPolicyDiscardAndQuarantine(t *testing.T) {
 			data, _ := os.ReadFile(filepath.Join(cfg.QuarantineDir, e.Name()))
 			if !strings.Contains(string(data), "Subject: quarantine") {
 				t.Errorf("quarantined message %q", data)
+			}
+			// Named by the SHA-256 of the message as received (computed
+			// from the spool at quarantine time).
+			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:])+".eml" != e.Name() {
+				t.Errorf("quarantined message named %s, its SHA-256 is %x", e.Name(), sum)
 			}
 		}
 	}
