@@ -78,10 +78,17 @@ func (p *partFieldPatcher) Visit(node *ast.Node) {
 		return
 	}
 	if b, ok := (*node).(*ast.BinaryNode); ok {
+		var part ast.Node
+		var test any
 		if t := strTestOf(b); t != nil {
+			part, test = b.Left.(*ast.CallNode).Arguments[0], t
+		} else if t, p := lenTestOf(b); t != nil {
+			part, test = p, t
+		}
+		if test != nil {
 			ast.Patch(node, &ast.CallNode{
 				Callee:    &ast.ConstantNode{Value: partBool},
-				Arguments: []ast.Node{b.Left.(*ast.CallNode).Arguments[0], &ast.ConstantNode{Value: t}},
+				Arguments: []ast.Node{part, &ast.ConstantNode{Value: test}},
 			})
 		}
 		return
@@ -184,6 +191,75 @@ func strTestOf(b *ast.BinaryNode) *strTest {
 		return nil
 	}
 	return t
+}
+
+// lenTest is `len(p.Field) > 0` (==, !=, <, <=, >, >=), with p a part or
+// entry and Field a slice or string.
+type lenTest struct {
+	field int
+	op    string
+	n     int
+}
+
+// lenTestOf returns the test and the part node, or nil.
+func lenTestOf(b *ast.BinaryNode) (*lenTest, ast.Node) {
+	l, ok := b.Left.(*ast.BuiltinNode)
+	r, ok2 := b.Right.(*ast.IntegerNode)
+	if !ok || !ok2 || l.Name != "len" || len(l.Arguments) != 1 {
+		return nil, nil
+	}
+	switch b.Operator {
+	case "==", "!=", "<", "<=", ">", ">=":
+	default:
+		return nil, nil
+	}
+	c, ok := l.Arguments[0].(*ast.CallNode)
+	if !ok || len(c.Arguments) != 2 {
+		return nil, nil
+	}
+	id, ok1 := c.Callee.(*ast.IdentifierNode)
+	fi, ok2 := c.Arguments[1].(*ast.IntegerNode)
+	if !ok1 || !ok2 || id.Value != partAnyName {
+		return nil, nil
+	}
+	f := fi.Value
+	if f == archiveList {
+		f = archiveIdx
+	}
+	var st reflect.Type
+	switch c.Arguments[0].Type() {
+	case partPtrType, partType:
+		st = partType
+	case entryType:
+		st = entryType
+	default:
+		return nil, nil
+	}
+	if f < 0 || f >= st.NumField() {
+		return nil, nil
+	}
+	if k := st.Field(f).Type.Kind(); k != reflect.Slice && k != reflect.String {
+		return nil, nil
+	}
+	return &lenTest{field: f, op: b.Operator, n: r.Value}, c.Arguments[0]
+}
+
+func (t *lenTest) test(n int) bool {
+	switch t.op {
+	case "==":
+		return n == t.n
+	case "!=":
+		return n != t.n
+	case "<":
+		return n < t.n
+	case "<=":
+		return n <= t.n
+	case ">":
+		return n > t.n
+	case ">=":
+		return n >= t.n
+	}
+	panic("lenTest: operator " + t.op)
 }
 
 func (t *strTest) test(v string) bool {
@@ -343,6 +419,8 @@ func partBool(x, fi any) bool {
 	switch t := fi.(type) {
 	case *strTest:
 		return t.test(partField(x, t.field).String())
+	case *lenTest:
+		return t.test(partField(x, t.field).Len())
 	case int:
 		return partField(x, t).Bool()
 	}

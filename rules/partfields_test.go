@@ -50,6 +50,12 @@ const partFieldPolicy = `rules:
   - name: string-ops-miss
     when: 'any(Parts, .Path == "9" || .Charset startsWith "iso-" || .SHA256 contains "zz" || .Ext in ["none"] || .Filename matches "^x")'
     score: 1
+  - name: len-ops
+    when: 'any(Attachments, len(.Names) >= 2 && len(.Archive) == 2 && len(.Defects) != 0 && len(.Filename) < 11 && len(.Ext) <= 3 && len(.Archive) > 1)'
+    score: 1
+  - name: len-ops-miss
+    when: 'any(Parts, len(.Names) > 2 || len(.Archive) < 0 || any(.Archive, len(.Name) > 30))'
+    score: 1
   - name: tmpl
     headers: {add: {X-Parts: '{{ join(map(Attachments, .Filename + ":" + .Ext + ":" + string(.Size) + ":" + string(.Macros)), ",") }} {{ len(Attachments) > 0 ? Attachments[0].Archive : nil }} {{ map(Parts, .Path) }}'}}
   - name: strip-macros
@@ -110,7 +116,8 @@ func TestPartFieldPatch(t *testing.T) {
 	if len(v.Errors) > 0 || len(v.Rules) < 10 || len(v.Edits.Strip) != 1 {
 		t.Fatalf("test policy on testMessage: %+v", v)
 	}
-	if !contains(v.Rules, "string-ops") || !contains(v.Rules, "entry-string-ops") || contains(v.Rules, "string-ops-miss") {
+	if !contains(v.Rules, "string-ops") || !contains(v.Rules, "entry-string-ops") || contains(v.Rules, "string-ops-miss") ||
+		!contains(v.Rules, "len-ops") || contains(v.Rules, "len-ops-miss") {
 		t.Fatalf("string tests on testMessage: rules %v", v.Rules)
 	}
 }
