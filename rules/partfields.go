@@ -362,7 +362,7 @@ func (e *Evaluator) partAny(x, fi any) any {
 	switch p := x.(type) {
 	case *mimeparse.Part:
 		if p == nil {
-			panic("cannot get a field from a nil part")
+			panic(fmt.Sprintf("cannot get %s from a nil part", partFieldName(f)))
 		}
 		if f == archiveIdx {
 			return p.Archive // kept as typed; the loops take archiveList
@@ -384,7 +384,7 @@ func (e *Evaluator) partAny(x, fi any) any {
 		// x is boxed and not addressable: reflect reads the field in place.
 		return reflect.ValueOf(x).Field(f).Interface()
 	}
-	panic(fmt.Sprintf("cannot get field %d from %T", f, x))
+	panic(fmt.Sprintf("cannot get a part field from %T", x))
 }
 
 func boxPartField(p *mimeparse.Part, f int) any {
@@ -427,16 +427,27 @@ func partBool(x, fi any) bool {
 	panic(fmt.Sprintf("cannot test %T", fi))
 }
 
+// partFieldName names field f of Part, for runtime errors.
+func partFieldName(f int) string {
+	if f == archiveList {
+		f = archiveIdx
+	}
+	if f >= 0 && f < nPartFields {
+		return partType.Field(f).Name
+	}
+	return fmt.Sprint("field ", f)
+}
+
 // partField returns field f of a part or entry, without copying it.
 func partField(x any, f int) reflect.Value {
 	switch p := x.(type) {
 	case *mimeparse.Part:
 		if p == nil {
-			panic("cannot get a field from a nil part")
+			panic(fmt.Sprintf("cannot get %s from a nil part", partFieldName(f)))
 		}
 		return reflect.ValueOf(p).Elem().Field(f)
 	case mimeparse.ArchiveEntry:
 		return reflect.ValueOf(x).Field(f)
 	}
-	panic(fmt.Sprintf("cannot get field %d from %T", f, x))
+	panic(fmt.Sprintf("cannot get a part field from %T", x))
 }

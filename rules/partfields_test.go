@@ -133,3 +133,45 @@ func countPatched(s *Set) int {
 	}
 	return n
 }
+
+// TestPartFieldNil: a field read from no part is a rule error, patched or
+// not, never a crash or a silent false.
+func TestPartFieldNil(t *testing.T) {
+	for _, when := range []string{
+		`first(filter(Attachments, .Size < 0)).Ext == "exe"`,
+		`first(filter(Attachments, .Size < 0)).Executable`,
+		`first(filter(Attachments, .Size < 0)).SHA256 in ["x"]`,
+	} {
+		for _, patch := range []bool{false, true} {
+			patchPartFields = patch
+			s := mustLoad(t, "rules:\n  - name: nil-part\n    when: '"+when+"'\n", nil, nil)
+			patchPartFields = true
+			v := s.NewEvaluator().Eval(StageData, testFacts())
+			if len(v.Errors) != 1 || v.Action != ActionTempfail {
+				t.Errorf("%s (patch %v): action %s, errors %v; want a rule error", when, patch, v.Action, v.Errors)
+			}
+		}
+	}
+}
+
+// TestPartFieldNilPanics: the closures panic (expr turns that into a rule
+// error) on a nil part, naming the field.
+func TestPartFieldNilPanics(t *testing.T) {
+	e := mustLoad(t, "rules:\n  - name: x\n    when: 'true'\n", nil, nil).NewEvaluator()
+	ext := fieldIndex(partType, "Ext")
+	for name, f := range map[string]func(){
+		"partAny nil part":  func() { e.partAny((*mimeparse.Part)(nil), ext) },
+		"partAny nil":       func() { e.partAny(nil, ext) },
+		"partBool nil part": func() { partBool((*mimeparse.Part)(nil), fieldIndex(partType, "Macros")) },
+		"strTest nil part":  func() { partBool((*mimeparse.Part)(nil), &strTest{field: ext, op: "==", s: "exe"}) },
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "cannot get") {
+					t.Errorf("%s: recovered %v, want a \"cannot get\" panic", name, r)
+				}
+			}()
+			f()
+		}()
+	}
+}
