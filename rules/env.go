@@ -58,8 +58,9 @@ type Env struct {
 	Rate func(key, window string) int `expr:"rate"`
 
 	// Internal: how the patched programs read part fields (partfields.go).
-	// The name is not an identifier, so no policy can write it.
+	// The names are not identifiers, so no policy can write them.
 	PartAny func(part, field any) any `expr:"mailgate part any"`
+	RateAny func(key, window any) any `expr:"mailgate rate"`
 }
 
 // Identifiers that only exist once the message has been read (data stage).

@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,10 @@ type Evaluator struct {
 	scratch verdictScratch
 	boxes   partBoxes // part fields boxed once per message (partfields.go)
 	sb      strings.Builder
+
+	// the recipients whose domains were derived last (a copy), and those
+	// domains: shared by the Envs of every stage of one transaction
+	lastRcpts, lastDomains []string
 }
 
 // NewEvaluator returns an Evaluator of s using the Set's State.
@@ -41,6 +46,7 @@ func (s *Set) newEvaluator(st *State) *Evaluator {
 	e.env.HasHeader = e.hasHeader
 	e.env.Rate = e.rate
 	e.env.PartAny = e.partAny
+	e.env.RateAny = e.rateAny
 	e.env.Lists = s.lists
 	return e
 }
@@ -63,6 +69,12 @@ func (e *Evaluator) hasHeader(name string) bool {
 	return e.msg != nil && e.msg.HasHeader(name)
 }
 
+// rateAny is rate for the patched programs: func(any, any) any is a
+// signature expr calls without reflection, func(string, string) int is not.
+func (e *Evaluator) rateAny(key, window any) any {
+	return e.rate(key.(string), window.(string))
+}
+
 func (e *Evaluator) rate(key, window string) int {
 	d, err := time.ParseDuration(window)
 	if err != nil || d <= 0 {
@@ -81,11 +93,16 @@ func (e *Evaluator) prepare(stage Stage, f *Facts) {
 		env.Envelope.FromDomain = addrDomain(env.Envelope.From)
 	}
 	if len(env.Envelope.RcptDomains) != len(env.Envelope.Rcpts) {
-		ds := make([]string, len(env.Envelope.Rcpts))
-		for i, r := range env.Envelope.Rcpts {
-			ds[i] = addrDomain(r)
+		// Each stage of a transaction asks again for the same recipients:
+		// derive their domains once.
+		if !slices.Equal(e.lastRcpts, env.Envelope.Rcpts) || e.lastRcpts == nil {
+			ds := make([]string, len(env.Envelope.Rcpts))
+			for i, r := range env.Envelope.Rcpts {
+				ds[i] = addrDomain(r)
+			}
+			e.lastRcpts, e.lastDomains = append(e.lastRcpts[:0:0], env.Envelope.Rcpts...), ds
 		}
-		env.Envelope.RcptDomains = ds
+		env.Envelope.RcptDomains = e.lastDomains
 	}
 	env.Rcpt = ""
 	if stage == StageRcpt {

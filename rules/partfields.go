@@ -37,7 +37,10 @@ import (
 // patchPartFields turns the patch on; tests turn it off to compare.
 var patchPartFields = true
 
-const partAnyName = "mailgate part any" // not an identifier: no policy can name it
+const (
+	partAnyName = "mailgate part any" // not identifiers: no policy can name them
+	rateAnyName = "mailgate rate"
+)
 
 var (
 	partPtrType = reflect.TypeOf(&mimeparse.Part{})
@@ -66,6 +69,14 @@ func fieldIndex(t reflect.Type, name string) int {
 type partFieldPatcher struct{ n int }
 
 func (p *partFieldPatcher) Visit(node *ast.Node) {
+	if c, ok := (*node).(*ast.CallNode); ok {
+		// rate(key, window): see Evaluator.rateAny.
+		if id, ok := c.Callee.(*ast.IdentifierNode); ok && id.Value == "rate" && len(c.Arguments) == 2 {
+			ast.Patch(&c.Callee, &ast.IdentifierNode{Value: rateAnyName})
+			p.n++
+		}
+		return
+	}
 	if b, ok := (*node).(*ast.BuiltinNode); ok && len(b.Arguments) > 0 {
 		// any(.Archive, ...) and friends: walk a []any of boxed entries.
 		if c, ok := b.Arguments[0].(*ast.CallNode); ok && len(c.Arguments) == 2 {
@@ -295,6 +306,11 @@ func readsPartFields(prog *vm.Program) bool {
 type partFieldDetector struct{ found bool }
 
 func (d *partFieldDetector) Visit(node *ast.Node) {
+	if c, ok := (*node).(*ast.CallNode); ok {
+		if id, ok := c.Callee.(*ast.IdentifierNode); ok && id.Value == "rate" {
+			d.found = true
+		}
+	}
 	if n, ok := (*node).(*ast.MemberNode); ok && !n.Optional && !n.Method && n.Node.Type() != nil {
 		switch n.Node.Type() {
 		case partPtrType, partType, entryType:
