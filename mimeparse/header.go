@@ -192,7 +192,7 @@ func (p *parser) endField(h *headerState) {
 	colon, _ := fieldNameEnd(raw)
 	all := string(raw[:len(raw)-lineBreakLen(raw)]) // one copy; Name and Raw share it
 	name := all[:colon]
-	if i := strings.IndexAny(name, " \t"); i >= 0 {
+	if i := indexBlank(name); i >= 0 {
 		name = name[:i]
 		h.add(DefectSpaceBeforeColon)
 	}
@@ -218,7 +218,7 @@ func (p *parser) endField(h *headerState) {
 // unfold undoes RFC 5322 §2.2.3 folding (a line break followed by white
 // space) and trims the value.
 func unfold(s string) string {
-	if strings.IndexAny(s, "\r\n") < 0 {
+	if strings.IndexByte(s, '\n') < 0 && strings.IndexByte(s, '\r') < 0 { // IndexAny builds a set per call
 		return strings.Trim(s, " \t")
 	}
 	var b strings.Builder
@@ -231,4 +231,15 @@ func unfold(s string) string {
 		b.WriteByte(c)
 	}
 	return strings.Trim(b.String(), " \t")
+}
+
+// indexBlank is strings.IndexAny(s, " \t") for a short string (a field
+// name), without building IndexAny's byte set per call.
+func indexBlank(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ' ' || s[i] == '\t' {
+			return i
+		}
+	}
+	return -1
 }

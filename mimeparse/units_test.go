@@ -244,3 +244,11 @@ func TestFieldSlab(t *testing.T) {
 		}
 	}
 }
+
+func TestIndexBlank(t *testing.T) {
+	for _, s := range []string{"", "Subject", "Sub ject", "Sub\tject", " x", "x\t", "a\u00a0b", "\xff \t"} {
+		if got, want := indexBlank(s), strings.IndexAny(s, " \t"); got != want {
+			t.Errorf("indexBlank(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
