@@ -294,8 +294,9 @@ func (t *strTest) test(v string) bool {
 	panic("strTest: operator " + t.op)
 }
 
-// readsPartFields reports whether a checked tree reads a field the patcher
-// rewrites, so expressions without any are compiled once.
+// readsPartFields reports whether a checked tree has something the patcher
+// rewrites (a part or entry field read, a rate() call), so expressions
+// without any are compiled once.
 func readsPartFields(prog *vm.Program) bool {
 	node := prog.Node()
 	d := &partFieldDetector{}
