@@ -226,7 +226,9 @@ func (i *Inspector) Close() Result {
 	r := &i.res
 	r.Size = i.size
 	var sum [sha256.Size]byte
-	r.SHA256 = hex.EncodeToString(i.h.Sum(sum[:0]))
+	var hx [2 * sha256.Size]byte
+	hex.Encode(hx[:], i.h.Sum(sum[:0]))
+	r.SHA256 = string(hx[:]) // one allocation; EncodeToString makes two
 	r.DetectedType = baseType(mimetype.Detect(i.head).String())
 	// mt.Is("application/x-ms-installer") would parse both types (two
 	// maps per leaf); no other node of mimetype's tree has that type as
