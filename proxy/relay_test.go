@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -305,5 +306,44 @@ func TestUpstreamStartTLSAndXclient(t *testing.T) {
 	}
 	if len(up.txs) != 1 || string(up.txs[0].Data) != cleanMsg {
 		t.Errorf("upstream transactions %+v", up.txs)
+	}
+}
+
+// TestPipeliningLarge: large pipelined messages are read from the
+// connection in the DATA reader's own 64 KiB reads; the commands read with
+// the end of one message must still be the next ones run, in order, and
+// every message must reach the upstream whole.
+func TestPipeliningLarge(t *testing.T) {
+	up := newFakeUpstream(t)
+	addr, _, _ := startServer(t, testConfig(t, up.url()), nil)
+	c := dialClient(t, addr)
+	c.cmd("EHLO client.test", "250")
+	var b strings.Builder
+	var msgs []string
+	for i := 0; i < 4; i++ {
+		msg := "Subject: n" + string(rune('0'+i)) + "\r\n\r\n" + strings.Repeat(strings.Repeat(string(rune('a'+i)), 70)+"\r\n.dot\r\n", 1500+i*777)
+		msgs = append(msgs, msg)
+		b.WriteString("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
+		b.WriteString(stuff(msg))
+	}
+	b.WriteString("QUIT\r\n")
+	done := make(chan struct{})
+	go func() { defer close(done); io.WriteString(c.c, b.String()) }()
+	for range msgs {
+		c.expect("250 2.1.0")
+		c.expect("250 2.1.5")
+		c.expect("354")
+		c.expect("250 2.0.0")
+	}
+	c.expect("221")
+	<-done
+	txs := up.transactions()
+	if len(txs) != len(msgs) {
+		t.Fatalf("upstream got %d transactions, want %d", len(txs), len(msgs))
+	}
+	for i, tx := range txs {
+		if string(tx.Data) != msgs[i] {
+			t.Errorf("transaction %d: upstream got %d bytes, want message %d (%d bytes)", i, len(tx.Data), i, len(msgs[i]))
+		}
 	}
 }
