@@ -72,7 +72,9 @@ func (p *partFieldPatcher) Visit(node *ast.Node) {
 	if c, ok := (*node).(*ast.CallNode); ok {
 		// rate(key, window): see Evaluator.rateAny.
 		if id, ok := c.Callee.(*ast.IdentifierNode); ok && id.Value == "rate" && len(c.Arguments) == 2 {
-			ast.Patch(&c.Callee, &ast.IdentifierNode{Value: rateAnyName})
+			// A new CallNode: the checker keeps the type an old one has (int)
+			// and would not look at the new callee's.
+			ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: rateAnyName}, Arguments: c.Arguments})
 			p.n++
 		}
 		return

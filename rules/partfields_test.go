@@ -175,3 +175,19 @@ func TestPartFieldNilPanics(t *testing.T) {
 		}()
 	}
 }
+
+// TestRateTyped: rate() is called without reflection (OpCallTyped, not the
+// generic OpCall), and still counts.
+func TestRateTyped(t *testing.T) {
+	s := mustLoad(t, "rules:\n  - name: r\n    stage: connect\n    when: 'rate(\"conn:\" + Client.IP, \"1m\") > 1'\n", nil, NewState(0, nil))
+	d := s.byStage[StageConnect][0].when.Disassemble()
+	if !strings.Contains(d, "OpCallTyped") || strings.Contains(d, "OpCall ") {
+		t.Fatalf("rate program:\n%s", d)
+	}
+	e := s.NewEvaluator()
+	var got []string
+	for i := 0; i < 3; i++ {
+		got = append(got, strings.Join(e.Eval(StageConnect, testFacts()).Rules, ","))
+	}
+	tcompare(t, "rules matched per connection", got, []string{"", "r", "r"})
+}
