@@ -8,6 +8,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker/nature"
 	"github.com/expr-lang/expr/vm"
 
 	"mailgate/mimeparse"
@@ -47,6 +48,8 @@ var (
 	partType    = partPtrType.Elem()
 	entryType   = reflect.TypeOf(mimeparse.ArchiveEntry{})
 	boolType    = reflect.TypeOf(true)
+	intType     = reflect.TypeOf(0)
+	partAnyType = reflect.TypeOf(func(part, field any) any { return nil })
 	nPartFields = partType.NumField()
 	archiveIdx  = fieldIndex(partType, "Archive")
 )
@@ -86,6 +89,7 @@ func (p *partFieldPatcher) Visit(node *ast.Node) {
 			fi, ok2 := c.Arguments[1].(*ast.IntegerNode)
 			if ok1 && ok2 && id.Value == partAnyName && fi.Value == archiveIdx {
 				fi.Value = archiveList
+				c.SetNature(nature.Nature{}) // a []any, not the field's type: let the checker say
 			}
 		}
 		return
@@ -127,14 +131,26 @@ func (p *partFieldPatcher) Visit(node *ast.Node) {
 	if !ok || len(f.Index) != 1 || !f.IsExported() {
 		return // a method (.Header), or an unknown name the checker reported
 	}
-	var callee ast.Node = &ast.IdentifierNode{Value: partAnyName}
+	idx := &ast.IntegerNode{Value: f.Index[0]}
+	idx.SetType(intType)
+	call := &ast.CallNode{Arguments: []ast.Node{n.Node, idx}}
 	if f.Type == boolType {
-		callee = &ast.ConstantNode{Value: partBool} // needs no Evaluator: no Env field to load
+		call.Callee = &ast.ConstantNode{Value: partBool} // needs no Evaluator: no Env field to load
+	} else {
+		call.Callee = &ast.IdentifierNode{Value: partAnyName}
+		if _, ok := n.Node.(*ast.PointerNode); ok {
+			// `#.Ext`: keep the field's type. expr's checker takes a
+			// call's type when one is set (and then leaves the call
+			// alone: so the callee's type is set too, for OpCallTyped),
+			// and the compiled code stays typed (OpEqualString, no
+			// OpDeref). partAny returns exactly that type, except for an
+			// archive that a builtin walks (archiveList, below), which
+			// gets its type back from the checker.
+			call.Callee.SetType(partAnyType)
+			call.SetType(f.Type)
+		}
 	}
-	ast.Patch(node, &ast.CallNode{
-		Callee:    callee,
-		Arguments: []ast.Node{n.Node, &ast.IntegerNode{Value: f.Index[0]}},
-	})
+	ast.Patch(node, call)
 	p.n++
 }
 
