@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"mailgate/policies"
+	"mailgate/rules"
 )
 
 // BenchmarkDotReader measures the DATA reader's throughput on a typical
@@ -149,5 +150,40 @@ func BenchmarkSmallMessage(b *testing.B) {
 		}
 		c.cmd("QUIT", "221")
 		c.c.Close()
+	}
+}
+
+// BenchmarkRelayRewrite is BenchmarkRelay's message with a verdict that
+// adds a header (as compliance-headers does to every message): the
+// rewritten message goes upstream.
+func BenchmarkRelayRewrite(b *testing.B) {
+	body := "Subject: bench\r\nContent-Type: text/plain\r\n\r\n" + strings.Repeat(strings.Repeat("y", 76)+"\r\n", (1<<20)/78)
+	wire := stuff(body)
+	eng := &fakeEngine{decide: func(st rules.Stage, f *rules.Facts) rules.Verdict {
+		if st != rules.StageData {
+			return rules.Verdict{Action: rules.ActionContinue}
+		}
+		return rules.Verdict{Action: rules.ActionContinue, Edits: rules.Edits{
+			Headers: []rules.HeaderEdit{{Op: "add", Name: "X-Classification", Value: "internal", Rule: "tag"}},
+		}}
+	}}
+	cfg := DefaultConfig()
+	cfg.Upstream, cfg.Listen, cfg.SpoolDir, cfg.EmbeddedPolicy = "smtp://unused.test:25", []string{"127.0.0.1:0"}, b.TempDir(), ""
+	srv, err := NewServer(cfg, Options{Upstream: discardUpstream{}, LoadEngine: func(*Config) (Engine, error) { return eng, nil }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv.Listen()
+	go srv.Serve()
+	defer srv.Close()
+	c := dialClient(b, srv.Addrs()[0].String())
+	c.cmd("EHLO bench.test", "250")
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if rp := c.sendMail("a@example.org", []string{"b@example.net"}, wire); !strings.HasPrefix(rp, "250") {
+			b.Fatalf("reply %q", rp)
+		}
 	}
 }

@@ -201,21 +201,6 @@ func (s *Session) relay(ctx context.Context, sp *spool, msg *mimeparse.Message, 
 		s.finishRefused(ctx, "local-error", replyLocalError, timing)
 		return
 	}
-	if !ed.Empty() && s.rt.engine != nil && msg != nil {
-		out := newSpool(s.rt.cfg.SpoolDir, s.rt.cfg.Limits.SpoolMemory, s.srv.spoolBudget)
-		defer out.Close()
-		if _, err := s.rt.engine.Rewrite(out, body, msg, ed); err != nil {
-			s.log.Error("rewriting failed", "err", err)
-			s.finishRefused(ctx, "local-error", replyLocalError, timing)
-			return
-		}
-		if body, err = out.Reader(); err != nil {
-			s.log.Error("reading rewritten message", "err", err)
-			s.finishRefused(ctx, "local-error", replyLocalError, timing)
-			return
-		}
-		timing = append(timing, "rewritten", true)
-	}
 	if s.up == nil {
 		s.finish("upstream-failed", replyUpstreamFailed, timing)
 		return
@@ -230,9 +215,23 @@ func (s *Session) relay(ctx context.Context, sp *spool, msg *mimeparse.Message, 
 		s.finish("discard", r(250, 2, 0, 0, "Ok"), timing)
 		return
 	}
+	var rw *rewriter
+	if !ed.Empty() && s.rt.engine != nil && msg != nil {
+		rw = s.startRewrite(body, msg, ed)
+		body = rw.pr
+		timing = append(timing, "rewritten", true)
+	}
 	t1 := time.Now()
 	rp, err := s.up.Data(ctx, body)
 	timing = append(timing, "upstream_ms", time.Since(t1).Milliseconds())
+	if rerr := rw.wait(); rerr != nil && err != nil {
+		// The upstream got part of the message and no end of data: it
+		// drops it (invariant 1); so does mailgate's connection to it.
+		s.log.Error("rewriting failed", "err", rerr)
+		s.closeUpstream(true)
+		s.finish("local-error", replyLocalError, timing)
+		return
+	}
 	if err != nil {
 		s.upstreamFailed(err)
 		s.finish("upstream-failed", replyUpstreamFailed, timing)
@@ -244,6 +243,42 @@ func (s *Session) relay(ctx context.Context, sp *spool, msg *mimeparse.Message, 
 		verdict = "upstream-refused"
 	}
 	s.finish(verdict, rp, timing)
+}
+
+// rewriter streams the rewritten message (the spool with the verdict's
+// edits spliced in) to the upstream as it is produced, instead of spooling
+// a second copy first. A rewrite that fails makes the upstream's reader
+// fail, so the upstream never gets the end of data.
+type rewriter struct {
+	pr   *io.PipeReader
+	done chan struct{}
+	err  error // Rewrite's, valid after done
+}
+
+func (s *Session) startRewrite(body io.Reader, msg *mimeparse.Message, ed *rules.Edits) *rewriter {
+	pr, pw := io.Pipe()
+	rw := &rewriter{pr: pr, done: make(chan struct{})}
+	eng := s.rt.engine
+	go func() {
+		defer close(rw.done)
+		_, rw.err = eng.Rewrite(pw, body, msg, ed)
+		pw.CloseWithError(rw.err) // nil: the reader sees EOF
+	}()
+	return rw
+}
+
+// wait stops the rewrite if the upstream did not read it all, and returns
+// its error; nil for a nil rewriter or one stopped by the upstream side.
+func (rw *rewriter) wait() error {
+	if rw == nil {
+		return nil
+	}
+	rw.pr.Close()
+	<-rw.done
+	if errors.Is(rw.err, io.ErrClosedPipe) {
+		return nil
+	}
+	return rw.err
 }
 
 // applyRcptEdits adds recipients (extra RCPTs before DATA) and removes

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -246,5 +247,46 @@ func TestEditsBeforeAccept(t *testing.T) {
 	}
 	if txs := up.transactions(); len(txs) != 1 || !strings.HasPrefix(string(txs[0].Data), "X-Early: 1\r\n") {
 		t.Fatalf("upstream %+v", txs)
+	}
+}
+
+// failingRewrite is an engine whose rewrite fails part way through.
+type failingRewrite struct{ fakeEngine }
+
+func (e *failingRewrite) NewEvaluator() Evaluator { return e }
+func (e *failingRewrite) Rewrite(w io.Writer, raw io.Reader, msg *mimeparse.Message, ed *rules.Edits) (int64, error) {
+	n, _ := io.CopyN(w, raw, 10)
+	return n, errors.New("rewrite broke")
+}
+
+// TestPolicyRewriteFails: the rewritten message streams to the upstream as
+// it is produced; a rewrite that fails part way answers the client 4xx and
+// the upstream never sees an end of data, so nothing is delivered
+// (invariant 1). The session goes on with a new upstream connection.
+func TestPolicyRewriteFails(t *testing.T) {
+	up := newFakeUpstream(t)
+	eng := &failingRewrite{fakeEngine{decide: func(st rules.Stage, f *rules.Facts) rules.Verdict {
+		if st != rules.StageData || f.Msg.Header("Subject") != "rewrite me" {
+			return rules.Verdict{Action: rules.ActionContinue}
+		}
+		return rules.Verdict{Action: rules.ActionContinue, Rules: []string{"tag"}, Edits: rules.Edits{
+			Headers: []rules.HeaderEdit{{Op: "add", Name: "X-Tag", Value: "yes", Rule: "tag"}},
+		}}
+	}}}
+	addr, _, _ := startServer(t, testConfig(t, up.url()), eng)
+	c := dialClient(t, addr)
+	c.cmd("EHLO client.test", "250")
+	bad := strings.Replace(cleanMsg, "Subject: hi", "Subject: rewrite me", 1)
+	if rp := c.sendMail("a@example.org", []string{"b@example.net"}, stuff(bad)); !strings.HasPrefix(rp, "451") {
+		t.Fatalf("failed rewrite: final reply %q, want 451", rp)
+	}
+	if txs := up.transactions(); len(txs) != 0 {
+		t.Fatalf("upstream got %d messages from a failed rewrite", len(txs))
+	}
+	if rp := c.sendMail("a@example.org", []string{"b@example.net"}, stuff(cleanMsg)); !strings.HasPrefix(rp, "250") {
+		t.Fatalf("next message: final reply %q", rp)
+	}
+	if txs := up.transactions(); len(txs) != 1 || string(txs[0].Data) != cleanMsg {
+		t.Fatalf("upstream transactions after the failed rewrite: %+v", txs)
 	}
 }
