@@ -54,6 +54,9 @@ var (
 	archiveIdx  = fieldIndex(partType, "Archive")
 )
 
+// directFuncs are the helpers of exprFuncs with a func(string) string twin.
+var directFuncs = map[string]func(string) string{"lower": strings.ToLower, "domain": addrDomain}
+
 // archiveList is the field index partAny takes for "the part's archive as a
 // []any of boxed entries", what a builtin's collection argument gets.
 const archiveList = -1
@@ -78,6 +81,12 @@ func (p *partFieldPatcher) Visit(node *ast.Node) {
 			// A new CallNode: the checker keeps the type an old one has (int)
 			// and would not look at the new callee's.
 			ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: rateAnyName}, Arguments: c.Arguments})
+			p.n++
+		}
+		// lower(s), domain(s): expr.Function calls go through a []any of
+		// arguments; a func(string) string constant is called directly.
+		if id, ok := c.Callee.(*ast.IdentifierNode); ok && len(c.Arguments) == 1 && directFuncs[id.Value] != nil {
+			ast.Patch(node, &ast.CallNode{Callee: &ast.ConstantNode{Value: directFuncs[id.Value]}, Arguments: c.Arguments})
 			p.n++
 		}
 		return
@@ -326,7 +335,7 @@ type partFieldDetector struct{ found bool }
 
 func (d *partFieldDetector) Visit(node *ast.Node) {
 	if c, ok := (*node).(*ast.CallNode); ok {
-		if id, ok := c.Callee.(*ast.IdentifierNode); ok && id.Value == "rate" {
+		if id, ok := c.Callee.(*ast.IdentifierNode); ok && (id.Value == "rate" || directFuncs[id.Value] != nil) {
 			d.found = true
 		}
 	}

@@ -176,8 +176,8 @@ func TestPartFieldNilPanics(t *testing.T) {
 	}
 }
 
-// TestRateTyped: rate() is called without reflection (OpCallTyped, not the
-// generic OpCall), and still counts.
+// TestRateTyped: rate(), lower() and domain() are called without
+// reflection or an argument slice (OpCallTyped), and still work.
 func TestRateTyped(t *testing.T) {
 	s := mustLoad(t, "rules:\n  - name: r\n    stage: connect\n    when: 'rate(\"conn:\" + Client.IP, \"1m\") > 1'\n", nil, NewState(0, nil))
 	d := s.byStage[StageConnect][0].when.Disassemble()
@@ -190,4 +190,11 @@ func TestRateTyped(t *testing.T) {
 		got = append(got, strings.Join(e.Eval(StageConnect, testFacts()).Rules, ","))
 	}
 	tcompare(t, "rules matched per connection", got, []string{"", "r", "r"})
+
+	s = mustLoad(t, "rules:\n  - name: l\n    stage: mail\n    when: 'lower(Envelope.From) == \"alice@example.com\" && domain(Envelope.From) == \"example.com\"'\n", nil, nil)
+	d = s.byStage[StageMail][0].when.Disassemble()
+	if strings.Contains(d, "OpCall1") || strings.Count(d, "OpCallTyped") != 2 {
+		t.Fatalf("lower/domain program:\n%s", d)
+	}
+	tcompare(t, "lower/domain rule", s.NewEvaluator().Eval(StageMail, testFacts()).Rules, []string{"l"})
 }
