@@ -257,6 +257,10 @@ func (s *Session) cmdRcpt(ctx context.Context, arg string) {
 		return
 	}
 	if max := s.rt.cfg.Limits.Recipients; max > 0 && len(s.tx.rcpts) >= max {
+		if !s.tx.rcptLimitLogged {
+			s.tx.rcptLimitLogged = true // once per transaction, not once per refused RCPT
+			s.log.Warn("too many recipients", "limit", max)
+		}
 		s.reply(replyTooManyRcpts)
 		return
 	}

@@ -64,6 +64,9 @@ type Server struct {
 	// spoolBudget bounds the message bytes all sessions hold in memory;
 	// sized from the first config (limits.spool_memory_total), like listen.
 	spoolBudget *memBudget
+
+	refusedConns  atomic.Int64 // connections refused since the last log line
+	refusedLogged atomic.Int64 // when that line was written (unix ns)
 }
 
 // NewServer validates cfg, loads its policies and builds the upstream.
@@ -199,10 +202,25 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
+// logRefusedConn logs a connection refused past limits.connections, at
+// most once a second with the count since the last line, so a flood cannot
+// flood the log as well.
+func (s *Server) logRefusedConn(remote string, limit int) {
+	n := s.refusedConns.Add(1)
+	now := time.Now().UnixNano()
+	last := s.refusedLogged.Load()
+	if now-last < int64(time.Second) || !s.refusedLogged.CompareAndSwap(last, now) {
+		return
+	}
+	s.refusedConns.Add(-n)
+	s.log.Warn("too many connections, refused", "client", remote, "limit", limit, "refused", n)
+}
+
 func (s *Server) handle(c net.Conn) {
 	rt := s.rt.Load()
 	if lim := rt.cfg.Limits.Connections; lim > 0 && s.active.Load() >= int64(lim) {
 		s.metrics.connections.WithLabelValues("refused").Inc()
+		s.logRefusedConn(c.RemoteAddr().String(), lim)
 		go func() {
 			c.SetDeadline(time.Now().Add(5 * time.Second))
 			c.Write(formatReply(nil, replyTooManyConns))

@@ -60,17 +60,18 @@ type Session struct {
 
 // transaction is one MAIL ... end-of-DATA exchange.
 type transaction struct {
-	start    time.Time
-	from     string
-	params   []param
-	mp       mailParams
-	rcpts    []rcptTo
-	accepted bool           // a policy said accept: no more rules this transaction
-	final    *rules.Verdict // discard or quarantine decided before DATA
-	edits    rules.Edits    // accumulated from stages before DATA
-	rules    []string
-	upstream Reply      // last upstream reply
-	bdat     *bdatState // chunks so far (RFC 3030)
+	rcptLimitLogged bool
+	start           time.Time
+	from            string
+	params          []param
+	mp              mailParams
+	rcpts           []rcptTo
+	accepted        bool           // a policy said accept: no more rules this transaction
+	final           *rules.Verdict // discard or quarantine decided before DATA
+	edits           rules.Edits    // accumulated from stages before DATA
+	rules           []string
+	upstream        Reply      // last upstream reply
+	bdat            *bdatState // chunks so far (RFC 3030)
 }
 
 type rcptTo struct {
@@ -191,6 +192,7 @@ func (s *Session) serve(ctx context.Context) {
 		line, err := readLine(s.br, maxCommandLine)
 		s.idle.Store(false)
 		if err == errLineTooLong {
+			s.log.Info("command line too long", "limit", maxCommandLine)
 			s.reply(replyLineTooLong)
 			if s.countError() {
 				return
@@ -205,6 +207,7 @@ func (s *Session) serve(ctx context.Context) {
 		// server's context only says that one started.
 		s.dispatch(context.Background(), line)
 		if s.errors > s.rt.cfg.Limits.Errors && s.rt.cfg.Limits.Errors > 0 {
+			s.log.Warn("too many errors, closing the session", "errors", s.errors, "limit", s.rt.cfg.Limits.Errors)
 			s.reply(replyTooManyErrors)
 			s.bw.Flush()
 			return

@@ -143,6 +143,11 @@ func (c *smtpConn) ehlo(ctx context.Context) error {
 		return err
 	}
 	c.ext = map[string]string{}
+	if rp.Code/100 == 4 {
+		// A 4xx (421 above all) to EHLO ends the attempt: RFC 5321 §3.8
+		// says a 421 closes the session, so HELO would only read EOF.
+		return fmt.Errorf("%w: EHLO refused: %q", errUpstream, rp.String())
+	}
 	if rp.Code != 250 {
 		rp, err = c.cmd(ctx, "HELO "+c.u.hostname)
 		if err != nil {
