@@ -94,17 +94,23 @@ func chkNewCheckJSON(name string, msg *mimeparse.Message, res *chkResult) checkJ
 		}
 	}
 	for _, p := range chkLeaves(msg) {
-		pj := chkPartJSON{
-			Path: p.Path, ContentType: p.ContentType, Filename: p.Filename, Ext: p.Ext,
-			DetectedType: p.DetectedType, Size: p.Size, SHA256: p.SHA256, IsAttachment: p.IsAttachment,
-			Executable: p.Executable, Archive: []chkArchiveJSON{}, Defects: chkNonNil(p.Defects),
-		}
-		for _, a := range p.Archive {
-			pj.Archive = append(pj.Archive, chkArchiveJSON{a.Name, a.Ext, a.Size, a.DetectedType, a.Executable, a.Encrypted, a.Depth})
-		}
-		j.Parts = append(j.Parts, pj)
+		j.Parts = append(j.Parts, chkPart(p))
 	}
 	return j
+}
+
+// chkPart is a part as `check --json` prints it; `parse --json` prints the
+// same fields and more (DESIGN.md).
+func chkPart(p *mimeparse.Part) chkPartJSON {
+	pj := chkPartJSON{
+		Path: p.Path, ContentType: p.ContentType, Filename: p.Filename, Ext: p.Ext,
+		DetectedType: p.DetectedType, Size: p.Size, SHA256: p.SHA256, IsAttachment: p.IsAttachment,
+		Executable: p.Executable, Archive: []chkArchiveJSON{}, Defects: chkNonNil(p.Defects),
+	}
+	for _, a := range p.Archive {
+		pj.Archive = append(pj.Archive, chkArchiveJSON(a))
+	}
+	return pj
 }
 
 func chkWriteJSON(w io.Writer, name string, msg *mimeparse.Message, res *chkResult) {

@@ -52,38 +52,18 @@ type jsonHeader struct {
 	Raw   string `json:"raw"`
 }
 
-type jsonArchive struct {
-	Name         string `json:"name"`
-	Ext          string `json:"ext"`
-	Size         int64  `json:"size"`
-	DetectedType string `json:"detected_type"`
-	Executable   bool   `json:"executable"`
-	Encrypted    bool   `json:"encrypted"`
-	Depth        int    `json:"depth"`
-}
-
 // jsonPart is a part as `check --json` prints it plus the tree fields
 // DESIGN.md lists for `parse --json`.
 type jsonPart struct {
-	Path             string        `json:"path"`
-	ContentType      string        `json:"content_type"`
-	Filename         string        `json:"filename"`
-	Ext              string        `json:"ext"`
-	DetectedType     string        `json:"detected_type"`
-	Size             int64         `json:"size"`
-	SHA256           string        `json:"sha256"`
-	IsAttachment     bool          `json:"is_attachment"`
-	Executable       bool          `json:"executable"`
-	Archive          []jsonArchive `json:"archive"`
-	Defects          []string      `json:"defects"`
-	IsMultipart      bool          `json:"is_multipart"`
-	Charset          string        `json:"charset"`
-	TransferEncoding string        `json:"transfer_encoding"`
-	Disposition      string        `json:"disposition"`
-	Names            []string      `json:"names"`
-	HeaderOffset     int64         `json:"header_offset"`
-	BodyOffset       int64         `json:"body_offset"`
-	EndOffset        int64         `json:"end_offset"`
+	chkPartJSON
+	IsMultipart      bool     `json:"is_multipart"`
+	Charset          string   `json:"charset"`
+	TransferEncoding string   `json:"transfer_encoding"`
+	Disposition      string   `json:"disposition"`
+	Names            []string `json:"names"`
+	HeaderOffset     int64    `json:"header_offset"`
+	BodyOffset       int64    `json:"body_offset"`
+	EndOffset        int64    `json:"end_offset"`
 }
 
 type jsonMessage struct {
@@ -93,33 +73,19 @@ type jsonMessage struct {
 }
 
 func parseJSON(m *mimeparse.Message) jsonMessage {
-	out := jsonMessage{Headers: []jsonHeader{}, Defects: nonNil(m.Defects), Parts: []jsonPart{}}
+	out := jsonMessage{Headers: []jsonHeader{}, Defects: chkNonNil(m.Defects), Parts: []jsonPart{}}
 	for _, f := range m.Fields {
 		out.Headers = append(out.Headers, jsonHeader{Name: f.Name, Value: f.Value, Raw: f.Raw})
 	}
 	for _, p := range m.Parts {
-		jp := jsonPart{
-			Path: p.Path, ContentType: p.ContentType, Filename: p.Filename, Ext: p.Ext,
-			DetectedType: p.DetectedType, Size: p.Size, SHA256: p.SHA256,
-			IsAttachment: p.IsAttachment, Executable: p.Executable,
-			Archive: []jsonArchive{}, Defects: nonNil(p.Defects),
+		out.Parts = append(out.Parts, jsonPart{
+			chkPartJSON: chkPart(p),
 			IsMultipart: p.IsMultipart, Charset: p.Charset, TransferEncoding: p.TransferEncoding,
-			Disposition: p.Disposition, Names: nonNil(p.Names),
+			Disposition: p.Disposition, Names: chkNonNil(p.Names),
 			HeaderOffset: p.HeaderOffset, BodyOffset: p.BodyOffset, EndOffset: p.EndOffset,
-		}
-		for _, a := range p.Archive {
-			jp.Archive = append(jp.Archive, jsonArchive(a))
-		}
-		out.Parts = append(out.Parts, jp)
+		})
 	}
 	return out
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 // printTree prints one line per part, indented by depth.
