@@ -360,10 +360,10 @@ func hostileCells() []hostileCell {
 		}},
 		// Billion laughs: the nesting passes mime_depth, the parser records
 		// limit-mime-depth, and the default policy fails closed.
-		{name: "mime-nesting-1000", opts: gateOpts{policy: "policies/default.yaml"}, logRE: `fail-closed-limits`, run: func(t *testing.T, g *gate) [][]byte {
+		{name: "mime-nesting-1000", opts: gateOpts{policy: "policies/default.yaml"}, logRE: `fail-closed-limits.*limit-mime-depth`, run: func(t *testing.T, g *gate) [][]byte {
 			return refusedThenUsable(t, g, nestedMIME(1000, 1), "5")
 		}},
-		{name: "mime-parts-5000", opts: gateOpts{policy: "policies/default.yaml"}, logRE: `fail-closed-limits`, run: func(t *testing.T, g *gate) [][]byte {
+		{name: "mime-parts-5000", opts: gateOpts{policy: "policies/default.yaml"}, logRE: `fail-closed-limits.*limit-mime-parts`, run: func(t *testing.T, g *gate) [][]byte {
 			return refusedThenUsable(t, g, nestedMIME(5, 1000), "5")
 		}},
 	}

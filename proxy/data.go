@@ -100,6 +100,11 @@ func (s *Session) needParse() bool {
 // applies the verdict.
 func (s *Session) decide(ctx context.Context, sp *spool, msg *mimeparse.Message, perr error, timing []any) {
 	s.srv.metrics.messageSize.Observe(float64(sp.Size()))
+	if msg != nil && len(msg.Defects) > 0 {
+		// The parser's findings (a closed vocabulary, each once), so a
+		// refusal by a rule such as fail-closed-limits says which limit.
+		timing = append(timing, "defects", msg.Defects)
+	}
 	v := rules.Verdict{Action: rules.ActionContinue}
 	switch {
 	case s.tx.final != nil:
