@@ -337,17 +337,8 @@ func (s *Session) cmdStarttls(ctx context.Context, arg string) {
 // forwarder (Postfix XFORWARD_README); they apply to the policies, the logs
 // and the upstream's XFORWARD.
 func (s *Session) cmdXforward(ctx context.Context, arg string) {
-	if !s.trusted {
-		s.errReply(replyNotTrusted)
-		return
-	}
-	if s.tx != nil {
-		s.errReply(replyNestedMail)
-		return
-	}
-	attrs, ok := xforwardAttrs(arg)
+	attrs, ok := s.forwardedAttrs(arg)
 	if !ok {
-		s.errReply(replyBadSyntax)
 		return
 	}
 	s.applyAttrs(attrs)
@@ -357,23 +348,33 @@ func (s *Session) cmdXforward(ctx context.Context, arg string) {
 // cmdXclient is XFORWARD's sibling that also restarts the session (Postfix
 // XCLIENT_README): the reply is a new greeting.
 func (s *Session) cmdXclient(ctx context.Context, arg string) {
-	if !s.trusted {
-		s.errReply(replyNotTrusted)
-		return
-	}
-	if s.tx != nil {
-		s.errReply(replyNestedMail)
-		return
-	}
-	attrs, ok := xforwardAttrs(arg)
+	attrs, ok := s.forwardedAttrs(arg)
 	if !ok {
-		s.errReply(replyBadSyntax)
 		return
 	}
 	s.reset()
 	s.applyAttrs(attrs)
 	s.preDone = false
 	s.replyRaw(Reply{Code: 220, Text: s.rt.cfg.Hostname + " ESMTP mailgate"})
+}
+
+// forwardedAttrs checks an XFORWARD or XCLIENT command (a trusted
+// forwarder, outside a transaction, well formed) and returns its
+// attributes; on false it has already replied.
+func (s *Session) forwardedAttrs(arg string) (map[string]string, bool) {
+	switch {
+	case !s.trusted:
+		s.errReply(replyNotTrusted)
+		return nil, false
+	case s.tx != nil:
+		s.errReply(replyNestedMail)
+		return nil, false
+	}
+	attrs, ok := xforwardAttrs(arg)
+	if !ok {
+		s.errReply(replyBadSyntax)
+	}
+	return attrs, ok
 }
 
 func (s *Session) applyAttrs(attrs map[string]string) {
