@@ -149,20 +149,28 @@ type Limits struct {
 	ArchiveDepth   int   // nested archives (limit-archive-depth)
 	ArchiveEntries int   // members listed per attachment (limit-archive-entries)
 	InspectSpill   int64 // bytes of one decoded body spilled for random access (limit-inspect-spill)
-	TextBytes      int   // bytes of decoded text kept in Message.Text
-	SpillDir       string
+	// DecompressedBytes is one budget for the whole message: every inspector's
+	// decompressed output together (limit-decompressed-bytes).
+	DecompressedBytes int64
+	// ArchiveDict is the largest dictionary or model one decoder may allocate
+	// (limit-archive-dict).
+	ArchiveDict int64
+	TextBytes   int // bytes of decoded text kept in Message.Text
+	SpillDir    string
 }
 
 // DefaultLimits are the limits of DESIGN.md's configuration.
 func DefaultLimits() Limits {
 	return Limits{
-		MimeDepth:      20,
-		MimeParts:      1000,
-		HeaderBytes:    1 << 20,
-		LineLength:     64 << 10,
-		ArchiveDepth:   3,
-		ArchiveEntries: 1000,
-		InspectSpill:   64 << 20,
-		TextBytes:      256 << 10,
+		MimeDepth:         20,
+		MimeParts:         1000,
+		HeaderBytes:       1 << 20,
+		LineLength:        64 << 10,
+		ArchiveDepth:      3,
+		ArchiveEntries:    1000,
+		InspectSpill:      64 << 20,
+		DecompressedBytes: 256 << 20,
+		ArchiveDict:       64 << 20,
+		TextBytes:         256 << 10,
 	}
 }

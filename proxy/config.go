@@ -58,6 +58,12 @@ type Limits struct {
 	SpoolTotal     int64 // all sessions' in-memory spools together
 	InspectSpill   int64
 	Errors         int // protocol errors before the session is closed with 421
+	// DecompressedBytes is one budget per message for every inspector's
+	// decompression together (limit-decompressed-bytes).
+	DecompressedBytes int64
+	// ArchiveDict is the largest dictionary or model a decoder may allocate
+	// (limit-archive-dict), checked from the coder properties before opening it.
+	ArchiveDict int64
 }
 
 // Timeouts bound every wait.
@@ -68,6 +74,9 @@ type Timeouts struct {
 	UpstreamConnect time.Duration
 	Upstream        time.Duration // each wait for an upstream reply
 	Shutdown        time.Duration // how long SIGTERM waits for sessions to finish
+	Policy          time.Duration // safety net for one message's policy evaluation: past it, 451
+	Inspect         time.Duration // safety net for one message's parse and inspection: past it, 451
+	GreetDelay      time.Duration // pause before the banner so that pregreeting clients show themselves; 0: none
 }
 
 // Defaults, defined once (house style point 18).
@@ -94,10 +103,12 @@ func DefaultConfig() *Config {
 			MessageSize: 50 << 20, Recipients: 100, Connections: 1000, LineLength: 64 << 10,
 			MimeDepth: 20, MimeParts: 1000, HeaderBytes: 1 << 20, ArchiveDepth: 3,
 			ArchiveEntries: 1000, SpoolMemory: 1 << 20, SpoolTotal: 64 << 20, InspectSpill: 64 << 20, Errors: 20,
+			DecompressedBytes: 256 << 20, ArchiveDict: 64 << 20,
 		},
 		Timeouts: Timeouts{
 			Command: 5 * time.Minute, DataIdle: 5 * time.Minute, DataTotal: 30 * time.Minute,
 			UpstreamConnect: 30 * time.Second, Upstream: 10 * time.Minute, Shutdown: 30 * time.Second,
+			Policy: 10 * time.Second, Inspect: 60 * time.Second,
 		},
 		BareNewline:    "reject",
 		RuleError:      "tempfail",
@@ -161,15 +172,20 @@ type fileLimits struct {
 	SpoolTotal     *size `yaml:"spool_memory_total"`
 	InspectSpill   *size `yaml:"inspect_spill"`
 	Errors         *int  `yaml:"errors"`
+	Decompressed   *size `yaml:"decompressed_bytes"`
+	ArchiveDict    *size `yaml:"archive_dict"`
 }
 
 type fileTimeouts struct {
-	Command         *duration `yaml:"command"`
-	DataIdle        *duration `yaml:"data_idle"`
-	DataTotal       *duration `yaml:"data_total"`
-	UpstreamConnect *duration `yaml:"upstream_connect"`
-	Upstream        *duration `yaml:"upstream"`
-	Shutdown        *duration `yaml:"shutdown"`
+	Command         *duration     `yaml:"command"`
+	DataIdle        *duration     `yaml:"data_idle"`
+	DataTotal       *duration     `yaml:"data_total"`
+	UpstreamConnect *duration     `yaml:"upstream_connect"`
+	Upstream        *duration     `yaml:"upstream"`
+	Shutdown        *duration     `yaml:"shutdown"`
+	Policy          *duration     `yaml:"policy"`
+	Inspect         *duration     `yaml:"inspect"`
+	GreetDelay      *zeroDuration `yaml:"greet_delay"`
 }
 
 // stringList accepts one string or a list of strings.
@@ -235,6 +251,18 @@ func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 		return nodeError(n, "bad duration %q (want e.g. 30s, 5m, 1h)", n.Value)
 	}
 	*d = duration(v)
+	return nil
+}
+
+// zeroDuration is a duration that may be 0 ("0s": off), as greet_delay.
+type zeroDuration struct{ d time.Duration }
+
+func (d *zeroDuration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil || v < 0 {
+		return nodeError(n, "bad duration %q (want e.g. 0s, 2s, 30s)", n.Value)
+	}
+	d.d = v
 	return nil
 }
 
@@ -384,6 +412,8 @@ func applyLimits(l *Limits, f *fileLimits) {
 	setS(&l.SpoolTotal, f.SpoolTotal)
 	setS(&l.InspectSpill, f.InspectSpill)
 	setI(&l.Errors, f.Errors)
+	setS(&l.DecompressedBytes, f.Decompressed)
+	setS(&l.ArchiveDict, f.ArchiveDict)
 }
 
 func applyTimeouts(t *Timeouts, f *fileTimeouts) {
@@ -398,6 +428,11 @@ func applyTimeouts(t *Timeouts, f *fileTimeouts) {
 	set(&t.UpstreamConnect, f.UpstreamConnect)
 	set(&t.Upstream, f.Upstream)
 	set(&t.Shutdown, f.Shutdown)
+	set(&t.Policy, f.Policy)
+	set(&t.Inspect, f.Inspect)
+	if f.GreetDelay != nil {
+		t.GreetDelay = time.Duration(f.GreetDelay.d)
+	}
 }
 
 // abs resolves a relative path from the config file's directory.

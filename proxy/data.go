@@ -140,6 +140,7 @@ func (s *Session) mimeLimits() mimeparse.Limits {
 	c := s.rt.cfg.Limits
 	l.MimeDepth, l.MimeParts, l.HeaderBytes, l.LineLength = c.MimeDepth, c.MimeParts, int(c.HeaderBytes), int(c.LineLength)
 	l.ArchiveDepth, l.ArchiveEntries, l.InspectSpill = c.ArchiveDepth, c.ArchiveEntries, c.InspectSpill
+	l.DecompressedBytes, l.ArchiveDict = c.DecompressedBytes, c.ArchiveDict
 	l.SpillDir = s.rt.cfg.SpoolDir
 	return l
 }
