@@ -108,7 +108,7 @@ func (e *Evaluator) prepare(stage Stage, f *Facts) {
 	if stage == StageRcpt {
 		env.Rcpt = f.Rcpt
 	}
-	env.Score, env.Tags = 0, nil
+	env.Score, env.Tags = f.Score, f.Tags
 	e.msg = nil
 	env.Subject, env.From, env.FromDomain, env.MessageID, env.Text = "", "", "", "", ""
 	env.To, env.Cc, env.Parts, env.Attachments, env.Defects = nil, nil, nil, nil, nil
@@ -280,7 +280,10 @@ func (e *Evaluator) apply(r *rule, stage Stage, f *Facts, v *Verdict) (done bool
 		}
 	}
 	if r.score != 0 || len(r.tags) > 0 {
-		e.env.Score, e.env.Tags, e.stale = v.Score, v.Tags, true
+		e.env.Score, e.env.Tags, e.stale = f.Score+v.Score, v.Tags, true
+		if len(f.Tags) > 0 {
+			e.env.Tags = appendNew(append([]string(nil), f.Tags...), v.Tags...)
+		}
 	}
 	v.Edits.Headers = append(v.Edits.Headers, hdrs...)
 	if prefix != "" && !strings.Contains(v.Edits.SubjectPrefix, prefix) && !strings.HasPrefix(e.env.Subject, prefix) {

@@ -175,67 +175,19 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 	return res
 }
 
-// simulate runs a transaction through every stage as the proxy would.
+// simulate runs a transaction through the same Conn and Tx that serve
+// drives (transaction.go), with an upstream that accepts every command.
 func (s *Set) simulate(e *Evaluator, f *Facts, rcpts []string, msg *mimeparse.Message) testRun {
-	var run testRun
-	run.subject = msg.Header("Subject")
-	fold := func(v Verdict) {
-		for _, r := range v.Rules {
-			if !contains(run.rules, r) {
-				run.rules = append(run.rules, r)
-			}
-		}
-		for _, t := range v.Tags {
-			if !contains(run.tags, t) {
-				run.tags = append(run.tags, t)
-			}
-		}
-		run.score += v.Score
-		run.edits.Headers = append(run.edits.Headers, v.Edits.Headers...)
-		run.edits.SubjectPrefix += v.Edits.SubjectPrefix
-		run.edits.Strip = append(run.edits.Strip, v.Edits.Strip...)
-		run.edits.RcptAdd = append(run.edits.RcptAdd, v.Edits.RcptAdd...)
-		run.edits.RcptRemove = append(run.edits.RcptRemove, v.Edits.RcptRemove...)
+	res := Simulate(e, f.Client, f.Envelope.From, rcpts, msg, f.Envelope.Size)
+	t := res.Tx
+	return testRun{
+		verdict: res.Decision.Action,
+		rules:   t.Rules(),
+		tags:    t.Tags(),
+		score:   t.Score(),
+		edits:   *t.Edits(),
+		subject: msg.Header("Subject"),
 	}
-	for _, st := range []Stage{StageConnect, StageHelo, StageMail} {
-		v := e.Eval(st, f)
-		fold(v)
-		if v.Action != ActionContinue {
-			run.verdict = v.Action
-			return run
-		}
-	}
-	var refused Verdict
-	for _, r := range rcpts {
-		f.Rcpt = r
-		v := e.Eval(StageRcpt, f)
-		fold(v)
-		switch v.Action {
-		case ActionContinue:
-			f.Envelope.Rcpts = append(f.Envelope.Rcpts, r)
-		case ActionReject, ActionTempfail:
-			refused = v // this recipient is refused; the others go on
-		default:
-			run.verdict = v.Action
-			return run
-		}
-	}
-	f.Rcpt = ""
-	if len(f.Envelope.Rcpts) == 0 {
-		run.verdict = refused.Action
-		if run.verdict == "" {
-			run.verdict = ActionAccept
-		}
-		return run
-	}
-	f.Msg = msg
-	v := e.Eval(StageData, f)
-	fold(v)
-	run.verdict = v.Action
-	if run.verdict == ActionContinue {
-		run.verdict = ActionAccept
-	}
-	return run
 }
 
 // compareExpect lists every difference between a test's expectation and

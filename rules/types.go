@@ -91,6 +91,10 @@ type Facts struct {
 	Envelope Envelope
 	Rcpt     string // the recipient being decided (rcpt stage)
 	Msg      *mimeparse.Message
+	// Score and Tags are what earlier stages of the connection and the
+	// transaction accumulated; the stage's rules add to them.
+	Score float64
+	Tags  []string
 }
 
 // HeaderEdit is one header change, with the rule that asked for it.

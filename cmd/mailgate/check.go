@@ -237,67 +237,26 @@ func (c *checker) message(in chkInput) {
 	c.showProgress()
 }
 
-// evaluate runs connect → helo → mail → rcpt (each recipient) → data as the
-// proxy would: a terminal action before data decides; a refused recipient
-// drops out and the others go on; accept at any stage skips the rest.
+// evaluate runs the message through rules.Simulate: the Conn and Tx that
+// serve drives, with an upstream that accepts every command.
 func (c *checker) evaluate(msg *mimeparse.Message, size int) chkResult {
-	f := rules.Facts{
-		Client:   rules.Client{IP: c.opts.clientIP, Port: 25, HELO: c.opts.helo},
-		Envelope: rules.Envelope{From: c.opts.from, Size: size},
+	client := rules.Client{IP: c.opts.clientIP, Port: 25, HELO: c.opts.helo}
+	sim := rules.Simulate(c.ev, client, c.opts.from, c.opts.rcpts, msg, size)
+	t := sim.Tx
+	res := chkResult{
+		verdict: sim.Decision.Action,
+		reply:   sim.Decision.Reply,
+		rules:   t.Rules(),
+		monitor: t.Monitor(),
+		score:   t.Score(),
+		tags:    t.Tags(),
+		edits:   *t.Edits(),
+		errors:  t.Errors(),
 	}
-	var res chkResult
-	fold := func(st rules.Stage, rcpt string, v rules.Verdict) {
-		res.stages = append(res.stages, chkStageResult{st, rcpt, v})
-		res.rules = chkAppendNew(res.rules, v.Rules...)
-		res.monitor = chkAppendNew(res.monitor, v.Monitor...)
-		res.tags = chkAppendNew(res.tags, v.Tags...)
-		res.score += v.Score
-		res.errors = append(res.errors, v.Errors...)
-		res.edits.Headers = append(res.edits.Headers, v.Edits.Headers...)
-		res.edits.SubjectPrefix += v.Edits.SubjectPrefix
-		res.edits.Strip = append(res.edits.Strip, v.Edits.Strip...)
-		res.edits.RcptAdd = append(res.edits.RcptAdd, v.Edits.RcptAdd...)
-		res.edits.RcptRemove = append(res.edits.RcptRemove, v.Edits.RcptRemove...)
+	for _, sr := range t.Trace() {
+		res.stages = append(res.stages, chkStageResult{sr.Stage, sr.Rcpt, sr.Verdict})
 	}
-	decide := func(v rules.Verdict) chkResult {
-		res.verdict, res.reply = v.Action, v.Reply
-		return res
-	}
-	for _, st := range []rules.Stage{rules.StageConnect, rules.StageHelo, rules.StageMail} {
-		v := c.ev.Eval(st, &f)
-		fold(st, "", v)
-		if v.Action != rules.ActionContinue {
-			return decide(v)
-		}
-	}
-	var refused *rules.Verdict
-	for _, r := range c.opts.rcpts {
-		f.Rcpt = r
-		v := c.ev.Eval(rules.StageRcpt, &f)
-		fold(rules.StageRcpt, r, v)
-		switch v.Action {
-		case rules.ActionContinue:
-			f.Envelope.Rcpts = append(f.Envelope.Rcpts, r)
-		case rules.ActionReject, rules.ActionTempfail:
-			refused = &v
-		default:
-			return decide(v)
-		}
-	}
-	f.Rcpt = ""
-	if len(f.Envelope.Rcpts) == 0 {
-		if refused != nil {
-			return decide(*refused)
-		}
-		return decide(rules.Verdict{Action: rules.ActionAccept})
-	}
-	f.Msg = msg
-	v := c.ev.Eval(rules.StageData, &f)
-	fold(rules.StageData, "", v)
-	if v.Action == rules.ActionContinue {
-		v.Action = rules.ActionAccept
-	}
-	return decide(v)
+	return res
 }
 
 // writeOut writes the message under --out: rewritten when it is accepted
