@@ -81,4 +81,18 @@ func TestPacksTogether(t *testing.T) {
 	if n := len(set.RuleNames()); n < 25 {
 		t.Errorf("every pack together has %d rules; some were lost", n)
 	}
+	// Each pack's tests run against its own rules, so a configuration
+	// that loads every pack passes every pack's tests.
+	results := set.RunTests()
+	failed := 0
+	for _, r := range results {
+		if !r.Pass {
+			failed++
+			t.Errorf("%s:%d: %s: %s", r.File, r.Line, r.Name, strings.Join(r.Problems, "; "))
+		}
+	}
+	t.Logf("every pack together: %d tests, %d failed", len(results), failed)
+	if len(results) < 80 {
+		t.Errorf("%d tests ran; every pack's tests should", len(results))
+	}
 }

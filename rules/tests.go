@@ -93,16 +93,36 @@ func testPos(t *testYAML) (int, int) {
 }
 
 // RunTests runs every test of every policy file of the set, each against
-// the whole set (the set is what gets deployed) with a fresh State, and
-// each message parsed with mimeparse.Parse.
+// that file's own rules (with the set's lists and configuration), so that
+// a pack's tests pass whatever other packs a configuration loads beside
+// it; a configuration's tests of the combined behaviour run against the
+// whole set (RunSetTests). Each test gets a fresh State and its message is
+// parsed with mimeparse.Parse.
 func (s *Set) RunTests() []TestResult {
 	var out []TestResult
 	for _, pf := range s.files {
+		own := s.only(pf)
 		for i := range pf.tests {
-			out = append(out, s.runTest(pf, &pf.tests[i], i))
+			out = append(out, own.runTest(pf, &pf.tests[i], i))
 		}
 	}
 	return out
+}
+
+// only is the set restricted to one file's rules: same lists, same
+// configuration, same compiled programs.
+func (s *Set) only(pf *policyFile) *Set {
+	sub := *s
+	sub.files = []*policyFile{pf}
+	for st := range s.byStage {
+		sub.byStage[st] = nil
+		for _, r := range s.byStage[st] {
+			if r.file == pf.name {
+				sub.byStage[st] = append(sub.byStage[st], r)
+			}
+		}
+	}
+	return &sub
 }
 
 func (s *Set) readTestFile(pf *policyFile, name string) ([]byte, error) {
