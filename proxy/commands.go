@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -353,6 +354,11 @@ func (s *Session) cmdXclient(ctx context.Context, arg string) {
 		return
 	}
 	s.reset()
+	// XCLIENT names a new client: what it does not give is not carried
+	// over from an earlier XFORWARD or XCLIENT, as on a new connection
+	// from the forwarder.
+	s.client.IP, s.client.Port = s.remote.Addr().String(), int(s.remote.Port())
+	s.clientName = ""
 	s.applyAttrs(attrs)
 	s.preDone = false
 	s.replyRaw(Reply{Code: 220, Text: s.rt.cfg.Hostname + " ESMTP mailgate"})
@@ -373,17 +379,44 @@ func (s *Session) forwardedAttrs(arg string) (map[string]string, bool) {
 	attrs, ok := xforwardAttrs(arg)
 	if !ok {
 		s.errReply(replyBadSyntax)
+		return nil, false
 	}
-	return attrs, ok
+	if a, ok := attrs["ADDR"]; ok && knownAttr(a) {
+		if _, ok := forwardedIP(a); !ok {
+			// Policies, logs and the upstream's XCLIENT would take it
+			// for an address.
+			s.log.Warn("forwarder sent an ADDR that is not an IP address, refused", "addr", a)
+			s.errReply(replyBadSyntax)
+			return nil, false
+		}
+	}
+	return attrs, true
+}
+
+// knownAttr says whether an XFORWARD/XCLIENT value gives something: Postfix
+// sends [UNAVAILABLE] and [TEMPUNAVAIL] for what it does not know.
+func knownAttr(v string) bool { return v != "" && v != "[UNAVAILABLE]" && v != "[TEMPUNAVAIL]" }
+
+// forwardedIP parses an XFORWARD/XCLIENT ADDR: an IPv4 or IPv6 address,
+// the latter with or without Postfix's "IPV6:" prefix; no zone.
+func forwardedIP(v string) (string, bool) {
+	if len(v) > 5 && strings.EqualFold(v[:5], "IPV6:") {
+		v = v[5:]
+	}
+	ip, err := netip.ParseAddr(v)
+	if err != nil || ip.Zone() != "" {
+		return "", false
+	}
+	return ip.Unmap().String(), true
 }
 
 func (s *Session) applyAttrs(attrs map[string]string) {
-	known := func(v string) bool { return v != "" && v != "[UNAVAILABLE]" && v != "[TEMPUNAVAIL]" }
+	known := knownAttr
 	for k, v := range attrs {
 		switch k {
 		case "ADDR":
-			if known(v) {
-				s.client.IP = strings.TrimPrefix(v, "IPV6:")
+			if ip, ok := forwardedIP(v); ok && known(v) {
+				s.client.IP = ip
 			}
 		case "PORT":
 			if n, err := strconv.Atoi(v); err == nil && known(v) {

@@ -22,8 +22,8 @@ type Config struct {
 	Listen            []string
 	Hostname          string
 	Upstream          string // smtp://host:port or maildir:/path
-	XForward          bool
-	XClient           bool
+	XForward          bool   // send XFORWARD before each MAIL when offered and no XCLIENT was sent
+	XClient           bool   // send XCLIENT when offered (default); false: never. On but not offered: warned and counted
 	TrustedForwarders []netip.Prefix
 	Auth              string // "off" or "relay"
 	TLSCert, TLSKey   string
@@ -97,6 +97,7 @@ func DefaultConfig() *Config {
 		Hostname:          host,
 		Upstream:          DefaultUpstream,
 		XForward:          true,
+		XClient:           true,
 		TrustedForwarders: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")},
 		Auth:              "off",
 		Limits: Limits{

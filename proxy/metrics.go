@@ -27,7 +27,10 @@ type metrics struct {
 	stageDuration   *prometheus.HistogramVec // stage
 	messageSize     prometheus.Histogram
 	upstreamErrors  prometheus.Counter
-	reloads         *prometheus.CounterVec // result: ok, failed
+	// upstreamNoXclient counts upstream sessions opened without XCLIENT
+	// although xclient is on.
+	upstreamNoXclient prometheus.Counter
+	reloads           *prometheus.CounterVec // result: ok, failed
 }
 
 func newMetrics() *metrics {
@@ -55,10 +58,12 @@ func newMetrics() *metrics {
 		Help: "Sizes of messages received.", Buckets: prometheus.ExponentialBuckets(1024, 4, 10)})
 	m.upstreamErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailgate_upstream_errors_total",
 		Help: "Upstream connection and protocol failures."})
+	m.upstreamNoXclient = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailgate_upstream_xclient_unavailable_total",
+		Help: "Upstream sessions opened without XCLIENT although xclient is on: the upstream's own checks saw mailgate's address."})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailgate_config_reloads_total",
 		Help: "Configuration reloads, by result."}, []string{"result"})
 	m.reg.MustRegister(m.panics, m.connections, m.sessionsActive, m.replies, m.commandDuration, m.transactions,
-		m.ruleHits, m.ruleErrors, m.stageDuration, m.messageSize, m.upstreamErrors, m.reloads,
+		m.ruleHits, m.ruleErrors, m.stageDuration, m.messageSize, m.upstreamErrors, m.upstreamNoXclient, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

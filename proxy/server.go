@@ -29,6 +29,9 @@ type liveConfig struct {
 	engine   Engine // nil: no policies
 	upstream Upstream
 	tls      *tls.Config
+	// noXclientWarn logs, once per configuration, that xclient is on but
+	// the upstream does not offer XCLIENT.
+	noXclientWarn sync.Once
 }
 
 // Options are what the caller provides beside the Config.

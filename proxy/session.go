@@ -343,7 +343,17 @@ func (s *Session) flushIfIdle() error {
 // ensureUpstream opens the upstream session at the first MAIL.
 func (s *Session) ensureUpstream(ctx context.Context) error {
 	if s.up != nil {
-		return nil
+		xc, ok := s.up.(xclientConn)
+		if !ok {
+			return nil
+		}
+		if ci, sent := xc.xclientIdentity(); !sent || ci == s.clientInfo() {
+			return nil
+		}
+		// The client said EHLO again with another name (or another
+		// identity arrived): the upstream's one XCLIENT no longer
+		// describes it, and it takes no second one.
+		s.closeUpstream(false)
 	}
 	up, err := s.rt.upstream.Open(ctx, s.clientInfo())
 	if err != nil {
@@ -351,7 +361,24 @@ func (s *Session) ensureUpstream(ctx context.Context) error {
 		return err
 	}
 	s.up = up
+	if xc, ok := up.(xclientConn); ok && s.rt.cfg.XClient {
+		if _, sent := xc.xclientIdentity(); !sent {
+			// Without XCLIENT the upstream's own restrictions see
+			// mailgate's address, inside its mynetworks: an open relay
+			// under Postfix's defaults (README "Set-up 1").
+			s.srv.metrics.upstreamNoXclient.Inc()
+			s.rt.noXclientWarn.Do(func() {
+				s.log.Warn("the upstream does not offer XCLIENT: its own checks (relay, check_client_access, mynetworks) see mailgate's address, not the client's; list mailgate in Postfix's smtpd_authorized_xclient_hosts, or set xclient: false",
+					"upstream", s.rt.cfg.Upstream)
+			})
+		}
+	}
 	return nil
+}
+
+// xclientConn is an upstream session that may have sent XCLIENT.
+type xclientConn interface {
+	xclientIdentity() (clientInfo, bool)
 }
 
 func (s *Session) clientInfo() clientInfo {

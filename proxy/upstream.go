@@ -92,6 +92,7 @@ type smtpConn struct {
 	bw   *bufio.Writer
 	ext  map[string]string // EHLO keywords (upper case) → parameters
 	sent []string          // XFORWARD attributes supported
+	xci  *clientInfo       // the identity XCLIENT gave; nil: no XCLIENT sent
 }
 
 func (u *smtpUpstream) Open(ctx context.Context, ci clientInfo) (_ UpstreamConn, rerr error) {
@@ -122,23 +123,55 @@ func (u *smtpUpstream) Open(ctx context.Context, ci clientInfo) (_ UpstreamConn,
 			return nil, err
 		}
 	}
-	if _, ok := c.ext["XCLIENT"]; ok && u.xclient {
-		rp, err := c.cmd(dctx, "XCLIENT "+c.attrs(ci, c.ext["XCLIENT"]))
-		if err != nil {
-			return nil, err
-		}
-		if rp.Code != 220 {
-			return nil, fmt.Errorf("%w: XCLIENT refused: %q", errUpstream, rp.String())
-		}
-		if err := c.ehlo(dctx); err != nil {
+	if offered, ok := c.ext["XCLIENT"]; ok && u.xclient {
+		if err := c.xclient(dctx, ci, offered); err != nil {
 			return nil, err
 		}
 	}
 	return c, nil
 }
 
-func (c *smtpConn) ehlo(ctx context.Context) error {
-	rp, err := c.cmd(ctx, "EHLO "+c.u.hostname)
+// xclient makes the upstream evaluate its own restrictions (relay,
+// check_client_access, mynetworks) on the original client instead of on
+// mailgate (Postfix XCLIENT_README; README "Set-up 1"). The reply is a new
+// 220 greeting, after which the session starts over with EHLO. That EHLO
+// carries the client's own HELO name: Postfix takes the name of the last
+// EHLO for its helo restrictions and its Received field, over XCLIENT's
+// HELO attribute. Postfix accepts one XCLIENT per connection from an
+// authorized host (a second one gets 550 5.7.0, the new client is not
+// authorized), so a new client identity needs a new upstream session.
+func (c *smtpConn) xclient(ctx context.Context, ci clientInfo, offered string) error {
+	rp, err := c.cmd(ctx, "XCLIENT "+c.attrs(ci, offered))
+	if err != nil {
+		return err
+	}
+	if rp.Code != 220 {
+		return fmt.Errorf("%w: XCLIENT refused: %q", errUpstream, rp.String())
+	}
+	helo := ci.Helo
+	if helo == "" || helo == "[UNAVAILABLE]" || helo == "[TEMPUNAVAIL]" {
+		helo = c.u.hostname
+	}
+	if err := c.ehloAs(ctx, helo); err != nil {
+		return err
+	}
+	c.xci = &ci
+	return nil
+}
+
+// xclientIdentity returns the client identity this session's XCLIENT gave
+// the upstream; false when none was sent.
+func (c *smtpConn) xclientIdentity() (clientInfo, bool) {
+	if c.xci == nil {
+		return clientInfo{}, false
+	}
+	return *c.xci, true
+}
+
+func (c *smtpConn) ehlo(ctx context.Context) error { return c.ehloAs(ctx, c.u.hostname) }
+
+func (c *smtpConn) ehloAs(ctx context.Context, name string) error {
+	rp, err := c.cmd(ctx, "EHLO "+name)
 	if err != nil {
 		return err
 	}
@@ -149,7 +182,7 @@ func (c *smtpConn) ehlo(ctx context.Context) error {
 		return fmt.Errorf("%w: EHLO refused: %q", errUpstream, rp.String())
 	}
 	if rp.Code != 250 {
-		rp, err = c.cmd(ctx, "HELO "+c.u.hostname)
+		rp, err = c.cmd(ctx, "HELO "+name)
 		if err != nil {
 			return err
 		}
@@ -299,9 +332,10 @@ func readLine(br *bufio.Reader, max int) (string, error) {
 }
 
 func (c *smtpConn) Mail(ctx context.Context, from string, params []param, ci clientInfo) (Reply, error) {
-	if offered, ok := c.ext["XFORWARD"]; ok && c.u.xforward {
+	if offered, ok := c.ext["XFORWARD"]; ok && c.u.xforward && c.xci == nil {
 		// Postfix resets XFORWARD attributes after each transaction, so
-		// they go before every MAIL.
+		// they go before every MAIL. After XCLIENT they would only
+		// repeat what it said: XCLIENT lasts for the whole session.
 		if a := c.attrs(ci, offered); a != "" {
 			rp, err := c.cmd(ctx, "XFORWARD "+a)
 			if err != nil {

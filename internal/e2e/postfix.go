@@ -17,13 +17,26 @@ import (
 // Postfix is a private Postfix instance on a loopback port, built under a
 // temporary directory per ../shared/POSTFIX.md. It accepts mail for
 // bob@example.net (delivered into the Maildir Inbox) and refuses other
-// recipients with its own replies.
+// recipients with its own replies; Postfix's default smtpd_relay_restrictions
+// apply to clients outside its mynetworks (127.0.0.1/32), as on a stock
+// Postfix: no smtpd_recipient_restrictions, so whoever Postfix takes for
+// the client decides whether it relays.
 type Postfix struct {
 	Addr  string // 127.0.0.1:PORT
 	Base  string // everything lives under here
 	Inbox string // the Maildir bob@example.net delivers into
 	t     testing.TB
 }
+
+// Client addresses the private Postfix treats differently. Only 127.0.0.1
+// (mailgate) is in its mynetworks and may send XCLIENT and XFORWARD, as in
+// README "Set-up 1"; a test client binding OutsideClient or BlockedClient
+// plays a remote client. Postfix refuses to relay for OutsideClient, and
+// refuses BlockedClient by check_client_access.
+const (
+	OutsideClient = "127.0.0.9"
+	BlockedClient = "127.0.0.10"
+)
 
 // StartPostfix builds and starts a private Postfix, waits for its banner and
 // registers its stop. It needs root (Postfix's master runs as root and
@@ -67,14 +80,15 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 myhostname = upstream.test
 mydestination =
-mynetworks = 127.0.0.0/8
-smtpd_authorized_xforward_hosts = 127.0.0.0/8
+mynetworks = 127.0.0.1/32
+smtpd_authorized_xforward_hosts = 127.0.0.1/32
+smtpd_authorized_xclient_hosts = 127.0.0.1/32
+smtpd_client_restrictions = check_client_access cidr:%[1]s/etc/clients
 virtual_mailbox_domains = example.net
 virtual_mailbox_base = %[1]s/mail
 virtual_mailbox_maps = texthash:%[1]s/etc/vmailbox
 virtual_uid_maps = static:65534
 virtual_gid_maps = static:65534
-smtpd_recipient_restrictions = reject_unauth_destination
 maillog_file = %[1]s/maillog
 maillog_file_prefixes = %[1]s
 smtpd_forbid_bare_newline = normalize
@@ -86,6 +100,9 @@ alias_database =
 smtputf8_enable = yes
 `, base)
 	must(t, os.WriteFile(filepath.Join(base, "etc", "main.cf"), []byte(mainCf), 0o644))
+	// BlockedClient is refused by Postfix's own check_client_access, which
+	// it only sees through mailgate's XCLIENT.
+	must(t, os.WriteFile(filepath.Join(base, "etc", "clients"), []byte(BlockedClient+" REJECT\n"), 0o644))
 	must(t, os.WriteFile(filepath.Join(base, "etc", "vmailbox"), []byte("bob@example.net inbox/\nalice@example.net alice/\n"), 0o644))
 	master, err := os.ReadFile("/etc/postfix/master.cf")
 	if err != nil {
