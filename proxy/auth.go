@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"net"
+	"strings"
 )
 
 // maxSASLResponse bounds one SASL response line, the initial response of
@@ -61,4 +62,27 @@ func (c *smtpConn) credentialsSafe() bool {
 	}
 	tc, ok := c.c.(*tls.Conn)
 	return ok && len(tc.ConnectionState().VerifiedChains) > 0
+}
+
+// knownVerbs are the command verbs a refused line may be logged by: SMTP's
+// and its extensions', and what other protocols send to port 25. Nothing
+// else of a refused line is ever logged.
+var knownVerbs = map[string]bool{
+	"EHLO": true, "HELO": true, "MAIL": true, "RCPT": true, "DATA": true, "RSET": true, "NOOP": true,
+	"QUIT": true, "HELP": true, "VRFY": true, "EXPN": true, "STARTTLS": true, "AUTH": true, "BDAT": true,
+	"XFORWARD": true, "XCLIENT": true, "TURN": true, "ETRN": true, "ATRN": true, "BURL": true,
+	"SEND": true, "SOML": true, "SAML": true, "VERB": true, "LHLO": true, "GET": true, "POST": true,
+	"HEAD": true, "PUT": true, "CONNECT": true, "USER": true, "PASS": true,
+}
+
+// logVerb names a refused command line for the log: its verb when it is a
+// known one, else "<redacted>". The text after a refused AUTH is the
+// client's credentials in base64, and a verb-shaped word ("Ym9i" is "bob")
+// can be one too; only a closed list is safe to log.
+func logVerb(line string) string {
+	verb, _, _ := strings.Cut(line, " ")
+	if v := strings.ToUpper(verb); knownVerbs[v] {
+		return v
+	}
+	return "<redacted>"
 }

@@ -168,3 +168,69 @@ func TestAuthNeedsSafeUpstream(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedAuthNotLogged: when AUTH is refused (off, before STARTTLS,
+// upstream down, upstream not safe), the client's next lines are its
+// credentials in base64, refused as unknown commands; at debug level the
+// log names them "<redacted>" and never holds their text.
+func TestRefusedAuthNotLogged(t *testing.T) {
+	secrets := []string{"Ym9i", "c2VjcmV0", "AGJvYgBzZWNyZXQ=", "UzNjcmV0UGFzc3dvcmQ="}
+	for _, tc := range []struct {
+		name string
+		want string // reply to AUTH
+		tls  bool   // STARTTLS first
+		cfg  func(cfg *Config, up *fakeUpstream) Options
+	}{
+		{"auth off", "502 5.5.1", false, func(cfg *Config, up *fakeUpstream) Options { return Options{} }},
+		{"before STARTTLS", "530 5.7.0", false, func(cfg *Config, up *fakeUpstream) Options {
+			cfg.TLSCert, cfg.TLSKey = writeCert(t)
+			cfg.Auth = "relay"
+			return Options{}
+		}},
+		{"upstream down", "451 4.4.1", true, func(cfg *Config, up *fakeUpstream) Options {
+			cfg.TLSCert, cfg.TLSKey = writeCert(t)
+			cfg.Auth = "relay"
+			up.l.Close()
+			return Options{}
+		}},
+		{"upstream not safe", "454 4.7.0", true, func(cfg *Config, up *fakeUpstream) Options {
+			cfg.TLSCert, cfg.TLSKey = writeCert(t)
+			cfg.Auth = "relay"
+			addr := up.l.Addr().String()
+			cfg.Upstream = "smtp://192.0.2.25:25"
+			return Options{Dialer: redirectDialer{to: addr}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := newFakeUpstream(t)
+			cfg := testConfig(t, up.url())
+			cfg.Limits.Errors = 100
+			addr, lg := startServerOpts(t, cfg, tc.cfg(cfg, up))
+			var c *client
+			if tc.tls {
+				c = authClient(t, addr)
+			} else {
+				c = dialClient(t, addr)
+				c.cmd("EHLO client.test", "250")
+			}
+			c.cmd("AUTH LOGIN", tc.want)
+			c.cmd("Ym9i", "500 5.5.2")
+			c.cmd("c2VjcmV0", "500 5.5.2")
+			c.cmd("AUTH PLAIN", tc.want)
+			c.cmd("AGJvYgBzZWNyZXQ=", "500 5.5.2")
+			c.cmd("AUTH PLAIN AGJvYgBzZWNyZXQ=", tc.want)
+			c.cmd("UzNjcmV0UGFzc3dvcmQ= x", "500 5.5.2")
+			c.cmd("QUIT", "221")
+			waitFor(t, "refusal log", func() bool { return strings.Count(lg.String(), `"msg":"bad command"`) == 4 })
+			out := lg.String()
+			if n := strings.Count(out, `"verb":"<redacted>"`); n != 4 {
+				t.Errorf("%d refused lines logged as <redacted>, want 4", n)
+			}
+			for _, s := range secrets {
+				if strings.Contains(out, s) {
+					t.Errorf("secret %q in the log:\n%s", s, out)
+				}
+			}
+		})
+	}
+}

@@ -32,7 +32,9 @@ func (s *Session) dispatch(ctx context.Context, line string) {
 	cmd, ok := parseCommand(line)
 	h := handlers[cmd.verb]
 	if !ok || h == nil {
-		s.log.Debug("bad command", "line", line)
+		// The line may be a SASL response sent after a refused AUTH:
+		// its text is never logged (logVerb).
+		s.log.Debug("bad command", "verb", logVerb(line), "bytes", len(line))
 		s.reply(replyBadCommand)
 		s.countError()
 		return
