@@ -254,7 +254,7 @@ func TestSecurityLogInjection(t *testing.T) {
 	}
 }
 
-var hashName = regexp.MustCompile(`^([0-9a-f]{64})\.(eml|json)$`)
+var hashName = regexp.MustCompile(`^([0-9a-f]{64})\.(eml|[0-9]+\.json)$`)
 
 func TestSecurityQuarantineFiles(t *testing.T) {
 	up := startUpstream(t, upstreamScript{})
@@ -290,7 +290,7 @@ func TestSecurityQuarantineFiles(t *testing.T) {
 	for _, e := range ents {
 		m := hashName.FindStringSubmatch(e.Name())
 		if m == nil {
-			t.Errorf("quarantine file %q: want <sha256>.eml or <sha256>.json", e.Name())
+			t.Errorf("quarantine file %q: want <sha256>.eml or <sha256>.<ns>.json", e.Name())
 			continue
 		}
 		p := filepath.Join(g.quarDir, e.Name())

@@ -33,7 +33,9 @@ func (s *Session) dispatch(ctx context.Context, line string) {
 	cmd, ok := parseCommand(line)
 	h := handlers[cmd.verb]
 	if !ok || h == nil {
-		s.log.Debug("bad command", "line", line)
+		// The line may be a SASL response sent after a refused AUTH:
+		// its text is never logged (logVerb).
+		s.log.Debug("bad command", "verb", logVerb(line), "bytes", len(line))
 		s.reply(replyBadCommand)
 		s.countError()
 		return
@@ -445,7 +447,9 @@ func (s *Session) applyAttrs(attrs map[string]string) {
 
 // cmdAuth relays the SASL exchange to the upstream (auth: relay), which
 // decides; it is only offered and accepted after STARTTLS (RFC 4954 §4).
-// The exchange is never logged.
+// Only well-formed responses go upstream (validSASL), only to an upstream
+// that may carry credentials (credentialsSafe). The exchange is never
+// logged: refusals log its length only.
 func (s *Session) cmdAuth(ctx context.Context, arg string) {
 	switch {
 	case s.rt.cfg.Auth != "relay":
@@ -461,10 +465,15 @@ func (s *Session) cmdAuth(ctx context.Context, arg string) {
 		s.errReply(r(503, 5, 5, 1, "Error: AUTH not allowed now"))
 		return
 	}
-	mech, initial, _ := strings.Cut(arg, " ")
+	mech, initial, hasInitial := strings.Cut(arg, " ")
 	mech = strings.ToUpper(mech)
 	if mech != "PLAIN" && mech != "LOGIN" {
 		s.errReply(r(504, 5, 5, 4, "Error: unsupported authentication mechanism"))
+		return
+	}
+	if hasInitial && !validSASL(initial, true) {
+		s.log.Info("AUTH refused: malformed initial response", "bytes", len(initial))
+		s.errReply(replyAuthBadResponse)
 		return
 	}
 	if err := s.ensureUpstream(ctx); err != nil {
@@ -477,21 +486,45 @@ func (s *Session) cmdAuth(ctx context.Context, arg string) {
 		s.errReply(replyAuthNotAvail)
 		return
 	}
-	rp, err := ar.Raw(ctx, "AUTH "+arg)
-	var responses []string
-	if initial != "" && initial != "=" {
-		responses = append(responses, initial)
+	if !ar.credentialsSafe() {
+		s.log.Warn("AUTH refused: the upstream connection is neither loopback nor TLS with a verified certificate",
+			"upstream", s.rt.cfg.Upstream)
+		s.reply(replyAuthUnsafe)
+		return
 	}
-	for i := 0; err == nil && rp.Code == 334 && i < 10; i++ {
+	cmd := "AUTH " + mech
+	var responses []string
+	if hasInitial {
+		cmd += " " + initial
+		if initial != "=" {
+			responses = append(responses, initial)
+		}
+	}
+	rp, err := ar.Raw(ctx, cmd)
+	for i := 0; err == nil && rp.Code == 334; i++ {
+		if i == maxSASLRounds {
+			s.log.Warn("AUTH refused: the upstream's exchange does not end", "rounds", i)
+			s.cancelAuth(ctx, ar)
+			return
+		}
 		s.replyRaw(Reply{Code: 334, Text: rp.Text})
 		if err := s.bw.Flush(); err != nil {
 			s.quit = true
 			return
 		}
-		line, rerr := readLine(s.br, maxCommandLine)
-		if rerr != nil {
+		line, rerr := readLine(s.br, maxSASLResponse)
+		switch {
+		case rerr == errLineTooLong:
+			s.log.Info("AUTH refused: response too long", "limit", maxSASLResponse)
+			s.cancelAuth(ctx, ar)
+			return
+		case rerr != nil:
 			s.readFailed(rerr, "reading AUTH response")
 			s.quit = true
+			return
+		case !validSASL(line, false):
+			s.log.Info("AUTH refused: malformed response", "bytes", len(line))
+			s.cancelAuth(ctx, ar)
 			return
 		}
 		responses = append(responses, line)
@@ -511,10 +544,30 @@ func (s *Session) cmdAuth(ctx context.Context, arg string) {
 	s.reply(rp)
 }
 
+// maxSASLRounds bounds the challenges of one AUTH exchange (PLAIN needs
+// one, LOGIN two).
+const maxSASLRounds = 10
+
+// cancelAuth ends an upstream exchange the client's response may not go
+// to: "*" cancels it (RFC 4954 §4, the upstream answers 501); an upstream
+// that does not end it is dropped, so no later line can continue it. The
+// client gets 501 5.5.2.
+func (s *Session) cancelAuth(ctx context.Context, ar authRelayer) {
+	rp, err := ar.Raw(ctx, "*")
+	if err == nil && rp.Code/100 == 3 {
+		err = fmt.Errorf("%w: AUTH cancel answered %d", errUpstream, rp.Code)
+	}
+	if err != nil {
+		s.upstreamFailed(err)
+	}
+	s.errReply(replyAuthBadResponse)
+}
+
 // authRelayer is the upstream capability AUTH relaying needs (house style
 // point 17: found by type assertion).
 type authRelayer interface {
 	Raw(ctx context.Context, line string) (Reply, error)
+	credentialsSafe() bool
 }
 
 // saslUser takes the user name from PLAIN's or LOGIN's first response.

@@ -48,6 +48,9 @@ type fakeUpstream struct {
 	// reply), "stall" (no reply to the final dot).
 	fault string
 	conns int
+	// authRaw holds the AUTH continuation lines as received, line
+	// ends included.
+	authRaw []string
 }
 
 func newFakeUpstream(t testing.TB) *fakeUpstream {
@@ -167,11 +170,27 @@ func (u *fakeUpstream) serve(c net.Conn) {
 				}
 				continue
 			}
-			w("334 VXNlcm5hbWU6")
-			u, _ := br.ReadString('\n')
-			w("334 UGFzc3dvcmQ6")
-			p, _ := br.ReadString('\n')
-			if strings.TrimSpace(u) == "Ym9i" && strings.TrimSpace(p) == "c2VjcmV0" {
+			cont := func(challenge string) (string, bool) {
+				w("334 " + challenge)
+				l, _ := br.ReadString('\n')
+				u.mu.Lock()
+				u.authRaw = append(u.authRaw, l)
+				u.mu.Unlock()
+				if strings.TrimSpace(l) == "*" {
+					w("501 5.7.0 Authentication aborted")
+					return "", false
+				}
+				return l, true
+			}
+			user, ok := cont("VXNlcm5hbWU6")
+			if !ok {
+				continue
+			}
+			pass, ok := cont("UGFzc3dvcmQ6")
+			if !ok {
+				continue
+			}
+			if strings.TrimSpace(user) == "Ym9i" && strings.TrimSpace(pass) == "c2VjcmV0" {
 				w("235 2.7.0 Authentication successful")
 			} else {
 				w("535 5.7.8 Error: authentication failed")

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -173,7 +174,7 @@ func TestPolicyDiscardAndQuarantine(t *testing.T) {
 			data, _ := os.ReadFile(filepath.Join(cfg.QuarantineDir, e.Name()))
 			var rec quarantineRecord
 			if err := json.Unmarshal(data, &rec); err != nil || rec.Rule != "q" || rec.From != "a@example.org" ||
-				rec.SHA256+".json" != e.Name() {
+				fmt.Sprintf("%s.%d.json", rec.SHA256, rec.Time.UnixNano()) != e.Name() {
 				t.Errorf("sidecar %s: %+v %v", e.Name(), rec, err)
 			}
 		} else {
@@ -288,5 +289,58 @@ func TestPolicyRewriteFails(t *testing.T) {
 	}
 	if txs := up.transactions(); len(txs) != 1 || string(txs[0].Data) != cleanMsg {
 		t.Fatalf("upstream transactions after the failed rewrite: %+v", txs)
+	}
+}
+
+// TestQuarantineRepeated: the same message quarantined twice is stored
+// once, and each event keeps its own record (<sha256>.<ns>.json); the
+// second event does not overwrite the first one's.
+func TestQuarantineRepeated(t *testing.T) {
+	up := newFakeUpstream(t)
+	eng := &fakeEngine{decide: func(st rules.Stage, f *rules.Facts) rules.Verdict {
+		if st != rules.StageData {
+			return rules.Verdict{Action: rules.ActionContinue}
+		}
+		return rules.Verdict{Action: rules.ActionQuarantine, Rule: "q", Rules: []string{"q"}}
+	}}
+	cfg := testConfig(t, up.url())
+	addr, _, _ := startServer(t, cfg, eng)
+	for _, from := range []string{"first@example.org", "second@example.org"} {
+		c := dialClient(t, addr)
+		c.cmd("EHLO client.test", "250")
+		if rp := c.sendMail(from, []string{"b@example.net"}, stuff(cleanMsg)); !strings.HasPrefix(rp, "250 2.0.0") {
+			t.Fatalf("final reply %q", rp)
+		}
+		c.cmd("QUIT", "221")
+	}
+	sum := sha256.Sum256([]byte(cleanMsg))
+	hash := hex.EncodeToString(sum[:])
+	ents, _ := os.ReadDir(cfg.QuarantineDir)
+	var emls int
+	froms := map[string]string{}
+	for _, e := range ents {
+		data, _ := os.ReadFile(filepath.Join(cfg.QuarantineDir, e.Name()))
+		switch {
+		case e.Name() == hash+".eml":
+			emls++
+			if string(data) != cleanMsg {
+				t.Errorf("stored message %q", data)
+			}
+		case strings.HasPrefix(e.Name(), hash+".") && strings.HasSuffix(e.Name(), ".json"):
+			var rec quarantineRecord
+			if err := json.Unmarshal(data, &rec); err != nil {
+				t.Fatalf("%s: %v", e.Name(), err)
+			}
+			if want := fmt.Sprintf("%s.%d.json", hash, rec.Time.UnixNano()); e.Name() != want {
+				t.Errorf("record %s, want %s", e.Name(), want)
+			}
+			froms[rec.From] = rec.Session
+		default:
+			t.Errorf("unexpected file %s", e.Name())
+		}
+	}
+	if emls != 1 || len(froms) != 2 || froms["first@example.org"] == "" || froms["second@example.org"] == "" ||
+		froms["first@example.org"] == froms["second@example.org"] {
+		t.Errorf("%d messages, records by sender %v; want 1 message and one record per event", emls, froms)
 	}
 }

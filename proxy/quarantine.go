@@ -5,14 +5,16 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 )
 
-// quarantineRecord is the JSON sidecar of a quarantined message.
+// quarantineRecord is the JSON record of one quarantine event.
 type quarantineRecord struct {
 	Time     time.Time `json:"time"`
 	Session  string    `json:"session"`
@@ -26,24 +28,46 @@ type quarantineRecord struct {
 	SHA256   string    `json:"sha256"`
 }
 
-// quarantine writes the message as DIR/<sha256>.eml and the record as
-// DIR/<sha256>.json, both 0600 and fsynced (with the directory) before it
-// returns: only then may the client get 250 (DESIGN invariant 1). Names come
-// from the hash only, never from anything in the message.
+// quarantine stores the message once as DIR/<sha256>.eml (kept as it is
+// when a quarantine event already stored it) and this event's record as
+// DIR/<sha256>.<unix-nanoseconds>.json, a new file that never replaces
+// another event's (docs/DESIGN.md, "Quarantine"). Both are 0600 and
+// fsynced (with the directory) before it returns: only then may the client
+// get 250 (DESIGN invariant 1). Names come from the hash and the clock
+// only, never from anything in the message.
 func quarantine(dir string, msg io.Reader, sum string, rec quarantineRecord) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("quarantine: %w", err)
 	}
 	rec.SHA256 = sum
-	if err := writeSynced(filepath.Join(dir, sum+".eml"), msg); err != nil {
-		return err
+	eml := filepath.Join(dir, sum+".eml")
+	if fi, err := os.Lstat(eml); err != nil || !fi.Mode().IsRegular() {
+		// The name is the content's hash: an existing file holds these
+		// very bytes, written by writeSynced (complete, or not there).
+		if err := writeSynced(eml, msg); err != nil {
+			return err
+		}
 	}
 	js, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return fmt.Errorf("quarantine: %w", err)
 	}
-	if err := writeSynced(filepath.Join(dir, sum+".json"), bytes.NewReader(append(js, '\n'))); err != nil {
+	tmp, err := writeTemp(filepath.Join(dir, sum+".json"), bytes.NewReader(append(js, '\n')))
+	if err != nil {
 		return err
+	}
+	defer os.Remove(tmp)
+	// A link fails where a rename would replace: two events in the same
+	// nanosecond get the next free one.
+	ns := rec.Time.UnixNano()
+	for i := 0; ; i++ {
+		err = os.Link(tmp, filepath.Join(dir, fmt.Sprintf("%s.%d.json", sum, ns+int64(i))))
+		if err == nil || !errors.Is(err, fs.ErrExist) || i == 1000 {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("quarantine: %w", err)
 	}
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("quarantine: %w", err)
@@ -54,12 +78,26 @@ func quarantine(dir string, msg io.Reader, sum string, rec quarantineRecord) err
 // writeSynced writes a file atomically: a temp file in the same directory,
 // fsync, rename.
 func writeSynced(path string, r io.Reader) error {
+	tmp, err := writeTemp(path, r)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("quarantine: %w", err)
+	}
+	return nil
+}
+
+// writeTemp writes r to a new 0600 file beside path, fsynced, and returns
+// its name.
+func writeTemp(path string, r io.Reader) (string, error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	tmp := path + ".tmp-" + hex.EncodeToString(rnd[:])
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("quarantine: %w", err)
+		return "", fmt.Errorf("quarantine: %w", err)
 	}
 	_, err = io.Copy(f, r)
 	if err == nil {
@@ -68,12 +106,9 @@ func writeSynced(path string, r io.Reader) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("quarantine: %w", err)
+		return "", fmt.Errorf("quarantine: %w", err)
 	}
-	return nil
+	return tmp, nil
 }

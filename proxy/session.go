@@ -246,8 +246,8 @@ func (s *Session) countError() bool {
 	return s.rt.cfg.Limits.Errors > 0 && s.errors > s.rt.cfg.Limits.Errors
 }
 
-// greet runs the connect stage and sends the greeting; false ends the
-// session.
+// greet runs the connect stage, pauses for timeouts.greet_delay, and sends
+// the greeting; false ends the session.
 func (s *Session) greet() bool {
 	if !s.trusted {
 		if v, ok := s.evalPre(rules.StageConnect); !ok {
@@ -256,8 +256,37 @@ func (s *Session) greet() bool {
 			s.bw.Flush()
 			return false
 		}
+		if d := s.rt.cfg.Timeouts.GreetDelay; d > 0 && !s.greetDelay(d) {
+			return false
+		}
 	}
 	s.replyRaw(Reply{Code: 220, Text: s.rt.cfg.Hostname + " ESMTP mailgate"})
+	return true
+}
+
+// greetDelay holds the greeting back for d and watches whether the client
+// talks first (RFC 5321 §3.1: the client waits for the greeting), which
+// makes Client.Pregreet true from the helo stage on. What it sent stays
+// buffered and is read as commands after the greeting, like pipelined
+// input: the policies decide (docs/policy.md). The whole pause is kept even
+// when data comes early, so the delay does not reveal the detection. False:
+// the client left.
+func (s *Session) greetDelay(d time.Duration) bool {
+	end := time.Now().Add(d)
+	s.rd.idle = d
+	_, err := s.br.Peek(1)
+	s.rd.idle = s.rt.cfg.Timeouts.Command
+	var ne net.Error
+	switch {
+	case err == nil:
+		s.client.Pregreet = true
+		s.log.Info("pregreet: the client sent data before the greeting", "client_ip", s.client.IP, "bytes", s.br.Buffered())
+		time.Sleep(time.Until(end))
+	case errors.As(err, &ne) && ne.Timeout():
+	default:
+		s.log.Info("client gone before the greeting", "err", err)
+		return false
+	}
 	return true
 }
 

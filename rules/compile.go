@@ -422,6 +422,9 @@ func (w *stageWalker) Visit(node *ast.Node) {
 		if ok2 {
 			w.c.s.usesProp[prop.Value] = true
 		}
+		if from, ok := memberFacts[memberName(id, prop)]; ok && w.stage < from {
+			w.add(n.Property, "%s is only known from stage %s on (this rule runs at stage %s)", memberName(id, prop), from, w.stage)
+		}
 		if ok1 && ok2 && id.Value == "Lists" {
 			if _, ok := w.c.s.lists[prop.Value]; !ok {
 				var names []string

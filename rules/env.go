@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 
 	"mailgate/mimeparse"
 )
@@ -71,6 +72,21 @@ var bodyFacts = map[string]bool{
 var headerFacts = map[string]bool{
 	"Header": true, "HeaderAll": true, "HasHeader": true, "Subject": true, "From": true,
 	"FromDomain": true, "To": true, "Cc": true, "MessageID": true,
+}
+
+// memberFacts are fields known only from a stage on (docs/policy.md,
+// "Stages"): reading one at an earlier stage is a load error.
+var memberFacts = map[string]Stage{
+	"Client.Pregreet": StageHelo,
+}
+
+// memberName is "Client.Pregreet" for the member node Client.Pregreet (or
+// Client["Pregreet"]), "" for any other shape.
+func memberName(id *ast.IdentifierNode, prop *ast.StringNode) string {
+	if id == nil || prop == nil {
+		return ""
+	}
+	return id.Value + "." + prop.Value
 }
 
 // funcNames are the functions mailgate adds to expr's builtins.

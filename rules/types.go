@@ -72,6 +72,9 @@ type Client struct {
 	TLS      bool
 	AuthUser string
 	Listener string
+	// Pregreet: the client sent data before the greeting (the proxy's
+	// timeouts.greet_delay); known from stage helo (memberFacts).
+	Pregreet bool
 }
 
 // Envelope is the SMTP envelope so far.
