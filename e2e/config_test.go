@@ -138,18 +138,31 @@ func TestConfigPoliciesAbsentRunsDefaultPack(t *testing.T) {
 	}
 }
 
-// TestLintConfigRefusesWhatServeRefuses: a misspelt key is an error for
-// lint -c exactly as for serve -c, with the same file:line:col.
+// TestLintConfigRefusesWhatServeRefuses: a misspelt key, a limit that
+// would switch a bound off, a bad hostname or a missing certificate is an
+// error for lint -c exactly as for serve -c, with the same file:line:col
+// (check -c and test -c read the file the same way).
 func TestLintConfigRefusesWhatServeRefuses(t *testing.T) {
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"mailgate.yaml": "listen: [\"127.0.0.1:1\"]\nupstream: maildir:mail\nlimits:\n  message_sise: 1MiB\n"})
-	const want = "mailgate.yaml:4:3: field message_sise not found"
-	for _, cmd := range [][]string{{"lint", "-c", "mailgate.yaml"}, {"check", "-c", "mailgate.yaml", "x.eml"},
-		{"test", "-c", "mailgate.yaml"}, {"serve", "-c", "mailgate.yaml"}} {
-		stdout, stderr, code := runMailgate(t, dir, cmd...)
-		if code != 1 || !strings.Contains(stderr, want) {
-			t.Errorf("%s: exit %d, stderr %q, stdout %q; want exit 1 and %q", strings.Join(cmd, " "), code, stderr, stdout, want)
-		}
+	for _, tc := range []struct{ name, src, want string }{
+		{"unknown key", "limits:\n  message_sise: 1MiB\n", "mailgate.yaml:4:3: field message_sise not found"},
+		{"negative limit", "limits:\n  mime_depth: -1\n", "mailgate.yaml:4:15: limits.mime_depth: -1 must be greater than 0"},
+		{"bad hostname", "hostname: mx.example.org;\n", "mailgate.yaml:3:11: hostname: \"mx.example.org;\" is not a domain name"},
+		{"missing certificate", "tls: {cert: nope.pem, key: nope.pem}\n", "mailgate.yaml: tls: open"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"mailgate.yaml": "listen: [\"127.0.0.1:1\"]\nupstream: maildir:mail\n" + tc.src})
+			cmds := [][]string{{"lint", "-c", "mailgate.yaml"}, {"serve", "-c", "mailgate.yaml"}}
+			if tc.name != "missing certificate" { // check and test open no listener, so no certificate
+				cmds = append(cmds, []string{"check", "-c", "mailgate.yaml", "x.eml"}, []string{"test", "-c", "mailgate.yaml"})
+			}
+			for _, cmd := range cmds {
+				stdout, stderr, code := runMailgate(t, dir, cmd...)
+				if code != 1 || !strings.Contains(stderr, tc.want) {
+					t.Errorf("%s: exit %d, stderr %q, stdout %.200q; want exit 1 and %q", strings.Join(cmd, " "), code, stderr, stdout, tc.want)
+				}
+			}
+		})
 	}
 }
 

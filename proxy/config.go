@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -314,6 +315,11 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	}
 	if len(fc.Listen) > 0 {
 		c.Listen = fc.Listen
+		for _, a := range fc.Listen {
+			if !validListenAddr(a) {
+				bad([]string{"listen"}, "listen: %q: want host:port (port 0-65535)", a)
+			}
+		}
 	}
 	if fc.Hostname != "" {
 		c.Hostname = fc.Hostname
@@ -411,6 +417,9 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 		}
 	}
 	c.MetricsListen = fc.MetricsListen
+	if c.MetricsListen != "" && !validListenAddr(c.MetricsListen) {
+		bad([]string{"metrics_listen"}, "metrics_listen: %q: want host:port (port 0-65535)", c.MetricsListen)
+	}
 	if strings.HasPrefix(c.Upstream, "maildir:") {
 		c.Upstream = "maildir:" + c.abs(strings.TrimPrefix(c.Upstream, "maildir:"))
 	}
@@ -460,6 +469,26 @@ func applyLimits(l *Limits, f *fileLimits, bad func(key string, v int64)) {
 	setI("errors", &l.Errors, f.Errors)
 	setS("decompressed_bytes", &l.DecompressedBytes, f.Decompressed)
 	setS("archive_dict", &l.ArchiveDict, f.ArchiveDict)
+}
+
+// validListenAddr accepts host:port with a numeric port, as net.Listen
+// takes it.
+func validListenAddr(a string) bool {
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+// CheckFiles reads what serve reads at start besides the policies (the TLS
+// certificate and key), so that `lint -c` refuses what serve would refuse.
+func (c *Config) CheckFiles() error {
+	if _, err := tlsConfig(c.TLSCert, c.TLSKey); err != nil {
+		return &ConfigError{Problems: []string{fmt.Sprintf("%s: %v", c.File, err)}}
+	}
+	return nil
 }
 
 // validHostname accepts a domain name (RFC 5321 Domain: dot-separated

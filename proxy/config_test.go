@@ -69,6 +69,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"zero message_size", "upstream: smtp://127.0.0.1:25\nlimits: {message_size: 0}\n", "x.yaml:2:24: limits.message_size: 0 must be greater than 0"},
 		{"zero errors", "upstream: smtp://127.0.0.1:25\nlimits: {errors: 0}\n", "x.yaml:2:18: limits.errors: 0 must be greater than 0"},
 		{"bad hostname", "upstream: smtp://127.0.0.1:25\nhostname: mx example.org\n", `x.yaml:2:11: hostname: "mx example.org" is not a domain name`},
+		{"bad listen", "upstream: smtp://127.0.0.1:25\nlisten: [\"127.0.0.1\"]\n", `x.yaml:2:9: listen: "127.0.0.1": want host:port`},
+		{"bad metrics_listen", "upstream: smtp://127.0.0.1:25\nmetrics_listen: 127.0.0.1:99999\n", `x.yaml:2:17: metrics_listen: "127.0.0.1:99999": want host:port`},
 		{"bad list name", "upstream: smtp://127.0.0.1:25\nlists: {1bad: l.txt}\n", `x.yaml:2:15: lists: "1bad" is not a valid list name`},
 	}
 	for _, tc := range tests {

@@ -12,7 +12,7 @@ import (
 )
 
 func runLint(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("lint", "[-c FILE | -p POLICY ... [-l NAME=FILE ...]]", stderr)
+	fs := newFlags("lint", "[-v] [-c FILE | -p POLICY ... [-l NAME=FILE ...]]", stderr)
 	var cfgFile string
 	var pols stringList
 	var verbose bool
@@ -76,6 +76,9 @@ func loadRuleSet(cfgFile string, pols []string, lists map[string]string) (*rules
 	switch {
 	case cfgFile != "":
 		cfg, err := proxy.LoadConfig(cfgFile)
+		if err == nil {
+			err = cfg.CheckFiles()
+		}
 		if err != nil {
 			return nil, "", err
 		}

@@ -8,7 +8,7 @@ import (
 )
 
 func runTest(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("test", "[-c FILE | -p POLICY ... [-l NAME=FILE ...]]", stderr)
+	fs := newFlags("test", "[-v] [-c FILE | -p POLICY ... [-l NAME=FILE ...]]", stderr)
 	var cfgFile string
 	var pols stringList
 	var verbose bool
