@@ -175,7 +175,8 @@ func TestSecurityLogInjection(t *testing.T) {
 	for _, format := range []string{"json", "text"} {
 		t.Run(format, func(t *testing.T) {
 			up := startUpstream(t, upstreamScript{})
-			g := startGate(t, up, gateOpts{logFormat: format})
+			// The second and third sessions speak as a trusted forwarder.
+			g := startGate(t, up, gateOpts{logFormat: format, extra: "trusted_forwarders: [127.0.0.1/32]\n"})
 			// Raw control bytes in HELO and in the MAIL FROM local part.
 			c := dialClient(t, g.addr)
 			c.read()

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,8 +36,8 @@ type Config struct {
 	RuleError         string // "tempfail" or "continue"
 	SpoolDir          string
 	QuarantineDir     string
-	Policies          []string          // policy files; empty with EmbeddedPolicy set: the embedded default
-	EmbeddedPolicy    string            // name of the embedded policy file to use when Policies is empty
+	Policies          []string          // policy files, resolved; empty with EmbeddedPolicy set: the embedded default
+	EmbeddedPolicy    string            // name of the embedded policy file to use when Policies is empty ("": none)
 	Lists             map[string]string // list name → file
 	LogFormat         string            // "json" or "text"
 	LogLevel          string            // "debug", "info", "warn", "error"
@@ -93,12 +96,16 @@ func DefaultConfig() *Config {
 		host = "localhost"
 	}
 	return &Config{
-		Listen:            []string{DefaultListen},
-		Hostname:          host,
-		Upstream:          DefaultUpstream,
-		XForward:          true,
-		XClient:           true,
-		TrustedForwarders: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")},
+		Listen:   []string{DefaultListen},
+		Hostname: host,
+		Upstream: DefaultUpstream,
+		XForward: true,
+		XClient:  true,
+		// No forwarder is trusted by default: when mailgate listens
+		// publicly, every local process and every loopback-bound relay
+		// would otherwise be able to pose as any client (README set-up 2
+		// lists Postfix's address explicitly).
+		TrustedForwarders: nil,
 		Auth:              "off",
 		Limits: Limits{
 			MessageSize: 50 << 20, Recipients: 100, Connections: 1000, LineLength: 64 << 10,
@@ -143,7 +150,7 @@ type fileConfig struct {
 	RuleError         string            `yaml:"rule_error"`
 	SpoolDir          string            `yaml:"spool_dir"`
 	QuarantineDir     string            `yaml:"quarantine_dir"`
-	Policies          []string          `yaml:"policies"`
+	Policies          *[]string         `yaml:"policies"` // nil: absent, the embedded default pack
 	Lists             map[string]string `yaml:"lists"`
 	Log               fileLog           `yaml:"log"`
 	MetricsListen     string            `yaml:"metrics_listen"`
@@ -283,6 +290,8 @@ func LoadConfig(path string) (*Config, error) {
 	return ParseConfig(path, data)
 }
 
+var listNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (?:col (\d+): )?(.*)$`)
 
 // ParseConfig is LoadConfig on data already read.
@@ -300,7 +309,6 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	c := DefaultConfig()
 	c.File = path
 	c.Dir = filepath.Dir(path)
-	c.EmbeddedPolicy = ""
 	var probs []string
 	bad := func(keys []string, format string, args ...any) {
 		line, col := findKey(&root, keys)
@@ -308,9 +316,17 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	}
 	if len(fc.Listen) > 0 {
 		c.Listen = fc.Listen
+		for _, a := range fc.Listen {
+			if !validListenAddr(a) {
+				bad([]string{"listen"}, "listen: %q: want host:port (port 0-65535)", a)
+			}
+		}
 	}
 	if fc.Hostname != "" {
 		c.Hostname = fc.Hostname
+		if !validHostname(fc.Hostname) {
+			bad([]string{"hostname"}, "hostname: %q is not a domain name or an address literal ([192.0.2.1], [IPv6:2001:db8::1])", fc.Hostname)
+		}
 	}
 	if fc.Upstream == "" {
 		bad(nil, "upstream: required in a config file (smtp://host:port or maildir:/path)")
@@ -361,7 +377,9 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	if c.Auth == "relay" && c.TLSCert == "" {
 		bad([]string{"auth"}, "auth: relay needs tls (AUTH is only offered after STARTTLS)")
 	}
-	applyLimits(&c.Limits, &fc.Limits)
+	applyLimits(&c.Limits, &fc.Limits, func(key string, v int64) {
+		bad([]string{"limits", key}, "limits.%s: %d must be greater than 0", key, v)
+	})
 	applyTimeouts(&c.Timeouts, &fc.Timeouts)
 	if fc.SpoolDir != "" {
 		c.SpoolDir = c.abs(fc.SpoolDir)
@@ -370,16 +388,39 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 		c.QuarantineDir = fc.QuarantineDir
 	}
 	c.QuarantineDir = c.abs(c.QuarantineDir)
-	for _, p := range fc.Policies {
-		c.Policies = append(c.Policies, c.abs(p))
+	// policies: absent keeps the embedded default pack (DefaultConfig's
+	// EmbeddedPolicy); only an explicit empty list runs without policies
+	// (docs/DESIGN.md "Configuration"). Paths are resolved here, once:
+	// the loaders take them as they are.
+	if fc.Policies != nil {
+		c.EmbeddedPolicy = ""
+		for _, p := range *fc.Policies {
+			if p == "" {
+				bad([]string{"policies"}, "policies: empty file name")
+				continue
+			}
+			c.Policies = append(c.Policies, c.abs(p))
+		}
 	}
 	if len(fc.Lists) > 0 {
 		c.Lists = map[string]string{}
-		for k, v := range fc.Lists {
+		for _, k := range slices.Sorted(maps.Keys(fc.Lists)) {
+			v := fc.Lists[k]
+			if !listNameRE.MatchString(k) {
+				bad([]string{"lists", k}, "lists: %q is not a valid list name (letters, digits and _, not starting with a digit)", k)
+				continue
+			}
+			if v == "" {
+				bad([]string{"lists", k}, "lists: %s: expected a file name", k)
+				continue
+			}
 			c.Lists[k] = c.abs(v)
 		}
 	}
 	c.MetricsListen = fc.MetricsListen
+	if c.MetricsListen != "" && !validListenAddr(c.MetricsListen) {
+		bad([]string{"metrics_listen"}, "metrics_listen: %q: want host:port (port 0-65535)", c.MetricsListen)
+	}
 	if strings.HasPrefix(c.Upstream, "maildir:") {
 		c.Upstream = "maildir:" + c.abs(strings.TrimPrefix(c.Upstream, "maildir:"))
 	}
@@ -389,32 +430,97 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-func applyLimits(l *Limits, f *fileLimits) {
-	setI := func(dst *int, v *int) {
-		if v != nil {
-			*dst = *v
+// applyLimits sets the limits the file gives. Every limit must be > 0:
+// zero or a negative number would switch a bound off (a mime_depth of -1
+// once disabled the depth check), so such a value is reported through bad
+// instead.
+func applyLimits(l *Limits, f *fileLimits, bad func(key string, v int64)) {
+	setI := func(key string, dst *int, v *int) {
+		if v == nil {
+			return
+		}
+		if *v <= 0 {
+			bad(key, int64(*v))
+			return
+		}
+		*dst = *v
+	}
+	setS := func(key string, dst *int64, v *size) {
+		if v == nil {
+			return
+		}
+		if *v <= 0 {
+			bad(key, int64(*v))
+			return
+		}
+		*dst = int64(*v)
+	}
+	setS("message_size", &l.MessageSize, f.MessageSize)
+	setI("recipients", &l.Recipients, f.Recipients)
+	setI("connections", &l.Connections, f.Connections)
+	setS("line_length", &l.LineLength, f.LineLength)
+	setI("mime_depth", &l.MimeDepth, f.MimeDepth)
+	setI("mime_parts", &l.MimeParts, f.MimeParts)
+	setS("header_bytes", &l.HeaderBytes, f.HeaderBytes)
+	setI("archive_depth", &l.ArchiveDepth, f.ArchiveDepth)
+	setI("archive_entries", &l.ArchiveEntries, f.ArchiveEntries)
+	setS("spool_memory", &l.SpoolMemory, f.SpoolMemory)
+	setS("spool_memory_total", &l.SpoolTotal, f.SpoolTotal)
+	setS("inspect_spill", &l.InspectSpill, f.InspectSpill)
+	setI("errors", &l.Errors, f.Errors)
+	setS("decompressed_bytes", &l.DecompressedBytes, f.Decompressed)
+	setS("archive_dict", &l.ArchiveDict, f.ArchiveDict)
+}
+
+// validListenAddr accepts host:port with a numeric port, as net.Listen
+// takes it.
+func validListenAddr(a string) bool {
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+// CheckFiles reads what serve reads at start besides the policies (the TLS
+// certificate and key), so that `lint -c` refuses what serve would refuse.
+func (c *Config) CheckFiles() error {
+	if _, err := tlsConfig(c.TLSCert, c.TLSKey); err != nil {
+		return &ConfigError{Problems: []string{fmt.Sprintf("%s: %v", c.File, err)}}
+	}
+	return nil
+}
+
+// validHostname accepts a domain name (RFC 5321 Domain: dot-separated
+// labels of letters, digits and hyphens, no hyphen at either end) or an
+// address literal ([192.0.2.1], [IPv6:2001:db8::1]): the forms that may
+// stand in the greeting and in EHLO.
+func validHostname(h string) bool {
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		lit := h[1 : len(h)-1]
+		if v6, ok := strings.CutPrefix(lit, "IPv6:"); ok {
+			a, err := netip.ParseAddr(v6)
+			return err == nil && a.Is6() && a.Zone() == ""
+		}
+		a, err := netip.ParseAddr(lit)
+		return err == nil && a.Is4()
+	}
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
 		}
 	}
-	setS := func(dst *int64, v *size) {
-		if v != nil {
-			*dst = int64(*v)
-		}
-	}
-	setS(&l.MessageSize, f.MessageSize)
-	setI(&l.Recipients, f.Recipients)
-	setI(&l.Connections, f.Connections)
-	setS(&l.LineLength, f.LineLength)
-	setI(&l.MimeDepth, f.MimeDepth)
-	setI(&l.MimeParts, f.MimeParts)
-	setS(&l.HeaderBytes, f.HeaderBytes)
-	setI(&l.ArchiveDepth, f.ArchiveDepth)
-	setI(&l.ArchiveEntries, f.ArchiveEntries)
-	setS(&l.SpoolMemory, f.SpoolMemory)
-	setS(&l.SpoolTotal, f.SpoolTotal)
-	setS(&l.InspectSpill, f.InspectSpill)
-	setI(&l.Errors, f.Errors)
-	setS(&l.DecompressedBytes, f.Decompressed)
-	setS(&l.ArchiveDict, f.ArchiveDict)
+	return true
 }
 
 func applyTimeouts(t *Timeouts, f *fileTimeouts) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mailgate/policies"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -63,6 +65,13 @@ func TestParseConfigErrors(t *testing.T) {
 		{"wrong type", "upstream: smtp://127.0.0.1:25\nlimits: {recipients: many}\n", "x.yaml:2:22: cannot unmarshal"},
 		{"syntax", "upstream: [\n", "x.yaml:"},
 		{"auth without tls", "upstream: smtp://127.0.0.1:25\nauth: relay\n", "x.yaml:2:7: auth: relay needs tls"},
+		{"negative mime_depth", "upstream: smtp://127.0.0.1:25\nlimits:\n  mime_depth: -1\n", "x.yaml:3:15: limits.mime_depth: -1 must be greater than 0"},
+		{"zero message_size", "upstream: smtp://127.0.0.1:25\nlimits: {message_size: 0}\n", "x.yaml:2:24: limits.message_size: 0 must be greater than 0"},
+		{"zero errors", "upstream: smtp://127.0.0.1:25\nlimits: {errors: 0}\n", "x.yaml:2:18: limits.errors: 0 must be greater than 0"},
+		{"bad hostname", "upstream: smtp://127.0.0.1:25\nhostname: mx example.org\n", `x.yaml:2:11: hostname: "mx example.org" is not a domain name`},
+		{"bad listen", "upstream: smtp://127.0.0.1:25\nlisten: [\"127.0.0.1\"]\n", `x.yaml:2:9: listen: "127.0.0.1": want host:port`},
+		{"bad metrics_listen", "upstream: smtp://127.0.0.1:25\nmetrics_listen: 127.0.0.1:99999\n", `x.yaml:2:17: metrics_listen: "127.0.0.1:99999": want host:port`},
+		{"bad list name", "upstream: smtp://127.0.0.1:25\nlists: {1bad: l.txt}\n", `x.yaml:2:15: lists: "1bad" is not a valid list name`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,6 +82,67 @@ func TestParseConfigErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestParseConfigLimitsPositive: every limits.* key refuses 0 and -1 (a
+// non-positive bound once switched the check off) and keeps its positive
+// values.
+func TestParseConfigLimitsPositive(t *testing.T) {
+	keys := []string{"message_size", "recipients", "connections", "line_length", "mime_depth", "mime_parts",
+		"header_bytes", "archive_depth", "archive_entries", "spool_memory", "spool_memory_total", "inspect_spill",
+		"errors", "decompressed_bytes", "archive_dict"}
+	for _, k := range keys {
+		for _, v := range []string{"0", "-1"} {
+			_, err := ParseConfig("x.yaml", []byte("upstream: smtp://127.0.0.1:25\nlimits:\n  "+k+": "+v+"\n"))
+			if err == nil || !strings.HasPrefix(err.Error(), "x.yaml:3:") {
+				t.Errorf("limits.%s: %s: err %v, want a positioned error", k, v, err)
+			}
+		}
+		if _, err := ParseConfig("x.yaml", []byte("upstream: smtp://127.0.0.1:25\nlimits:\n  "+k+": 7\n")); err != nil {
+			t.Errorf("limits.%s: 7: %v", k, err)
+		}
+	}
+}
+
+func TestValidHostname(t *testing.T) {
+	for _, h := range []string{"mx.example.org", "localhost", "a-b.c0.example", "[192.0.2.1]", "[IPv6:2001:db8::1]", "MX1.Example.ORG"} {
+		if !validHostname(h) {
+			t.Errorf("%q refused", h)
+		}
+	}
+	for _, h := range []string{"mx example.org", "mx..example.org", "-mx.example.org", "mx-.example.org", "mx.example.org.",
+		"192.0.2.1]", "[192.0.2.300]", "[2001:db8::1]", "[IPv6:192.0.2.1]", "mx_1.example.org", "mx.example.org\r\n250 x",
+		strings.Repeat("a", 64) + ".example"} {
+		if validHostname(h) {
+			t.Errorf("%q accepted", h)
+		}
+	}
+}
+
+// TestParseConfigPolicies: `policies:` absent means the embedded default
+// pack, `policies: []` none, a list its files resolved from the file's
+// directory.
+func TestParseConfigPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		name, src, embedded string
+		policies            []string
+		none                bool
+	}{
+		{"absent", "", DefaultEmbeddedPolicy, nil, false},
+		{"null", "policies:\n", DefaultEmbeddedPolicy, nil, false},
+		{"empty list", "policies: []\n", "", nil, true},
+		{"files", "policies: [a.yaml, /abs/b.yaml]\n", "", []string{"sub/a.yaml", "/abs/b.yaml"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig("sub/mailgate.yaml", []byte("upstream: smtp://127.0.0.1:25\n"+tc.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.EmbeddedPolicy != tc.embedded || strings.Join(c.Policies, ",") != strings.Join(tc.policies, ",") || c.RunsNoPolicy() != tc.none {
+				t.Errorf("embedded %q policies %q none %v; want %q %q %v", c.EmbeddedPolicy, c.Policies, c.RunsNoPolicy(), tc.embedded, tc.policies, tc.none)
 			}
 		})
 	}
@@ -97,4 +167,35 @@ func TestLoadConfigMissing(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 	_ = os.Remove
+}
+
+// TestPolicyLoaderRelativeConfig: serve -c sub/mailgate.yaml, run from
+// the directory above sub, reads sub/local.yaml and sub/l.txt (paths
+// resolved from the config's directory exactly once, not sub/sub/...).
+func TestPolicyLoaderRelativeConfig(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.Mkdir("sub", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"sub/mailgate.yaml": "upstream: maildir:mail\npolicies: [local.yaml]\nlists: {vip: l.txt}\n",
+		"sub/local.yaml":    "rules:\n  - name: local-vip\n    when: 'Envelope.FromDomain in Lists.vip'\n    score: 1\n",
+		"sub/l.txt":         "example.org\n",
+	}
+	for name, src := range files {
+		if err := os.WriteFile(name, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := LoadConfig("sub/mailgate.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := PolicyLoader(policies.FS)(cfg)
+	if err != nil {
+		t.Fatalf("loading sub/mailgate.yaml's policies: %v", err)
+	}
+	if eng == nil || strings.Join(eng.RuleNames(), ",") != "local-vip" {
+		t.Fatalf("engine %v", eng)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -291,6 +292,10 @@ func testConfig(t *testing.T, upstream string) *Config {
 	c.EmbeddedPolicy = ""
 	return c
 }
+
+// loopbackForwarders trusts the test client's address (README set-up 2's
+// trusted_forwarders), for tests of XFORWARD from a trusted forwarder.
+var loopbackForwarders = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
 
 // testLog collects the server's log for assertions.
 type testLog struct {

@@ -152,7 +152,9 @@ func TestPipelining(t *testing.T) {
 
 func TestCommands(t *testing.T) {
 	up := newFakeUpstream(t)
-	addr, _, _ := startServer(t, testConfig(t, up.url()), nil)
+	cfg := testConfig(t, up.url())
+	cfg.TrustedForwarders = loopbackForwarders // XFORWARD is offered to trusted forwarders only
+	addr, _, _ := startServer(t, cfg, nil)
 	c := dialClient(t, addr)
 	c.cmd("MAIL FROM:<a@example.org>", "503 5.5.1")
 	ehlo := c.cmd("EHLO client.test", "250")

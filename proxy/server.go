@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,7 +89,19 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 	}
 	s.rt.Store(rt)
 	s.spoolBudget = newMemBudget(cfg.Limits.SpoolTotal)
+	s.logPolicies(rt)
 	return s, nil
+}
+
+// logPolicies says which rules a (re)loaded configuration runs; running
+// none is a warning, at start and at every reload, since every message
+// then passes unchecked (`policies: []`, docs/DESIGN.md "Configuration").
+func (s *Server) logPolicies(rt *liveConfig) {
+	if rt.engine == nil {
+		s.log.Warn("no policies: every message is relayed unchecked (policies: [] in the config)", "config", rt.cfg.File)
+		return
+	}
+	s.log.Info("policies loaded", "config", rt.cfg.File, "rules", strings.Join(rt.engine.RuleNames(), ","))
 }
 
 func (s *Server) build(cfg *Config) (*liveConfig, error) {
@@ -123,6 +136,7 @@ func (s *Server) Reload(cfg *Config) error {
 	s.rt.Store(rt)
 	s.metrics.reloads.WithLabelValues("ok").Inc()
 	s.log.Info("configuration reloaded", "file", cfg.File)
+	s.logPolicies(rt)
 	return nil
 }
 

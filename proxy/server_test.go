@@ -225,7 +225,9 @@ func TestMetricsEndpoint(t *testing.T) {
 func TestXforwardTrusted(t *testing.T) {
 	up := newFakeUpstream(t)
 	eng := &fakeEngine{}
-	addr, _, lg := startServer(t, testConfig(t, up.url()), eng)
+	cfg := testConfig(t, up.url())
+	cfg.TrustedForwarders = loopbackForwarders // no default trusts anyone
+	addr, _, lg := startServer(t, cfg, eng)
 	c := dialClient(t, addr)
 	c.cmd("EHLO postfix.test", "250")
 	c.cmd("XFORWARD NAME=client.example ADDR=192.0.2.7 PORT=4711 PROTO=ESMTP HELO=orig.example", "250")
@@ -249,6 +251,40 @@ func TestXforwardTrusted(t *testing.T) {
 	}
 	if !strings.Contains(lg.String(), `"client_ip":"192.0.2.7"`) {
 		t.Errorf("log lacks the original client")
+	}
+}
+
+// TestXforwardDefaultUntrusted: the default config trusts no forwarder, so
+// a loopback client's XFORWARD is refused and the upstream hears the real
+// address (a publicly listening mailgate must not let local processes pose
+// as any client). Both the built-in defaults and a config file without
+// trusted_forwarders.
+func TestXforwardDefaultUntrusted(t *testing.T) {
+	dir := t.TempDir()
+	fromFile, err := ParseConfig(filepath.Join(dir, "mailgate.yaml"), []byte("upstream: smtp://127.0.0.1:1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, def := range map[string]*Config{"DefaultConfig": DefaultConfig(), "file": fromFile} {
+		t.Run(name, func(t *testing.T) {
+			if len(def.TrustedForwarders) != 0 {
+				t.Fatalf("default trusted_forwarders %v, want none", def.TrustedForwarders)
+			}
+			up := newFakeUpstream(t)
+			cfg := testConfig(t, up.url())
+			cfg.TrustedForwarders = def.TrustedForwarders
+			addr, _, _ := startServer(t, cfg, nil)
+			c := dialClient(t, addr)
+			if ehlo := c.cmd("EHLO postfix.test", "250"); strings.Contains(ehlo, "XFORWARD") {
+				t.Errorf("XFORWARD offered to 127.0.0.1 by default: %q", ehlo)
+			}
+			c.cmd("XFORWARD NAME=client.example ADDR=192.0.2.7 PROTO=ESMTP HELO=orig.example", "550 5.7.0")
+			c.sendMail("a@example.org", []string{"b@example.net"}, stuff(cleanMsg))
+			if txs := up.transactions(); len(txs) != 1 || strings.Contains(txs[0].Xfwd, "192.0.2.7") ||
+				!strings.Contains(txs[0].Xfwd, "ADDR=127.0.0.1") {
+				t.Fatalf("upstream XFORWARD %+v", txs)
+			}
+		})
 	}
 }
 

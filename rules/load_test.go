@@ -266,27 +266,6 @@ func TestLists(t *testing.T) {
 	}
 }
 
-func TestConfigFromYAML(t *testing.T) {
-	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "mailgate.yaml")
-	tcheck(t, os.WriteFile(cfgFile, []byte("listen: [\"0.0.0.0:25\"]\nupstream: smtp://127.0.0.1:10025\npolicies: [p.yaml]\nlists: {internal_domains: d.txt}\nrule_error: continue\nlimits: {recipients: 5}\n"), 0o644), "write")
-	tcheck(t, os.WriteFile(filepath.Join(dir, "p.yaml"), []byte("rules:\n  - name: x\n    when: 'Envelope.FromDomain in Lists.internal_domains'\n    score: 1\n"), 0o644), "write")
-	tcheck(t, os.WriteFile(filepath.Join(dir, "d.txt"), []byte("example.com\n"), 0o644), "write")
-	cfg, err := ConfigFromYAML(cfgFile)
-	tcheck(t, err, "config")
-	tcompare(t, "config", cfg, Config{Policies: []string{"p.yaml"}, Lists: map[string]string{"internal_domains": "d.txt"}, RuleError: "continue", BaseDir: dir})
-	s, err := Load(cfg, nil)
-	tcheck(t, err, "load")
-	tcompare(t, "rules", s.NewEvaluator().Eval(StageData, testFacts()).Rules, []string{"x"})
-
-	tcheck(t, os.WriteFile(cfgFile, []byte("policies: p.yaml\nrule_error: maybe\n"), 0o644), "write")
-	_, err = ConfigFromYAML(cfgFile)
-	tcompare(t, "problems", problems(err), []string{
-		cfgFile + ":1:11: policies: expected a list of files",
-		cfgFile + `:2:13: rule_error: "maybe" is not one of tempfail, continue`,
-	})
-}
-
 func TestLoadEmptyPolicies(t *testing.T) {
 	for _, src := range []string{"", "# only a comment\n", "rules: []\n", "rules:\n"} {
 		s, err := loadSrc(t, src, nil, nil)

@@ -96,7 +96,13 @@ func mailgateConfig(listen, upstream, spool, metrics string, policies []string, 
 	fmt.Fprintf(&b, "limits: {message_size: 50MiB, connections: %d}\n", conns)
 	fmt.Fprintf(&b, "spool_dir: %s\n", spool)
 	fmt.Fprintf(&b, "log: {format: json, level: warn}\n")
-	b.WriteString("policies:\n")
+	// An absent or empty policies: runs the embedded default pack; a
+	// target without policies must say [] (docs/DESIGN.md "Configuration").
+	if len(policies) == 0 {
+		b.WriteString("policies: []\n")
+	} else {
+		b.WriteString("policies:\n")
+	}
 	for _, p := range policies {
 		fmt.Fprintf(&b, "  - %s\n", p)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"mailgate/mimeparse"
 	"mailgate/policies"
+	"mailgate/proxy"
 	"mailgate/rules"
 )
 
@@ -40,7 +41,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	var o checkOptions
 	fs := newFlags("check", "[-c FILE | -p POLICY ... [-l NAME=FILE ...]] [--from A] [--rcpt B ...] [--client-ip IP] [--helo H]\n"+
 		"                 [--json] [--out DIR] [--explain] PATH...", stderr)
-	fs.StringVar(&o.config, "c", "", "config `file` (mailgate.yaml): its policies, lists and rule_error")
+	fs.StringVar(&o.config, "c", "", "config `file` (mailgate.yaml), read as serve reads it: its policies, lists and rule_error")
 	fs.Var(&o.policies, "p", "policy `file` (repeatable, evaluated in order; default: the embedded default pack)")
 	o.lists = listFlag{}
 	fs.Var(o.lists, "l", "list for the policies given with -p, as `NAME=FILE` (repeatable)")
@@ -103,22 +104,17 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources, error) {
 	switch {
 	case o.config != "":
-		cfg, err := rules.ConfigFromYAML(o.config)
+		// Read as serve reads it, and the same policy set (lint.go loadRuleSet).
+		cfg, err := proxy.LoadConfig(o.config)
 		if err != nil {
 			return nil, nil, err
 		}
-		set, err := rules.Load(cfg, st)
+		set, err := proxy.LoadPolicies(cfg, policies.FS, st)
 		if err != nil {
 			return nil, nil, err
 		}
-		var paths []string
-		for _, p := range cfg.Policies {
-			if !filepath.IsAbs(p) && cfg.BaseDir != "" {
-				p = filepath.Join(cfg.BaseDir, p)
-			}
-			paths = append(paths, p)
-		}
-		return set, chkReadRuleSources(nil, paths), nil
+		rc, fsys := cfg.RulesConfig(policies.FS)
+		return set, chkReadRuleSources(fsys, rc.Policies), nil
 	case len(o.policies) > 0:
 		set, err := rules.Load(rules.Config{Policies: o.policies, Lists: o.lists}, st)
 		if err != nil {

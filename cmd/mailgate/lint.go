@@ -7,15 +7,18 @@ import (
 	"strings"
 
 	"mailgate/policies"
+	"mailgate/proxy"
 	"mailgate/rules"
 )
 
 func runLint(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("lint", "[-c FILE | -p POLICY ... [-l NAME=FILE ...]]", stderr)
+	fs := newFlags("lint", "[-v] [-c FILE | -p POLICY ... [-l NAME=FILE ...]]", stderr)
 	var cfgFile string
 	var pols stringList
+	var verbose bool
 	lists := listFlag{}
-	fs.StringVar(&cfgFile, "c", "", "config `file`: lint its policies:, lists: and rule_error:")
+	fs.StringVar(&cfgFile, "c", "", "config `file`: lint it as serve reads it, and its policies: with its lists:")
+	fs.BoolVar(&verbose, "v", false, "list the rules' names, one a line")
 	fs.Var(&pols, "p", "policy `file` (repeatable; evaluated in the order given)")
 	fs.Var(lists, "l", "list for the policies given with -p, as `NAME=FILE` (repeatable)")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -36,6 +39,11 @@ func runLint(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "ok: %s: %d rules\n", desc, len(set.RuleNames()))
+	if verbose {
+		for _, n := range set.RuleNames() {
+			fmt.Fprintf(stdout, "rule %s\n", n)
+		}
+	}
 	return 0
 }
 
@@ -58,29 +66,42 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-// loadRuleSet loads the policies named by -c (the rules part of the config
-// file, read by rules.ConfigFromYAML so cmd needs no full config parse
-// here) or -p; with neither, the embedded default pack. desc names what was
+// loadRuleSet loads the policies named by -c or -p; with neither, the
+// embedded default pack. -c reads the file as serve does (proxy.LoadConfig,
+// so lint -c refuses whatever serve refuses) and loads its policy set
+// through proxy.LoadPolicies, the loader serve uses: `policies:` absent is
+// the embedded default pack, `policies: []` none. desc names what was
 // loaded, for messages.
 func loadRuleSet(cfgFile string, pols []string, lists map[string]string) (*rules.Set, string, error) {
 	switch {
 	case cfgFile != "":
-		cfg, err := rules.ConfigFromYAML(cfgFile)
+		cfg, err := proxy.LoadConfig(cfgFile)
+		if err == nil {
+			err = cfg.CheckFiles()
+		}
 		if err != nil {
 			return nil, "", err
 		}
-		if len(cfg.Policies) == 0 {
-			set, err := loadDefaultPack(cfg)
-			return set, cfgFile + " (embedded default pack)", err
-		}
-		set, err := rules.Load(cfg, nil)
-		return set, cfgFile, err
+		set, err := proxy.LoadPolicies(cfg, policies.FS, nil)
+		return set, cfgFile + configPolicyDesc(cfg), err
 	case len(pols) > 0:
 		set, err := rules.Load(rules.Config{Policies: pols, Lists: lists}, nil)
 		return set, fmt.Sprint(len(pols), " policy file(s)"), err
 	}
 	set, err := loadDefaultPack(rules.Config{Lists: lists})
 	return set, "embedded default pack", err
+}
+
+// configPolicyDesc says, for messages, which policy set a config runs when
+// that is not a list of files.
+func configPolicyDesc(cfg *proxy.Config) string {
+	switch {
+	case cfg.RunsNoPolicy():
+		return " (policies: [], no policy)"
+	case len(cfg.Policies) == 0:
+		return " (embedded default pack)"
+	}
+	return ""
 }
 
 // loadDefaultPack loads the embedded policies/default.yaml, with the lists

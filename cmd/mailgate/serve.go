@@ -35,6 +35,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			cfg = proxy.DefaultConfig()
 		} else {
 			c, err := proxy.LoadConfig(*cfgPath)
+			if err == nil {
+				err = c.CheckFiles() // as lint -c does, with the same message
+			}
 			if err != nil {
 				return nil, err
 			}

@@ -8,7 +8,7 @@ import (
 )
 
 func runTest(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("test", "[-c FILE | -p POLICY ... [-l NAME=FILE ...]]", stderr)
+	fs := newFlags("test", "[-v] [-c FILE | -p POLICY ... [-l NAME=FILE ...]]", stderr)
 	var cfgFile string
 	var pols stringList
 	var verbose bool
@@ -16,7 +16,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfgFile, "c", "", "config `file`: test its policies: with its lists:")
 	fs.Var(&pols, "p", "policy `file` (repeatable); its tests: run against all the policies given")
 	fs.Var(lists, "l", "list for the policies given with -p, as `NAME=FILE` (repeatable)")
-	fs.BoolVar(&verbose, "v", false, "print passing tests too")
+	fs.BoolVar(&verbose, "v", false, "list the rules' names and print passing tests too")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -30,7 +30,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailgate test: give the policies to test with -p (in a source checkout: -p policies/default.yaml)\n")
 		return 2
 	}
-	set, _, err := loadRuleSet(cfgFile, pols, lists)
+	set, desc, err := loadRuleSet(cfgFile, pols, lists)
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -39,6 +39,12 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	if verbose {
+		fmt.Fprintf(stdout, "policies: %s: %d rules\n", desc, len(set.RuleNames()))
+		for _, n := range set.RuleNames() {
+			fmt.Fprintf(stdout, "rule %s\n", n)
+		}
 	}
 	results := set.RunTests()
 	failed := 0
