@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"mailgate/policies"
+	"mailgate"
 	"mailgate/rules"
 )
 
@@ -65,7 +65,7 @@ func BenchmarkRelay(b *testing.B) {
 			if withPolicy {
 				cfg.EmbeddedPolicy = "default.yaml"
 				var err error
-				if eng, err = PolicyLoader(policies.FS)(cfg); err != nil {
+				if eng, err = PolicyLoader(mailgate.Tree)(cfg); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -127,7 +127,7 @@ func BenchmarkSmallMessage(b *testing.B) {
 	wire := stuff(body)
 	cfg := DefaultConfig()
 	cfg.Upstream, cfg.Listen, cfg.SpoolDir, cfg.EmbeddedPolicy = "smtp://unused.test:25", []string{"127.0.0.1:0"}, b.TempDir(), "default.yaml"
-	eng, err := PolicyLoader(policies.FS)(cfg)
+	eng, err := PolicyLoader(mailgate.Tree)(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -86,7 +86,7 @@ type Timeouts struct {
 const (
 	DefaultListen         = "127.0.0.1:2525"
 	DefaultUpstream       = "maildir:./mailgate-mail/"
-	DefaultEmbeddedPolicy = "default.yaml"
+	DefaultEmbeddedPolicy = "policies/default.yaml" // in mailgate.Tree
 )
 
 // DefaultConfig returns the embedded defaults used without a config file.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"mailgate/policies"
+	"mailgate"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -191,7 +191,7 @@ func TestPolicyLoaderRelativeConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := PolicyLoader(policies.FS)(cfg)
+	eng, err := PolicyLoader(mailgate.Tree)(cfg)
 	if err != nil {
 		t.Fatalf("loading sub/mailgate.yaml's policies: %v", err)
 	}

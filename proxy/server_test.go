@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"mailgate/policies"
+	"mailgate"
 	"mailgate/rules"
 )
 
@@ -34,9 +34,9 @@ func fixture(t *testing.T, name string) string {
 func TestEmbeddedDefaultPolicy(t *testing.T) {
 	up := newFakeUpstream(t)
 	cfg := testConfig(t, up.url())
-	cfg.EmbeddedPolicy = policies.Default
+	cfg.EmbeddedPolicy = mailgate.DefaultPack
 	cfg.Limits.SpoolMemory = 512 // exercise the temp file
-	eng, err := PolicyLoader(policies.FS)(cfg)
+	eng, err := PolicyLoader(mailgate.Tree)(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestPolicyFileAndReload(t *testing.T) {
 	cfg := testConfig(t, up.url())
 	cfg.Policies = []string{pol}
 	lg := &testLog{}
-	srv, err := NewServer(cfg, Options{Logger: NewLogger(lg, "json", "info"), LoadEngine: PolicyLoader(policies.FS)})
+	srv, err := NewServer(cfg, Options{Logger: NewLogger(lg, "json", "info"), LoadEngine: PolicyLoader(mailgate.Tree)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"mailgate"
 	"mailgate/mimeparse"
-	"mailgate/policies"
 	"mailgate/proxy"
 	"mailgate/rules"
 )
@@ -109,11 +109,11 @@ func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources,
 		if err != nil {
 			return nil, nil, err
 		}
-		set, err := proxy.LoadPolicies(cfg, policies.FS, st)
+		set, err := proxy.LoadPolicies(cfg, mailgate.Tree, st)
 		if err != nil {
 			return nil, nil, err
 		}
-		rc, fsys := cfg.RulesConfig(policies.FS)
+		rc, fsys := cfg.RulesConfig(mailgate.Tree)
 		return set, chkReadRuleSources(fsys, rc.Policies), nil
 	case len(o.policies) > 0:
 		set, err := rules.Load(rules.Config{Policies: o.policies, Lists: o.lists}, st)
@@ -122,12 +122,12 @@ func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources,
 		}
 		return set, chkReadRuleSources(nil, o.policies), nil
 	}
-	cfg := rules.Config{Policies: []string{policies.Default}, Lists: o.lists}
-	set, err := rules.LoadFS(policies.FS, cfg, st)
+	cfg := rules.Config{Policies: []string{mailgate.DefaultPack}, Lists: o.lists}
+	set, err := rules.LoadFS(mailgate.Tree, cfg, st)
 	if err != nil {
 		return nil, nil, err
 	}
-	return set, chkReadRuleSources(policies.FS, cfg.Policies), nil
+	return set, chkReadRuleSources(mailgate.Tree, cfg.Policies), nil
 }
 
 // chkClock is the clock of rate() and greylisting during a back-test. A

@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"mailgate/policies"
+	"mailgate"
 	"mailgate/proxy"
 	"mailgate/rules"
 )
@@ -82,7 +82,7 @@ func loadRuleSet(cfgFile string, pols []string, lists map[string]string) (*rules
 		if err != nil {
 			return nil, "", err
 		}
-		set, err := proxy.LoadPolicies(cfg, policies.FS, nil)
+		set, err := proxy.LoadPolicies(cfg, mailgate.Tree, nil)
 		return set, cfgFile + configPolicyDesc(cfg), err
 	case len(pols) > 0:
 		set, err := rules.Load(rules.Config{Policies: pols, Lists: lists}, nil)
@@ -107,6 +107,6 @@ func configPolicyDesc(cfg *proxy.Config) string {
 // loadDefaultPack loads the embedded policies/default.yaml, with the lists
 // and rule_error of cfg.
 func loadDefaultPack(cfg rules.Config) (*rules.Set, error) {
-	cfg.Policies = []string{policies.Default}
-	return rules.LoadFS(policies.FS, cfg, nil)
+	cfg.Policies = []string{mailgate.DefaultPack}
+	return rules.LoadFS(mailgate.Tree, cfg, nil)
 }

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"mailgate/policies"
+	"mailgate"
 	"mailgate/proxy"
 )
 
@@ -74,7 +74,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	log := proxy.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
-	srv, err := proxy.NewServer(cfg, proxy.Options{Logger: log, LoadEngine: proxy.PolicyLoader(policies.FS)})
+	srv, err := proxy.NewServer(cfg, proxy.Options{Logger: log, LoadEngine: proxy.PolicyLoader(mailgate.Tree)})
 	if err != nil {
 		fmt.Fprintf(stderr, "mailgate serve: %v\n", err)
 		return 1

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"mailgate"
+	"mailgate/rules"
 )
 
 func runTest(args []string, stdout, stderr io.Writer) int {
@@ -24,13 +27,17 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
+	var set *rules.Set
+	var desc string
+	var err error
 	if len(pols) == 0 && cfgFile == "" {
-		// The embedded packs' tests name fixtures in the source tree's
-		// testdata/, which is not embedded: run them from a checkout.
-		fmt.Fprintf(stderr, "mailgate test: give the policies to test with -p (in a source checkout: -p policies/default.yaml)\n")
-		return 2
+		// The embedded default pack, with the fixtures its tests name
+		// (embedded beside it, at their source-tree paths).
+		desc = "embedded " + mailgate.DefaultPack
+		set, err = rules.LoadFS(mailgate.Tree, rules.Config{Policies: []string{mailgate.DefaultPack}}, rules.NewState(1024, nil))
+	} else {
+		set, desc, err = loadRuleSet(cfgFile, pols, lists)
 	}
-	set, desc, err := loadRuleSet(cfgFile, pols, lists)
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
