@@ -353,20 +353,18 @@ func (c *compiler) compile(rname, field string, s scalar, src string, off int, s
 	if !c.walk(rname, field, s, src, off, stage) {
 		return nil
 	}
-	if !patchPartFields {
-		return prog
-	}
-	return patchedProgram(src, opts, prog)
+	return prog
 }
 
-// compileSafe compiles, turning a panic inside expr into an error.
+// compileSafe compiles (with the part-field rewrite, partfields.go),
+// turning a panic inside expr into an error.
 func compileSafe(src string, opts []expr.Option) (p *vm.Program, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			p, err = nil, fmt.Errorf("expression compiler failed: %v", r)
 		}
 	}()
-	return expr.Compile(src, opts...)
+	return compilePatched(src, opts)
 }
 
 // walk checks what the checker cannot: identifiers used at the wrong stage,

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 
 	"mailgate/mimeparse"
@@ -60,6 +61,14 @@ const partFieldPolicy = `rules:
     headers: {add: {X-Parts: '{{ join(map(Attachments, .Filename + ":" + .Ext + ":" + string(.Size) + ":" + string(.Macros)), ",") }} {{ len(Attachments) > 0 ? Attachments[0].Archive : nil }} {{ map(Parts, .Path) }}'}}
   - name: strip-macros
     strip: 'filter(Attachments, .Macros || any(.Archive, .Executable))'
+  - name: archive-builtins
+    when: 'any(Attachments, len(.Archive) > 1 && first(.Archive)?.Name == "a.jpg" && last(.Archive).Size == 50 && count(.Archive, .Depth == 1) == 2 && string(.Archive) contains "run.js" && len(filter(.Archive, .Size > 60)) == 1 && find(.Archive, .Ext == "js").Name == "run.js")'
+    score: 1
+  - name: typed-reads
+    when: 'len(Attachments) > 2 && Attachments[0].Filename + "/" + Attachments[0].Ext == "invoice.pdf.exe/exe" && Parts[4].Fields[1].Value == "exe" && Attachments[2].Archive[1].Size * 2 == 100 && Parts[2].HeaderOffset == 0'
+    score: 1
+  - name: tmpl-json
+    headers: {add: {X-Json: '{{ toJSON(map(Attachments, .Archive)) }} {{ map(Attachments, len(.Archive) + len(.Fields)) }} {{ sum(Attachments, .Size) }} {{ lower(Attachments[0].Filename) }}'}}
 `
 
 // TestPartFieldPatch: a patched program decides exactly as the unpatched
@@ -78,8 +87,9 @@ func TestPartFieldPatch(t *testing.T) {
 	}
 	load := func(patch bool) []*Set {
 		t.Helper()
-		patchPartFields = patch
-		defer func() { patchPartFields = true }()
+		if !patch {
+			defer plainCompile()()
+		}
 		sets := []*Set{mustLoad(t, partFieldPolicy, nil, nil), mustLoad(t, benchPolicy(), map[string]string{
 			"internal_domains": "example.org\n", "internal_nets": "10.0.0.0/8\n",
 			"bad_hashes": strings.Repeat("a", 64) + "\n", "bad_senders": "a@b.example\n",
@@ -117,9 +127,18 @@ func TestPartFieldPatch(t *testing.T) {
 		t.Fatalf("test policy on testMessage: %+v", v)
 	}
 	if !contains(v.Rules, "string-ops") || !contains(v.Rules, "entry-string-ops") || contains(v.Rules, "string-ops-miss") ||
-		!contains(v.Rules, "len-ops") || contains(v.Rules, "len-ops-miss") {
+		!contains(v.Rules, "len-ops") || contains(v.Rules, "len-ops-miss") ||
+		!contains(v.Rules, "archive-builtins") || !contains(v.Rules, "typed-reads") {
 		t.Fatalf("string tests on testMessage: rules %v", v.Rules)
 	}
+}
+
+// plainCompile turns the part-field rewrite off until the returned
+// function is called.
+func plainCompile() func() {
+	saved := partFieldRewrite
+	partFieldRewrite = func() ast.Visitor { return nil }
+	return func() { partFieldRewrite = saved }
 }
 
 func countPatched(s *Set) int {
@@ -143,9 +162,12 @@ func TestPartFieldNil(t *testing.T) {
 		`first(filter(Attachments, .Size < 0)).SHA256 in ["x"]`,
 	} {
 		for _, patch := range []bool{false, true} {
-			patchPartFields = patch
+			restore := func() {}
+			if !patch {
+				restore = plainCompile()
+			}
 			s := mustLoad(t, "rules:\n  - name: nil-part\n    when: '"+when+"'\n", nil, nil)
-			patchPartFields = true
+			restore()
 			v := s.NewEvaluator().Eval(StageData, testFacts())
 			if len(v.Errors) != 1 || v.Action != ActionTempfail {
 				t.Errorf("%s (patch %v): action %s, errors %v; want a rule error", when, patch, v.Action, v.Errors)
@@ -158,12 +180,12 @@ func TestPartFieldNil(t *testing.T) {
 // error) on a nil part, naming the field.
 func TestPartFieldNilPanics(t *testing.T) {
 	e := mustLoad(t, "rules:\n  - name: x\n    when: 'true'\n", nil, nil).NewEvaluator()
-	ext := fieldIndex(partType, "Ext")
 	for name, f := range map[string]func(){
-		"partAny nil part":  func() { e.partAny((*mimeparse.Part)(nil), ext) },
-		"partAny nil":       func() { e.partAny(nil, ext) },
-		"partBool nil part": func() { partBool((*mimeparse.Part)(nil), fieldIndex(partType, "Macros")) },
-		"strTest nil part":  func() { partBool((*mimeparse.Part)(nil), &strTest{field: ext, op: "==", s: "exe"}) },
+		"partAny nil part":  func() { e.partAny((*mimeparse.Part)(nil), fExt) },
+		"partAny nil":       func() { e.partAny(nil, fExt) },
+		"partBool nil part": func() { partBool((*mimeparse.Part)(nil), fMacros) },
+		"strTest nil part":  func() { partBool((*mimeparse.Part)(nil), &strTest{field: fExt, op: "==", s: "exe"}) },
+		"lenTest nil part":  func() { partBool((*mimeparse.Part)(nil), &lenTest{field: fNames, op: ">", n: 0}) },
 	} {
 		func() {
 			defer func() {
@@ -197,4 +219,84 @@ func TestRateTyped(t *testing.T) {
 		t.Fatalf("lower/domain program:\n%s", d)
 	}
 	tcompare(t, "lower/domain rule", s.NewEvaluator().Eval(StageMail, testFacts()).Rules, []string{"l"})
+}
+
+// TestPartFieldTyped: every rewritten read keeps its field's type, not only
+// `#.Field`: the compiled code compares strings as strings and needs no
+// OpDeref (through reflect) on what partAny returns.
+func TestPartFieldTyped(t *testing.T) {
+	s := mustLoad(t, "rules:\n  - name: x\n    when: 'len(Attachments) > 0 && Attachments[0].Filename == Attachments[0].Ext + \".pdf.exe\" && Attachments[0].Size > 3'\n", nil, nil)
+	d := s.byStage[StageData][0].when.Disassemble()
+	if strings.Count(d, "OpCallTyped") != 3 || !strings.Contains(d, "OpEqualString") || strings.Contains(d, "OpDeref") {
+		t.Fatalf("program:\n%s", d)
+	}
+	f := testFacts()
+	f.Msg.Parts[4].Filename = "exe.pdf.exe"
+	tcompare(t, "rules", s.NewEvaluator().Eval(StageData, f).Rules, []string{"x"})
+}
+
+// TestPartFieldRewriteFails: a rewrite that breaks an expression fails the
+// load, naming the rule; it never falls back to the plain program.
+func TestPartFieldRewriteFails(t *testing.T) {
+	saved := partFieldRewrite
+	partFieldRewrite = func() ast.Visitor { return breakInts{} }
+	defer func() { partFieldRewrite = saved }()
+	_, err := loadSrc(t, "rules:\n  - name: big\n    when: 'any(Attachments, .Size > 100)'\n", nil, nil)
+	p := problems(err)
+	if len(p) != 1 || !strings.Contains(p[0], "rule big: when:") || !strings.Contains(p[0], "part-field rewrite") {
+		t.Fatalf("load error: %v", err)
+	}
+}
+
+// breakInts turns integer constants into strings: `Size > "100"` does not
+// type-check.
+type breakInts struct{}
+
+func (breakInts) Visit(n *ast.Node) {
+	if i, ok := (*n).(*ast.IntegerNode); ok {
+		ast.Patch(n, &ast.StringNode{Value: fmt.Sprint(i.Value)})
+	}
+}
+
+// TestPartFieldSwitch: the switches read every field of Part and
+// ArchiveEntry (a field added to mimeparse needs its case), each with the
+// value and type reflect sees.
+func TestPartFieldSwitch(t *testing.T) {
+	p := *testMessage().Parts[6]
+	p.Fields = []mimeparse.Field{{Name: "A", Value: "b"}}
+	p.Path, p.Charset, p.TransferEncoding, p.Executable, p.Encrypted, p.Macros, p.IsMultipart = "2.1", "utf-8", "base64", true, true, true, true
+	p.HeaderOffset, p.BodyOffset, p.EndOffset = 10, 200, 3000
+	a := p.Archive[1]
+	a.Executable, a.Encrypted, a.Depth = true, true, 2
+	for x, v := range map[any]reflect.Value{&p: reflect.ValueOf(p), a: reflect.ValueOf(a)} {
+		for i := 0; i < v.NumField(); i++ {
+			sf := v.Type().Field(i)
+			ft, ok := fieldTypes[reflect.TypeOf(x)][sf.Name]
+			if !ok {
+				t.Errorf("%T.%s: no case in partfields.go", x, sf.Name)
+				continue
+			}
+			want := v.Field(i).Interface()
+			if v.Field(i).IsZero() {
+				t.Errorf("%T.%s: zero in the test value", x, sf.Name)
+			}
+			if got := fieldValue(x, ft.f); ft.t != sf.Type || reflect.TypeOf(got) != sf.Type || !reflect.DeepEqual(got, want) {
+				t.Errorf("%T.%s: %T %v (type %v), want %T %v", x, sf.Name, got, got, ft.t, want, want)
+			}
+			switch k := sf.Type.Kind(); k {
+			case reflect.String:
+				tcompare(t, sf.Name, fieldString(x, ft.f), want)
+				fallthrough
+			case reflect.Slice:
+				tcompare(t, "len "+sf.Name, fieldLen(x, ft.f), v.Field(i).Len())
+			}
+		}
+	}
+	e := (&Set{}).newEvaluator(nil)
+	e.boxes.reset([]*mimeparse.Part{&p})
+	for range 2 { // the second time from the cache
+		tcompare(t, "archiveList", e.partAny(&p, archiveList), []any{p.Archive[0], p.Archive[1]})
+		tcompare(t, "Archive", e.partAny(&p, fArchive), p.Archive)
+		tcompare(t, "len archiveList", fieldLen(&p, archiveList), 2)
+	}
 }
