@@ -144,7 +144,7 @@ func TestConfigPoliciesAbsentRunsDefaultPack(t *testing.T) {
 // (check -c and test -c read the file the same way).
 func TestLintConfigRefusesWhatServeRefuses(t *testing.T) {
 	for _, tc := range []struct{ name, src, want string }{
-		{"unknown key", "limits:\n  message_sise: 1MiB\n", "mailgate.yaml:4:3: field message_sise not found"},
+		{"unknown key", "limits:\n  message_sise: 1MiB\n", "mailgate.yaml:4:3: limits.message_sise: unknown key (did you mean message_size?)"},
 		{"negative limit", "limits:\n  mime_depth: -1\n", "mailgate.yaml:4:15: limits.mime_depth: -1 must be greater than 0"},
 		{"bad hostname", "hostname: mx.example.org;\n", "mailgate.yaml:3:11: hostname: \"mx.example.org;\" is not a domain name"},
 		{"missing certificate", "tls: {cert: nope.pem, key: nope.pem}\n", "mailgate.yaml: tls: open"},

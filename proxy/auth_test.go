@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"mailgate/config"
 	"net"
 	"strings"
 	"testing"
@@ -37,7 +38,7 @@ func (d redirectDialer) DialContext(ctx context.Context, network, _ string) (net
 
 // startServerOpts is startServer with the caller's options (a Dialer); the
 // logger is set here.
-func startServerOpts(t *testing.T, cfg *Config, opts Options) (string, *testLog) {
+func startServerOpts(t *testing.T, cfg *config.Config, opts Options) (string, *testLog) {
 	t.Helper()
 	lg := &testLog{}
 	opts.Logger = NewLogger(lg, "json", "debug")
@@ -179,21 +180,21 @@ func TestRefusedAuthNotLogged(t *testing.T) {
 		name string
 		want string // reply to AUTH
 		tls  bool   // STARTTLS first
-		cfg  func(cfg *Config, up *fakeUpstream) Options
+		cfg  func(cfg *config.Config, up *fakeUpstream) Options
 	}{
-		{"auth off", "502 5.5.1", false, func(cfg *Config, up *fakeUpstream) Options { return Options{} }},
-		{"before STARTTLS", "530 5.7.0", false, func(cfg *Config, up *fakeUpstream) Options {
+		{"auth off", "502 5.5.1", false, func(cfg *config.Config, up *fakeUpstream) Options { return Options{} }},
+		{"before STARTTLS", "530 5.7.0", false, func(cfg *config.Config, up *fakeUpstream) Options {
 			cfg.TLSCert, cfg.TLSKey = writeCert(t)
 			cfg.Auth = "relay"
 			return Options{}
 		}},
-		{"upstream down", "451 4.4.1", true, func(cfg *Config, up *fakeUpstream) Options {
+		{"upstream down", "451 4.4.1", true, func(cfg *config.Config, up *fakeUpstream) Options {
 			cfg.TLSCert, cfg.TLSKey = writeCert(t)
 			cfg.Auth = "relay"
 			up.l.Close()
 			return Options{}
 		}},
-		{"upstream not safe", "454 4.7.0", true, func(cfg *Config, up *fakeUpstream) Options {
+		{"upstream not safe", "454 4.7.0", true, func(cfg *config.Config, up *fakeUpstream) Options {
 			cfg.TLSCert, cfg.TLSKey = writeCert(t)
 			cfg.Auth = "relay"
 			addr := up.l.Addr().String()

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"mailgate/config"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,7 +60,7 @@ func BenchmarkRelay(b *testing.B) {
 			name = "default-policy"
 		}
 		b.Run(name, func(b *testing.B) {
-			cfg := DefaultConfig()
+			cfg := config.Default()
 			cfg.Upstream, cfg.Listen, cfg.SpoolDir, cfg.EmbeddedPolicy = "smtp://unused.test:25", []string{"127.0.0.1:0"}, b.TempDir(), ""
 			var eng Engine
 			if withPolicy {
@@ -71,7 +72,7 @@ func BenchmarkRelay(b *testing.B) {
 			}
 			opts := Options{Upstream: discardUpstream{}}
 			if eng != nil {
-				opts.LoadEngine = func(*Config) (Engine, error) { return eng, nil }
+				opts.LoadEngine = func(*config.Config) (Engine, error) { return eng, nil }
 			}
 			srv, err := NewServer(cfg, opts)
 			if err != nil {
@@ -125,13 +126,13 @@ func BenchmarkSmallMessage(b *testing.B) {
 	body := "Subject: bench\r\nFrom: a@example.org\r\nTo: b@example.net\r\nMessage-ID: <1@example.org>\r\nDate: Mon, 23 Nov 2026 00:00:00 +0000\r\n\r\n" +
 		strings.Repeat(strings.Repeat("z", 70)+"\r\n", 2000/72)
 	wire := stuff(body)
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.Upstream, cfg.Listen, cfg.SpoolDir, cfg.EmbeddedPolicy = "smtp://unused.test:25", []string{"127.0.0.1:0"}, b.TempDir(), "default.yaml"
 	eng, err := PolicyLoader(mailgate.Tree)(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := NewServer(cfg, Options{Upstream: discardUpstream{}, LoadEngine: func(*Config) (Engine, error) { return eng, nil }})
+	srv, err := NewServer(cfg, Options{Upstream: discardUpstream{}, LoadEngine: func(*config.Config) (Engine, error) { return eng, nil }})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -167,9 +168,9 @@ func BenchmarkRelayRewrite(b *testing.B) {
 			Headers: []rules.HeaderEdit{{Op: "add", Name: "X-Classification", Value: "internal", Rule: "tag"}},
 		}}
 	}}
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.Upstream, cfg.Listen, cfg.SpoolDir, cfg.EmbeddedPolicy = "smtp://unused.test:25", []string{"127.0.0.1:0"}, b.TempDir(), ""
-	srv, err := NewServer(cfg, Options{Upstream: discardUpstream{}, LoadEngine: func(*Config) (Engine, error) { return eng, nil }})
+	srv, err := NewServer(cfg, Options{Upstream: discardUpstream{}, LoadEngine: func(*config.Config) (Engine, error) { return eng, nil }})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"mailgate/config"
 	"net/netip"
 	"strings"
 	"testing"
@@ -8,7 +9,7 @@ import (
 
 // trustLoopback makes the test client (127.0.0.1) a trusted forwarder,
 // whatever DefaultConfig trusts.
-func trustLoopback(cfg *Config) {
+func trustLoopback(cfg *config.Config) {
 	cfg.TrustedForwarders = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mailgate/config"
 	"net"
 	"net/netip"
 	"os"
@@ -278,8 +279,8 @@ func between(line string) string {
 
 // testConfig is a config for in-process tests: short timeouts, the given
 // upstream.
-func testConfig(t *testing.T, upstream string) *Config {
-	c := DefaultConfig()
+func testConfig(t *testing.T, upstream string) *config.Config {
+	c := config.Default()
 	c.Hostname = "mailgate.test"
 	c.Upstream = upstream
 	c.Listen = []string{"127.0.0.1:0"}
@@ -317,12 +318,12 @@ func (l *testLog) String() string {
 
 // startServer runs a Server for cfg with engine (nil: no policies) and
 // returns its address; it fails the test if a session panicked.
-func startServer(t *testing.T, cfg *Config, engine Engine) (string, *Server, *testLog) {
+func startServer(t *testing.T, cfg *config.Config, engine Engine) (string, *Server, *testLog) {
 	t.Helper()
 	lg := &testLog{}
 	opts := Options{Logger: NewLogger(lg, "json", "debug")}
 	if engine != nil {
-		opts.LoadEngine = func(*Config) (Engine, error) { return engine, nil }
+		opts.LoadEngine = func(*config.Config) (Engine, error) { return engine, nil }
 	}
 	srv, err := NewServer(cfg, opts)
 	if err != nil {

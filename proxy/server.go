@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mailgate/config"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -26,7 +27,7 @@ import (
 // liveConfig is everything a reload replaces at once; a session keeps the one
 // it started with.
 type liveConfig struct {
-	cfg      *Config
+	cfg      *config.Config
 	engine   Engine // nil: no policies
 	upstream Upstream
 	tls      *tls.Config
@@ -35,11 +36,11 @@ type liveConfig struct {
 	noXclientWarn sync.Once
 }
 
-// Options are what the caller provides beside the Config.
+// Options are what the caller provides beside the config.Config.
 type Options struct {
 	Logger *slog.Logger
 	// LoadEngine compiles the policies a config names (nil engine: none).
-	LoadEngine func(cfg *Config) (Engine, error)
+	LoadEngine func(cfg *config.Config) (Engine, error)
 	Dialer     Dialer // upstream dialer; nil: net.Dialer
 	// Upstream replaces the config's upstream (tests, benchmarks).
 	Upstream Upstream
@@ -74,7 +75,7 @@ type Server struct {
 }
 
 // NewServer validates cfg, loads its policies and builds the upstream.
-func NewServer(cfg *Config, opts Options) (*Server, error) {
+func NewServer(cfg *config.Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -104,7 +105,7 @@ func (s *Server) logPolicies(rt *liveConfig) {
 	s.log.Info("policies loaded", "config", rt.cfg.File, "rules", strings.Join(rt.engine.RuleNames(), ","))
 }
 
-func (s *Server) build(cfg *Config) (*liveConfig, error) {
+func (s *Server) build(cfg *config.Config) (*liveConfig, error) {
 	rt := &liveConfig{cfg: cfg}
 	var err error
 	if rt.upstream = s.opts.Upstream; rt.upstream == nil {
@@ -112,7 +113,7 @@ func (s *Server) build(cfg *Config) (*liveConfig, error) {
 			return nil, err
 		}
 	}
-	if rt.tls, err = tlsConfig(cfg.TLSCert, cfg.TLSKey); err != nil {
+	if rt.tls, err = config.ServerTLS(cfg.TLSCert, cfg.TLSKey); err != nil {
 		return nil, err
 	}
 	if s.opts.LoadEngine != nil {
@@ -126,7 +127,7 @@ func (s *Server) build(cfg *Config) (*liveConfig, error) {
 // Reload builds the new config's liveConfig (policies included) and swaps it
 // in atomically; on error the running one stays (house style point 18).
 // Listen addresses and metrics_listen keep their first values.
-func (s *Server) Reload(cfg *Config) error {
+func (s *Server) Reload(cfg *config.Config) error {
 	rt, err := s.build(cfg)
 	if err != nil {
 		s.metrics.reloads.WithLabelValues("failed").Inc()

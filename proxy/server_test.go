@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"io"
+	"mailgate/config"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -261,11 +262,11 @@ func TestXforwardTrusted(t *testing.T) {
 // trusted_forwarders.
 func TestXforwardDefaultUntrusted(t *testing.T) {
 	dir := t.TempDir()
-	fromFile, err := ParseConfig(filepath.Join(dir, "mailgate.yaml"), []byte("upstream: smtp://127.0.0.1:1\n"))
+	fromFile, err := config.Parse(filepath.Join(dir, "mailgate.yaml"), []byte("upstream: smtp://127.0.0.1:1\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, def := range map[string]*Config{"DefaultConfig": DefaultConfig(), "file": fromFile} {
+	for name, def := range map[string]*config.Config{"DefaultConfig": config.Default(), "file": fromFile} {
 		t.Run(name, func(t *testing.T) {
 			if len(def.TrustedForwarders) != 0 {
 				t.Fatalf("default trusted_forwarders %v, want none", def.TrustedForwarders)

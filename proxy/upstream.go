@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mailgate/config"
 	"net"
 	"strconv"
 	"strings"
@@ -68,7 +69,7 @@ type smtpUpstream struct {
 var _ Upstream = (*smtpUpstream)(nil)
 
 // newUpstream builds the upstream of a config's URL.
-func newUpstream(c *Config, d Dialer) (Upstream, error) {
+func newUpstream(c *config.Config, d Dialer) (Upstream, error) {
 	switch {
 	case strings.HasPrefix(c.Upstream, "smtp://"):
 		if d == nil {

@@ -133,7 +133,7 @@ func (c *compiler) rule(ry *ruleYAML, seen map[string]string) *rule {
 			}
 		}
 		if !found {
-			c.atScalar(ry.Stage, "%sstage: %q is not one of %s%s", p, v, strings.Join(stageNames[:], ", "), didYouMean(v, stageNames[:]))
+			c.atScalar(ry.Stage, "%sstage: %q is not one of %s%s", p, v, strings.Join(stageNames[:], ", "), DidYouMean(v, stageNames[:]))
 		}
 	}
 	if v, ok := c.str(name, "mode", ry.Mode); ok {
@@ -142,7 +142,7 @@ func (c *compiler) rule(ry *ruleYAML, seen map[string]string) *rule {
 		case "monitor":
 			r.monitor = true
 		default:
-			c.atScalar(ry.Mode, "%smode: %q is not one of enforce, monitor%s", p, v, didYouMean(v, []string{"enforce", "monitor"}))
+			c.atScalar(ry.Mode, "%smode: %q is not one of enforce, monitor%s", p, v, DidYouMean(v, []string{"enforce", "monitor"}))
 		}
 	}
 	if v, ok := c.str(name, "action", ry.Action); ok {
@@ -153,7 +153,7 @@ func (c *compiler) rule(ry *ruleYAML, seen map[string]string) *rule {
 		case "accept", "reject", "tempfail", "discard", "quarantine", "continue":
 			r.action = Action(v)
 		default:
-			c.atScalar(ry.Action, "%saction: %q is not one of %s%s", p, v, strings.Join(actionNames, ", "), didYouMean(v, actionNames))
+			c.atScalar(ry.Action, "%saction: %q is not one of %s%s", p, v, strings.Join(actionNames, ", "), DidYouMean(v, actionNames))
 		}
 	}
 	if ry.Greylist != nil {
@@ -429,7 +429,7 @@ func (w *stageWalker) Visit(node *ast.Node) {
 				for k := range w.c.s.lists {
 					names = append(names, k)
 				}
-				w.add(n.Property, "list %s is not configured (config lists:)%s", prop.Value, didYouMean(prop.Value, names))
+				w.add(n.Property, "list %s is not configured (config lists:)%s", prop.Value, DidYouMean(prop.Value, names))
 			}
 		}
 	case *ast.CallNode:

@@ -166,7 +166,7 @@ func typeErrorPos(root *yaml.Node, data []byte, msg string) (int, int, string) {
 		if desc == "" {
 			desc = u[2]
 		}
-		return line, col, fmt.Sprintf("unknown key %s in %s%s", u[1], desc, didYouMean(u[1], yamlTypeKeys[u[2]]))
+		return line, col, fmt.Sprintf("unknown key %s in %s%s", u[1], desc, DidYouMean(u[1], yamlTypeKeys[u[2]]))
 	}
 	if u := teUnmarshRE.FindStringSubmatch(text); u != nil {
 		kind := yaml.ScalarNode

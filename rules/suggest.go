@@ -6,9 +6,9 @@ import (
 	"strings"
 )
 
-// didYouMean returns " (did you mean X?)" for the candidate closest to word
+// DidYouMean returns " (did you mean X?)" for the candidate closest to word
 // by edit distance (case-insensitive), or "" when none is close enough.
-func didYouMean(word string, candidates []string) string {
+func DidYouMean(word string, candidates []string) string {
 	best, bestD := "", 1<<30
 	lw := strings.ToLower(word)
 	for _, c := range candidates {
@@ -68,10 +68,10 @@ var (
 // exprHint adds a suggestion to an expr compile error message.
 func exprHint(msg string) string {
 	if m := unknownNameRE.FindStringSubmatch(msg); m != nil {
-		return msg + didYouMean(m[1], envNames())
+		return msg + DidYouMean(m[1], envNames())
 	}
 	if m := noFieldRE.FindStringSubmatch(msg); m != nil {
-		return msg + didYouMean(m[2], fieldNames(m[1]))
+		return msg + DidYouMean(m[2], fieldNames(m[1]))
 	}
 	return msg
 }

@@ -62,7 +62,7 @@ func (c *compiler) checkTests(tests []testYAML) {
 			continue
 		}
 		if v, ok := c.str("", "tests: expect: verdict", x.Verdict); ok && !contains(verdictNames, v) {
-			c.atScalar(x.Verdict, "tests: expect: verdict: %q is not one of %s%s", v, strings.Join(verdictNames, ", "), didYouMean(v, verdictNames))
+			c.atScalar(x.Verdict, "tests: expect: verdict: %q is not one of %s%s", v, strings.Join(verdictNames, ", "), DidYouMean(v, verdictNames))
 		}
 		if v, ok := c.str("", "tests: expect: score", x.Score); ok {
 			if _, err := strconv.ParseFloat(v, 64); err != nil {

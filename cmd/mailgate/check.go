@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mailgate/config"
 	"os"
 	"path/filepath"
 	"time"
 
 	"mailgate"
 	"mailgate/mimeparse"
-	"mailgate/proxy"
 	"mailgate/rules"
 )
 
@@ -105,11 +105,11 @@ func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources,
 	switch {
 	case o.config != "":
 		// Read as serve reads it, and the same policy set (lint.go loadRuleSet).
-		cfg, err := proxy.LoadConfig(o.config)
+		cfg, err := config.Load(o.config)
 		if err != nil {
 			return nil, nil, err
 		}
-		set, err := proxy.LoadPolicies(cfg, mailgate.Tree, st)
+		set, err := config.LoadPolicies(cfg, mailgate.Tree, st)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mailgate/config"
 	"strings"
 
 	"mailgate"
-	"mailgate/proxy"
 	"mailgate/rules"
 )
 
@@ -75,14 +75,14 @@ func (e usageError) Error() string { return e.msg }
 func loadRuleSet(cfgFile string, pols []string, lists map[string]string) (*rules.Set, string, error) {
 	switch {
 	case cfgFile != "":
-		cfg, err := proxy.LoadConfig(cfgFile)
+		cfg, err := config.Load(cfgFile)
 		if err == nil {
 			err = cfg.CheckFiles()
 		}
 		if err != nil {
 			return nil, "", err
 		}
-		set, err := proxy.LoadPolicies(cfg, mailgate.Tree, nil)
+		set, err := config.LoadPolicies(cfg, mailgate.Tree, nil)
 		return set, cfgFile + configPolicyDesc(cfg), err
 	case len(pols) > 0:
 		set, err := rules.Load(rules.Config{Policies: pols, Lists: lists}, nil)
@@ -94,7 +94,7 @@ func loadRuleSet(cfgFile string, pols []string, lists map[string]string) (*rules
 
 // configPolicyDesc says, for messages, which policy set a config runs when
 // that is not a list of files.
-func configPolicyDesc(cfg *proxy.Config) string {
+func configPolicyDesc(cfg *config.Config) string {
 	switch {
 	case cfg.RunsNoPolicy():
 		return " (policies: [], no policy)"

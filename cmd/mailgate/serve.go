@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mailgate/config"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -29,12 +30,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	load := func() (*proxy.Config, error) {
-		var cfg *proxy.Config
+	load := func() (*config.Config, error) {
+		var cfg *config.Config
 		if *cfgPath == "" {
-			cfg = proxy.DefaultConfig()
+			cfg = config.Default()
 		} else {
-			c, err := proxy.LoadConfig(*cfgPath)
+			c, err := config.Load(*cfgPath)
 			if err == nil {
 				err = c.CheckFiles() // as lint -c does, with the same message
 			}
@@ -47,7 +48,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			cfg.Listen = []string{*listen}
 		}
 		if *upstream != "" {
-			if err := proxy.CheckUpstream(*upstream); err != nil {
+			if err := config.CheckUpstream(*upstream); err != nil {
 				return nil, fmt.Errorf("--upstream: %w", err)
 			}
 			cfg.Upstream = *upstream

@@ -1,14 +1,14 @@
-package proxy
+package config
 
 import (
 	"crypto/tls"
 	"fmt"
 )
 
-// tlsConfig loads the STARTTLS certificate: TLS 1.2 or later, and for
+// ServerTLS loads the STARTTLS certificate: TLS 1.2 or later, and for
 // TLS 1.2 only AEAD cipher suites with forward secrecy (TLS 1.3 suites are
 // not configurable and all sane).
-func tlsConfig(cert, key string) (*tls.Config, error) {
+func ServerTLS(cert, key string) (*tls.Config, error) {
 	if cert == "" {
 		return nil, nil
 	}

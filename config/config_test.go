@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"errors"
@@ -28,7 +28,7 @@ lists: {internal: lists/internal.txt}
 log: {format: json, level: debug}
 metrics_listen: 127.0.0.1:9025
 `
-	c, err := ParseConfig(path, []byte(src))
+	c, err := Parse(path, []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ metrics_listen: 127.0.0.1:9025
 		t.Errorf("listen/hostname/xforward: %+v", c)
 	}
 	if c.Limits.MessageSize != 10<<20 || c.Limits.Recipients != 5 || c.Limits.SpoolMemory != 64<<10 ||
-		c.Limits.Connections != DefaultConfig().Limits.Connections {
+		c.Limits.Connections != Default().Limits.Connections {
 		t.Errorf("limits %+v", c.Limits)
 	}
 	if c.Timeouts.Command != time.Minute || c.Timeouts.DataTotal != 90*time.Second || c.Timeouts.DataIdle != 5*time.Minute {
@@ -54,16 +54,21 @@ metrics_listen: 127.0.0.1:9025
 	}
 }
 
-func TestParseConfigErrors(t *testing.T) {
+func TestParseErrors(t *testing.T) {
 	tests := []struct{ name, src, want string }{
-		{"unknown key", "upstream: smtp://127.0.0.1:25\nlimits:\n  mesage_size: 1MiB\n", "x.yaml:3:3: field mesage_size not found"},
+		{"unknown key", "upstream: smtp://127.0.0.1:25\nlimits:\n  mesage_size: 1MiB\n", "x.yaml:3:3: limits.mesage_size: unknown key (did you mean message_size?)"},
 		{"bad size", "upstream: smtp://127.0.0.1:25\nlimits: {message_size: 10 parsecs}\n", "x.yaml:2:24: bad size"},
 		{"bad duration", "upstream: smtp://127.0.0.1:25\ntimeouts:\n  command: soon\n", "x.yaml:3:12: bad duration"},
 		{"bad enum", "upstream: smtp://127.0.0.1:25\nbare_newline: accept\n", `x.yaml:2:15: bare_newline: "accept" is not one of reject, normalize`},
 		{"no upstream", "hostname: x\n", "x.yaml:1:1: upstream: required"},
 		{"bad upstream", "upstream: http://x\n", "x.yaml:1:11: upstream:"},
-		{"wrong type", "upstream: smtp://127.0.0.1:25\nlimits: {recipients: many}\n", "x.yaml:2:22: cannot unmarshal"},
+		{"wrong type", "upstream: smtp://127.0.0.1:25\nlimits: {recipients: many}\n", `x.yaml:2:22: limits.recipients: want a whole number, got "many"`},
 		{"syntax", "upstream: [\n", "x.yaml:"},
+		{"unknown top-level key", "upstream: smtp://127.0.0.1:25\npolices: [a.yaml]\n", "x.yaml:2:1: polices: unknown key (did you mean policies?)"},
+		{"mapping for a list", "upstream: smtp://127.0.0.1:25\ntrusted_forwarders: {a: b}\n", "x.yaml:2:21: trusted_forwarders: want a list, got a mapping"},
+		{"list for a mapping", "upstream: smtp://127.0.0.1:25\nlimits: [1]\n", "x.yaml:2:9: limits: want a mapping of keys (message_size, "},
+		{"string for a bool", "upstream: smtp://127.0.0.1:25\nxclient: maybe\n", `x.yaml:2:10: xclient: want true or false, got "maybe"`},
+		{"nested unknown key", "upstream: smtp://127.0.0.1:25\ntls: {cert: a, kee: b}\n", "x.yaml:2:16: tls.kee: unknown key (did you mean key?)"},
 		{"auth without tls", "upstream: smtp://127.0.0.1:25\nauth: relay\n", "x.yaml:2:7: auth: relay needs tls"},
 		{"negative mime_depth", "upstream: smtp://127.0.0.1:25\nlimits:\n  mime_depth: -1\n", "x.yaml:3:15: limits.mime_depth: -1 must be greater than 0"},
 		{"zero message_size", "upstream: smtp://127.0.0.1:25\nlimits: {message_size: 0}\n", "x.yaml:2:24: limits.message_size: 0 must be greater than 0"},
@@ -75,10 +80,10 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseConfig("x.yaml", []byte(tc.src))
-			var ce *ConfigError
+			_, err := Parse("x.yaml", []byte(tc.src))
+			var ce *Error
 			if !errors.As(err, &ce) {
-				t.Fatalf("err %v, want a ConfigError", err)
+				t.Fatalf("err %v, want a Error", err)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q, want %q", err, tc.want)
@@ -96,12 +101,12 @@ func TestParseConfigLimitsPositive(t *testing.T) {
 		"errors", "decompressed_bytes", "archive_dict"}
 	for _, k := range keys {
 		for _, v := range []string{"0", "-1"} {
-			_, err := ParseConfig("x.yaml", []byte("upstream: smtp://127.0.0.1:25\nlimits:\n  "+k+": "+v+"\n"))
+			_, err := Parse("x.yaml", []byte("upstream: smtp://127.0.0.1:25\nlimits:\n  "+k+": "+v+"\n"))
 			if err == nil || !strings.HasPrefix(err.Error(), "x.yaml:3:") {
 				t.Errorf("limits.%s: %s: err %v, want a positioned error", k, v, err)
 			}
 		}
-		if _, err := ParseConfig("x.yaml", []byte("upstream: smtp://127.0.0.1:25\nlimits:\n  "+k+": 7\n")); err != nil {
+		if _, err := Parse("x.yaml", []byte("upstream: smtp://127.0.0.1:25\nlimits:\n  "+k+": 7\n")); err != nil {
 			t.Errorf("limits.%s: 7: %v", k, err)
 		}
 	}
@@ -137,7 +142,7 @@ func TestParseConfigPolicies(t *testing.T) {
 		{"files", "policies: [a.yaml, /abs/b.yaml]\n", "", []string{"sub/a.yaml", "/abs/b.yaml"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := ParseConfig("sub/mailgate.yaml", []byte("upstream: smtp://127.0.0.1:25\n"+tc.src))
+			c, err := Parse("sub/mailgate.yaml", []byte("upstream: smtp://127.0.0.1:25\n"+tc.src))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,17 +167,17 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestLoadConfigMissing(t *testing.T) {
-	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml"))
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "nope.yaml") {
 		t.Fatalf("err %v", err)
 	}
 	_ = os.Remove
 }
 
-// TestPolicyLoaderRelativeConfig: serve -c sub/mailgate.yaml, run from
+// TestLoadPoliciesRelativeConfig: serve -c sub/mailgate.yaml, run from
 // the directory above sub, reads sub/local.yaml and sub/l.txt (paths
 // resolved from the config's directory exactly once, not sub/sub/...).
-func TestPolicyLoaderRelativeConfig(t *testing.T) {
+func TestLoadPoliciesRelativeConfig(t *testing.T) {
 	t.Chdir(t.TempDir())
 	if err := os.Mkdir("sub", 0o755); err != nil {
 		t.Fatal(err)
@@ -187,15 +192,15 @@ func TestPolicyLoaderRelativeConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := LoadConfig("sub/mailgate.yaml")
+	cfg, err := Load("sub/mailgate.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := PolicyLoader(mailgate.Tree)(cfg)
+	set, err := LoadPolicies(cfg, mailgate.Tree, nil)
 	if err != nil {
 		t.Fatalf("loading sub/mailgate.yaml's policies: %v", err)
 	}
-	if eng == nil || strings.Join(eng.RuleNames(), ",") != "local-vip" {
-		t.Fatalf("engine %v", eng)
+	if strings.Join(set.RuleNames(), ",") != "local-vip" {
+		t.Fatalf("rules %v", set.RuleNames())
 	}
 }

@@ -1,4 +1,8 @@
-package proxy
+// Package config reads mailgate.yaml once for every command: serve,
+// check -c, lint -c and test -c parse the same keys, types, ranges and
+// paths here, and load the same policy set (docs/DESIGN.md
+// "Configuration").
+package config
 
 import (
 	"bytes"
@@ -10,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -19,7 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Config is the proxy's configuration: mailgate.yaml (DESIGN.md
+// Config is mailgate's configuration: mailgate.yaml (DESIGN.md
 // "Configuration") with defaults applied and paths resolved.
 type Config struct {
 	Listen            []string
@@ -90,7 +95,7 @@ const (
 )
 
 // DefaultConfig returns the embedded defaults used without a config file.
-func DefaultConfig() *Config {
+func Default() *Config {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "localhost"
@@ -128,11 +133,11 @@ func DefaultConfig() *Config {
 	}
 }
 
-// ConfigError is a configuration problem list, one "file:line:col: message"
+// Error is a configuration problem list, one "file:line:col: message"
 // per line.
-type ConfigError struct{ Problems []string }
+type Error struct{ Problems []string }
 
-func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
+func (e *Error) Error() string { return strings.Join(e.Problems, "\n") }
 
 // fileConfig mirrors mailgate.yaml; KnownFields(true) rejects unknown keys.
 type fileConfig struct {
@@ -280,33 +285,39 @@ func nodeError(n *yaml.Node, format string, args ...any) error {
 	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: col %d: %s", n.Line, n.Column, fmt.Sprintf(format, args...))}}
 }
 
-// LoadConfig reads and validates a config file. Relative paths resolve from
-// the file's directory. Errors are a *ConfigError.
-func LoadConfig(path string) (*Config, error) {
+// Load reads and validates a config file. Relative paths resolve from
+// the file's directory. Errors are a *Error.
+func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &ConfigError{Problems: []string{fmt.Sprintf("%s: %v", path, err)}}
+		return nil, &Error{Problems: []string{fmt.Sprintf("%s: %v", path, err)}}
 	}
-	return ParseConfig(path, data)
+	return Parse(path, data)
 }
 
 var listNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (?:col (\d+): )?(.*)$`)
 
-// ParseConfig is LoadConfig on data already read.
-func ParseConfig(path string, data []byte) (*Config, error) {
+// Parse is Load on data already read.
+func Parse(path string, data []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &ConfigError{Problems: positioned(path, &root, err)}
+		return nil, &Error{Problems: positioned(path, &root, err)}
+	}
+	// Keys and shapes first, in the file's words; the decoder's own
+	// messages ("field x not found in type config.fileLimits") stay a
+	// second net.
+	if probs := checkKeys(path, &root, reflect.TypeOf(fileConfig{})); len(probs) > 0 {
+		return nil, &Error{Problems: probs}
 	}
 	var fc fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, &ConfigError{Problems: positioned(path, &root, err)}
+		return nil, &Error{Problems: positioned(path, &root, err)}
 	}
-	c := DefaultConfig()
+	c := Default()
 	c.File = path
 	c.Dir = filepath.Dir(path)
 	var probs []string
@@ -425,7 +436,7 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 		c.Upstream = "maildir:" + c.abs(strings.TrimPrefix(c.Upstream, "maildir:"))
 	}
 	if len(probs) > 0 {
-		return nil, &ConfigError{Problems: probs}
+		return nil, &Error{Problems: probs}
 	}
 	return c, nil
 }
@@ -486,8 +497,8 @@ func validListenAddr(a string) bool {
 // CheckFiles reads what serve reads at start besides the policies (the TLS
 // certificate and key), so that `lint -c` refuses what serve would refuse.
 func (c *Config) CheckFiles() error {
-	if _, err := tlsConfig(c.TLSCert, c.TLSKey); err != nil {
-		return &ConfigError{Problems: []string{fmt.Sprintf("%s: %v", c.File, err)}}
+	if _, err := ServerTLS(c.TLSCert, c.TLSKey); err != nil {
+		return &Error{Problems: []string{fmt.Sprintf("%s: %v", c.File, err)}}
 	}
 	return nil
 }
@@ -567,7 +578,7 @@ func checkUpstreamURL(u string) error {
 	switch {
 	case strings.HasPrefix(u, "smtp://"):
 		hp := strings.TrimSuffix(strings.TrimPrefix(u, "smtp://"), "/")
-		if _, port, err := splitHostPort(hp); err != nil || port == "" {
+		if _, port, err := net.SplitHostPort(hp); err != nil || port == "" {
 			return fmt.Errorf("%q: want smtp://host:port", u)
 		}
 		return nil

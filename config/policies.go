@@ -1,0 +1,37 @@
+package config
+
+import (
+	"io/fs"
+
+	"mailgate/rules"
+)
+
+// RunsNoPolicy reports whether c runs no policy at all: `policies: []`
+// in the file (absent `policies:` means the embedded default pack).
+func (c *Config) RunsNoPolicy() bool { return len(c.Policies) == 0 && c.EmbeddedPolicy == "" }
+
+// RulesConfig is the policy set c names, as rules.Load takes it, and the
+// file system its policies are read from: defaults for the embedded pack,
+// nil for files on disk. Paths in c are already resolved (Parse), so
+// BaseDir stays empty: joining the config's directory a second time would
+// read sub/sub/local.yaml for `-c sub/mailgate.yaml`.
+func (c *Config) RulesConfig(defaults fs.FS) (rules.Config, fs.FS) {
+	rc := rules.Config{Policies: c.Policies, Lists: c.Lists, RuleError: c.RuleError}
+	if len(c.Policies) == 0 && c.EmbeddedPolicy != "" && defaults != nil {
+		rc.Policies = []string{c.EmbeddedPolicy}
+		return rc, defaults
+	}
+	return rc, nil
+}
+
+// LoadPolicies compiles the policy set c names; every command that takes
+// a config file (serve, check -c, lint -c, test -c) loads it through here,
+// so all of them run the same rules. With `policies: []` the set is empty.
+func LoadPolicies(c *Config, defaults fs.FS, st *rules.State) (*rules.Set, error) {
+	rc, fsys := c.RulesConfig(defaults)
+	if fsys != nil {
+		return rules.LoadFS(fsys, rc, st)
+	}
+	return rules.Load(rc, st)
+}
+
