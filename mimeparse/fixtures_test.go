@@ -356,6 +356,24 @@ func TestLimits(t *testing.T) {
 	m, _ = Parse(strings.NewReader(many), DefaultLimits())
 	tcompare(t, len(m.Fields), maxFields)
 	tcompare(t, slices.Contains(m.Defects, DefectLimitHeaderBytes), true)
+	tcompare(t, m.HeaderTruncated, true)
+	tcompare(t, m.HasHeader("b"), false)
+
+	// Past the field limit, HasHeader still sees the names (case aside),
+	// and ScanHeader every field.
+	late := strings.Repeat("a:\n", maxFields+10) + "X-Late :1\nx-late-2: 2\n folded\n\nbody"
+	m, _ = Parse(strings.NewReader(late), DefaultLimits())
+	tcompare(t, len(m.Fields), maxFields)
+	tcompare(t, m.HeaderTruncated, true)
+	tcompare(t, m.HasHeader("x-late") && m.HasHeader("X-LATE-2") && m.HasHeader("A") && !m.HasHeader("x-la"), true)
+	var all []Field
+	tcompare(t, ScanHeader(strings.NewReader(late), func(f Field) { all = append(all, f) }), nil)
+	tcompare(t, len(all), maxFields+12)
+	tcompare(t, reflect.DeepEqual(all[:maxFields], m.Fields), true)
+	tcompare(t, all[maxFields+11], Field{Name: "x-late-2", Value: "2 folded", Raw: " 2\n folded",
+		Start: int64(3*(maxFields+10) + 10), End: int64(3*(maxFields+10) + 10 + 20)})
+	m, _ = Parse(strings.NewReader("Subject: x\n\nbody"), DefaultLimits())
+	tcompare(t, m.HeaderTruncated, false)
 
 	lim = DefaultLimits()
 	lim.TextBytes = 12

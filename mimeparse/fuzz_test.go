@@ -64,6 +64,21 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("field %s: invalid UTF-8 value", f.Name)
 			}
 		}
+		// ScanHeader re-reads the top-level header block as Parse read it
+		// (rules.Rewrite edits through it when HeaderTruncated).
+		var all []Field
+		if err := ScanHeader(bytes.NewReader(raw[:m.Parts[0].BodyOffset]), func(f Field) { all = append(all, f) }); err != nil {
+			t.Fatal(err)
+		}
+		if len(all) < len(m.Fields) || !m.HeaderTruncated && len(all) != len(m.Fields) ||
+			len(m.Fields) > 0 && !reflect.DeepEqual(all[:len(m.Fields)], m.Fields) {
+			t.Fatalf("ScanHeader: %d fields, Parse %d (truncated %v), or they differ", len(all), len(m.Fields), m.HeaderTruncated)
+		}
+		for _, f := range all[len(m.Fields):] {
+			if !m.HasHeader(f.Name) && len(all) < 2*maxFields && len(raw) < maxLateBytes {
+				t.Fatalf("HasHeader(%q) false for a field past the index", f.Name)
+			}
+		}
 		one, err := Parse(iotest.OneByteReader(bytes.NewReader(raw)), lim)
 		if err != nil {
 			t.Fatal(err)

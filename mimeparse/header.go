@@ -2,6 +2,7 @@ package mimeparse
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"unicode/utf8"
 )
@@ -10,6 +11,10 @@ import (
 // Limits.HeaderBytes says: a megabyte of "a:\n" lines would otherwise cost
 // tens of megabytes of Field values (limit-header-bytes).
 const maxFields = 5000
+
+// maxLateBytes bounds the bytes of the names kept of the top-level fields
+// past maxFields (Message.HasHeader sees them; at most maxFields names).
+const maxLateBytes = 256 << 10
 
 // maxTotalFields bounds the fields kept from all header blocks of a message.
 const maxTotalFields = 50000
@@ -25,6 +30,16 @@ type headerState struct {
 	defects []string
 	// fieldBreak is the length of the line break of the last line consumed.
 	fieldBreak int
+	// late collects the lower-case names of the fields past the limit
+	// when keepLate is set (top-level header only; at most maxFields
+	// names), and dropped counts those fields.
+	keepLate  bool
+	late      map[string]bool
+	lateBytes int // of the names in late, at most maxLateBytes
+	dropped   int
+	// visit, when set (ScanHeader), gets every field instead of fields,
+	// and no limit applies.
+	visit func(Field)
 }
 
 // readHeader reads the header block at the current position, through the
@@ -164,6 +179,9 @@ func (p *parser) consumeLine(h *headerState, line []byte, full bool) {
 		p.in.skipLine()
 	}
 	h.bytes += len(line)
+	if h.visit != nil {
+		return
+	}
 	tooMany := len(h.fields) >= maxFields || p.nfields+len(h.fields) >= maxTotalFields
 	if (tooMany || h.bytes > p.lim.HeaderBytes && p.lim.HeaderBytes > 0) && !h.limited {
 		h.limited = true
@@ -172,8 +190,8 @@ func (p *parser) consumeLine(h *headerState, line []byte, full bool) {
 }
 
 func (p *parser) appendField(h *headerState, line []byte) {
-	if h.limited || !h.inField {
-		return
+	if !h.inField || h.limited && len(h.cur) > 0 {
+		return // past the limit only the first line is kept, for the name
 	}
 	h.cur = append(h.cur, line...)
 }
@@ -186,10 +204,25 @@ func (p *parser) endField(h *headerState) {
 	}
 	raw := h.cur // reused for the next field: everything kept is copied
 	h.inField = false
+	colon, _ := fieldNameEnd(raw)
 	if h.limited {
+		h.dropped++
+		name := raw[:colon]
+		if i := bytes.IndexAny(name, " \t"); i >= 0 {
+			name = name[:i]
+		}
+		if h.keepLate && len(h.late) < maxFields && h.lateBytes+len(name) <= maxLateBytes {
+			if h.late == nil {
+				h.late = map[string]bool{}
+			}
+			n := strings.ToLower(string(name))
+			if !h.late[n] {
+				h.late[n] = true
+				h.lateBytes += len(n)
+			}
+		}
 		return
 	}
-	colon, _ := fieldNameEnd(raw)
 	all := string(raw[:len(raw)-lineBreakLen(raw)]) // one copy; Name and Raw share it
 	name := all[:colon]
 	if i := indexBlank(name); i >= 0 {
@@ -211,6 +244,10 @@ func (p *parser) endField(h *headerState) {
 	f.Value, ds = decodeHeaderWords(v)
 	for _, d := range ds {
 		h.add(d)
+	}
+	if h.visit != nil {
+		h.visit(f)
+		return
 	}
 	h.fields = append(h.fields, f)
 }
@@ -242,4 +279,20 @@ func indexBlank(s string) int {
 		}
 	}
 	return -1
+}
+
+// ScanHeader reads the header block at the start of r exactly as Parse
+// reads a message's top-level header, but with no limit on its fields or
+// bytes, and calls visit with each field in order instead of keeping them.
+// Offsets are relative to the start of r. It is how an editor sees the
+// fields that Message.Fields could not hold (Message.HeaderTruncated): the
+// caller bounds what r holds (rules.Rewrite reads the block Parse measured,
+// Parts[0].BodyOffset bytes). The error is only ever a read error.
+func ScanHeader(r io.Reader, visit func(Field)) error {
+	p := &parser{msg: &Message{}}
+	p.in.rd = r
+	p.in.buf = make([]byte, bufSize) // the same size as Parse's: over-long lines end where they do there
+	h := headerState{visit: visit}
+	p.readHeader(&h)
+	return p.in.err
 }

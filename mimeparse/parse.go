@@ -198,6 +198,7 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 	}
 	part := &Part{Depth: e.depth, HeaderOffset: p.in.off}
 	h := headerState{cur: p.fieldBuf[:0], fields: p.headerFields()}
+	h.keepLate = e.parent == nil
 	ended, hm := p.readHeader(&h)
 	p.fieldBuf = h.cur[:0]
 	h.fields = p.keepFields(h.fields)
@@ -218,6 +219,8 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 	p.msg.Parts = append(p.msg.Parts, part)
 	if e.parent == nil {
 		p.msg.Fields = h.fields
+		p.msg.HeaderTruncated = h.dropped > 0
+		p.msg.late = h.late
 	}
 
 	// Classify: multipart, enclosed message, or leaf.

@@ -71,6 +71,13 @@ type Message struct {
 	Defects []string // every defect of the message and its parts, each once
 	Size    int64    // raw bytes read
 	Text    string   // decoded text of text/* parts, capped by Limits.TextBytes
+	// HeaderTruncated is true when the top-level header had more fields
+	// than Fields holds (past 5,000 fields or Limits.HeaderBytes; the
+	// message has the defect limit-header-bytes). HasHeader still sees the
+	// names of up to 5,000 more fields; an editor must re-read the header
+	// block (ScanHeader) to see them all, as rules.Rewrite does.
+	HeaderTruncated bool
+	late            map[string]bool // lower-case names of fields past Fields
 }
 
 // Header returns the first decoded value of the top-level field name, or "".
@@ -87,14 +94,15 @@ func (m *Message) HeaderAll(name string) []string {
 	return out
 }
 
-// HasHeader reports whether the top-level header has a field name.
+// HasHeader reports whether the top-level header has a field name, among
+// Fields or past them (HeaderTruncated).
 func (m *Message) HasHeader(name string) bool {
 	for i := range m.Fields {
 		if strings.EqualFold(m.Fields[i].Name, name) {
 			return true
 		}
 	}
-	return false
+	return m.late != nil && m.late[strings.ToLower(name)]
 }
 
 // Attachments returns every leaf except the nameless inline text/plain and

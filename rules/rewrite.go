@@ -1,6 +1,9 @@
 package rules
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"sort"
@@ -15,12 +18,88 @@ import (
 // and parts keep their DKIM hashes.
 
 // Rewrite streams raw (read once, sequentially) to w with the plan applied.
+//
+// When msg.HeaderTruncated (more top-level fields than Message.Fields
+// holds: past 5,000 fields or limits.header_bytes), the edits must still
+// see every field, or a spoofed field past the index would survive a
+// remove and a late Subject would get a second Subject beside it. Rewrite
+// then reads the top-level header block first (Parts[0].BodyOffset bytes,
+// at most maxRescan), re-reads it with mimeparse.ScanHeader, plans over
+// every field, and splices the block and the rest of raw. A block past
+// maxRescan is refused with ErrHeaderTooLarge before anything is written
+// (the proxy tempfails: fail closed).
 func Rewrite(w io.Writer, raw io.Reader, msg *mimeparse.Message, ed *Edits) (int64, error) {
-	return mimeparse.Splice(w, raw, Plan(msg, ed))
+	if msg == nil || ed == nil || ed.Empty() || !msg.HeaderTruncated || len(msg.Parts) == 0 {
+		return mimeparse.Splice(w, raw, Plan(msg, ed))
+	}
+	n := msg.Parts[0].BodyOffset
+	if n < 0 || n > maxRescan {
+		return 0, fmt.Errorf("%w: %d bytes", ErrHeaderTooLarge, n)
+	}
+	block := make([]byte, n)
+	if _, err := io.ReadFull(raw, block); err != nil {
+		return 0, fmt.Errorf("rules: reading the header block to edit: %w", err)
+	}
+	fields, err := allFields(block, msg, ed)
+	if err != nil {
+		return 0, err
+	}
+	return mimeparse.Splice(w, io.MultiReader(bytes.NewReader(block), raw), planFields(msg, fields, ed))
+}
+
+// maxRescan bounds the top-level header block Rewrite re-reads when the
+// parse could not index it all (it is held in memory while it is read).
+var maxRescan int64 = 16 << 20 // a variable for the tests
+
+// ErrHeaderTooLarge is returned (wrapped) by Rewrite for a message whose
+// header it would have to edit but cannot index: nothing is written.
+var ErrHeaderTooLarge = errors.New("rules: header too large to edit")
+
+// allFields re-reads the top-level header block and returns the fields the
+// planner needs: those Message.Fields would hold (the first 5,000: the
+// insertion point and the line-break style come from them), every field
+// an edit names (set, remove, Subject for subject_prefix, Content-* and
+// MIME-Version for a strip of the root), and the last field.
+func allFields(block []byte, msg *mimeparse.Message, ed *Edits) ([]mimeparse.Field, error) {
+	named := map[string]bool{}
+	for _, h := range ed.Headers {
+		if h.Op == "set" || h.Op == "remove" {
+			named[strings.ToLower(cleanName(h.Name))] = true
+		}
+	}
+	if ed.SubjectPrefix != "" {
+		named["subject"] = true
+	}
+	strip := len(ed.Strip) > 0
+	if strip {
+		named["mime-version"] = true
+	}
+	keep := len(msg.Fields)
+	var (
+		out  []mimeparse.Field
+		last mimeparse.Field
+		i    int
+	)
+	err := mimeparse.ScanHeader(bytes.NewReader(block), func(f mimeparse.Field) {
+		name := strings.ToLower(f.Name)
+		if i < keep || named[name] || strip && strings.HasPrefix(name, "content-") {
+			out = append(out, f)
+		}
+		last = f
+		i++
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rules: re-reading the header block: %w", err)
+	}
+	if i > 0 && (len(out) == 0 || out[len(out)-1].Start != last.Start) {
+		out = append(out, last)
+	}
+	return out, nil
 }
 
 // Plan turns a verdict's edits into byte splices over the original message,
-// sorted and non-overlapping:
+// sorted and non-overlapping. It sees the top-level fields in msg.Fields
+// only: for a message with HeaderTruncated, Rewrite plans over every field.
 //
 //   - header add: a new field inserted at the top of the header block;
 //   - header set: every instance removed, then added;
@@ -38,10 +117,18 @@ func Rewrite(w io.Writer, raw io.Reader, msg *mimeparse.Message, ed *Edits) (int
 // Strips naming a part that does not exist are ignored; a part inside one
 // already stripped is covered by the enclosing notice.
 func Plan(msg *mimeparse.Message, ed *Edits) []mimeparse.Edit {
+	if msg == nil {
+		return nil
+	}
+	return planFields(msg, msg.Fields, ed)
+}
+
+// planFields is Plan over fields, the top-level header's fields in order.
+func planFields(msg *mimeparse.Message, fields []mimeparse.Field, ed *Edits) []mimeparse.Edit {
 	if msg == nil || ed == nil || ed.Empty() {
 		return nil
 	}
-	p := planner{msg: msg, eol: eolOf(msg.Fields, "\r\n"), deleted: map[int64]bool{}}
+	p := planner{msg: msg, fields: fields, eol: eolOf(fields, "\r\n"), deleted: map[int64]bool{}}
 	p.headers(ed)
 	p.strips(ed.Strip)
 	return p.sorted()
@@ -49,6 +136,7 @@ func Plan(msg *mimeparse.Message, ed *Edits) []mimeparse.Edit {
 
 type planner struct {
 	msg     *mimeparse.Message
+	fields  []mimeparse.Field // the top-level header's (msg.Fields, or all of them)
 	eol     string
 	edits   []mimeparse.Edit
 	deleted map[int64]bool // Start of every field already deleted
@@ -92,8 +180,8 @@ func (p *planner) headers(ed *Edits) {
 		adds = p.subjectPrefix(ed.SubjectPrefix, adds, removed["subject"])
 	}
 	at := int64(0)
-	if len(p.msg.Fields) > 0 {
-		at = p.msg.Fields[0].Start
+	if len(p.fields) > 0 {
+		at = p.fields[0].Start
 	}
 	var b strings.Builder
 	for _, a := range adds {
@@ -117,7 +205,7 @@ func (p *planner) subjectPrefix(prefix string, adds []added, subjectRemoved bool
 		}
 	}
 	if !subjectRemoved {
-		for _, f := range p.msg.Fields {
+		for _, f := range p.fields {
 			if !strings.EqualFold(f.Name, "Subject") {
 				continue
 			}
@@ -142,7 +230,7 @@ func (p *planner) subjectPrefix(prefix string, adds []added, subjectRemoved bool
 
 // removeFields deletes every top-level field called name.
 func (p *planner) removeFields(name string) {
-	for _, f := range p.msg.Fields {
+	for _, f := range p.fields {
 		if strings.EqualFold(f.Name, name) {
 			p.deleteField(f)
 		}

@@ -83,7 +83,7 @@ func (p *planner) stripPart(t *stripTarget) {
 	pt := t.part
 	fields := pt.Fields
 	if t.root {
-		fields = p.msg.Fields
+		fields = p.fields
 	}
 	eol := eolOf(fields, p.eol)
 	at := int64(-1)
@@ -104,7 +104,7 @@ func (p *planner) stripPart(t *stripTarget) {
 	hdr := "Content-Type: text/plain; charset=utf-8" + eol +
 		"Content-Transfer-Encoding: quoted-printable" + eol +
 		"Content-Disposition: inline" + eol
-	if t.root && !p.msg.HasHeader("MIME-Version") {
+	if t.root && !hasField(fields, "MIME-Version") {
 		hdr = "MIME-Version: 1.0" + eol + hdr
 	}
 	body := qpLines(noticeLines(t), eol)
@@ -215,4 +215,13 @@ func appendUnique(list []string, s string) []string {
 		}
 	}
 	return append(list, s)
+}
+
+func hasField(fs []mimeparse.Field, name string) bool {
+	for _, f := range fs {
+		if strings.EqualFold(f.Name, name) {
+			return true
+		}
+	}
+	return false
 }
