@@ -34,4 +34,3 @@ func LoadPolicies(c *Config, defaults fs.FS, st *rules.State) (*rules.Set, error
 	}
 	return rules.Load(rc, st)
 }
-

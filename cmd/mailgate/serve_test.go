@@ -29,7 +29,7 @@ func TestServeUsageAndConfigErrors(t *testing.T) {
 	if code := runServe([]string{"-c", cfg}, &out, &errb); code != 1 {
 		t.Errorf("bad config: exit %d, want 1", code)
 	}
-	if want := cfg + ":3:3: field recipient not found"; !strings.Contains(errb.String(), want) {
+	if want := cfg + ":3:3: limits.recipient: unknown key (did you mean recipients?)"; !strings.Contains(errb.String(), want) {
 		t.Errorf("stderr %q, want %q", errb.String(), want)
 	}
 	errb.Reset()
