@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"archive/zip"
 	"bytes"
 	"os"
 	"path/filepath"
@@ -133,12 +134,21 @@ func FuzzZipCentral(f *testing.F) {
 	f.Add(buildZip(f, zent{name: "a", data: []byte("b")}))
 	f.Add(patchLocalName(buildZip(f, zent{name: "invoice.pdf", data: []byte("b")}), "invoice.pdf", "invoice.exe"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		cd, _ := zipCentral(bytes.NewReader(b), 10)
-		if len(cd) > 10 {
-			t.Fatalf("%d records", len(cd))
+		d := zipCentral(bytes.NewReader(b), 10)
+		if len(d.entries) > 10 {
+			t.Fatalf("%d records", len(d.entries))
 		}
-		for _, e := range cd {
+		for _, e := range d.entries {
 			zipLocalName(bytes.NewReader(b), e.offset)
+		}
+		if !d.ok {
+			return
+		}
+		// archive/zip reads exactly the records of the view.
+		v := d.view(sizedReaderAt{bytes.NewReader(b), int64(len(b))}, len(d.entries))
+		zr, err := zip.NewReader(v, v.Size())
+		if err == nil && len(zr.File) != len(d.entries) {
+			t.Fatalf("view of %d records: archive/zip read %d", len(d.entries), len(zr.File))
 		}
 	})
 }
