@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"runtime"
 	"testing"
+
+	"mailgate/internal/hostile"
 )
 
 // seedBodies are every fixture the tests build plus the files in testdata.
@@ -31,6 +33,13 @@ func seedBodies(f *testing.F) [][]byte {
 		buildISO([]isoFile{{name: "A.EXE", joliet: "a.exe", data: pe}}),
 		zstdBytes(f, pe),
 		xzBytes(f, buildTar(f, map[string][]byte{"a": pe}, "a")),
+		hostile.SevenZip("a.exe", hostile.Coder{ID: hostile.LZMA2, Props: []byte{hostile.LZMA2Props(1 << 16)}}, hostile.LZMA2Raw(pe), uint64(len(pe))),
+		hostile.SevenZip("a.exe", hostile.Coder{ID: hostile.LZMA2, Props: []byte{hostile.LZMA2Props(3 << 30)}}, hostile.LZMA2Raw(pe), uint64(len(pe))),
+		hostile.SevenZip("a.exe", hostile.Coder{ID: hostile.PPMd, Props: hostile.DictProps(6, 1<<20)}, make([]byte, 64), uint64(len(pe))),
+		hostile.SevenZipEncodedHeader(hostile.Coder{ID: hostile.LZMA, Props: hostile.DictProps(0x5d, 1<<16)}, make([]byte, 64), 100),
+		hostile.Xz(pe, 3<<30),
+		hostile.ZstdWindow(pe, 31),
+		hostile.RAR5("a.exe", make([]byte, 64), 3, 15, 4<<30),
 	}
 	files, _ := filepath.Glob(filepath.Join("testdata", "*"))
 	files2, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "*", "*"))
