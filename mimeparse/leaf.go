@@ -43,6 +43,8 @@ func (p *parser) inspectOptions(part *Part) inspect.Options {
 		ArchiveEntries: p.lim.ArchiveEntries,
 		Spill:          p.lim.InspectSpill,
 		SpillDir:       p.lim.SpillDir,
+		ArchiveDict:    p.lim.ArchiveDict,
+		Budget:         p.lim.budget,
 		Text:           strings.HasPrefix(part.ContentType, "text/") || isUUEncodeCTE(part.TransferEncoding),
 		Name:           part.Filename,
 		Declared:       part.ContentType,

@@ -26,6 +26,9 @@ import (
 // a container whose one child is the enclosed message: "P.0" when that is
 // multipart (its children are "P.1", "P.2", as in IMAP), else "P.1".
 func Parse(r io.Reader, lim Limits) (*Message, error) {
+	if lim.budget == nil {
+		lim.budget = inspect.NewBudget(lim.DecompressedBytes)
+	}
 	p := &parser{
 		lim:        lim,
 		msg:        &Message{},

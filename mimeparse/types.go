@@ -7,7 +7,11 @@
 // mimeparse knows nothing of SMTP or of policies.
 package mimeparse
 
-import "strings"
+import (
+	"strings"
+
+	"mailgate/mimeparse/inspect"
+)
 
 // Field is one header field as it stands in the message.
 type Field struct {
@@ -165,6 +169,10 @@ type Limits struct {
 	ArchiveDict int64
 	TextBytes   int // bytes of decoded text kept in Message.Text
 	SpillDir    string
+
+	// budget is DecompressedBytes as one count for the whole message,
+	// created by Parse and shared with the parses of enclosed messages.
+	budget *inspect.Budget
 }
 
 // DefaultLimits are the limits of DESIGN.md's configuration.

@@ -20,6 +20,15 @@ const (
 	// entries and open nested archives hit its bound (a zip bomb, or just
 	// a large archive); later entries were listed without a sniffed type.
 	DefectLimitArchiveBytes = "limit-archive-bytes"
+	// DefectLimitDecompressedBytes: the message's one decompression budget
+	// (Options.Budget, limits.decompressed_bytes) is used up: this entry and
+	// every later one in the message were listed without being decompressed.
+	DefectLimitDecompressedBytes = "limit-decompressed-bytes"
+	// DefectLimitArchiveDict: a decoder would need a dictionary, window or
+	// model larger than Options.ArchiveDict (LZMA/LZMA2/PPMd/zstd in 7z, xz,
+	// zstd, rar), as the archive's own headers say; it was not opened, and
+	// what it holds was listed without a sniffed type, or not at all.
+	DefectLimitArchiveDict = "limit-archive-dict"
 	// DefectLimitEmbedded: more uuencode blocks or TNEF attachments than
 	// maxEmbedded, or TNEF nested in TNEF too deep; the rest were not
 	// inspected.
@@ -70,7 +79,7 @@ const (
 // and for policy linting.
 var AllDefects = []string{
 	DefectLimitInspectSpill, DefectLimitArchiveDepth, DefectLimitArchiveEntries,
-	DefectLimitArchiveBytes, DefectLimitEmbedded, DefectZipNameMismatch, DefectZipHiddenEntry,
+	DefectLimitArchiveBytes, DefectLimitDecompressedBytes, DefectLimitArchiveDict, DefectLimitEmbedded, DefectZipNameMismatch, DefectZipHiddenEntry,
 	DefectZipPrefix, DefectArchiveCorrupt, DefectArchiveEncryptedHeaders,
 	DefectArchiveUnsupported, DefectOLECorrupt, DefectTNEFCorrupt,
 	DefectUUEncodeUnterminated, DefectUUEncodeCorrupt, DefectSpillFailed,

@@ -1,12 +1,15 @@
 package inspect
 
 import (
+	"archive/zip"
 	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
 	"testing"
+
+	"mailgate/internal/hostile"
 )
 
 // seedBodies are every fixture the tests build plus the files in testdata.
@@ -30,6 +33,13 @@ func seedBodies(f *testing.F) [][]byte {
 		buildISO([]isoFile{{name: "A.EXE", joliet: "a.exe", data: pe}}),
 		zstdBytes(f, pe),
 		xzBytes(f, buildTar(f, map[string][]byte{"a": pe}, "a")),
+		hostile.SevenZip("a.exe", hostile.Coder{ID: hostile.LZMA2, Props: []byte{hostile.LZMA2Props(1 << 16)}}, hostile.LZMA2Raw(pe), uint64(len(pe))),
+		hostile.SevenZip("a.exe", hostile.Coder{ID: hostile.LZMA2, Props: []byte{hostile.LZMA2Props(3 << 30)}}, hostile.LZMA2Raw(pe), uint64(len(pe))),
+		hostile.SevenZip("a.exe", hostile.Coder{ID: hostile.PPMd, Props: hostile.DictProps(6, 1<<20)}, make([]byte, 64), uint64(len(pe))),
+		hostile.SevenZipEncodedHeader(hostile.Coder{ID: hostile.LZMA, Props: hostile.DictProps(0x5d, 1<<16)}, make([]byte, 64), 100),
+		hostile.Xz(pe, 3<<30),
+		hostile.ZstdWindow(pe, 31),
+		hostile.RAR5("a.exe", make([]byte, 64), 3, 15, 4<<30),
 	}
 	files, _ := filepath.Glob(filepath.Join("testdata", "*"))
 	files2, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "*", "*"))
@@ -133,12 +143,21 @@ func FuzzZipCentral(f *testing.F) {
 	f.Add(buildZip(f, zent{name: "a", data: []byte("b")}))
 	f.Add(patchLocalName(buildZip(f, zent{name: "invoice.pdf", data: []byte("b")}), "invoice.pdf", "invoice.exe"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		cd, _ := zipCentral(bytes.NewReader(b), 10)
-		if len(cd) > 10 {
-			t.Fatalf("%d records", len(cd))
+		d := zipCentral(bytes.NewReader(b), 10)
+		if len(d.entries) > 10 {
+			t.Fatalf("%d records", len(d.entries))
 		}
-		for _, e := range cd {
+		for _, e := range d.entries {
 			zipLocalName(bytes.NewReader(b), e.offset)
+		}
+		if !d.ok {
+			return
+		}
+		// archive/zip reads exactly the records of the view.
+		v := d.view(sizedReaderAt{bytes.NewReader(b), int64(len(b))}, len(d.entries))
+		zr, err := zip.NewReader(v, v.Size())
+		if err == nil && len(zr.File) != len(d.entries) {
+			t.Fatalf("view of %d records: archive/zip read %d", len(d.entries), len(zr.File))
 		}
 	})
 }

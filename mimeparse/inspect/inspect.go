@@ -23,6 +23,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gabriel-vasile/mimetype"
 )
@@ -32,6 +33,11 @@ const (
 	DefaultArchiveDepth   = 3
 	DefaultArchiveEntries = 1000
 	DefaultSpill          = 64 << 20
+	// DefaultDecompressedBytes is the budget of a Budget-less Inspector.
+	DefaultDecompressedBytes = 256 << 20
+	// DefaultArchiveDict is the largest dictionary or model a decoder may
+	// allocate (LZMA, LZMA2, PPMd, xz, zstd, rar windows).
+	DefaultArchiveDict = 64 << 20
 )
 
 // headMax is how many leading bytes are kept for sniffing: mimetype's
@@ -45,13 +51,20 @@ const headMax = 3072
 // archive members to sniff them and open nested archives
 // (limit-archive-bytes), and, for TNEF and uuencode, each embedded file's
 // own spill.
+//
+// Budget bounds the bytes decompressed by every Inspector sharing it (one
+// message: limit-decompressed-bytes); ArchiveDict bounds the memory one
+// decoder may allocate, read from the archive's own headers before the
+// decoder is opened (limit-archive-dict).
 type Options struct {
 	ArchiveDepth, ArchiveEntries int
-	Spill                        int64  // max decoded bytes spilled to a temp file for random-access formats (zip, OLE)
-	SpillDir                     string // "" = os.TempDir()
-	Text                         bool   // the body is text/*: scan for uuencode blocks
-	Name                         string // declared filename (hint only, e.g. winmail.dat)
-	Declared                     string // declared content type, lower case (hint only)
+	Spill                        int64   // max decoded bytes spilled to a temp file for random-access formats (zip, OLE)
+	SpillDir                     string  // "" = os.TempDir()
+	ArchiveDict                  int64   // largest dictionary, window or model a decoder may allocate
+	Budget                       *Budget // nil: a budget of DefaultDecompressedBytes for this Inspector alone
+	Text                         bool    // the body is text/*: scan for uuencode blocks
+	Name                         string  // declared filename (hint only, e.g. winmail.dat)
+	Declared                     string  // declared content type, lower case (hint only)
 }
 
 func (o Options) withDefaults() Options {
@@ -64,8 +77,33 @@ func (o Options) withDefaults() Options {
 	if o.Spill <= 0 {
 		o.Spill = DefaultSpill
 	}
+	if o.ArchiveDict <= 0 {
+		o.ArchiveDict = DefaultArchiveDict
+	}
+	if o.Budget == nil {
+		o.Budget = NewBudget(DefaultDecompressedBytes)
+	}
 	return o
 }
+
+// Budget is the number of bytes the decoders of one message may still
+// produce, shared by all of its Inspectors (and by the Inspectors of the
+// uuencode blocks and TNEF files inside them): it is a count of work, not
+// of time, so the same message always gets the same answer.
+type Budget struct{ left atomic.Int64 }
+
+// NewBudget returns a budget of n bytes (n <= 0: DefaultDecompressedBytes).
+func NewBudget(n int64) *Budget {
+	if n <= 0 {
+		n = DefaultDecompressedBytes
+	}
+	b := &Budget{}
+	b.left.Store(n)
+	return b
+}
+
+// Left is what remains of the budget.
+func (b *Budget) Left() int64 { return b.left.Load() }
 
 // Entry is one member of an archive, listed recursively. Depth is 1 for a
 // member of the attachment itself, 2 inside a nested archive, and so on.
@@ -313,10 +351,31 @@ type spillFile struct {
 
 func newSpill(dir string, max int64) *spillFile {
 	s := &spillFile{max: max}
-	// os.CreateTemp creates the file with mode 0600.
-	s.f, s.err = os.CreateTemp(dir, "mailgate-inspect-*")
+	s.f, s.err = createUnlinked(dir)
 	return s
 }
+
+// createUnlinked creates a 0600 temp file (os.CreateTemp's mode) and
+// removes its name at once, as proxy's spool does: the bytes are reachable
+// only through the returned descriptor, and nothing is left behind however
+// the process ends.
+func createUnlinked(dir string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, "mailgate-inspect-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if spillCreated != nil {
+		spillCreated(f)
+	}
+	return f, nil
+}
+
+// spillCreated, when set (by tests), sees every spill file just created.
+var spillCreated func(*os.File)
 
 func (s *spillFile) write(p []byte) {
 	if s.err != nil || s.overflow {
@@ -341,8 +400,6 @@ func (s *spillFile) remove() {
 	if s.f == nil {
 		return
 	}
-	name := s.f.Name()
 	s.f.Close()
-	os.Remove(name)
 	s.f = nil
 }

@@ -9,17 +9,22 @@ import (
 )
 
 // TestSpillFile: a container body goes to a 0600 temp file in SpillDir
-// while it is written, and the file is gone after Close.
+// whose name is removed as soon as it is created (as proxy's spool does):
+// the directory is empty while the spill is open, and nothing is left
+// behind after Close, or if the process dies before it.
 func TestSpillFile(t *testing.T) {
 	dir := t.TempDir()
 	body := buildZip(t, zent{name: "r.bin", data: randBytes(64 << 10), store: true})
 	i := New(Options{SpillDir: dir})
 	i.Write(body[:10000])
-	files, _ := filepath.Glob(filepath.Join(dir, "*"))
-	if len(files) != 1 {
-		t.Fatalf("spill files during Write: %v", files)
+	if i.spill == nil || i.spill.f == nil {
+		t.Fatal("no spill file")
 	}
-	st, err := os.Stat(files[0])
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(files) != 0 {
+		t.Fatalf("spill files named during Write: %v", files)
+	}
+	st, err := i.spill.f.Stat()
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("spill file mode %v, %v", st.Mode(), err)
 	}
@@ -42,6 +47,29 @@ func TestSpillFile(t *testing.T) {
 	r = inspectBytes(t, Options{SpillDir: filepath.Join(dir, "missing")}, body)
 	if !hasDefect(r, DefectSpillFailed) || r.SHA256 != sha(body) {
 		t.Fatalf("spill failure: %+v", r.Defects)
+	}
+}
+
+// TestSpillNestedUnlinked: the temp file of a nested container too large
+// for memory (readAll) has no name either, from the moment it exists.
+func TestSpillNestedUnlinked(t *testing.T) {
+	dir := t.TempDir()
+	inner := buildZip(t, zent{name: "big.bin", data: randBytes(2 << 20), store: true})
+	body := buildZip(t, zent{name: "inner.zip", data: inner, store: true})
+	var seen []string
+	created := 0
+	spillCreated = func(f *os.File) {
+		created++
+		files, _ := filepath.Glob(filepath.Join(dir, "*"))
+		seen = append(seen, files...)
+	}
+	defer func() { spillCreated = nil }()
+	r := inspectBytes(t, Options{SpillDir: dir}, body)
+	if created < 2 || len(seen) != 0 {
+		t.Fatalf("%d spill files created, names seen while open: %v", created, seen)
+	}
+	if len(r.Archive) != 2 || r.Archive[1].Name != "big.bin" {
+		t.Fatalf("archive %+v", r.Archive)
 	}
 }
 

@@ -11,16 +11,16 @@ import (
 	"strings"
 
 	"github.com/bodgit/sevenzip"
-	"github.com/klauspost/compress/zstd"
 	"github.com/nwaples/rardecode/v2"
 	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
 )
 
 // compressed lists a single-file compressed stream (gzip, bzip2, xz,
 // zstd). A compressed tar is listed as the tar (its members at depth+1);
 // anything else is one member, named after the gzip header's name or the
 // declared name without its last extension.
-func (w *walker) compressed(k kind, r io.Reader, depth int) {
+func (w *walker) compressed(k kind, r *io.SectionReader, depth int) {
 	var dr io.Reader
 	var name string
 	switch k {
@@ -35,20 +35,30 @@ func (w *walker) compressed(k kind, r io.Reader, depth int) {
 	case kindBzip2:
 		dr = bzip2.NewReader(r)
 	case kindXz:
-		xr, err := xz.ReaderConfig{DictCap: maxDict}.NewReader(r)
+		// The dictionaries are checked from the index first: the reader
+		// allocates what each block header asks for (dict.go).
+		if err := xzCheckDict(r, w.opts.ArchiveDict); err != nil {
+			if errors.Is(err, errDictTooLarge) {
+				w.res.addDefect(DefectLimitArchiveDict)
+			} else {
+				w.corrupt()
+			}
+			return
+		}
+		xr, err := xz.ReaderConfig{DictCap: lzma.MinDictCap}.NewReader(r)
 		if err != nil {
 			w.corrupt()
 			return
 		}
 		dr = xr
 	case kindZstd:
-		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxDict), zstd.WithDecoderMaxMemory(uint64(max(w.bytesLeft, 1))))
+		zr, err := newZstd(r, w.opts.ArchiveDict)
 		if err != nil {
 			w.corrupt()
 			return
 		}
 		defer zr.Close()
-		dr = zr
+		dr = &zstdLimitReader{zr, w}
 	}
 	br := bufio.NewReaderSize(w.limited(dr), 4096)
 	head, _ := br.Peek(512)
@@ -74,14 +84,26 @@ func (w *walker) compressed(k kind, r io.Reader, depth int) {
 	if _, err := io.Copy(io.Discard, cr); err != nil {
 		w.corrupt()
 	}
-	if last < len(w.res.Archive) && w.bytesLeft > 0 {
+	if last < len(w.res.Archive) && w.left() > 0 {
 		w.res.Archive[last].Size = cr.n
 	}
 }
 
-// maxDict bounds the window/dictionary a decompressor may allocate (xz,
-// zstd); a stream asking for more is reported corrupt, not decoded.
-const maxDict = 16 << 20
+// zstdLimitReader turns the decoder's "window too large" into
+// DefectLimitArchiveDict (and a clean end), other errors stay errors.
+type zstdLimitReader struct {
+	r io.Reader
+	w *walker
+}
+
+func (z *zstdLimitReader) Read(p []byte) (int, error) {
+	n, err := z.r.Read(p)
+	if err != nil && isZstdLimit(err) {
+		z.w.res.addDefect(DefectLimitArchiveDict)
+		return n, io.EOF
+	}
+	return n, err
+}
 
 type countReader struct {
 	r io.Reader
@@ -122,15 +144,13 @@ func (w *walker) tar(r io.Reader, depth int) {
 	}
 }
 
-// rarMaxDict bounds the decoding window rardecode may allocate to sniff an
-// entry (the window of a non-solid entry never exceeds its size).
-const rarMaxDict = maxDict
-
 // rar lists a RAR (1.5 to 7) archive. Encrypted headers hide every name:
 // Encrypted is set and DefectArchiveEncryptedHeaders says why nothing is
 // listed.
 func (w *walker) rar(r io.Reader, depth int) {
-	rr, err := rardecode.NewReader(r, rardecode.MaxDictionarySize(rarMaxDict))
+	// rardecode checks each entry's window (from its file header, cut to
+	// the entry's size when not solid) against this before allocating it.
+	rr, err := rardecode.NewReader(r, rardecode.MaxDictionarySize(w.opts.ArchiveDict))
 	if err != nil {
 		w.rarErr(err)
 		return
@@ -152,8 +172,8 @@ func (w *walker) rar(r io.Reader, depth int) {
 			var err error
 			if ok, err = w.member(&e, w.limited(rr)); err != nil {
 				if errors.Is(err, rardecode.ErrDictionaryTooLarge) {
-					// Window past rarMaxDict: listed, not sniffed.
-					w.res.addDefect(DefectArchiveUnsupported)
+					// Window past limits.archive_dict: listed, not sniffed.
+					w.res.addDefect(DefectLimitArchiveDict)
 				} else {
 					w.rarErr(err)
 				}
@@ -170,6 +190,10 @@ func (w *walker) rarErr(err error) {
 	case errors.Is(err, rardecode.ErrArchiveEncrypted):
 		w.res.Encrypted = true
 		w.res.addDefect(DefectArchiveEncryptedHeaders)
+	case errors.Is(err, rardecode.ErrDictionaryTooLarge):
+		// Next refuses an entry whose window is past limits.archive_dict
+		// before allocating it; the rest of the archive is not listed.
+		w.res.addDefect(DefectLimitArchiveDict)
 	case errors.Is(err, rardecode.ErrMultiVolume):
 		w.res.addDefect(DefectArchiveUnsupported)
 	default:
@@ -186,7 +210,13 @@ const sevenZipMaxStream = 32 << 20
 // decompresses the entries before it: that is charged to the budget first,
 // and entries past the budget are listed without a sniffed type.
 func (w *walker) sevenZip(src readerAtSize, depth int) {
-	zr, err := sevenzip.NewReader(src, src.Size())
+	var zr *sevenzip.Reader
+	var err error
+	if sevenZipCall(w.opts.ArchiveDict, func() { zr, err = sevenzip.NewReader(src, src.Size()) }) {
+		// The header itself is compressed with a decoder that asks too much.
+		w.res.addDefect(DefectLimitArchiveDict)
+		return
+	}
 	if err != nil {
 		var re *sevenzip.ReadError
 		if errors.As(err, &re) && re.Encrypted || strings.Contains(err.Error(), "password") {
@@ -212,17 +242,30 @@ func (w *walker) sevenZip(src readerAtSize, depth int) {
 			}
 			continue
 		}
-		if skip >= w.bytesLeft || total[f.Stream] > sevenZipMaxStream || total[f.Stream] < 0 {
+		if skip >= w.left() || total[f.Stream] > sevenZipMaxStream || total[f.Stream] < 0 {
 			// Decoders size their dictionaries from the stream size: a
 			// stream claiming more than sevenZipMaxStream is not opened.
-			w.res.addDefect(DefectLimitArchiveBytes)
+			if !w.spent() {
+				w.res.addDefect(DefectLimitArchiveBytes)
+			}
 			if !w.add(e) {
 				return
 			}
 			continue
 		}
-		w.bytesLeft -= skip
-		rc, err := f.Open()
+		// Open decompresses the entries before f in its solid stream.
+		w.charge(skip)
+		var rc io.ReadCloser
+		if sevenZipCall(w.opts.ArchiveDict, func() { rc, err = f.Open() }) {
+			w.res.addDefect(DefectLimitArchiveDict)
+			if rc != nil {
+				rc.Close()
+			}
+			if !w.add(e) {
+				return
+			}
+			continue
+		}
 		if err != nil {
 			w.res.addDefect(DefectArchiveUnsupported)
 			if !w.add(e) {
@@ -242,6 +285,8 @@ func (w *walker) sevenZip(src readerAtSize, depth int) {
 				w.res.Archive[len(w.res.Archive)-1].Encrypted = true
 				w.res.Archive[len(w.res.Archive)-1].DetectedType = ""
 				w.res.Encrypted = true
+			} else if isZstdLimit(pr.err) {
+				w.res.addDefect(DefectLimitArchiveDict)
 			} else if pr.err != io.EOF {
 				w.corrupt()
 			}

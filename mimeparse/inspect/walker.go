@@ -3,7 +3,6 @@ package inspect
 import (
 	"bytes"
 	"io"
-	"os"
 	"path"
 	"strings"
 
@@ -29,7 +28,8 @@ func (s sizedReaderAt) Size() int64 { return s.n }
 
 // walker lists a container and the containers nested in it, sharing the
 // budgets of one attachment: entries listed and bytes decompressed (both
-// bounded, whatever the archive claims about itself).
+// bounded, whatever the archive claims about itself). Decompressed bytes
+// are also charged to the message's Budget.
 type walker struct {
 	opts      Options
 	res       *Result
@@ -38,6 +38,29 @@ type walker struct {
 	entries   int
 	bytesLeft int64 // decompressed bytes still allowed; starts at Options.Spill
 	full      bool  // the entry limit was hit
+}
+
+// left is what may still be decompressed: the smaller of the attachment's
+// and the message's budgets.
+func (w *walker) left() int64 { return min(w.bytesLeft, w.opts.Budget.Left()) }
+
+// charge counts n decompressed bytes against both budgets.
+func (w *walker) charge(n int64) {
+	w.bytesLeft -= n
+	w.opts.Budget.left.Add(-n)
+}
+
+// spent reports whether a budget is used up, with the defect naming it.
+func (w *walker) spent() bool {
+	switch {
+	case w.opts.Budget.Left() <= 0:
+		w.res.addDefect(DefectLimitDecompressedBytes)
+	case w.bytesLeft <= 0:
+		w.res.addDefect(DefectLimitArchiveBytes)
+	default:
+		return false
+	}
+	return true
 }
 
 func newWalker(o Options, r *Result, nest int) *walker {
@@ -110,15 +133,14 @@ type budgetReader struct {
 }
 
 func (b *budgetReader) Read(p []byte) (int, error) {
-	if b.w.bytesLeft <= 0 {
-		b.w.res.addDefect(DefectLimitArchiveBytes)
+	if b.w.spent() {
 		return 0, io.EOF
 	}
-	if int64(len(p)) > b.w.bytesLeft {
-		p = p[:b.w.bytesLeft]
+	if left := b.w.left(); int64(len(p)) > left {
+		p = p[:left]
 	}
 	n, err := b.r.Read(p)
-	b.w.bytesLeft -= int64(n)
+	b.w.charge(int64(n))
 	return n, err
 }
 
@@ -181,9 +203,8 @@ func (w *walker) member(e *Entry, r io.Reader) (ok bool, err error) {
 func (w *walker) readAll(head []byte, r io.Reader) (readerAtSize, func()) {
 	buf := bytes.NewBuffer(append([]byte(nil), head...))
 	if _, err := io.CopyN(buf, r, memNested-int64(len(head))+1); err != nil {
-		if w.bytesLeft <= 0 {
+		if w.spent() {
 			// Cut at the budget: the nested container is not opened.
-			w.res.addDefect(DefectLimitArchiveBytes)
 			return nil, nil
 		}
 		if err != io.EOF {
@@ -191,18 +212,17 @@ func (w *walker) readAll(head []byte, r io.Reader) (readerAtSize, func()) {
 		}
 		return bytes.NewReader(buf.Bytes()), nil
 	}
-	f, err := os.CreateTemp(w.opts.SpillDir, "mailgate-inspect-*")
+	f, err := createUnlinked(w.opts.SpillDir)
 	if err != nil {
 		w.res.addDefect(DefectSpillFailed)
 		return nil, nil
 	}
-	cleanup := func() { f.Close(); os.Remove(f.Name()) }
+	cleanup := func() { f.Close() }
 	n, err := io.Copy(f, io.MultiReader(buf, r))
 	if err != nil {
 		w.corrupt()
 	}
-	if w.bytesLeft <= 0 {
-		w.res.addDefect(DefectLimitArchiveBytes)
+	if w.spent() {
 		cleanup()
 		return nil, nil
 	}
