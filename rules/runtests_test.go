@@ -2,6 +2,7 @@ package rules
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -44,5 +45,23 @@ func TestRunTestsMissingMessage(t *testing.T) {
 	res := s.RunTests()
 	if len(res) != 1 || res[0].Pass || len(res[0].Problems) != 1 || res[0].Line != 3 {
 		t.Fatalf("got %+v", res)
+	}
+}
+
+// TestRunTestsFacts: a test gives the facts the dialogue or a server would
+// compute with facts:, and a bad value is a load error.
+func TestRunTestsFacts(t *testing.T) {
+	s, err := Load(Config{Policies: []string{"testdata/facts-tests.yaml"}}, nil)
+	tcheck(t, err, "load")
+	res := s.RunTests()
+	tcompare(t, "results", len(res), 2)
+	for _, r := range res {
+		if !r.Pass {
+			t.Errorf("%s:%d: %s: %q", r.File, r.Line, r.Name, r.Problems)
+		}
+	}
+	_, err = LoadFS(fsOf("rules: []\ntests:\n  - facts: {client: {pregreet: maybe}}\n    expect: {verdict: accept}\n"), Config{Policies: []string{"p.yaml"}}, nil)
+	if err == nil || !strings.Contains(err.Error(), `p.yaml:3:32: tests: facts: client: pregreet: "maybe" is not true or false`) {
+		t.Fatalf("bad fact: %v", err)
 	}
 }

@@ -55,6 +55,11 @@ func (c *compiler) checkTests(tests []testYAML) {
 				}
 			}
 		}
+		if fy := t.Facts; fy != nil && fy.Client != nil {
+			if v, ok := c.str("", "tests: facts: client: pregreet", fy.Client.Pregreet); ok && v != "true" && v != "false" {
+				c.atScalar(fy.Client.Pregreet, "tests: facts: client: pregreet: %q is not true or false", v)
+			}
+		}
 		x := t.Expect
 		if x == nil {
 			l, col := testPos(t)
@@ -172,6 +177,9 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 		Envelope: Envelope{From: TestDefaultFrom, Size: int(msg.Size)},
 	}
 	rcpts := []string{TestDefaultRcpt}
+	if fy := t.Facts; fy != nil && fy.Client != nil {
+		f.Client.Pregreet = fy.Client.Pregreet.Value == "true"
+	}
 	if env := t.Envelope; env != nil {
 		if env.From.Set {
 			f.Envelope.From = env.From.Value

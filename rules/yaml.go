@@ -50,7 +50,19 @@ type testYAML struct {
 	Name     scalar      `yaml:"name"`
 	Message  scalar      `yaml:"message"`
 	Envelope *tenvYAML   `yaml:"envelope"`
+	Facts    *factsYAML  `yaml:"facts"`
 	Expect   *expectYAML `yaml:"expect"`
+}
+
+// factsYAML gives a test the facts that servers or the dialogue would
+// compute (shared contract: docs/DESIGN.md "Wave 2 contract", `facts:`),
+// so packs test without DNS, clamd or Redis.
+type factsYAML struct {
+	Client *clientFactsYAML `yaml:"client"`
+}
+
+type clientFactsYAML struct {
+	Pregreet scalar `yaml:"pregreet"`
 }
 
 type tenvYAML struct {
