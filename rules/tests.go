@@ -206,7 +206,7 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 // simulate runs a transaction through the same Conn and Tx that serve
 // drives (transaction.go), with an upstream that accepts every command.
 func (s *Set) simulate(e *Evaluator, f *Facts, rcpts []string, msg *mimeparse.Message) testRun {
-	res := Simulate(e, f.Client, f.Envelope.From, rcpts, msg, f.Envelope.Size)
+	res := Simulate(e, SimInput{Client: f.Client, From: f.Envelope.From, Rcpts: rcpts, Msg: msg, Size: f.Envelope.Size})
 	t := res.Tx
 	return testRun{
 		verdict: res.Decision.Action,

@@ -11,6 +11,15 @@ type StageEvaluator interface {
 	Eval(stage Stage, f *Facts) Verdict
 }
 
+// Enricher fills in, before a stage's rules run, the facts that lookups
+// compute outside the dialogue (DNS: PTR, DNSBL, SPF, DKIM, DMARC; clamd):
+// the front-end starts each lookup as soon as its inputs exist, and Enrich
+// waits only for what the set reads at that stage (Set.Uses,
+// Set.UsesProperty). check and the policy tests give static facts.
+type Enricher interface {
+	Enrich(stage Stage, f *Facts)
+}
+
 // Decision is what the policy says at one step of the SMTP dialogue.
 // Action is ActionContinue when the command goes on (relayed upstream);
 // ActionReject and ActionTempfail refuse the command with Reply. At Data,
@@ -46,6 +55,7 @@ type StageResult struct {
 // XCLIENT has named the original client.
 type Conn struct {
 	ev       StageEvaluator // nil: no policies, everything continues
+	enrich   Enricher       // nil: no lookups
 	client   Client
 	deferPre bool // connect/helo wait for the first MAIL (trusted forwarder)
 	preDone  bool // the deferred stages ran
@@ -64,6 +74,17 @@ type Conn struct {
 // first Mail with the client as SetClient left it.
 func NewConn(ev StageEvaluator, c Client, deferPre bool) *Conn {
 	return &Conn{ev: ev, client: c, deferPre: deferPre}
+}
+
+// SetEnricher installs the lookups that fill in facts before each stage.
+func (c *Conn) SetEnricher(e Enricher) { c.enrich = e }
+
+// eval runs one stage with the facts the lookups give.
+func (c *Conn) eval(stage Stage, f *Facts) Verdict {
+	if c.enrich != nil {
+		c.enrich.Enrich(stage, f)
+	}
+	return c.ev.Eval(stage, f)
 }
 
 // Client is the client the rules see.
@@ -111,7 +132,7 @@ func (c *Conn) runPre(stage Stage) Decision {
 		return decideContinue
 	}
 	f := Facts{Client: c.client, Score: c.preScore, Tags: c.preTags}
-	v := c.ev.Eval(stage, &f)
+	v := c.eval(stage, &f)
 	c.trace = append(c.trace, StageResult{Stage: stage, Verdict: v})
 	c.preRules = appendNew(c.preRules, v.Rules...)
 	switch v.Action {
@@ -199,7 +220,7 @@ func (t *Tx) eval(stage Stage, rcpt string) Decision {
 		return decideContinue
 	}
 	f := Facts{Client: t.conn.client, Envelope: t.env, Rcpt: rcpt, Score: t.score, Tags: t.tags}
-	v := t.conn.ev.Eval(stage, &f)
+	v := t.conn.eval(stage, &f)
 	t.note(stage, rcpt, v)
 	switch v.Action {
 	case ActionReject, ActionTempfail:
@@ -304,7 +325,7 @@ func (t *Tx) Data(msg *mimeparse.Message, size int) Decision {
 		return Decision{Action: ActionAccept}
 	}
 	f := Facts{Client: t.conn.client, Envelope: t.env, Msg: msg, Score: t.score, Tags: t.tags}
-	v := t.conn.ev.Eval(StageData, &f)
+	v := t.conn.eval(StageData, &f)
 	t.note(StageData, "", v)
 	switch v.Action {
 	case ActionReject, ActionTempfail:
@@ -390,6 +411,17 @@ func appendNew(dst []string, add ...string) []string {
 	return dst
 }
 
+// SimInput is one transaction for Simulate: the client (with its HELO),
+// the envelope, the message, and the lookups' facts (nil: none).
+type SimInput struct {
+	Client Client
+	From   string
+	Rcpts  []string
+	Msg    *mimeparse.Message
+	Size   int
+	Enrich Enricher
+}
+
 // SimResult is the outcome of Simulate.
 type SimResult struct {
 	Decision Decision
@@ -400,8 +432,10 @@ type SimResult struct {
 // an upstream that accepts every command: connect, helo, mail, each
 // recipient, data. check and the policy test runner use it, so what they
 // report is what serve decides for the same message and envelope.
-func Simulate(ev StageEvaluator, client Client, from string, rcpts []string, msg *mimeparse.Message, size int) SimResult {
+func Simulate(ev StageEvaluator, in SimInput) SimResult {
+	client, from, rcpts, msg, size := in.Client, in.From, in.Rcpts, in.Msg, in.Size
 	c := NewConn(ev, client, false)
+	c.SetEnricher(in.Enrich)
 	helo := client.HELO
 	c.client.HELO = ""
 	pre := func(d Decision) SimResult {

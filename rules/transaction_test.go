@@ -84,7 +84,7 @@ func TestTransaction(t *testing.T) {
 			action: ActionReject, rules: []string{"prefix-mail", "prefix-data", "big"}, prefix: "[EXT] ", rcptLeft: 1},
 	}
 	for _, c := range cases {
-		res := Simulate(s.NewEvaluator(), c.client, c.from, c.rcpts, msg, c.size)
+		res := Simulate(s.NewEvaluator(), SimInput{Client: c.client, From: c.from, Rcpts: c.rcpts, Msg: msg, Size: c.size})
 		tcompare(t, c.name+": action", res.Decision.Action, c.action)
 		tcompare(t, c.name+": rules", res.Tx.Rules(), c.rules)
 		if res.Decision.Refused() {

@@ -237,7 +237,7 @@ func (c *checker) message(in chkInput) {
 // serve drives, with an upstream that accepts every command.
 func (c *checker) evaluate(msg *mimeparse.Message, size int) chkResult {
 	client := rules.Client{IP: c.opts.clientIP, Port: 25, HELO: c.opts.helo}
-	sim := rules.Simulate(c.ev, client, c.opts.from, c.opts.rcpts, msg, size)
+	sim := rules.Simulate(c.ev, rules.SimInput{Client: client, From: c.opts.from, Rcpts: c.opts.rcpts, Msg: msg, Size: size})
 	t := sim.Tx
 	res := chkResult{
 		verdict: sim.Decision.Action,
