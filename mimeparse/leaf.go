@@ -119,12 +119,7 @@ func (p *parser) applyResult(part *Part, res inspect.Result) {
 	part.Executable = res.Executable
 	part.Encrypted = res.Encrypted
 	part.Macros = res.Macros
-	for _, e := range res.Archive {
-		part.Archive = append(part.Archive, ArchiveEntry{
-			Name: e.Name, Ext: e.Ext, Size: e.Size, DetectedType: e.DetectedType,
-			Executable: e.Executable, Encrypted: e.Encrypted, Depth: e.Depth,
-		})
-	}
+	part.Archive = append(part.Archive, res.Archive...)
 	for _, d := range res.Defects {
 		p.partDefect(part, d)
 	}

@@ -24,16 +24,9 @@ type Field struct {
 }
 
 // ArchiveEntry is one member of an archive attachment (zip and friends),
-// listed recursively up to the configured archive depth.
-type ArchiveEntry struct {
-	Name         string
-	Ext          string
-	Size         int64
-	DetectedType string
-	Executable   bool
-	Encrypted    bool
-	Depth        int // 1 for a member of the attachment itself, 2 inside a nested archive, ...
-}
+// listed recursively up to the configured archive depth. It is the type the
+// inspectors fill (inspect.Entry), so a part's Archive is theirs as found.
+type ArchiveEntry = inspect.Entry
 
 // Part is one node of the MIME tree: a container or a leaf.
 type Part struct {
