@@ -124,7 +124,9 @@ func fieldNames(typeName string) []string {
 	}
 	var out []string
 	for i := 0; i < t.Elem().NumField(); i++ {
-		out = append(out, t.Elem().Field(i).Name)
+		if f := t.Elem().Field(i); f.IsExported() && f.Tag.Get("expr") != "-" {
+			out = append(out, f.Name)
+		}
 	}
 	for i := 0; i < t.NumMethod(); i++ {
 		out = append(out, t.Method(i).Name)
