@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -80,7 +81,7 @@ func (p *planner) stripPart(t *stripTarget) {
 	if t.root {
 		fields = p.fields
 	}
-	eol := eolOf(fields, p.eol)
+	eol := cmp.Or(mimeparse.HeaderLineBreak(fields), p.eol)
 	at := int64(-1)
 	for _, f := range fields {
 		if len(f.Name) >= 8 && strings.EqualFold(f.Name[:8], "Content-") {
