@@ -95,6 +95,7 @@ type parser struct {
 	lim        Limits
 	msg        *Message
 	stack      []*node
+	bounds     [][]byte // scanBody's view of the stack's boundaries, reused
 	textBudget int
 	textBuf    []byte
 
