@@ -24,7 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Config is mailgate's configuration: mailgate.yaml (DESIGN.md
+// Config is mailgate's configuration: mailgate.yaml (docs/DESIGN.md
 // "Configuration") with defaults applied and paths resolved.
 type Config struct {
 	Listen            []string

@@ -201,7 +201,7 @@ type Limits struct {
 	budget *inspect.Budget
 }
 
-// DefaultLimits are the limits of DESIGN.md's configuration.
+// DefaultLimits are the limits of docs/DESIGN.md's configuration.
 func DefaultLimits() Limits {
 	return Limits{
 		MimeDepth:         20,

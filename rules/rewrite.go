@@ -14,7 +14,8 @@ import (
 )
 
 // The rewriter turns a verdict's Edits into byte splices over the original
-// message (STYLE 9: edits are a plan applied to the original bytes). Every
+// message (docs/DEVELOPING.md rule 9: edits are a plan applied to the
+// original bytes). Every
 // byte outside the spliced ranges stays identical, so untouched header fields
 // and parts keep their DKIM hashes.
 

@@ -14,7 +14,7 @@ import (
 // rewriteInputs lists the messages of the rewrite property test: every
 // .eml under testdata/, the parser's fuzz corpus when present, and the
 // conformance corpus at ../shared/corpus (relative to the repo root) when
-// present. CI=true makes a missing corpus an error.
+// present (docs/DEVELOPING.md, "Test data outside the repository"). CI=true makes a missing corpus an error.
 func rewriteInputs(t *testing.T) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
