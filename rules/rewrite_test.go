@@ -298,3 +298,26 @@ func TestPlanNestedStrip(t *testing.T) {
 		t.Fatalf("got\n%s", out.String())
 	}
 }
+
+// TestPlanStripCoversEmptyLastPart: a part inside a stripped one is covered
+// by its notice even where their offsets touch. An empty last part at the
+// end of input (no close delimiter) starts where its multipart ends; found
+// by offsets it looked outside the stripped range and got a notice of its
+// own after the enclosing one.
+func TestPlanStripCoversEmptyLastPart(t *testing.T) {
+	raw := "Content-Type: multipart/mixed; boundary=\"1\"\r\n\r\n--1\r\nContent-Type: text/plain\r\n\r\nhi\r\n--1\r\n"
+	msg, err := mimeparse.Parse(strings.NewReader(raw), mimeparse.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msg.Parts) != 3 || msg.Parts[2].HeaderOffset != int64(len(raw)) {
+		t.Fatalf("want an empty part 2 at the end of input, got %d parts", len(msg.Parts))
+	}
+	var out bytes.Buffer
+	if _, err := Rewrite(&out, strings.NewReader(raw), msg, &Edits{Strip: []Strip{{Path: "0", Rule: "all"}, {Path: "2", Rule: "empty"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "Removed by mailgate"); n != 1 {
+		t.Fatalf("%d notices in\n%s", n, out.String())
+	}
+}
