@@ -43,7 +43,7 @@ type delimStep struct {
 	fill bool // then read more input and scan again
 	// Otherwise the body ends after b[:n]: b[n:n+brk] is the line break
 	// before the delimiter line (or the final one, at the end of input),
-	// which belongs to the delimiter (RFC 2046 §5.1.1, docs/DESIGN.md), and
+	// which belongs to the delimiter (RFC 2046 §5.1.1), and
 	// b[n+brk:n+brk+line] is the delimiter line itself.
 	brk, line int
 	node      int  // index in bounds of the multipart it closes; -1: end of input
