@@ -95,7 +95,8 @@ type parser struct {
 	lim        Limits
 	msg        *Message
 	stack      []*node
-	bounds     [][]byte // scanBody's view of the stack's boundaries, reused
+	bounds     [][]byte  // scanBody's view of the stack's boundaries, reused
+	boundsBuf  [8][]byte // room for bounds without an allocation
 	textBudget int
 	textBuf    []byte
 

@@ -139,6 +139,9 @@ func matchBounds(line []byte, bounds [][]byte) (node int, isClose, ok bool) {
 // openBounds returns the boundaries of the stack's multipart, at their
 // index in the stack (nil for a container that waits for none).
 func (p *parser) openBounds() [][]byte {
+	if p.bounds == nil {
+		p.bounds = p.boundsBuf[:0]
+	}
 	p.bounds = p.bounds[:0]
 	for _, n := range p.stack {
 		p.bounds = append(p.bounds, n.boundary)
