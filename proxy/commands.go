@@ -563,8 +563,8 @@ func (s *Session) cancelAuth(ctx context.Context, ar authRelayer) {
 	s.errReply(replyAuthBadResponse)
 }
 
-// authRelayer is the upstream capability AUTH relaying needs (house style
-// point 17: found by type assertion).
+// authRelayer is the upstream capability AUTH relaying needs (docs/DEVELOPING.md
+// rule 17: found by type assertion).
 type authRelayer interface {
 	Raw(ctx context.Context, line string) (Reply, error)
 	credentialsSafe() bool

@@ -16,7 +16,7 @@ import (
 
 // maildirUpstream is the embedded delivery of the no-config default: each
 // accepted message is written to tmp/, fsynced, and renamed into new/
-// (the Maildir protocol, https://cr.yp.to/proto/maildir.html). Files hold
+// (the Maildir protocol; docs/DESIGN.md, "Configuration"). Files hold
 // LF line endings, as Maildir readers expect.
 type maildirUpstream struct {
 	dir      string

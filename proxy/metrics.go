@@ -11,8 +11,8 @@ import (
 
 // metrics are the proxy's Prometheus metrics, registered on a registry of
 // its own so that several servers (tests) do not collide. Names follow
-// mailgate_<subsystem>_<thing>_<unit>; labels are closed sets (house style
-// point 16): command verbs, reply codes, verdicts, stages, rule names of the
+// mailgate_<subsystem>_<thing>_<unit>; labels are closed sets (docs/DEVELOPING.md
+// rule 16): command verbs, reply codes, verdicts, stages, rule names of the
 // loaded policies.
 type metrics struct {
 	reg             *prometheus.Registry

@@ -59,30 +59,6 @@ var (
 	replySMTPUTF8       = r(553, 5, 6, 7, "Error: non-ASCII address needs SMTPUTF8")
 )
 
-// replyError is an error that carries the reply to give the client.
-type replyError struct {
-	reply Reply
-	err   error // the detail for the log (house style point 11)
-}
-
-func (e *replyError) Error() string {
-	if e.err != nil {
-		return e.reply.String() + ": " + e.err.Error()
-	}
-	return e.reply.String()
-}
-func (e *replyError) Unwrap() error { return e.err }
-
-// replyFor maps an error to the reply for the client: a wrapped reply, or
-// 451 4.3.0 for anything else — never 2xx (house style point 10).
-func replyFor(err error) Reply {
-	var re *replyError
-	if errors.As(err, &re) {
-		return re.reply
-	}
-	return replyLocalError
-}
-
 // withEnhanced fills in an enhanced code from the reply class when it has
 // none (RFC 2034 §3: once ENHANCEDSTATUSCODES is offered every reply
 // carries one).

@@ -125,7 +125,7 @@ func (s *Server) build(cfg *config.Config) (*liveConfig, error) {
 }
 
 // Reload builds the new config's liveConfig (policies included) and swaps it
-// in atomically; on error the running one stays (house style point 18).
+// in atomically; on error the running one stays (docs/DEVELOPING.md rule 18).
 // Listen addresses and metrics_listen keep their first values.
 func (s *Server) Reload(cfg *config.Config) error {
 	rt, err := s.build(cfg)

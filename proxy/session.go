@@ -144,7 +144,7 @@ func newSession(srv *Server, rt *liveConfig, c net.Conn, id string) *Session {
 }
 
 // serve runs the session to its end. Panics stay inside: logged with the
-// stack, counted, answered 421 4.3.0 (house style point 13).
+// stack, counted, answered 421 4.3.0 (docs/DEVELOPING.md rule 13).
 func (s *Session) serve(ctx context.Context) {
 	defer func() {
 		if v := recover(); v != nil {

@@ -18,7 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// maxExprNodes bounds the size of one expression (STYLE §3.6).
+// maxExprNodes bounds the size of one expression (docs/DEVELOPING.md §3.6).
 const maxExprNodes = 10000
 
 // compiler validates and compiles the rules of one set, file by file.
@@ -493,7 +493,7 @@ func quoteAdj(st yaml.Style) int {
 }
 
 // scalarPos maps a byte offset in a scalar's value to a 1-based position in
-// the YAML source (STYLE §3.8): quoted scalars start one column after the
+// the YAML source (docs/DEVELOPING.md §3.8): quoted scalars start one column after the
 // quote; a literal or folded block starts on the line after its indicator,
 // at the block's indentation. Offsets past a line break of a flow scalar
 // (folded by YAML) are reported at the scalar's start.
