@@ -25,7 +25,7 @@ func (e rulesEngine) Rewrite(w io.Writer, raw io.Reader, msg *mimeparse.Message,
 func PolicyLoader(defaults fs.FS) func(*Config) (Engine, error) {
 	st := rules.NewState(100000, nil)
 	return func(c *Config) (Engine, error) {
-		rc := rules.Config{Policies: c.Policies, Lists: c.Lists, RuleError: c.RuleError, BaseDir: c.Dir}
+		rc := rules.Config{Policies: c.Policies, Lists: c.Lists, RuleError: c.RuleError, BaseDir: c.Dir, Bounds: Bounds(c)}
 		if len(c.Policies) == 0 {
 			if c.EmbeddedPolicy == "" || defaults == nil {
 				return nil, nil
@@ -43,5 +43,15 @@ func PolicyLoader(defaults fs.FS) func(*Config) (Engine, error) {
 			return nil, err
 		}
 		return rulesEngine{set}, nil
+	}
+}
+
+// Bounds are the fact sizes a config's limits allow, for the policies'
+// cost estimate (docs/policy.md "Cost of a rule").
+func Bounds(c *Config) rules.Bounds {
+	l := c.Limits
+	return rules.Bounds{
+		MimeParts: int64(l.MimeParts), ArchiveEntries: int64(l.ArchiveEntries), HeaderBytes: l.HeaderBytes,
+		MessageSize: l.MessageSize, Recipients: int64(l.Recipients),
 	}
 }

@@ -54,6 +54,9 @@ func (s *Set) newEvaluator(st *State) *Evaluator {
 	return e
 }
 
+// HasStage reports whether any rule runs at stage.
+func (e *Evaluator) HasStage(st Stage) bool { return e.set.HasStage(st) }
+
 func (e *Evaluator) header(name string) string {
 	if e.msg == nil {
 		return ""
