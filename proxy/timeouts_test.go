@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"encoding/base64"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -164,4 +166,28 @@ func TestUpstreamIdleTimeoutNotRelayed(t *testing.T) {
 		t.Fatalf("final reply %q, want mailgate's 451 4.4.2", rp)
 	}
 	waitFor(t, "upstream failure logged", func() bool { return strings.Contains(lg.String(), "upstream failed") })
+}
+
+// TestPolicyCostFromConfig: serve's policy loader estimates costs with the
+// config's limits, and the timeouts take milliseconds.
+func TestPolicyCostFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.yaml"), []byte("rules:\n  - name: cubed\n    when: 'any(Parts, any(Parts, any(Parts, .Macros)))'\n    action: reject\n"), 0o644)
+	for _, tc := range []struct {
+		limits string
+		ok     bool
+	}{{"{}", false}, {"{mime_parts: 100}", true}} {
+		src := "upstream: smtp://127.0.0.1:25\npolicies: [p.yaml]\nlimits: " + tc.limits + "\ntimeouts: {policy: 50ms, inspect: 250ms}\n"
+		cfg, err := ParseConfig(filepath.Join(dir, "mailgate.yaml"), []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Timeouts.Policy != 50*time.Millisecond || cfg.Timeouts.Inspect != 250*time.Millisecond {
+			t.Errorf("timeouts %v %v", cfg.Timeouts.Policy, cfg.Timeouts.Inspect)
+		}
+		_, err = PolicyLoader(nil)(cfg)
+		if (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), "over the budget") {
+			t.Errorf("limits %s: load error %v, want ok=%v", tc.limits, err, tc.ok)
+		}
+	}
 }
