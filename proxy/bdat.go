@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"mailgate/mimeparse"
 )
 
 // bdatState collects the chunks of one BDAT transaction (RFC 3030). The
@@ -164,16 +162,10 @@ func (s *Session) cmdBdat(ctx context.Context, arg string) {
 		s.finishRefused(ctx, "local-error", replyLocalError, timing)
 		return
 	}
-	var msg *mimeparse.Message
-	var perr error
-	if s.needParse() {
-		raw, err := b.sp.Reader()
-		if err != nil {
-			s.log.Error("reading spool", "err", err)
-			s.finishRefused(ctx, "local-error", replyLocalError, timing)
-			return
-		}
-		msg, perr = mimeparse.Parse(raw, s.mimeLimits())
+	msg, perr, ok := s.parse(b.sp, &timing)
+	if !ok {
+		s.finishRefused(ctx, "tempfail", replyLocalError, timing)
+		return
 	}
 	s.decide(ctx, b.sp, msg, perr, timing)
 }

@@ -47,12 +47,7 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 	lr := &limitReader{r: dr, n: cfg.Limits.MessageSize}
 	tee := io.TeeReader(lr, sp)
 
-	var msg *mimeparse.Message
-	var perr error
-	if s.needParse() {
-		msg, perr = mimeparse.Parse(tee, s.mimeLimits())
-	}
-	io.Copy(io.Discard, tee) // whatever Parse left, spooled too
+	io.Copy(io.Discard, tee) // the message, spooled
 	derr := dr.drain()       // on to the real end of data, whatever happened
 	s.rd.idle, s.rd.hard = cfg.Timeouts.Command, time.Time{}
 	readDur := time.Since(t0)
@@ -80,7 +75,50 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 		s.finishRefused(ctx, "local-error", replyLocalError, timing)
 		return
 	}
+	msg, perr, ok := s.parse(sp, &timing)
+	if !ok {
+		s.finishRefused(ctx, "tempfail", replyLocalError, timing)
+		return
+	}
 	s.decide(ctx, sp, msg, perr, timing)
+}
+
+// parse parses the spooled message when the transaction needs it, for at
+// most timeouts.inspect (bounded.go); false past it, or when too many
+// abandoned parses still run: the message is then tempfailed, never
+// passed. The parse reads the spool, not the client, so that it can be
+// abandoned: an abandoned parse keeps the spool until it ends.
+func (s *Session) parse(sp *spool, timing *[]any) (*mimeparse.Message, error, bool) {
+	if !s.needParse() {
+		return nil, nil, true
+	}
+	var msg *mimeparse.Message
+	var perr error
+	raw, err := sp.Reader()
+	if err != nil {
+		return nil, err, true
+	}
+	lim := s.mimeLimits()
+	t0 := time.Now()
+	release := sp.share()
+	timeout := s.rt.cfg.Timeouts.Inspect
+	err = s.srv.runBounded(timeout, func() {
+		defer release()
+		msg, perr = mimeparse.Parse(raw, lim)
+	})
+	*timing = append(*timing, "parse_ms", time.Since(t0).Milliseconds())
+	switch {
+	case err == nil:
+		return msg, perr, true
+	case errors.Is(err, errWorkTimeout):
+		s.log.Warn("parse and inspection past timeouts.inspect: tempfailed", "timeout", "timeouts.inspect", "limit", timeout.String())
+	case errors.Is(err, errWorkBusy):
+		release()
+		s.log.Warn("tempfailed: too many parses or evaluations past their timeout still running", "timeout", "timeouts.inspect", "running", s.srv.abandoned.Load())
+	default:
+		s.log.Error("parse failed", "err", err)
+	}
+	return nil, nil, false
 }
 
 // runRules reports whether the data stage's rules run for this

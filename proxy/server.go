@@ -70,6 +70,11 @@ type Server struct {
 	// sized from the first config (limits.spool_memory_total), like listen.
 	spoolBudget *memBudget
 
+	// abandoned counts policy evaluations and parses past their timeout
+	// still running; at maxAbandoned new messages are tempfailed (bounded.go).
+	abandoned    atomic.Int64
+	maxAbandoned int64
+
 	refusedConns  atomic.Int64 // connections refused since the last log line
 	refusedLogged atomic.Int64 // when that line was written (unix ns)
 }
@@ -82,7 +87,7 @@ func NewServer(cfg *config.Config, opts Options) (*Server, error) {
 	var rnd [3]byte
 	rand.Read(rnd[:])
 	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(), sessions: map[*Session]struct{}{},
-		idPrefix: hex.EncodeToString(rnd[:])}
+		idPrefix: hex.EncodeToString(rnd[:]), maxAbandoned: maxAbandonedWork()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	rt, err := s.build(cfg)
 	if err != nil {

@@ -312,7 +312,7 @@ func (s *Session) evalPre(stage rules.Stage) (Reply, bool) {
 // evaluate runs one stage and counts and logs what the rules did.
 func (s *Session) evaluate(stage rules.Stage, f *rules.Facts) rules.Verdict {
 	t0 := time.Now()
-	v := s.eval.Eval(stage, f)
+	v := s.evalBounded(stage, f)
 	s.srv.metrics.observeVerdict(stage, v, time.Since(t0))
 	for _, err := range v.Errors {
 		s.log.Warn("rule error", "stage", stage.String(), "err", err)
@@ -324,6 +324,33 @@ func (s *Session) evaluate(stage rules.Stage, f *rules.Facts) rules.Verdict {
 		s.tx.rules = append(s.tx.rules, v.Rules...)
 	}
 	return v
+}
+
+// evalBounded runs the evaluator for at most timeouts.policy (bounded.go).
+// Past it, or when too many abandoned evaluations still run, the verdict
+// is a tempfail whatever rule_error says: the client must not be able to
+// choose the outcome by making a rule slow.
+func (s *Session) evalBounded(stage rules.Stage, f *rules.Facts) rules.Verdict {
+	var v rules.Verdict
+	ev := s.eval
+	if hs, ok := ev.(interface{ HasStage(rules.Stage) bool }); ok && !hs.HasStage(stage) {
+		return ev.Eval(stage, f) // no rule to wait for
+	}
+	timeout := s.rt.cfg.Timeouts.Policy
+	err := s.srv.runBounded(timeout, func() { v = ev.Eval(stage, f) })
+	switch {
+	case err == nil:
+		return v
+	case errors.Is(err, errWorkTimeout):
+		// The evaluator now belongs to the abandoned goroutine.
+		s.eval = s.rt.engine.NewEvaluator()
+		s.log.Warn("policy evaluation past timeouts.policy: tempfailed", "stage", stage.String(), "timeout", "timeouts.policy", "limit", timeout.String())
+	case errors.Is(err, errWorkBusy):
+		s.log.Warn("tempfailed: too many evaluations past their timeout still running", "stage", stage.String(), "timeout", "timeouts.policy", "running", s.srv.abandoned.Load())
+	default:
+		s.log.Error("policy evaluation failed", "stage", stage.String(), "err", err)
+	}
+	return rules.Verdict{Action: rules.ActionTempfail, Reply: replyLocalError}
 }
 
 // verdictReply is the reply a refusing verdict gives, with the defaults of

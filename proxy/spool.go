@@ -69,6 +69,12 @@ type spool struct {
 	wn       int     // bytes in wb not yet written to f
 	n        int64
 	err      error // first write error, sticky
+
+	// A goroutine that may outlive the session's use (an abandoned parse,
+	// bounded.go) shares the spool: the last of the two closes it.
+	mu          sync.Mutex
+	shared      bool
+	closeWanted bool
 }
 
 var _ io.Writer = (*spool)(nil)
@@ -239,8 +245,37 @@ func (s *spool) memReader() *chunkReader {
 // OnDisk reports whether the message went past the memory threshold.
 func (s *spool) OnDisk() bool { return s.f != nil }
 
-// Close releases the spool.
+// share lets a goroutine read the spool beyond the session's Close; the
+// spool is released once both the session and that goroutine (calling
+// release) are done with it.
+func (s *spool) share() (release func()) {
+	s.mu.Lock()
+	s.shared = true
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.shared = false
+		want := s.closeWanted
+		s.mu.Unlock()
+		if want {
+			s.close()
+		}
+	}
+}
+
+// Close releases the spool, or leaves that to the goroutine sharing it.
 func (s *spool) Close() error {
+	s.mu.Lock()
+	if s.shared {
+		s.closeWanted = true
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	return s.close()
+}
+
+func (s *spool) close() error {
 	if s.wb != nil {
 		putChunk(s.wb)
 		s.wb, s.wn = nil, 0

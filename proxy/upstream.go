@@ -268,7 +268,14 @@ func (c *smtpConn) cmd(ctx context.Context, line string) (Reply, error) {
 	if err := c.bw.Flush(); err != nil {
 		return Reply{}, fmt.Errorf("%w: writing %s: %v", errUpstream, verbOf(line), err)
 	}
-	return c.readReply(ctx)
+	rp, err := c.readReply(ctx)
+	if err == nil && rp.Code == 421 {
+		// RFC 5321 §3.8: 421 closes the session, most often an idle
+		// timeout sent while mailgate was still deciding. It is the
+		// upstream failing, never an answer to relay as the verdict.
+		return rp, fmt.Errorf("%w: %s answered %q", errUpstream, verbOf(line), rp.String())
+	}
+	return rp, err
 }
 
 func verbOf(line string) string {
