@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"mailgate/quarantine"
+	"mailgate/spool"
 	"slices"
 	"time"
 
@@ -41,7 +43,7 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 	t0 := time.Now()
 	s.rd.idle, s.rd.hard = cfg.Timeouts.DataIdle, t0.Add(cfg.Timeouts.DataTotal)
 
-	sp := newSpool(cfg.SpoolDir, cfg.Limits.SpoolMemory, s.srv.spoolBudget)
+	sp := spool.New(cfg.SpoolDir, cfg.Limits.SpoolMemory, s.srv.spoolBudget)
 	defer sp.Close()
 	dr := newDotReader(s.br, cfg.BareNewline == "normalize")
 	lr := &limitReader{r: dr, n: cfg.Limits.MessageSize}
@@ -70,8 +72,8 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 		s.log.Info("bad DATA line endings", "err", derr)
 		s.finishRefused(ctx, "bad-data", replyBareNewline, timing)
 		return
-	case sp.err != nil:
-		s.log.Error("spooling failed", "err", sp.err)
+	case sp.Err() != nil:
+		s.log.Error("spooling failed", "err", sp.Err())
 		s.finishRefused(ctx, "local-error", replyLocalError, timing)
 		return
 	}
@@ -88,7 +90,7 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 // abandoned parses still run: the message is then tempfailed, never
 // passed. The parse reads the spool, not the client, so that it can be
 // abandoned: an abandoned parse keeps the spool until it ends.
-func (s *Session) parse(sp *spool, timing *[]any) (*mimeparse.Message, error, bool) {
+func (s *Session) parse(sp *spool.Spool, timing *[]any) (*mimeparse.Message, error, bool) {
 	if !s.needParse() {
 		return nil, nil, true
 	}
@@ -100,7 +102,7 @@ func (s *Session) parse(sp *spool, timing *[]any) (*mimeparse.Message, error, bo
 	}
 	lim := s.mimeLimits()
 	t0 := time.Now()
-	release := sp.share()
+	release := sp.Share()
 	timeout := s.rt.cfg.Timeouts.Inspect
 	err = s.srv.runBounded(timeout, func() {
 		defer release()
@@ -136,7 +138,7 @@ func (s *Session) needParse() bool {
 
 // decide evaluates the data stage on a message read whole and spooled, and
 // applies the verdict.
-func (s *Session) decide(ctx context.Context, sp *spool, msg *mimeparse.Message, perr error, timing []any) {
+func (s *Session) decide(ctx context.Context, sp *spool.Spool, msg *mimeparse.Message, perr error, timing []any) {
 	s.srv.metrics.messageSize.Observe(float64(sp.Size()))
 	if msg != nil && len(msg.Defects) > 0 {
 		// The parser's findings (a closed vocabulary, each once), so a
@@ -184,7 +186,7 @@ func (s *Session) mimeLimits() mimeparse.Limits {
 }
 
 // spoolSHA256 is the hex SHA-256 of the spooled message.
-func spoolSHA256(sp *spool) (string, error) {
+func spoolSHA256(sp *spool.Spool) (string, error) {
 	raw, err := sp.Reader()
 	if err != nil {
 		return "", err
@@ -207,7 +209,7 @@ func (s *Session) finish(verdict string, rp Reply, timing []any) {
 	s.endTx(verdict, rp, timing)
 }
 
-func (s *Session) applyQuarantine(ctx context.Context, sp *spool, v rules.Verdict, timing []any) {
+func (s *Session) applyQuarantine(ctx context.Context, sp *spool.Spool, v rules.Verdict, timing []any) {
 	// The message's SHA-256 names the quarantine files. It is computed
 	// here, from the spool, rather than while reading DATA: quarantine is
 	// rare, and every other message would pay for a second pass over it.
@@ -216,14 +218,14 @@ func (s *Session) applyQuarantine(ctx context.Context, sp *spool, v rules.Verdic
 		var raw io.Reader
 		if raw, err = sp.Reader(); err == nil {
 			tx := s.tx
-			rec := quarantineRecord{
+			rec := quarantine.Record{
 				Time: time.Now().UTC(), Session: s.id, ClientIP: s.client.IP, HELO: s.client.HELO,
 				From: tx.from, Rule: v.Rule, Rules: tx.rules, Size: sp.Size(),
 			}
 			for _, r := range tx.rcpts {
 				rec.Rcpts = append(rec.Rcpts, r.addr)
 			}
-			err = quarantine(s.rt.cfg.QuarantineDir, raw, sum, rec)
+			err = quarantine.Save(s.rt.cfg.QuarantineDir, raw, sum, rec)
 		}
 	}
 	if err != nil {
@@ -237,7 +239,7 @@ func (s *Session) applyQuarantine(ctx context.Context, sp *spool, v rules.Verdic
 
 // relay sends the (possibly rewritten) message upstream and relays the
 // upstream's reply to the final dot (DESIGN invariant 1).
-func (s *Session) relay(ctx context.Context, sp *spool, msg *mimeparse.Message, v rules.Verdict, timing []any) {
+func (s *Session) relay(ctx context.Context, sp *spool.Spool, msg *mimeparse.Message, v rules.Verdict, timing []any) {
 	ed := &s.tx.edits
 	body, err := sp.Reader()
 	if err != nil {

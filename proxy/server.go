@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"log/slog"
 	"mailgate/config"
+	"mailgate/spool"
+	"mailgate/upstream"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -29,7 +31,7 @@ import (
 type liveConfig struct {
 	cfg      *config.Config
 	engine   Engine // nil: no policies
-	upstream Upstream
+	upstream upstream.Upstream
 	tls      *tls.Config
 	// noXclientWarn logs, once per configuration, that xclient is on but
 	// the upstream does not offer XCLIENT.
@@ -41,9 +43,9 @@ type Options struct {
 	Logger *slog.Logger
 	// LoadEngine compiles the policies a config names (nil engine: none).
 	LoadEngine func(cfg *config.Config) (Engine, error)
-	Dialer     Dialer // upstream dialer; nil: net.Dialer
+	Dialer     upstream.Dialer // upstream dialer; nil: net.Dialer
 	// Upstream replaces the config's upstream (tests, benchmarks).
-	Upstream Upstream
+	Upstream upstream.Upstream
 }
 
 // Server accepts client sessions on the configured addresses.
@@ -68,7 +70,7 @@ type Server struct {
 
 	// spoolBudget bounds the message bytes all sessions hold in memory;
 	// sized from the first config (limits.spool_memory_total), like listen.
-	spoolBudget *memBudget
+	spoolBudget *spool.Budget
 
 	// abandoned counts policy evaluations and parses past their timeout
 	// still running; at maxAbandoned new messages are tempfailed (bounded.go).
@@ -94,7 +96,7 @@ func NewServer(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.rt.Store(rt)
-	s.spoolBudget = newMemBudget(cfg.Limits.SpoolTotal)
+	s.spoolBudget = spool.NewBudget(cfg.Limits.SpoolTotal)
 	s.logPolicies(rt)
 	return s, nil
 }
@@ -114,7 +116,7 @@ func (s *Server) build(cfg *config.Config) (*liveConfig, error) {
 	rt := &liveConfig{cfg: cfg}
 	var err error
 	if rt.upstream = s.opts.Upstream; rt.upstream == nil {
-		if rt.upstream, err = newUpstream(cfg, s.opts.Dialer); err != nil {
+		if rt.upstream, err = upstream.New(cfg, s.opts.Dialer); err != nil {
 			return nil, err
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mailgate/internal/smtpline"
+	"mailgate/upstream"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -37,7 +39,7 @@ type Session struct {
 	listener string
 	trusted  bool // a trusted forwarder: XFORWARD/XCLIENT believed
 	eval     Evaluator
-	up       UpstreamConn
+	up       upstream.Conn
 	errors   int
 	quit     bool
 	last     Reply       // the last reply sent, for the command metrics
@@ -189,9 +191,9 @@ func (s *Session) serve(ctx context.Context) {
 			s.bw.Flush()
 			return
 		}
-		line, err := readLine(s.br, maxCommandLine)
+		line, err := smtpline.ReadLine(s.br, maxCommandLine)
 		s.idle.Store(false)
-		if err == errLineTooLong {
+		if err == smtpline.ErrLineTooLong {
 			s.log.Info("command line too long", "limit", maxCommandLine)
 			s.reply(replyLineTooLong)
 			if s.countError() {
@@ -403,7 +405,7 @@ func (s *Session) ensureUpstream(ctx context.Context) error {
 		if !ok {
 			return nil
 		}
-		if ci, sent := xc.xclientIdentity(); !sent || ci == s.clientInfo() {
+		if ci, sent := xc.XclientIdentity(); !sent || ci == s.clientInfo() {
 			return nil
 		}
 		// The client said EHLO again with another name (or another
@@ -418,7 +420,7 @@ func (s *Session) ensureUpstream(ctx context.Context) error {
 	}
 	s.up = up
 	if xc, ok := up.(xclientConn); ok && s.rt.cfg.XClient {
-		if _, sent := xc.xclientIdentity(); !sent {
+		if _, sent := xc.XclientIdentity(); !sent {
 			// Without XCLIENT the upstream's own restrictions see
 			// mailgate's address, inside its mynetworks: an open relay
 			// under Postfix's defaults (README "Set-up 1").
@@ -434,15 +436,15 @@ func (s *Session) ensureUpstream(ctx context.Context) error {
 
 // xclientConn is an upstream session that may have sent XCLIENT.
 type xclientConn interface {
-	xclientIdentity() (clientInfo, bool)
+	XclientIdentity() (upstream.Client, bool)
 }
 
-func (s *Session) clientInfo() clientInfo {
+func (s *Session) clientInfo() upstream.Client {
 	proto := "SMTP"
 	if s.esmtp {
 		proto = "ESMTP"
 	}
-	return clientInfo{Name: s.clientName, Addr: s.client.IP, Port: s.client.Port, Proto: proto, Helo: s.client.HELO}
+	return upstream.Client{Name: s.clientName, Addr: s.client.IP, Port: s.client.Port, Proto: proto, Helo: s.client.HELO}
 }
 
 // upstreamFailed drops a failed upstream session: the next MAIL opens a
