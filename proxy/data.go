@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"mailgate/internal/bounded"
 	"mailgate/quarantine"
 	"mailgate/spool"
 	"slices"
@@ -104,7 +105,7 @@ func (s *Session) parse(sp *spool.Spool, timing *[]any) (*mimeparse.Message, err
 	t0 := time.Now()
 	release := sp.Share()
 	timeout := s.rt.cfg.Timeouts.Inspect
-	err = s.srv.runBounded(timeout, func() {
+	err = s.srv.work.Run(timeout, func() {
 		defer release()
 		msg, perr = mimeparse.Parse(raw, lim)
 	})
@@ -112,11 +113,11 @@ func (s *Session) parse(sp *spool.Spool, timing *[]any) (*mimeparse.Message, err
 	switch {
 	case err == nil:
 		return msg, perr, true
-	case errors.Is(err, errWorkTimeout):
+	case errors.Is(err, bounded.ErrTimeout):
 		s.log.Warn("parse and inspection past timeouts.inspect: tempfailed", "timeout", "timeouts.inspect", "limit", timeout.String())
-	case errors.Is(err, errWorkBusy):
+	case errors.Is(err, bounded.ErrBusy):
 		release()
-		s.log.Warn("tempfailed: too many parses or evaluations past their timeout still running", "timeout", "timeouts.inspect", "running", s.srv.abandoned.Load())
+		s.log.Warn("tempfailed: too many parses or evaluations past their timeout still running", "timeout", "timeouts.inspect", "running", s.srv.work.Abandoned())
 	default:
 		s.log.Error("parse failed", "err", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"mailgate/config"
+	"mailgate/internal/bounded"
 	"mailgate/spool"
 	"mailgate/upstream"
 	"net"
@@ -43,7 +44,10 @@ type Options struct {
 	Logger *slog.Logger
 	// LoadEngine compiles the policies a config names (nil engine: none).
 	LoadEngine func(cfg *config.Config) (Engine, error)
-	Dialer     upstream.Dialer // upstream dialer; nil: net.Dialer
+	// Work bounds policy evaluations and parses (shared with the other
+	// front-ends of the process); nil: a Runner of the server's own.
+	Work   *bounded.Runner
+	Dialer upstream.Dialer // upstream dialer; nil: net.Dialer
 	// Upstream replaces the config's upstream (tests, benchmarks).
 	Upstream upstream.Upstream
 }
@@ -72,10 +76,10 @@ type Server struct {
 	// sized from the first config (limits.spool_memory_total), like listen.
 	spoolBudget *spool.Budget
 
-	// abandoned counts policy evaluations and parses past their timeout
-	// still running; at maxAbandoned new messages are tempfailed (bounded.go).
-	abandoned    atomic.Int64
-	maxAbandoned int64
+	// work runs policy evaluations and parses with timeouts.policy and
+	// timeouts.inspect; past them they are abandoned, and while too many
+	// still run new messages are tempfailed (internal/bounded).
+	work *bounded.Runner
 
 	refusedConns  atomic.Int64 // connections refused since the last log line
 	refusedLogged atomic.Int64 // when that line was written (unix ns)
@@ -89,7 +93,16 @@ func NewServer(cfg *config.Config, opts Options) (*Server, error) {
 	var rnd [3]byte
 	rand.Read(rnd[:])
 	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(), sessions: map[*Session]struct{}{},
-		idPrefix: hex.EncodeToString(rnd[:]), maxAbandoned: maxAbandonedWork()}
+		idPrefix: hex.EncodeToString(rnd[:])}
+	s.work = opts.Work
+	if s.work == nil {
+		s.work = bounded.New(0)
+		s.work.OnPanic = func(v any, stack []byte) {
+			s.metrics.panics.Inc()
+			s.panicCount.Add(1)
+			s.log.Error("panic in abandoned policy evaluation or parse", "panic", fmt.Sprint(v), "stack", string(stack))
+		}
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	rt, err := s.build(cfg)
 	if err != nil {
@@ -370,3 +383,7 @@ func (s *Server) closeMetrics() {
 
 // Panics is the number of panics recovered in sessions (tests assert 0).
 func (s *Server) Panics() int64 { return s.panicCount.Load() }
+
+// Abandoned is the number of abandoned evaluations and parses still
+// running (tests).
+func (s *Server) Abandoned() int64 { return s.work.Abandoned() }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mailgate/internal/bounded"
 	"mailgate/internal/smtpline"
 	"mailgate/upstream"
 	"net"
@@ -339,16 +340,16 @@ func (s *Session) evalBounded(stage rules.Stage, f *rules.Facts) rules.Verdict {
 		return ev.Eval(stage, f) // no rule to wait for
 	}
 	timeout := s.rt.cfg.Timeouts.Policy
-	err := s.srv.runBounded(timeout, func() { v = ev.Eval(stage, f) })
+	err := s.srv.work.Run(timeout, func() { v = ev.Eval(stage, f) })
 	switch {
 	case err == nil:
 		return v
-	case errors.Is(err, errWorkTimeout):
+	case errors.Is(err, bounded.ErrTimeout):
 		// The evaluator now belongs to the abandoned goroutine.
 		s.eval = s.rt.engine.NewEvaluator()
 		s.log.Warn("policy evaluation past timeouts.policy: tempfailed", "stage", stage.String(), "timeout", "timeouts.policy", "limit", timeout.String())
-	case errors.Is(err, errWorkBusy):
-		s.log.Warn("tempfailed: too many evaluations past their timeout still running", "stage", stage.String(), "timeout", "timeouts.policy", "running", s.srv.abandoned.Load())
+	case errors.Is(err, bounded.ErrBusy):
+		s.log.Warn("tempfailed: too many evaluations past their timeout still running", "stage", stage.String(), "timeout", "timeouts.policy", "running", s.srv.work.Abandoned())
 	default:
 		s.log.Error("policy evaluation failed", "stage", stage.String(), "err", err)
 	}

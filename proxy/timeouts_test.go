@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/base64"
 	"mailgate/config"
+	"mailgate/internal/bounded"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -120,7 +121,7 @@ func TestAbandonedPile(t *testing.T) {
 		return rules.Verdict{Action: rules.ActionContinue}
 	}}
 	addr, srv, lg := startServer(t, cfg, eng)
-	srv.maxAbandoned = 1
+	srv.work = bounded.New(1)
 	c := dialClient(t, addr)
 	c.cmd("EHLO client.test", "250")
 	if rp := c.sendMail("slow@example.org", []string{"b@example.net"}, stuff(cleanMsg)); !strings.HasPrefix(rp, "451 4.3.0 ") {
