@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"mailgate/internal/buildinfo"
 	"mailgate/rules"
 )
 
@@ -31,6 +32,9 @@ type metrics struct {
 	// although xclient is on.
 	upstreamNoXclient prometheus.Counter
 	reloads           *prometheus.CounterVec // result: ok, failed
+	reloadOK          prometheus.Gauge
+	reloadOKTime      prometheus.Gauge
+	buildInfo         *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -62,10 +66,28 @@ func newMetrics() *metrics {
 		Help: "upstream.Upstream sessions opened without XCLIENT although xclient is on: the upstream's own checks saw mailgate's address."})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailgate_config_reloads_total",
 		Help: "Configuration reloads, by result."}, []string{"result"})
+	m.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "mailgate_config_last_reload_success",
+		Help: "1 if the last configuration load (at start or on SIGHUP) succeeded, 0 if it failed."})
+	m.reloadOKTime = prometheus.NewGauge(prometheus.GaugeOpts{Name: "mailgate_config_last_reload_success_timestamp_seconds",
+		Help: "Unix time of the last successful configuration load."})
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailgate_build_info",
+		Help: "Always 1; the labels give the version of mailgate (module build information) and of Go."}, []string{"version", "goversion"})
+	m.buildInfo.WithLabelValues(buildinfo.Version(), buildinfo.GoVersion()).Set(1)
+	m.reg.MustRegister(m.reloadOK, m.reloadOKTime, m.buildInfo)
 	m.reg.MustRegister(m.panics, m.connections, m.sessionsActive, m.replies, m.commandDuration, m.transactions,
 		m.ruleHits, m.ruleErrors, m.stageDuration, m.messageSize, m.upstreamErrors, m.upstreamNoXclient, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// reloadSuccess records the outcome of a configuration load.
+func (m *metrics) reloadSuccess(ok bool, now time.Time) {
+	if !ok {
+		m.reloadOK.Set(0)
+		return
+	}
+	m.reloadOK.Set(1)
+	m.reloadOKTime.Set(float64(now.UnixNano()) / 1e9)
 }
 
 // observeVerdict counts the rules a stage's verdict names.

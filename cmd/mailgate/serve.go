@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mailgate/config"
 	"os"
 	"os/signal"
@@ -13,6 +14,7 @@ import (
 
 	"mailgate"
 	"mailgate/proxy"
+	"mailgate/upstream"
 )
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -74,8 +76,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
-	log := proxy.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
-	srv, err := proxy.NewServer(cfg, proxy.Options{Logger: log, LoadEngine: proxy.PolicyLoader(mailgate.Tree)})
+	level := new(slog.LevelVar)
+	level.Set(proxy.ParseLevel(cfg.LogLevel))
+	log := proxy.NewLoggerLevel(stderr, cfg.LogFormat, level)
+	srv, err := proxy.NewServer(cfg, proxy.Options{Logger: log, LogLevel: level, LoadEngine: proxy.PolicyLoader(mailgate.Tree)})
 	if err != nil {
 		fmt.Fprintf(stderr, "mailgate serve: %v\n", err)
 		return 1
@@ -98,6 +102,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Info("listening", "addr", a.String(), "upstream", cfg.Upstream, "config", cfg.File)
 	}
 
+	go checkUpstream(cfg, log)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve() }()
 	for {
@@ -114,7 +119,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 				if err == nil {
 					err = srv.Reload(c)
 				} else {
-					log.Error("reload failed, keeping the running configuration", "err", err)
+					srv.ReloadFailed(err)
 				}
 				continue
 			}
@@ -130,4 +135,23 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 	}
+}
+
+// checkUpstream opens and closes one upstream session at start, so that an
+// upstream that cannot be reached is a warning in the log now rather than
+// a surprise at the first message (which gets 451 4.4.1 until it can be).
+func checkUpstream(cfg *config.Config, log *slog.Logger) {
+	up, err := upstream.New(cfg, nil)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.UpstreamConnect)
+		defer cancel()
+		var c upstream.Conn
+		if c, err = up.Open(ctx, upstream.Client{Name: "[UNAVAILABLE]", Addr: "127.0.0.1", Proto: "ESMTP", Helo: cfg.Hostname}); err == nil {
+			c.Quit(ctx)
+			c.Close()
+			log.Debug("upstream reachable", "upstream", cfg.Upstream)
+			return
+		}
+	}
+	log.Warn("upstream cannot be reached: messages will be tempfailed until it can", "upstream", cfg.Upstream, "err", err)
 }
