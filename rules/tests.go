@@ -25,14 +25,6 @@ type TestResult struct {
 	Problems []string
 }
 
-// Defaults of a test's envelope, for what a test does not say.
-const (
-	TestDefaultFrom     = "sender@example.com"
-	TestDefaultRcpt     = "user@example.org"
-	TestDefaultClientIP = "192.0.2.10"
-	TestDefaultHelo     = "mail.example.com"
-)
-
 var verdictNames = []string{"accept", "reject", "tempfail", "discard", "quarantine"}
 
 // checkTests validates the tests: entries of a file at load time.
@@ -172,11 +164,13 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 			return res
 		}
 	}
+	// What the test does not give comes from the default envelope
+	// (envelope.go), as in `mailgate check`.
+	defFrom, rcpts := DefaultEnvelope(msg)
 	f := Facts{
-		Client:   Client{IP: TestDefaultClientIP, Port: 25, HELO: TestDefaultHelo, Listener: "127.0.0.1:25"},
-		Envelope: Envelope{From: TestDefaultFrom, Size: int(msg.Size)},
+		Client:   Client{IP: DefaultClientIP, Port: 25, HELO: DefaultHelo, Listener: "127.0.0.1:25"},
+		Envelope: Envelope{From: defFrom, Size: int(msg.Size)},
 	}
-	rcpts := []string{TestDefaultRcpt}
 	if fy := t.Facts; fy != nil && fy.Client != nil {
 		f.Client.Pregreet = fy.Client.Pregreet.Value == "true"
 	}

@@ -8,19 +8,12 @@ import (
 	"mailgate/config"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"mailgate"
 	"mailgate/mimeparse"
 	"mailgate/rules"
-)
-
-// Envelope defaults of `mailgate check` (DESIGN: check).
-const (
-	checkDefaultFrom     = "sender@example.com"
-	checkDefaultRcpt     = "rcpt@example.net"
-	checkDefaultClientIP = "192.0.2.1"
-	checkDefaultHelo     = "mail.example.com"
 )
 
 // checkOptions are the flags of `mailgate check`.
@@ -29,6 +22,7 @@ type checkOptions struct {
 	policies stringList
 	lists    listFlag
 	from     string
+	fromSet  bool
 	rcpts    stringList
 	clientIP string
 	helo     string
@@ -45,10 +39,13 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&o.policies, "p", "policy `file` (repeatable, evaluated in order; default: the embedded default pack)")
 	o.lists = listFlag{}
 	fs.Var(o.lists, "l", "list for the policies given with -p, as `NAME=FILE` (repeatable)")
-	fs.StringVar(&o.from, "from", checkDefaultFrom, "envelope sender `address`")
-	fs.Var(&o.rcpts, "rcpt", "envelope recipient `address` (repeatable; default "+checkDefaultRcpt+")")
-	fs.StringVar(&o.clientIP, "client-ip", checkDefaultClientIP, "client `IP` address")
-	fs.StringVar(&o.helo, "helo", checkDefaultHelo, "client HELO `name`")
+	fs.Func("from", "envelope sender `address` (default: Return-Path, else the From address, else "+rules.DefaultFrom+")", func(v string) error {
+		o.from, o.fromSet = v, true
+		return nil
+	})
+	fs.Var(&o.rcpts, "rcpt", "envelope recipient `address` (repeatable; default: Delivered-To, else X-Original-To, else To and Cc, else "+rules.DefaultRcpt+")")
+	fs.StringVar(&o.clientIP, "client-ip", rules.DefaultClientIP, "client `IP` address")
+	fs.StringVar(&o.helo, "helo", rules.DefaultHelo, "client HELO `name`")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per message (hit table on stderr)")
 	fs.StringVar(&o.out, "out", "", "write each message, rewritten when accepted with edits, under `dir`")
 	fs.BoolVar(&o.explain, "explain", false, "show every rule's result and why")
@@ -63,9 +60,6 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if o.config != "" && (len(o.policies) > 0 || len(o.lists) > 0) {
 		fmt.Fprintln(stderr, "mailgate check: -c excludes -p and -l (the config names policies and lists)")
 		return 2
-	}
-	if len(o.rcpts) == 0 {
-		o.rcpts = stringList{checkDefaultRcpt}
 	}
 	clock := &chkClock{base: time.Now()}
 	set, src, err := loadCheckSet(&o, rules.NewState(0, clock.now))
@@ -85,7 +79,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			c.clearProgress()
 			fmt.Fprintf(stderr, "mailgate check: %v\n", err)
 			code = 1
-		})
+		}, &c.skipped)
 	}
 	if c.failed {
 		code = 1
@@ -96,6 +90,10 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		table = stderr
 	}
 	c.writeTable(table)
+	c.skipped.write(table)
+	if len(c.notWritten) > 0 {
+		fmt.Fprintf(table, "not written to %s (refused, not sent upstream): %s\n", o.out, strings.Join(c.notWritten, ", "))
+	}
 	return code
 }
 
@@ -158,6 +156,8 @@ type checker struct {
 
 	n, files     int
 	failed       bool
+	skipped      chkSkipped
+	notWritten   []string // --out: messages refused, so not written
 	hits         map[string]int // rule → messages it matched
 	monitorHits  map[string]int
 	verdicts     map[string]int
@@ -202,6 +202,14 @@ func (c *checker) message(in chkInput) {
 		c.failed = true
 		return
 	}
+	shown := in.name
+	if in.inBox {
+		// A message of an mbox or a Maildir is named by its position or
+		// file and its Message-ID (--json: in message_id).
+		if id := strings.TrimSpace(msg.Header("Message-ID")); id != "" {
+			shown += " " + chkOneLine(id)
+		}
+	}
 	c.clock.next()
 	res := c.evaluate(msg, len(raw))
 	c.n++
@@ -216,15 +224,27 @@ func (c *checker) message(in chkInput) {
 		fmt.Fprintf(c.stderr, "mailgate check: %s: %v\n", in.name, e)
 	}
 	c.clearProgress()
-	if c.opts.json {
-		chkWriteJSON(c.stdout, in.name, msg, &res)
-	} else {
-		chkWriteLine(c.stdout, in.name, &res)
+	switch {
+	case c.opts.json:
+		// --explain goes inside the object, so that the output stays one
+		// JSON object per line.
+		explain := ""
+		if c.opts.explain {
+			var b strings.Builder
+			c.writeExplain(&b, msg, &res)
+			explain = b.String()
+		}
+		chkWriteJSON(c.stdout, in.name, msg, &res, explain)
+	default:
+		chkWriteLine(c.stdout, shown, &res)
+		if c.opts.explain {
+			c.writeExplain(c.stdout, msg, &res)
+		}
 	}
-	if c.opts.explain {
-		c.writeExplain(c.stdout, msg, &res)
-	}
-	if c.opts.out != "" {
+	if c.opts.out != "" && res.verdict != rules.ActionAccept {
+		// Only what would be sent upstream is written.
+		c.notWritten = append(c.notWritten, shown+" ("+string(res.verdict)+")")
+	} else if c.opts.out != "" {
 		if err := c.writeOut(in.rel, raw, msg, &res); err != nil {
 			fmt.Fprintf(c.stderr, "mailgate check: %s: %v\n", in.name, err)
 			c.failed = true
@@ -237,7 +257,16 @@ func (c *checker) message(in chkInput) {
 // serve drives, with an upstream that accepts every command.
 func (c *checker) evaluate(msg *mimeparse.Message, size int) chkResult {
 	client := rules.Client{IP: c.opts.clientIP, Port: 25, HELO: c.opts.helo}
-	sim := rules.Simulate(c.ev, rules.SimInput{Client: client, From: c.opts.from, Rcpts: c.opts.rcpts, Msg: msg, Size: size})
+	// What the flags do not give comes from the message (rules.DefaultEnvelope),
+	// as in policy tests.
+	from, rcpts := rules.DefaultEnvelope(msg)
+	if c.opts.fromSet {
+		from = c.opts.from
+	}
+	if len(c.opts.rcpts) > 0 {
+		rcpts = c.opts.rcpts
+	}
+	sim := rules.Simulate(c.ev, rules.SimInput{Client: client, From: from, Rcpts: rcpts, Msg: msg, Size: size})
 	t := sim.Tx
 	res := chkResult{
 		verdict: sim.Decision.Action,
@@ -255,8 +284,8 @@ func (c *checker) evaluate(msg *mimeparse.Message, size int) chkResult {
 	return res
 }
 
-// writeOut writes the message under --out: rewritten when it is accepted
-// with edits, byte for byte otherwise.
+// writeOut writes an accepted message under --out as it would go
+// upstream: rewritten when there are edits, byte for byte otherwise.
 func (c *checker) writeOut(rel string, raw []byte, msg *mimeparse.Message, res *chkResult) error {
 	dst := filepath.Join(c.opts.out, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -266,7 +295,7 @@ func (c *checker) writeOut(rel string, raw []byte, msg *mimeparse.Message, res *
 	if err != nil {
 		return err
 	}
-	if res.verdict == rules.ActionAccept && !res.edits.Empty() {
+	if !res.edits.Empty() {
 		_, err = rules.Rewrite(f, bytes.NewReader(raw), msg, &res.edits)
 	} else {
 		_, err = f.Write(raw)

@@ -85,7 +85,7 @@ func TestCheckDangerousAttachments(t *testing.T) {
 			t.Errorf("%s: verdict %s rules %v stripped %v headers %v, want accept unchanged", f, j.Verdict, j.Rules, j.Stripped, j.HeadersAdded)
 		}
 		orig, _ := os.ReadFile(f)
-		written, err := os.ReadFile(filepath.Join(out, "benign", filepath.Base(f)))
+		written, err := os.ReadFile(filepath.Join(out, "testdata", "benign", filepath.Base(f)))
 		if err != nil || !bytes.Equal(orig, written) {
 			t.Errorf("%s: --out copy differs from the original (err %v)", f, err)
 		}
@@ -146,7 +146,7 @@ func TestCheckRewrites(t *testing.T) {
 		t.Fatalf("got %+v", j)
 	}
 	orig, _ := os.ReadFile(src)
-	rewritten, err := os.ReadFile(filepath.Join(out, "docm-macros.eml"))
+	rewritten, err := os.ReadFile(filepath.Join(out, "testdata", "attacks", "docm-macros.eml"))
 	if err != nil {
 		t.Fatal(err)
 	}
