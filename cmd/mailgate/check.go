@@ -157,7 +157,7 @@ type checker struct {
 	n, files     int
 	failed       bool
 	skipped      chkSkipped
-	notWritten   []string // --out: messages refused, so not written
+	notWritten   []string       // --out: messages refused, so not written
 	hits         map[string]int // rule → messages it matched
 	monitorHits  map[string]int
 	verdicts     map[string]int
