@@ -121,3 +121,39 @@ func TestQuarantineRoundTrip(t *testing.T) {
 		t.Errorf("after delete, %d files remain", len(ents))
 	}
 }
+
+// TestTransactionLineMatchesPostfix: mailgate's transaction line names
+// the Message-ID and Postfix's queue id, and Postfix's own log has that
+// queue id with message-id= of the same message.
+func TestTransactionLineMatchesPostfix(t *testing.T) {
+	s := startStack(t, "", "policies/default.yaml")
+	if err := sendGo(t, s.addr, "alice@sender.test", []string{"bob@example.net"}, cleanMessage("corr1")); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	s.pf.WaitDelivered("inbox", 1, 20*time.Second)
+	var line map[string]any
+	for i := 0; i < 100 && line == nil; i++ {
+		for _, r := range logRecords(s.proc.Output()) {
+			if r["msg"] == "transaction" {
+				line = r
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if line == nil {
+		t.Fatalf("no transaction line:\n%s", s.proc.Output())
+	}
+	js, _ := json.Marshal(line)
+	t.Logf("transaction line: %s", js)
+	qid, _ := line["queue_id"].(string)
+	if line["message_id"] != "<corr1@sender.test>" || qid == "" {
+		t.Fatalf("message_id %v queue_id %v", line["message_id"], line["queue_id"])
+	}
+	want := qid + ": message-id=<corr1@sender.test>"
+	for i := 0; i < 100 && !strings.Contains(s.pf.Maillog(), want); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(s.pf.Maillog(), want) {
+		t.Errorf("Postfix's log lacks %q:\n%s", want, s.pf.Maillog())
+	}
+}

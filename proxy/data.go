@@ -80,13 +80,19 @@ func (s *Session) message(ctx context.Context, sp *spool.Spool, tooBig bool, lin
 	if pol.NeedsMessage() {
 		var o *outcome
 		if msg, o = s.parse(sp, &timing); o != nil {
+			// No Message-ID: an abandoned parse may still be reading
+			// the spool file, whose offset a second reader would move.
 			return *o
 		}
+		s.tx.messageID = oneLine(msg.Header("Message-ID"))
 		if len(msg.Defects) > 0 {
 			// The parser's findings (a closed vocabulary, each once), so
 			// a refusal by a rule such as fail-closed-limits says which.
 			timing = append(timing, "defects", msg.Defects)
 		}
+	}
+	if msg == nil {
+		s.tx.messageID = spoolMessageID(sp) // no policy needs the parse
 	}
 	t1 := time.Now()
 	d := pol.Data(msg, int(sp.Size()))

@@ -69,6 +69,7 @@ type transaction struct {
 	rcpts           []rcptTo
 	pol             *rules.Tx  // the policy side: decided before DATA, edits, rules
 	upstream        Reply      // last upstream reply
+	messageID       string     // the message's Message-ID, for the transaction line
 	bdat            *bdatState // chunks so far (RFC 3030)
 }
 
@@ -486,8 +487,16 @@ func (s *Session) endTx(v verdict, rp Reply, extra []any) {
 	if !rp.IsZero() {
 		args = append(args, "reply", rp.String())
 	}
+	if tx.messageID != "" {
+		args = append(args, "message_id", tx.messageID)
+	}
 	if !tx.upstream.IsZero() {
 		args = append(args, "upstream_reply", tx.upstream.String())
+		// The upstream's queue id matches this line with its own log
+		// (Postfix: "queued as X", README "Operations").
+		if id := upstream.QueueID(tx.upstream); id != "" {
+			args = append(args, "queue_id", id)
+		}
 	}
 	args = append(args, extra...)
 	args = append(args, "duration_ms", time.Since(tx.start).Milliseconds())
