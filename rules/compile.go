@@ -355,6 +355,12 @@ func (c *compiler) compile(rname, field string, s scalar, src string, off int, s
 				roff = fe.From
 			}
 		}
+		// expr reports a panic inside a function it runs at compile time
+		// (a constant regular expression that does not compile) with the
+		// goroutine's stack: the position and the message say enough.
+		if i := strings.Index(msg, "\ngoroutine "); i >= 0 {
+			msg = strings.TrimSpace(msg[:i])
+		}
 		if kind == kindBool && strings.HasPrefix(msg, "expected bool") {
 			msg = "must be true or false: " + msg
 		}
@@ -368,7 +374,44 @@ func (c *compiler) compile(rname, field string, s scalar, src string, off int, s
 	if !c.walk(rname, field, s, src, off, stage) {
 		return nil
 	}
+	if kind == kindAny {
+		if t := prog.Node().Type(); !templateType(t) {
+			line, col := scalarPos(c.src, s, off)
+			c.at(line, col, "%s%s: {{ %s }} is a %s: a template gives a string, a number, true/false or a list of strings (e.g. {{ len(Attachments) }}, {{ join(map(Attachments, .Filename), \", \") }})",
+				rulePrefix(rname), field, strings.TrimSpace(src), typeName(t))
+			return nil
+		}
+	}
 	return prog
+}
+
+// templateType reports whether a {{ expr }} of type t writes a readable
+// value into a header: a string, number, bool or list of strings. An
+// unknown type (interface, nil: a value from a map) is checked at run
+// time by writeValue.
+func templateType(t reflect.Type) bool {
+	if t == nil {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Interface, reflect.String, reflect.Bool,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return true
+	case reflect.Slice, reflect.Array:
+		e := t.Elem()
+		return e.Kind() == reflect.String || e.Kind() == reflect.Interface
+	}
+	return false
+}
+
+// typeName names a type as a policy author sees it.
+func typeName(t reflect.Type) string {
+	s := t.String()
+	s = strings.ReplaceAll(s, "*mimeparse.Part", "Part")
+	s = strings.ReplaceAll(s, "inspect.Entry", "ArchiveEntry")
+	return s
 }
 
 // compileSafe compiles (with the part-field rewrite, partfields.go),

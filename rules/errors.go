@@ -104,7 +104,7 @@ func yamlProblem(file string, src []byte, err error) Problem {
 		if m := yamlLineRE.FindStringSubmatchIndex(msg); m != nil {
 			msg = msg[:m[0]] + msg[m[1]:]
 		}
-		return Problem{File: file, Line: l, Col: firstNonSpace(src, l), Msg: msg, Snippet: snippet(src, l, firstNonSpace(src, l))}
+		return Problem{File: file, Line: l, Col: firstNonSpace(src, l), Msg: msg + quoteHint(src, l), Snippet: snippet(src, l, firstNonSpace(src, l))}
 	}
 	if m := yamlLineRE.FindStringSubmatchIndex(msg); m != nil {
 		line, _ = strconv.Atoi(msg[m[2]:m[3]])
@@ -122,7 +122,26 @@ func yamlProblem(file string, src []byte, err error) Problem {
 	if col < 1 {
 		col = 1
 	}
-	return Problem{File: file, Line: line, Col: col, Msg: msg, Snippet: snippet(src, line, col)}
+	return Problem{File: file, Line: line, Col: col, Msg: msg + quoteHint(src, line), Snippet: snippet(src, line, col)}
+}
+
+// expressionKeyRE matches a line that gives an expression key an unquoted
+// value.
+var expressionKeyRE = regexp.MustCompile(`^\s*(?:-\s+)?(when|strip|subject_prefix):\s+([^'"|>\s].*)$`)
+
+// quoteHint suggests quoting when the line of a YAML error gives when:
+// (or strip:, subject_prefix:) an unquoted expression: YAML reads ": ",
+// " #", a leading "[", "{", "!", "&", "*" or "%" in it as its own syntax.
+func quoteHint(src []byte, line int) string {
+	lines := strings.Split(string(src), "\n")
+	if line < 1 || line > len(lines) {
+		return ""
+	}
+	m := expressionKeyRE.FindStringSubmatch(strings.TrimRight(lines[line-1], "\r"))
+	if m == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (quote the expression: %s: '%s', and write a ' inside it as '')", m[1], strings.ReplaceAll(strings.TrimSpace(m[2]), "'", "''"))
 }
 
 // yamlErrorLine returns the first line n such that the first n lines of src

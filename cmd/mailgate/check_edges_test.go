@@ -155,3 +155,33 @@ func TestOutRel(t *testing.T) {
 		}
 	}
 }
+
+// TestRegexpEscapingAsDocumented: the two spellings of docs/policy.md
+// "Quoting and backslashes" match a literal "[SPAM] ".
+func TestRegexpEscapingAsDocumented(t *testing.T) {
+	dir := t.TempDir()
+	msg := writeT(t, filepath.Join(dir, "spam.eml"), "Subject: [SPAM] hi\r\nFrom: a@b.example\r\n\r\nx\r\n")
+	for _, when := range []string{"'Subject matches `^\\[SPAM\\] `'", `'Subject matches "^\\[SPAM\\] "'`} {
+		pol := writeT(t, filepath.Join(dir, "p.yaml"), "rules:\n  - name: spam\n    when: "+when+"\n    action: reject\n")
+		if _, stdout, stderr := runCheckT(t, "-p", pol, msg); !strings.Contains(stdout, "spam.eml: reject [spam]") {
+			t.Errorf("when: %s\n%s%s", when, stdout, stderr)
+		}
+	}
+}
+
+// TestGrammar: one thing is singular.
+func TestGrammar(t *testing.T) {
+	dir := t.TempDir()
+	pol := writeT(t, filepath.Join(dir, "p.yaml"), "rules:\n  - name: r\n    when: 'false'\ntests:\n  - message: m.eml\n    expect: {verdict: accept}\n")
+	writeT(t, filepath.Join(dir, "m.eml"), "Subject: x\r\n\r\nb\r\n")
+	var out, errb strings.Builder
+	runLint([]string{"-p", pol}, &out, &errb)
+	runTest([]string{"-p", pol}, &out, &errb)
+	_, cout, _ := runCheckT(t, "-p", pol, filepath.Join(dir, "m.eml"))
+	all := out.String() + cout
+	for _, want := range []string{"ok: 1 policy file: 1 rule\n", "1 test, 1 passed, 0 failed", "1 message: accept 1"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("lacks %q:\n%s", want, all)
+		}
+	}
+}

@@ -38,7 +38,7 @@ func runLint(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "ok: %s: %d rules\n", desc, len(set.RuleNames()))
+	fmt.Fprintf(stdout, "ok: %s: %s\n", desc, plural(len(set.RuleNames()), "rule"))
 	if verbose {
 		for _, n := range set.RuleNames() {
 			fmt.Fprintf(stdout, "rule %s\n", n)
@@ -86,7 +86,7 @@ func loadRuleSet(cfgFile string, pols []string, lists map[string]string) (*rules
 		return set, cfgFile + configPolicyDesc(cfg), err
 	case len(pols) > 0:
 		set, err := rules.Load(rules.Config{Policies: pols, Lists: lists}, nil)
-		return set, fmt.Sprint(len(pols), " policy file(s)"), err
+		return set, plural(len(pols), "policy file"), err
 	}
 	set, err := loadDefaultPack(rules.Config{Lists: lists})
 	return set, "embedded default pack", err

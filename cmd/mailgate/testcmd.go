@@ -48,7 +48,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if verbose {
-		fmt.Fprintf(stdout, "policies: %s: %d rules\n", desc, len(set.RuleNames()))
+		fmt.Fprintf(stdout, "policies: %s: %s\n", desc, plural(len(set.RuleNames()), "rule"))
 		for _, n := range set.RuleNames() {
 			fmt.Fprintf(stdout, "rule %s\n", n)
 		}
@@ -68,7 +68,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "      %s\n", strings.ReplaceAll(p, "\n", "\n      "))
 		}
 	}
-	fmt.Fprintf(stdout, "%d tests, %d passed, %d failed\n", len(results), len(results)-failed, failed)
+	fmt.Fprintf(stdout, "%s, %d passed, %d failed\n", plural(len(results), "test"), len(results)-failed, failed)
 	if failed > 0 {
 		return 1
 	}
