@@ -395,10 +395,13 @@ func Parse(path string, data []byte) (*Config, error) {
 	if fc.SpoolDir != "" {
 		c.SpoolDir = c.abs(fc.SpoolDir)
 	}
+	// A quarantine_dir the file gives is relative to the file; the
+	// default stays relative to the working directory, as without a file,
+	// so that contrib/mailgate.service (WorkingDirectory= its
+	// StateDirectory=) keeps held mail out of the read-only /etc.
 	if fc.QuarantineDir != "" {
-		c.QuarantineDir = fc.QuarantineDir
+		c.QuarantineDir = c.abs(fc.QuarantineDir)
 	}
-	c.QuarantineDir = c.abs(c.QuarantineDir)
 	// policies: absent keeps the embedded default pack (DefaultConfig's
 	// EmbeddedPolicy); only an explicit empty list runs without policies
 	// (docs/DESIGN.md "Configuration"). Paths are resolved here, once:

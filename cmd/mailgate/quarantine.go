@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -219,7 +220,11 @@ func qWriteList(w io.Writer, dir string, msgs []*quarantine.Message, asJSON bool
 	}
 	if tw != nil {
 		tw.Flush()
-		fmt.Fprintf(w, "%s held\n", plural(len(msgs), "message"))
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			abs = dir
+		}
+		fmt.Fprintf(w, "%s held in %s\n", plural(len(msgs), "message"), abs)
 	}
 }
 

@@ -18,12 +18,14 @@ import (
 )
 
 func runServe(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("serve", "[-c mailgate.yaml] [--listen ADDR] [--upstream URL] [-p POLICY ...]", stderr)
+	fs := newFlags("serve", "[-c mailgate.yaml] [--listen ADDR] [--upstream URL] [-p POLICY ...] [-l NAME=FILE ...]", stderr)
 	cfgPath := fs.String("c", "", "config file (`mailgate.yaml`); without it the embedded defaults apply")
 	listen := fs.String("listen", "", "listen `address` (overrides the config's listen:)")
 	upstream := fs.String("upstream", "", "upstream `URL`: smtp://host:port or maildir:/path (overrides upstream:)")
 	var pols stringList
 	fs.Var(&pols, "p", "policy `file` (repeatable; overrides the config's policies:)")
+	lists := listFlag{}
+	fs.Var(lists, "l", "list as `NAME=FILE` (repeatable; adds to or replaces the config's lists:)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -54,6 +56,20 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 				return nil, fmt.Errorf("--upstream: %w", err)
 			}
 			cfg.Upstream = *upstream
+		}
+		if len(lists) > 0 {
+			merged := map[string]string{}
+			for k, v := range cfg.Lists {
+				merged[k] = v
+			}
+			for k, v := range lists {
+				a, err := filepath.Abs(v)
+				if err != nil {
+					return nil, err
+				}
+				merged[k] = a
+			}
+			cfg.Lists = merged
 		}
 		if len(pols) > 0 {
 			cfg.Policies = nil

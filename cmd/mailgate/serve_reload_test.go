@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/smtp"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -113,4 +114,42 @@ func mustRead(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestServeListFlag: serve takes -l NAME=FILE like the other commands; a
+// policy that reads the list starts with it and is refused without it.
+func TestServeListFlag(t *testing.T) {
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "p.yaml")
+	os.WriteFile(pol, []byte("rules:\n  - name: internal\n    when: 'Envelope.FromDomain in Lists.mine'\n    action: reject\n"), 0o600)
+	list := filepath.Join(dir, "mine.txt")
+	os.WriteFile(list, []byte("example.org\n"), 0o600)
+	t.Chdir(dir)
+	var out, errb syncBuffer
+	if code := runServe([]string{"-p", pol, "--listen", "127.0.0.1:0"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "list mine is not configured") {
+		t.Fatalf("without -l: exit %d, %s", code, errb.String())
+	}
+	code := make(chan int, 1)
+	go func() { code <- runServe([]string{"-p", pol, "-l", "mine=" + list, "--listen", "127.0.0.1:0"}, &out, &errb) }()
+	re := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`)
+	var addr string
+	for i := 0; i < 500 && addr == ""; i++ {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			addr = m[1]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if addr == "" {
+		t.Fatalf("serve -l did not start: %s", errb.String())
+	}
+	err := smtp.SendMail(addr, nil, "a@example.org", []string{"b@example.net"}, []byte("Subject: hi\r\n\r\nhello\r\n"))
+	if err == nil || !strings.Contains(err.Error(), "550") {
+		t.Errorf("a sender in the list: %v, want 550", err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	select {
+	case <-code:
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
 }
