@@ -130,7 +130,9 @@ func TestServeListFlag(t *testing.T) {
 		t.Fatalf("without -l: exit %d, %s", code, errb.String())
 	}
 	code := make(chan int, 1)
-	go func() { code <- runServe([]string{"-p", pol, "-l", "mine=" + list, "--listen", "127.0.0.1:0"}, &out, &errb) }()
+	go func() {
+		code <- runServe([]string{"-p", pol, "-l", "mine=" + list, "--listen", "127.0.0.1:0"}, &out, &errb)
+	}()
 	re := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`)
 	var addr string
 	for i := 0; i < 500 && addr == ""; i++ {
