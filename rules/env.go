@@ -91,7 +91,7 @@ func memberName(id *ast.IdentifierNode, prop *ast.StringNode) string {
 }
 
 // funcNames are the functions mailgate adds to expr's builtins.
-var funcNames = []string{"cidr", "domain", "lower", "rate"}
+var funcNames = []string{"cidr", "domain", "lower", "rate", "subdomain"}
 
 // envNames lists the top-level names of Env (for suggestions).
 func envNames() []string {
@@ -176,7 +176,46 @@ func exprFuncs(prefixes map[uintptr][]netip.Prefix) []expr.Option {
 		expr.Function("lower", func(params ...any) (any, error) {
 			return strings.ToLower(params[0].(string)), nil
 		}, new(func(string) string)),
+		expr.Function("subdomain", func(params ...any) (any, error) {
+			d := strings.TrimSuffix(strings.ToLower(params[0].(string)), ".")
+			switch parent := params[1].(type) {
+			case string:
+				return isSubdomain(d, strings.TrimSuffix(strings.ToLower(parent), ".")), nil
+			case map[string]struct{}:
+				return inDomainList(d, parent), nil
+			}
+			return false, fmt.Errorf("subdomain: unexpected domain argument %T", params[1])
+		},
+			new(func(string, string) bool),
+			new(func(string, map[string]struct{}) bool),
+		),
 	}
+}
+
+// isSubdomain reports whether d is parent or a subdomain of it
+// (docs/policy.md "Lists": a domain list matches exactly with in, and
+// domains below its entries with subdomain()).
+func isSubdomain(d, parent string) bool {
+	if d == "" || parent == "" {
+		return false
+	}
+	return d == parent || strings.HasSuffix(d, "."+parent)
+}
+
+// inDomainList reports whether d or one of its parent domains is in the
+// list: one lookup per label.
+func inDomainList(d string, list map[string]struct{}) bool {
+	for d != "" {
+		if _, ok := list[d]; ok {
+			return true
+		}
+		i := strings.IndexByte(d, '.')
+		if i < 0 {
+			return false
+		}
+		d = d[i+1:]
+	}
+	return false
 }
 
 // parsePrefix parses "10.0.0.0/8", or a bare address as a single-host prefix.
