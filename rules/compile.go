@@ -386,9 +386,9 @@ func (c *compiler) compile(rname, field string, s scalar, src string, off int, s
 }
 
 // templateType reports whether a {{ expr }} of type t writes a readable
-// value into a header: a string, number, bool or list of strings. An
-// unknown type (interface, nil: a value from a map) is checked at run
-// time by writeValue.
+// value into a header: a string, number, bool or list of strings. A type
+// the checker does not know (an interface: a ternary with nil, a map()
+// result) passes, and writeValue writes it as best it can.
 func templateType(t reflect.Type) bool {
 	if t == nil {
 		return true
