@@ -7,10 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"mailgate/config"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"mailgate"
 	"mailgate/proxy"
@@ -100,6 +103,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailgate serve: %v\n", err)
 		return 1
 	}
+	// Before listening, so the warning comes first and a test's upstream
+	// sees this connection before any client's.
+	checkUpstream(cfg, log)
 	if err := srv.Listen(); err != nil {
 		fmt.Fprintf(stderr, "mailgate serve: %v\n", err)
 		return 1
@@ -118,7 +124,6 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Info("listening", "addr", a.String(), "upstream", cfg.Upstream, "config", cfg.File)
 	}
 
-	go checkUpstream(cfg, log)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve() }()
 	for {
@@ -153,21 +158,36 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// checkUpstream opens and closes one upstream session at start, so that an
-// upstream that cannot be reached is a warning in the log now rather than
-// a surprise at the first message (which gets 451 4.4.1 until it can be).
+// checkUpstream connects to an SMTP upstream once at start (a TCP
+// connection, closed at once: no SMTP dialogue, nothing an upstream's
+// restrictions could hold against mailgate), or makes the Maildir, so that
+// an upstream that cannot be reached is a warning in the log now rather
+// than a surprise at the first message (which gets 4xx until it can be).
+// It waits at most timeouts.upstream_connect, and at most 5s.
 func checkUpstream(cfg *config.Config, log *slog.Logger) {
-	up, err := upstream.New(cfg, nil)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.UpstreamConnect)
-		defer cancel()
-		var c upstream.Conn
-		if c, err = up.Open(ctx, upstream.Client{Name: "[UNAVAILABLE]", Addr: "127.0.0.1", Proto: "ESMTP", Helo: cfg.Hostname}); err == nil {
-			c.Quit(ctx)
+	d := min(cfg.Timeouts.UpstreamConnect, 5*time.Second)
+	var err error
+	switch {
+	case strings.HasPrefix(cfg.Upstream, "smtp://"):
+		addr := strings.TrimSuffix(strings.TrimPrefix(cfg.Upstream, "smtp://"), "/")
+		var c net.Conn
+		if c, err = net.DialTimeout("tcp", addr, d); err == nil {
 			c.Close()
-			log.Debug("upstream reachable", "upstream", cfg.Upstream)
-			return
+		}
+	default:
+		var up upstream.Upstream
+		if up, err = upstream.New(cfg, nil); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), d)
+			defer cancel()
+			var c upstream.Conn
+			if c, err = up.Open(ctx, upstream.Client{}); err == nil {
+				c.Close()
+			}
 		}
 	}
-	log.Warn("upstream cannot be reached: messages will be tempfailed until it can", "upstream", cfg.Upstream, "err", err)
+	if err != nil {
+		log.Warn("upstream cannot be reached: messages will get 4xx until it can", "upstream", cfg.Upstream, "err", err)
+		return
+	}
+	log.Debug("upstream reachable", "upstream", cfg.Upstream)
 }
