@@ -117,7 +117,7 @@ func (s *Session) parse(sp *spool.Spool, timing *[]any) (*mimeparse.Message, *ou
 	}
 	var msg *mimeparse.Message
 	var perr error
-	lim := s.mimeLimits()
+	lim := s.rt.cfg.MimeLimits()
 	t0 := time.Now()
 	release := sp.Share()
 	timeout := s.rt.cfg.Timeouts.Inspect
@@ -143,16 +143,6 @@ func (s *Session) parse(sp *spool.Spool, timing *[]any) (*mimeparse.Message, *ou
 	}
 	tempfail.logArgs = *timing
 	return nil, &tempfail
-}
-
-func (s *Session) mimeLimits() mimeparse.Limits {
-	l := mimeparse.DefaultLimits()
-	c := s.rt.cfg.Limits
-	l.MimeDepth, l.MimeParts, l.HeaderBytes, l.LineLength = c.MimeDepth, c.MimeParts, int(c.HeaderBytes), int(c.LineLength)
-	l.ArchiveDepth, l.ArchiveEntries, l.InspectSpill = c.ArchiveDepth, c.ArchiveEntries, c.InspectSpill
-	l.DecompressedBytes, l.ArchiveDict = c.DecompressedBytes, c.ArchiveDict
-	l.SpillDir = s.rt.cfg.SpoolDir
-	return l
 }
 
 // spoolSHA256 is the hex SHA-256 of the spooled message.

@@ -35,13 +35,14 @@ type checkOptions struct {
 	json     bool
 	out      string
 	explain  bool
+	limits   mimeparse.Limits // the parser's: -c's limits.*, else the defaults
 }
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	var o checkOptions
+	o := checkOptions{limits: mimeparse.DefaultLimits()}
 	fs := newFlags("check", "[-c FILE | -p POLICY ... [-l NAME=FILE ...]] [--from A] [--rcpt B ...] [--client-ip IP] [--helo H]\n"+
 		"                 [--json] [--out DIR] [--explain] PATH...", stderr)
-	fs.StringVar(&o.config, "c", "", "config `file` (mailgate.yaml), read as serve reads it: its policies, lists and rule_error")
+	fs.StringVar(&o.config, "c", "", "config `file` (mailgate.yaml), read as serve reads it: its policies, lists, rule_error and limits")
 	fs.Var(&o.policies, "p", "policy `file` (repeatable, evaluated in order; default: the embedded default pack)")
 	o.lists = listFlag{}
 	fs.Var(o.lists, "l", "list for the policies given with -p, as `NAME=FILE` (repeatable)")
@@ -113,6 +114,7 @@ func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources,
 		if err != nil {
 			return nil, nil, err
 		}
+		o.limits = cfg.MimeLimits()
 		rc, fsys := cfg.RulesConfig(mailgate.Tree)
 		return set, chkReadRuleSources(fsys, rc.Policies), nil
 	case len(o.policies) > 0:
@@ -196,7 +198,7 @@ func (c *checker) message(in chkInput) {
 	}
 	// Parse fails only on a read error, and bytes.Reader has none; its
 	// anomalies are defects in msg.
-	msg, err := mimeparse.Parse(bytes.NewReader(raw), mimeparse.DefaultLimits())
+	msg, err := mimeparse.Parse(bytes.NewReader(raw), c.opts.limits)
 	if msg == nil {
 		fmt.Fprintf(c.stderr, "mailgate check: %s: parsing: %v\n", in.name, err)
 		c.failed = true
