@@ -48,6 +48,7 @@ type Config struct {
 	LogLevel          string            // "debug", "info", "warn", "error"
 	MetricsListen     string
 	File              string // the config file read, "" for the embedded defaults
+	Data              []byte // the file's bytes (its tests: are read from them)
 	Dir               string // relative paths resolve from here
 }
 
@@ -159,6 +160,9 @@ type fileConfig struct {
 	Lists             map[string]string `yaml:"lists"`
 	Log               fileLog           `yaml:"log"`
 	MetricsListen     string            `yaml:"metrics_listen"`
+	// Tests of the combined behaviour of the packs the file loads; read
+	// by rules.Set.RunConfigTests (`mailgate test -c`, `lint -c`).
+	Tests yaml.Node `yaml:"tests"`
 }
 
 type fileTLS struct {
@@ -318,7 +322,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, &Error{Problems: positioned(path, &root, err)}
 	}
 	c := Default()
-	c.File = path
+	c.File, c.Data = path, data
 	c.Dir = filepath.Dir(path)
 	var probs []string
 	bad := func(keys []string, format string, args ...any) {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"gopkg.in/yaml.v3"
+
 	"mailgate/mimeparse"
 )
 
@@ -112,6 +114,57 @@ func (s *Set) RunTests() []TestResult {
 		}
 	}
 	return out
+}
+
+// configTestsYAML is the part of a configuration file rules reads: its
+// own tests of the combined behaviour.
+type configTestsYAML struct {
+	Tests []testYAML `yaml:"tests"`
+}
+
+// RunConfigTests runs the tests: of a configuration file (mailgate.yaml,
+// data as read from file) against the whole set: what the packs do
+// together, as serve runs them. Their messages resolve from the file's
+// directory. A malformed test is a *LoadError with the file's positions.
+func (s *Set) RunConfigTests(file string, data []byte) ([]TestResult, error) {
+	return s.configTests(file, data, true)
+}
+
+// CheckConfigTests checks a configuration file's tests: as RunConfigTests
+// would load them, without running them (`mailgate lint -c`).
+func (s *Set) CheckConfigTests(file string, data []byte) error {
+	_, err := s.configTests(file, data, false)
+	return err
+}
+
+func (s *Set) configTests(file string, data []byte, run bool) ([]TestResult, error) {
+	var cy configTestsYAML
+	if err := yaml.Unmarshal(data, &cy); err != nil {
+		le := &LoadError{}
+		le.Problems = append(le.Problems, yamlProblem(file, data, err))
+		return nil, le
+	}
+	if len(cy.Tests) == 0 {
+		return nil, nil
+	}
+	le := &LoadError{}
+	c := newCompiler(s, le)
+	c.file, c.src = file, data
+	c.checkTests(cy.Tests)
+	if len(le.Problems) > 0 {
+		return nil, le
+	}
+	if !run {
+		return nil, nil
+	}
+	pf := &policyFile{name: file, tests: cy.Tests}
+	whole := *s
+	whole.fsys = nil // the configuration is a file on disk
+	var out []TestResult
+	for i := range cy.Tests {
+		out = append(out, whole.runTest(pf, &cy.Tests[i], i))
+	}
+	return out, nil
 }
 
 // only is the set restricted to one file's rules: same lists, same
