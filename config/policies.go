@@ -27,7 +27,7 @@ func (c *Config) RulesConfig(defaults fs.FS) (rules.Config, fs.FS) {
 // LoadPolicies compiles the policy set c names; every command that takes
 // a config file (serve, check -c, lint -c, test -c) loads it through here,
 // so all of them run the same rules. With `policies: []` the set is empty.
-func LoadPolicies(c *Config, defaults fs.FS, st *rules.State) (*rules.Set, error) {
+func LoadPolicies(c *Config, defaults fs.FS, st rules.Store) (*rules.Set, error) {
 	rc, fsys := c.RulesConfig(defaults)
 	if fsys != nil {
 		return rules.LoadFS(fsys, rc, st)
