@@ -23,9 +23,9 @@ type Evaluator struct {
 	// stateErr is the Store's failure during the current rule: it turns
 	// the rule's error into a tempfail whatever rule_error says.
 	stateErr error
-	vm  vm.VM
-	env Env
-	msg *mimeparse.Message
+	vm       vm.VM
+	env      Env
+	msg      *mimeparse.Message
 
 	envAny any  // env boxed once per Eval: what the programs run with
 	stale  bool // Score or Tags changed since envAny was boxed
