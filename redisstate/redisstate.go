@@ -197,3 +197,12 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the connections.
 func (s *Store) Close() error { return s.c.Close() }
+
+// CheckURL reports whether rawURL is a Redis URL New accepts (config
+// validation; nothing is dialled).
+func CheckURL(rawURL string) error {
+	if _, err := redis.ParseURL(rawURL); err != nil {
+		return err
+	}
+	return nil
+}
