@@ -1,12 +1,9 @@
 package clamd_test
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,54 +12,13 @@ import (
 	"mailgate/internal/e2e"
 )
 
-// mimeMessage is a message with one attachment, its body as given.
-func mimeMessage(cte, name, body string) []byte {
-	return []byte(fmt.Sprintf("From: a@example.com\r\nTo: b@example.org\r\nSubject: test\r\n"+
-		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"+
-		"--b1\r\nContent-Type: text/plain\r\n\r\nSee the attachment.\r\n"+
-		"--b1\r\nContent-Type: application/octet-stream; name=%q\r\nContent-Disposition: attachment; filename=%q\r\n"+
-		"Content-Transfer-Encoding: %s\r\n\r\n%s\r\n--b1--\r\n", name, name, cte, body))
-}
-
-func b64(b []byte) string {
-	s := base64.StdEncoding.EncodeToString(b)
-	var out strings.Builder
-	for len(s) > 76 {
-		out.WriteString(s[:76] + "\r\n")
-		s = s[76:]
-	}
-	out.WriteString(s)
-	return out.String()
-}
-
-func eicarZip(t *testing.T) []byte {
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, err := zw.Create("docs/readme.com")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write([]byte(e2e.EICAR))
-	zw.Close()
-	return buf.Bytes()
-}
-
 // TestRealClamd drives a private clamd: EICAR found whether plain, base64
 // or zipped inside the MIME message (clamd decodes MIME and zip itself when
 // it is sent the whole message), over TCP and the unix socket; a clean
 // message passes.
 func TestRealClamd(t *testing.T) {
 	cd := e2e.StartClamd(t, e2e.ClamdOptions{})
-	cases := []struct {
-		name  string
-		msg   []byte
-		found bool
-	}{
-		{"eicar-plain", mimeMessage("7bit", "eicar.com", e2e.EICAR), true},
-		{"eicar-base64", mimeMessage("base64", "eicar.com", b64([]byte(e2e.EICAR))), true},
-		{"eicar-zip", mimeMessage("base64", "docs.zip", b64(eicarZip(t))), true},
-		{"clean", mimeMessage("base64", "notes.txt", b64([]byte("nothing to see here\r\n"))), false},
-	}
+	cases := e2e.VirusMessages()
 	for _, addr := range []string{cd.TCP, cd.Socket} {
 		cl, err := clamd.New(addr, 10*time.Second, 25<<20)
 		if err != nil {
@@ -72,16 +28,16 @@ func TestRealClamd(t *testing.T) {
 			t.Fatalf("%s: Ping: %v", addr, err)
 		}
 		for _, tc := range cases {
-			res, err := cl.Scan(context.Background(), bytes.NewReader(tc.msg), int64(len(tc.msg)))
+			res, err := cl.Scan(context.Background(), bytes.NewReader(tc.Data), int64(len(tc.Data)))
 			if err != nil {
-				t.Errorf("%s %s: %v", addr, tc.name, err)
+				t.Errorf("%s %s: %v", addr, tc.Name, err)
 				continue
 			}
-			if res.Found != tc.found {
-				t.Errorf("%s %s: Found = %v, want %v (%v)", addr, tc.name, res.Found, tc.found, res.Names)
+			if res.Found != tc.Virus {
+				t.Errorf("%s %s: Found = %v, want %v (%v)", addr, tc.Name, res.Found, tc.Virus, res.Names)
 			}
-			if tc.found && (len(res.Names) == 0 || res.Names[0] != e2e.EICARSignature) {
-				t.Errorf("%s %s: names %q, want [%s]", addr, tc.name, res.Names, e2e.EICARSignature)
+			if tc.Virus && (len(res.Names) == 0 || res.Names[0] != e2e.EICARSignature) {
+				t.Errorf("%s %s: names %q, want [%s]", addr, tc.Name, res.Names, e2e.EICARSignature)
 			}
 		}
 	}
@@ -93,7 +49,7 @@ func TestRealClamd(t *testing.T) {
 // None of them is ever a clean verdict.
 func TestRealClamdFailures(t *testing.T) {
 	cd := e2e.StartClamd(t, e2e.ClamdOptions{StreamMaxLength: "1M"})
-	msg := mimeMessage("base64", "notes.txt", b64([]byte("clean\r\n")))
+	msg := e2e.MIMEAttachment("base64", "notes.txt", e2e.Base64Lines([]byte("clean\r\n")))
 
 	big := bytes.Repeat([]byte("A"), 8<<20)
 	cl, _ := clamd.New(cd.TCP, 10*time.Second, 64<<20)

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"archive/zip"
 	"bufio"
+	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -119,4 +122,56 @@ func pingTCP(addr string) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
+}
+
+// VirusMessage is a test message for the virus scanning tests.
+type VirusMessage struct {
+	Name  string
+	Data  []byte
+	Virus bool // carries EICAR
+}
+
+// VirusMessages returns EICAR as a plain (7bit) attachment, base64-encoded,
+// and zipped inside a base64 attachment, and a clean message with an
+// attachment: clamd must find the first three in the whole message (it
+// decodes MIME, base64 and zip itself), and not the last.
+func VirusMessages() []VirusMessage {
+	return []VirusMessage{
+		{"eicar-plain", MIMEAttachment("7bit", "eicar.com", EICAR), true},
+		{"eicar-base64", MIMEAttachment("base64", "eicar.com", Base64Lines([]byte(EICAR))), true},
+		{"eicar-zip", MIMEAttachment("base64", "docs.zip", Base64Lines(eicarZip())), true},
+		{"clean", MIMEAttachment("base64", "notes.txt", Base64Lines([]byte("nothing to see here\r\n"))), false},
+	}
+}
+
+// MIMEAttachment is a multipart/mixed message with a text part and one
+// attachment whose body (already encoded as cte says) is given.
+func MIMEAttachment(cte, name, body string) []byte {
+	return []byte(fmt.Sprintf("From: a@example.com\r\nTo: b@example.org\r\nSubject: test %s\r\n"+
+		"Message-ID: <%s@example.com>\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\n"+
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"+
+		"--b1\r\nContent-Type: text/plain\r\n\r\nSee the attachment.\r\n"+
+		"--b1\r\nContent-Type: application/octet-stream; name=%q\r\nContent-Disposition: attachment; filename=%q\r\n"+
+		"Content-Transfer-Encoding: %s\r\n\r\n%s\r\n--b1--\r\n", name, strings.ReplaceAll(name, ".", "-"), name, name, cte, body))
+}
+
+// Base64Lines is b in base64, in lines of 76 characters.
+func Base64Lines(b []byte) string {
+	s := base64.StdEncoding.EncodeToString(b)
+	var out strings.Builder
+	for len(s) > 76 {
+		out.WriteString(s[:76] + "\r\n")
+		s = s[76:]
+	}
+	out.WriteString(s)
+	return out.String()
+}
+
+func eicarZip() []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("docs/readme.com")
+	w.Write([]byte(EICAR))
+	zw.Close()
+	return buf.Bytes()
 }
