@@ -17,7 +17,7 @@ func (c *Config) RunsNoPolicy() bool { return len(c.Policies) == 0 && c.Embedded
 // BaseDir stays empty: joining the config's directory a second time would
 // read sub/sub/local.yaml for `-c sub/mailgate.yaml`.
 func (c *Config) RulesConfig(defaults fs.FS) (rules.Config, fs.FS) {
-	rc := rules.Config{Policies: c.Policies, Lists: c.Lists, RuleError: c.RuleError}
+	rc := rules.Config{Policies: c.Policies, Lists: c.Lists, RuleError: c.RuleError, Bounds: c.Bounds()}
 	if len(c.Policies) == 0 && c.EmbeddedPolicy != "" && defaults != nil {
 		rc.Policies = []string{c.EmbeddedPolicy}
 		return rc, defaults
@@ -58,4 +58,15 @@ func (c *Config) CheckFacts(set *rules.Set) error {
 		return &Error{Problems: []string{fmt.Sprintf("%s: a policy reads Virus (clamd's verdict), but no clamd: section is configured (clamd: {address: tcp://127.0.0.1:3310})", where)}}
 	}
 	return nil
+}
+
+// Bounds are the fact sizes c's limits allow, for the policies' cost
+// estimate (docs/policy.md "Cost of a rule"): serve, lint -c, check -c and
+// test -c estimate with the same limits.
+func (c *Config) Bounds() rules.Bounds {
+	l := c.Limits
+	return rules.Bounds{
+		MimeParts: int64(l.MimeParts), ArchiveEntries: int64(l.ArchiveEntries), HeaderBytes: l.HeaderBytes,
+		MessageSize: l.MessageSize, Recipients: int64(l.Recipients),
+	}
 }
