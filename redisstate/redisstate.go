@@ -24,6 +24,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"sync/atomic"
@@ -205,4 +206,15 @@ func CheckURL(rawURL string) error {
 		return err
 	}
 	return nil
+}
+
+// LogTo sends go-redis's own messages (reconnects, pool failures) to l at
+// warning level instead of the standard logger. go-redis has one logger
+// per process: serve calls this once.
+func LogTo(l *slog.Logger) { redis.SetLogger(slogAdapter{l}) }
+
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Printf(ctx context.Context, format string, v ...any) {
+	a.l.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
