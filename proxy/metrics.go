@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"mailgate/clamd"
 	"mailgate/rules"
 )
 
@@ -101,5 +102,13 @@ func (m *metrics) observeVerdict(stage rules.Stage, v rules.Verdict, d time.Dura
 	}
 	if len(v.Errors) > 0 {
 		m.ruleErrors.Add(float64(len(v.Errors)))
+	}
+}
+
+// observeScan counts one clamd scan (clamd.Enricher.Observe).
+func (m *metrics) observeScan(outcome string, d time.Duration) {
+	m.virusScans.WithLabelValues(outcome).Inc()
+	if outcome != clamd.OutcomeTooBig && outcome != clamd.OutcomeSkipped {
+		m.virusScanDuration.Observe(d.Seconds())
 	}
 }

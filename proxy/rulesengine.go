@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"fmt"
 	"io"
 	"io/fs"
 	"sync"
@@ -37,11 +36,6 @@ func engineUses(eng Engine, name string) bool {
 	return ok && fu.Uses(name)
 }
 
-// sessionScans says whether the session streams messages to clamd (the
-// data stage's Enricher). Until it does, serve refuses a set that reads
-// Virus rather than run it with an empty, clean-looking verdict.
-const sessionScans = false
-
 // PolicyLoader returns an Options.LoadEngine that compiles the policies a
 // config names (LoadPolicies); with `policies: []` it returns no engine.
 // rate() and greylisting keep their state across reloads: one rules.State
@@ -73,10 +67,6 @@ func PolicyLoader(defaults fs.FS) func(*config.Config) (Engine, error) {
 		set, err := config.LoadPolicies(c, defaults, store)
 		if err != nil {
 			return nil, err
-		}
-		if set.Uses("Virus") && !sessionScans {
-			// Fail closed: a verdict nobody computed must not read as clean.
-			return nil, fmt.Errorf("a policy reads Virus, but this build of serve does not scan with clamd yet (check -c does)")
 		}
 		return rulesEngine{set}, nil
 	}
