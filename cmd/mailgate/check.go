@@ -74,6 +74,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailgate check: %v\n", err)
 		return 1
 	}
+	if av == nil && set.Uses("Virus") {
+		fmt.Fprintln(stderr, "mailgate check: warning: a policy reads Virus, but nothing scans (no -c with a clamd: section): every message looks clean to it")
+	}
 	c := &checker{
 		clock: clock, opts: o, set: set, ev: set.NewEvaluator(), src: src, av: av,
 		stdout: stdout, stderr: stderr,
