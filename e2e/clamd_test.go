@@ -88,6 +88,12 @@ func TestCheckScansWithClamd(t *testing.T) {
 		t.Errorf("clamd stopped: %q, want tempfail virus-scan-failed", got["clean.eml"])
 	}
 
+	// -p: nothing scans; check says so rather than let the verdicts pass
+	// for scanned.
+	if _, errOut, _ := runMailgate(t, dir, "check", "-p", filepath.Join(root, "policies/facts/antivirus.yaml"), "eicar-plain.eml"); !strings.Contains(errOut, "nothing scans") {
+		t.Errorf("check -p with a policy reading Virus: no warning in %q", errOut)
+	}
+
 	// Without clamd:, a config reading Virus is refused.
 	writeFiles(t, dir, map[string]string{"mailgate.yaml": fmt.Sprintf("upstream: smtp://127.0.0.1:1\npolicies: [%q]\n", filepath.Join(root, "policies/facts/antivirus.yaml"))})
 	for _, cmd := range [][]string{{"check", "-c", "mailgate.yaml", "clean.eml"}, {"lint", "-c", "mailgate.yaml"}} {
