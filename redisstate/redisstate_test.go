@@ -216,3 +216,5 @@ func dbsize(t *testing.T, addr string) int64 {
 	fmt.Sscanf(redisCmd(t, addr, "DBSIZE"), ":%d", &n)
 	return n
 }
+
+func newStoreB(url string) (*redisstate.Store, error) { return redisstate.New(url) }
