@@ -169,7 +169,7 @@ func (cl *smtpClient) send(msg []byte) string {
 
 // startClamdServe starts mailgate serve with the given policies, a clamd:
 // section for addr and a fake upstream.
-func startClamdServe(t *testing.T, clamdAddr, timeout string, policies ...string) (string, *fakeUpstream, string) {
+func startClamdServe(t *testing.T, clamdAddr, timeout string, policies ...string) (string, *fakeUpstream, string, *e2e.Process) {
 	t.Helper()
 	up := startUpstream(t, upstreamScript{at: stNone})
 	dir := t.TempDir()
@@ -182,8 +182,8 @@ func startClamdServe(t *testing.T, clamdAddr, timeout string, policies ...string
 		"clamd: {address: %q, timeout: %s, max_size: 200KiB}\ntimeouts: {command: 30s}\n",
 		addr, up.Addr, strings.Join(pols, ", "), dir, maddr, clamdAddr, timeout)
 	writeFiles(t, dir, map[string]string{"mailgate.yaml": cfg})
-	e2e.StartMailgate(t, dir, addr, "serve", "-c", filepath.Join(dir, "mailgate.yaml"))
-	return addr, up, maddr
+	p := e2e.StartMailgate(t, dir, addr, "serve", "-c", filepath.Join(dir, "mailgate.yaml"))
+	return addr, up, maddr, p
 }
 
 // TestServeScansWithClamd: serve streams each message to a private clamd
@@ -197,7 +197,7 @@ func TestServeScansWithClamd(t *testing.T) {
 	root := e2e.RepoRoot(t)
 	av := filepath.Join(root, "policies/facts/antivirus.yaml")
 	for _, clamdAddr := range []string{cd.TCP, cd.Socket} {
-		addr, up, maddr := startClamdServe(t, clamdAddr, "1s", av)
+		addr, up, maddr, p := startClamdServe(t, clamdAddr, "1s", av)
 		cl := dialSMTP(t, addr)
 		for _, m := range e2e.VirusMessages() {
 			r := cl.send(m.Data)
@@ -216,6 +216,17 @@ func TestServeScansWithClamd(t *testing.T) {
 		if r := cl.send(big); !strings.HasPrefix(r, "552 5.3.4") {
 			t.Errorf("%s: over max_size: %q, want 552 5.3.4", clamdAddr, r)
 		}
+		cl.cmd("QUIT\r\n")
+		time.Sleep(200 * time.Millisecond)
+		found := 0
+		for _, rec := range logRecords(p.Output()) {
+			if rec["msg"] == "transaction" && rec["virus"] == "found" {
+				found++
+			}
+		}
+		if found != 3 {
+			t.Errorf("%s: %d transaction log lines with virus=found, want 3", clamdAddr, found)
+		}
 		for outcome, want := range map[string]string{"found": "3", "clean": "1", "too-big": "1"} {
 			if v := metricValue(t, maddr, `mailgate_virus_scans_total{outcome="`+outcome+`"}`); v != want {
 				t.Errorf("%s: mailgate_virus_scans_total{outcome=%q} = %q, want %s", clamdAddr, outcome, v, want)
@@ -223,7 +234,7 @@ func TestServeScansWithClamd(t *testing.T) {
 		}
 	}
 
-	addr, up, _ := startClamdServe(t, cd.TCP, "1s", av)
+	addr, up, _, _ := startClamdServe(t, cd.TCP, "1s", av)
 	cl := dialSMTP(t, addr)
 	clean := e2e.VirusMessages()[3].Data
 	cd.Freeze()
@@ -253,7 +264,7 @@ func TestServeScansWithClamd(t *testing.T) {
 
 	// A set that does not read Virus never calls clamd: with clamd
 	// stopped, mail flows.
-	addr, up, maddr := startClamdServe(t, cd.TCP, "1s", filepath.Join(root, "policies/default.yaml"))
+	addr, up, maddr, _ := startClamdServe(t, cd.TCP, "1s", filepath.Join(root, "policies/default.yaml"))
 	if r := dialSMTP(t, addr).send(clean); !strings.HasPrefix(r, "250") {
 		t.Errorf("no rule reads Virus, clamd stopped: %q, want 250", r)
 	}
