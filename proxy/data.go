@@ -88,6 +88,20 @@ func (s *Session) message(ctx context.Context, sp *spool.Spool, tooBig bool, lin
 			timing = append(timing, "defects", msg.Defects)
 		}
 	}
+	if s.av != nil {
+		// The whole message as received, streamed to clamd from the spool
+		// when the data stage runs (clamd.Enricher); only the policies
+		// that read Virus get here (newSession).
+		s.av.Ctx, s.av.Open = ctx, func() (io.Reader, int64, error) {
+			r, err := sp.Reader()
+			return r, sp.Size(), err
+		}
+		s.av.Observe = func(outcome string, d time.Duration) {
+			s.srv.metrics.observeScan(outcome, d)
+			timing = append(timing, "virus", outcome, "virus_ms", d.Milliseconds())
+		}
+		defer func() { s.av.Ctx, s.av.Open, s.av.Observe = nil, nil, s.srv.metrics.observeScan }()
+	}
 	t1 := time.Now()
 	d := pol.Data(msg, int(sp.Size()))
 	timing = append(timing, "policy_ms", time.Since(t1).Milliseconds())

@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"mailgate/clamd"
 	"mailgate/rules"
 )
 
@@ -31,6 +33,11 @@ type metrics struct {
 	// although xclient is on.
 	upstreamNoXclient prometheus.Counter
 	reloads           *prometheus.CounterVec // result: ok, failed
+	// stateErrors counts rule evaluations that failed because the shared
+	// state (Redis) behind rate() or greylisting could not answer.
+	stateErrors       prometheus.Counter
+	virusScans        *prometheus.CounterVec // outcome: clean, found, error, too-big
+	virusScanDuration prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -62,6 +69,13 @@ func newMetrics() *metrics {
 		Help: "upstream.Upstream sessions opened without XCLIENT although xclient is on: the upstream's own checks saw mailgate's address."})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailgate_config_reloads_total",
 		Help: "Configuration reloads, by result."}, []string{"result"})
+	m.stateErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailgate_state_errors_total",
+		Help: "Rules that could not read the shared state (state.redis down or too slow): their command was tempfailed."})
+	m.virusScans = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailgate_virus_scans_total",
+		Help: "clamd scans, by outcome (clean, found, error, too-big: larger than clamd.max_size, not sent)."}, []string{"outcome"})
+	m.virusScanDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mailgate_virus_scan_duration_seconds",
+		Help: "Time of one clamd scan, connect to reply.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)})
+	m.reg.MustRegister(m.stateErrors, m.virusScans, m.virusScanDuration)
 	m.reg.MustRegister(m.panics, m.connections, m.sessionsActive, m.replies, m.commandDuration, m.transactions,
 		m.ruleHits, m.ruleErrors, m.stageDuration, m.messageSize, m.upstreamErrors, m.upstreamNoXclient, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -78,10 +92,23 @@ func (m *metrics) observeVerdict(stage rules.Stage, v rules.Verdict, d time.Dura
 		}
 		m.ruleHits.WithLabelValues(r, action).Inc()
 	}
+	for _, err := range v.Errors {
+		if errors.Is(err, rules.ErrState) {
+			m.stateErrors.Inc()
+		}
+	}
 	for _, r := range v.Monitor {
 		m.ruleHits.WithLabelValues(r, "monitor").Inc()
 	}
 	if len(v.Errors) > 0 {
 		m.ruleErrors.Add(float64(len(v.Errors)))
+	}
+}
+
+// observeScan counts one clamd scan (clamd.Enricher.Observe).
+func (m *metrics) observeScan(outcome string, d time.Duration) {
+	m.virusScans.WithLabelValues(outcome).Inc()
+	if outcome != clamd.OutcomeTooBig && outcome != clamd.OutcomeSkipped {
+		m.virusScanDuration.Observe(d.Seconds())
 	}
 }

@@ -62,6 +62,23 @@ func (c *compiler) checkTests(tests []testYAML) {
 				c.atScalar(fy.Client.Pregreet, "tests: facts: client: pregreet: %q is not true or false", v)
 			}
 		}
+		if fy := t.Facts; fy != nil {
+			if vy := fy.Virus; vy != nil {
+				if v, ok := c.str("", "tests: facts: virus: found", vy.Found); ok && v != "true" && v != "false" {
+					c.atScalar(vy.Found, "tests: facts: virus: found: %q is not true or false", v)
+				}
+				for _, n := range vy.Names {
+					c.str("", "tests: facts: virus: names", n)
+				}
+				c.str("", "tests: facts: virus: error", vy.Error)
+				if vy.Found.Value == "true" && len(vy.Names) == 0 {
+					c.atScalar(vy.Found, "tests: facts: virus: found: true needs names: (the signatures clamd reported)")
+				}
+			}
+			for _, d := range fy.Defects {
+				c.str("", "tests: facts: defects", d)
+			}
+		}
 		x := t.Expect
 		if x == nil {
 			l, col := testPos(t)
@@ -233,6 +250,13 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 	if fy := t.Facts; fy != nil && fy.Client != nil {
 		f.Client.Pregreet = fy.Client.Pregreet.Value == "true"
 	}
+	var static *StaticFacts
+	if fy := t.Facts; fy != nil && (fy.Virus != nil || len(fy.Defects) > 0) {
+		static = &StaticFacts{Defects: values(fy.Defects)}
+		if vy := fy.Virus; vy != nil {
+			static.Virus = Virus{Found: vy.Found.Value == "true", Names: values(vy.Names), Error: vy.Error.Value}
+		}
+	}
 	if env := t.Envelope; env != nil {
 		if env.From.Set {
 			f.Envelope.From = env.From.Value
@@ -250,7 +274,11 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 			}
 		}
 	}
-	run := s.simulate(s.newEvaluator(NewState(1024, nil)), &f, rcpts, msg)
+	var enrich Enricher
+	if static != nil {
+		enrich = static
+	}
+	run := s.simulate(s.newEvaluator(NewState(1024, nil)), &f, rcpts, msg, enrich)
 	res.Problems = compareExpect(t.Expect, run)
 	res.Pass = len(res.Problems) == 0
 	return res
@@ -258,8 +286,8 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 
 // simulate runs a transaction through the same Conn and Tx that serve
 // drives (transaction.go), with an upstream that accepts every command.
-func (s *Set) simulate(e *Evaluator, f *Facts, rcpts []string, msg *mimeparse.Message) testRun {
-	res := Simulate(e, SimInput{Client: f.Client, From: f.Envelope.From, Rcpts: rcpts, Msg: msg, Size: f.Envelope.Size})
+func (s *Set) simulate(e *Evaluator, f *Facts, rcpts []string, msg *mimeparse.Message, enrich Enricher) testRun {
+	res := Simulate(e, SimInput{Client: f.Client, From: f.Envelope.From, Rcpts: rcpts, Msg: msg, Size: f.Envelope.Size, Enrich: enrich})
 	t := res.Tx
 	return testRun{
 		verdict: res.Decision.Action,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mailgate/clamd"
 	"mailgate/config"
 	"os"
 	"path/filepath"
@@ -69,13 +70,16 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		o.rcpts = stringList{checkDefaultRcpt}
 	}
 	clock := &chkClock{base: time.Now()}
-	set, src, err := loadCheckSet(&o, rules.NewState(0, clock.now))
+	set, src, av, err := loadCheckSet(&o, rules.NewState(0, clock.now))
 	if err != nil {
 		fmt.Fprintf(stderr, "mailgate check: %v\n", err)
 		return 1
 	}
+	if av == nil && set.Uses("Virus") {
+		fmt.Fprintln(stderr, "mailgate check: warning: a policy reads Virus, but nothing scans (no -c with a clamd: section): every message looks clean to it")
+	}
 	c := &checker{
-		clock: clock, opts: o, set: set, ev: set.NewEvaluator(), src: src,
+		clock: clock, opts: o, set: set, ev: set.NewEvaluator(), src: src, av: av,
 		stdout: stdout, stderr: stderr,
 		hits: map[string]int{}, monitorHits: map[string]int{}, verdicts: map[string]int{},
 		progress: chkIsTerminal(stderr), lastProgress: time.Now(),
@@ -101,35 +105,46 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 // loadCheckSet loads the policies named by -c or -p, or the embedded
-// default pack, and returns the rules' sources for --explain.
-func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources, error) {
+// default pack, and returns the rules' sources for --explain, and the
+// config's clamd (nil without -c or without clamd:), which scans each
+// message as serve would when the set reads Virus. rate() and greylisting
+// stay in check's own State even when the config names a Redis: a
+// back-test judges each message alone and must not touch production's
+// counts.
+func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources, *clamd.Client, error) {
 	switch {
 	case o.config != "":
 		// Read as serve reads it, and the same policy set (lint.go loadRuleSet).
 		cfg, err := config.Load(o.config)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		set, err := config.LoadPolicies(cfg, mailgate.Tree, st)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
+		}
+		var av *clamd.Client
+		if cfg.Clamd != nil {
+			if av, err = clamd.New(cfg.Clamd.Address, cfg.Clamd.Timeout, cfg.Clamd.MaxSize); err != nil {
+				return nil, nil, nil, err
+			}
 		}
 		o.limits = cfg.MimeLimits()
 		rc, fsys := cfg.RulesConfig(mailgate.Tree)
-		return set, chkReadRuleSources(fsys, rc.Policies), nil
+		return set, chkReadRuleSources(fsys, rc.Policies), av, nil
 	case len(o.policies) > 0:
 		set, err := rules.Load(rules.Config{Policies: o.policies, Lists: o.lists}, st)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return set, chkReadRuleSources(nil, o.policies), nil
+		return set, chkReadRuleSources(nil, o.policies), nil, nil
 	}
 	cfg := rules.Config{Policies: []string{mailgate.DefaultPack}, Lists: o.lists}
 	set, err := rules.LoadFS(mailgate.Tree, cfg, st)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return set, chkReadRuleSources(mailgate.Tree, cfg.Policies), nil
+	return set, chkReadRuleSources(mailgate.Tree, cfg.Policies), nil, nil
 }
 
 // chkClock is the clock of rate() and greylisting during a back-test. A
@@ -154,6 +169,7 @@ type checker struct {
 	opts   checkOptions
 	set    *rules.Set
 	ev     *rules.Evaluator
+	av     *clamd.Client // -c with clamd: (nil: Virus stays empty)
 	src    chkRuleSources
 	stdout io.Writer
 	stderr io.Writer
@@ -205,7 +221,7 @@ func (c *checker) message(in chkInput) {
 		return
 	}
 	c.clock.next()
-	res := c.evaluate(msg, len(raw))
+	res := c.evaluate(msg, raw)
 	c.n++
 	c.verdicts[string(res.verdict)]++
 	for _, r := range res.rules {
@@ -237,9 +253,15 @@ func (c *checker) message(in chkInput) {
 
 // evaluate runs the message through rules.Simulate: the Conn and Tx that
 // serve drives, with an upstream that accepts every command.
-func (c *checker) evaluate(msg *mimeparse.Message, size int) chkResult {
+func (c *checker) evaluate(msg *mimeparse.Message, raw []byte) chkResult {
 	client := rules.Client{IP: c.opts.clientIP, Port: 25, HELO: c.opts.helo}
-	sim := rules.Simulate(c.ev, rules.SimInput{Client: client, From: c.opts.from, Rcpts: c.opts.rcpts, Msg: msg, Size: size})
+	in := rules.SimInput{Client: client, From: c.opts.from, Rcpts: c.opts.rcpts, Msg: msg, Size: len(raw)}
+	if c.av != nil {
+		in.Enrich = &clamd.Enricher{Client: c.av, Wanted: c.set.Uses("Virus"), Open: func() (io.Reader, int64, error) {
+			return bytes.NewReader(raw), int64(len(raw)), nil
+		}}
+	}
+	sim := rules.Simulate(c.ev, in)
 	t := sim.Tx
 	res := chkResult{
 		verdict: sim.Decision.Action,

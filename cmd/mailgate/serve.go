@@ -13,6 +13,7 @@ import (
 
 	"mailgate"
 	"mailgate/proxy"
+	"mailgate/redisstate"
 )
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -75,6 +76,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	log := proxy.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	redisstate.LogTo(log)
 	srv, err := proxy.NewServer(cfg, proxy.Options{Logger: log, LoadEngine: proxy.PolicyLoader(mailgate.Tree)})
 	if err != nil {
 		fmt.Fprintf(stderr, "mailgate serve: %v\n", err)
