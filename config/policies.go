@@ -1,7 +1,10 @@
 package config
 
 import (
+	"fmt"
 	"io/fs"
+
+	"mailgate/mimeparse"
 
 	"mailgate/rules"
 )
@@ -27,12 +30,36 @@ func (c *Config) RulesConfig(defaults fs.FS) (rules.Config, fs.FS) {
 // LoadPolicies compiles the policy set c names; every command that takes
 // a config file (serve, check -c, lint -c, test -c) loads it through here,
 // so all of them run the same rules. With `policies: []` the set is empty.
-func LoadPolicies(c *Config, defaults fs.FS, st *rules.State) (*rules.Set, error) {
+func LoadPolicies(c *Config, defaults fs.FS, st rules.Store) (*rules.Set, error) {
 	rc, fsys := c.RulesConfig(defaults)
+	var set *rules.Set
+	var err error
 	if fsys != nil {
-		return rules.LoadFS(fsys, rc, st)
+		set, err = rules.LoadFS(fsys, rc, st)
+	} else {
+		set, err = rules.Load(rc, st)
 	}
-	return rules.Load(rc, st)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.CheckFacts(set); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// CheckFacts refuses a policy set that reads a fact no configured section
+// feeds (docs/DESIGN.md "Wave 2 contract": without the section, serve,
+// check -c and lint -c refuse it; lint -p and test -p accept it).
+func (c *Config) CheckFacts(set *rules.Set) error {
+	if set.Uses("Virus") && c.Clamd == nil {
+		where := c.File
+		if where == "" {
+			where = "configuration"
+		}
+		return &Error{Problems: []string{fmt.Sprintf("%s: a policy reads Virus (clamd's verdict), but no clamd: section is configured (clamd: {address: tcp://127.0.0.1:3310})", where)}}
+	}
+	return nil
 }
 
 // Bounds are the fact sizes c's limits allow, for the policies' cost
@@ -44,4 +71,17 @@ func (c *Config) Bounds() rules.Bounds {
 		MimeParts: int64(l.MimeParts), ArchiveEntries: int64(l.ArchiveEntries), HeaderBytes: l.HeaderBytes,
 		MessageSize: l.MessageSize, Recipients: int64(l.Recipients),
 	}
+}
+
+// MimeLimits are the parser's limits from c (limits.*): what serve parses
+// with, and what check -c parses with, so a back-test sees the same
+// limit-* defects.
+func (c *Config) MimeLimits() mimeparse.Limits {
+	l := mimeparse.DefaultLimits()
+	lc := c.Limits
+	l.MimeDepth, l.MimeParts, l.HeaderBytes, l.LineLength = lc.MimeDepth, lc.MimeParts, int(lc.HeaderBytes), int(lc.LineLength)
+	l.ArchiveDepth, l.ArchiveEntries, l.InspectSpill = lc.ArchiveDepth, lc.ArchiveEntries, lc.InspectSpill
+	l.DecompressedBytes, l.ArchiveDict = lc.DecompressedBytes, lc.ArchiveDict
+	l.SpillDir = c.SpoolDir
+	return l
 }

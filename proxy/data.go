@@ -94,6 +94,20 @@ func (s *Session) message(ctx context.Context, sp *spool.Spool, tooBig bool, lin
 	if msg == nil {
 		s.tx.messageID = spoolMessageID(sp) // no policy needs the parse
 	}
+	if s.av != nil {
+		// The whole message as received, streamed to clamd from the spool
+		// when the data stage runs (clamd.Enricher); only the policies
+		// that read Virus get here (newSession).
+		s.av.Ctx, s.av.Open = ctx, func() (io.Reader, int64, error) {
+			r, err := sp.Reader()
+			return r, sp.Size(), err
+		}
+		s.av.Observe = func(outcome string, d time.Duration) {
+			s.srv.metrics.observeScan(outcome, d)
+			timing = append(timing, "virus", outcome, "virus_ms", d.Milliseconds())
+		}
+		defer func() { s.av.Ctx, s.av.Open, s.av.Observe = nil, nil, s.srv.metrics.observeScan }()
+	}
 	t1 := time.Now()
 	d := pol.Data(msg, int(sp.Size()))
 	timing = append(timing, "policy_ms", time.Since(t1).Milliseconds())
@@ -123,7 +137,7 @@ func (s *Session) parse(sp *spool.Spool, timing *[]any) (*mimeparse.Message, *ou
 	}
 	var msg *mimeparse.Message
 	var perr error
-	lim := s.mimeLimits()
+	lim := s.rt.cfg.MimeLimits()
 	t0 := time.Now()
 	release := sp.Share()
 	timeout := s.rt.cfg.Timeouts.Inspect
@@ -149,16 +163,6 @@ func (s *Session) parse(sp *spool.Spool, timing *[]any) (*mimeparse.Message, *ou
 	}
 	tempfail.logArgs = *timing
 	return nil, &tempfail
-}
-
-func (s *Session) mimeLimits() mimeparse.Limits {
-	l := mimeparse.DefaultLimits()
-	c := s.rt.cfg.Limits
-	l.MimeDepth, l.MimeParts, l.HeaderBytes, l.LineLength = c.MimeDepth, c.MimeParts, int(c.HeaderBytes), int(c.LineLength)
-	l.ArchiveDepth, l.ArchiveEntries, l.InspectSpill = c.ArchiveDepth, c.ArchiveEntries, c.InspectSpill
-	l.DecompressedBytes, l.ArchiveDict = c.DecompressedBytes, c.ArchiveDict
-	l.SpillDir = s.rt.cfg.SpoolDir
-	return l
 }
 
 // spoolSHA256 is the hex SHA-256 of the spooled message.

@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"mailgate/clamd"
 	"mailgate/internal/buildinfo"
 	"mailgate/rules"
 )
@@ -35,6 +37,11 @@ type metrics struct {
 	reloadOK          prometheus.Gauge
 	reloadOKTime      prometheus.Gauge
 	buildInfo         *prometheus.GaugeVec
+	// stateErrors counts rule evaluations that failed because the shared
+	// state (Redis) behind rate() or greylisting could not answer.
+	stateErrors       prometheus.Counter
+	virusScans        *prometheus.CounterVec // outcome: clean, found, error, too-big
+	virusScanDuration prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -74,6 +81,13 @@ func newMetrics() *metrics {
 		Help: "Always 1; the labels give the version of mailgate (module build information) and of Go."}, []string{"version", "goversion"})
 	m.buildInfo.WithLabelValues(buildinfo.Version(), buildinfo.GoVersion()).Set(1)
 	m.reg.MustRegister(m.reloadOK, m.reloadOKTime, m.buildInfo)
+	m.stateErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailgate_state_errors_total",
+		Help: "Rules that could not read the shared state (state.redis down or too slow): their command was tempfailed."})
+	m.virusScans = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailgate_virus_scans_total",
+		Help: "clamd scans, by outcome (clean, found, error, too-big: larger than clamd.max_size, not sent)."}, []string{"outcome"})
+	m.virusScanDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mailgate_virus_scan_duration_seconds",
+		Help: "Time of one clamd scan, connect to reply.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)})
+	m.reg.MustRegister(m.stateErrors, m.virusScans, m.virusScanDuration)
 	m.reg.MustRegister(m.panics, m.connections, m.sessionsActive, m.replies, m.commandDuration, m.transactions,
 		m.ruleHits, m.ruleErrors, m.stageDuration, m.messageSize, m.upstreamErrors, m.upstreamNoXclient, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -100,10 +114,23 @@ func (m *metrics) observeVerdict(stage rules.Stage, v rules.Verdict, d time.Dura
 		}
 		m.ruleHits.WithLabelValues(r, action).Inc()
 	}
+	for _, err := range v.Errors {
+		if errors.Is(err, rules.ErrState) {
+			m.stateErrors.Inc()
+		}
+	}
 	for _, r := range v.Monitor {
 		m.ruleHits.WithLabelValues(r, "monitor").Inc()
 	}
 	if len(v.Errors) > 0 {
 		m.ruleErrors.Add(float64(len(v.Errors)))
+	}
+}
+
+// observeScan counts one clamd scan (clamd.Enricher.Observe).
+func (m *metrics) observeScan(outcome string, d time.Duration) {
+	m.virusScans.WithLabelValues(outcome).Inc()
+	if outcome != clamd.OutcomeTooBig && outcome != clamd.OutcomeSkipped {
+		m.virusScanDuration.Observe(d.Seconds())
 	}
 }

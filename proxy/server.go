@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mailgate/clamd"
 	"mailgate/config"
 	"mailgate/internal/bounded"
+	"mailgate/redisstate"
 	"mailgate/spool"
 	"mailgate/upstream"
 	"net"
@@ -35,6 +37,9 @@ type liveConfig struct {
 	engine   Engine // nil: no policies
 	upstream upstream.Upstream
 	tls      *tls.Config
+	// clamd scans messages when the engine reads Virus (nil: no clamd:
+	// section; config.LoadPolicies then refuses a set that reads Virus).
+	clamd *clamd.Client
 	// noXclientWarn logs, once per configuration, that xclient is on but
 	// the upstream does not offer XCLIENT.
 	noXclientWarn sync.Once
@@ -131,6 +136,34 @@ func (s *Server) logPolicies(rt *liveConfig) {
 		return
 	}
 	s.log.Info("policies loaded", "config", rt.cfg.File, "rules", strings.Join(rt.engine.RuleNames(), ","))
+	s.checkServices(rt)
+}
+
+// checkServices says at start and at each reload whether clamd and Redis
+// answer. Neither being down stops serve: the rules that read them
+// tempfail until they are back (docs/DESIGN.md "Wave 2 contract").
+func (s *Server) checkServices(rt *liveConfig) {
+	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
+	defer cancel()
+	if rt.clamd != nil && engineUses(rt.engine, "Virus") {
+		if err := rt.clamd.Ping(ctx); err != nil {
+			s.log.Warn("clamd does not answer: messages are tempfailed until it does", "clamd", rt.cfg.Clamd.Address, "err", err)
+		} else {
+			s.log.Info("virus scanning with clamd", "clamd", rt.cfg.Clamd.Address, "max_size", rt.cfg.Clamd.MaxSize)
+		}
+	}
+	if rt.cfg.State != nil {
+		rs, err := redisstate.New(rt.cfg.State.Redis)
+		if err == nil {
+			err = rs.Ping(ctx)
+			rs.Close()
+		}
+		if err != nil {
+			s.log.Warn("state.redis does not answer: rules reading rate() or greylisting tempfail until it does", "err", err)
+		} else {
+			s.log.Info("rate() and greylisting in Redis, shared with every mailgate naming it")
+		}
+	}
 }
 
 func (s *Server) build(cfg *config.Config) (*liveConfig, error) {
@@ -143,6 +176,11 @@ func (s *Server) build(cfg *config.Config) (*liveConfig, error) {
 	}
 	if rt.tls, err = config.ServerTLS(cfg.TLSCert, cfg.TLSKey); err != nil {
 		return nil, err
+	}
+	if cfg.Clamd != nil {
+		if rt.clamd, err = clamd.New(cfg.Clamd.Address, cfg.Clamd.Timeout, cfg.Clamd.MaxSize); err != nil {
+			return nil, err
+		}
 	}
 	if s.opts.LoadEngine != nil {
 		if rt.engine, err = s.opts.LoadEngine(cfg); err != nil {

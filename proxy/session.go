@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mailgate/clamd"
 	"mailgate/rules"
 )
 
@@ -41,12 +42,15 @@ type Session struct {
 	trusted  bool        // a trusted forwarder: XFORWARD/XCLIENT believed
 	eval     Evaluator   // the policies; replaced when one is abandoned at timeouts.policy
 	pol      *rules.Conn // the policy side of the connection (rules/transaction.go)
-	up       upstream.Conn
-	errors   int
-	quit     bool
-	last     Reply       // the last reply sent, for the command metrics
-	idle     atomic.Bool // waiting for a command outside a transaction (Shutdown may wake it)
-	start    time.Time
+	// av scans the message with clamd before the data stage when the
+	// policies read Virus (nil otherwise); its Open is set per message.
+	av     *clamd.Enricher
+	up     upstream.Conn
+	errors int
+	quit   bool
+	last   Reply       // the last reply sent, for the command metrics
+	idle   atomic.Bool // waiting for a command outside a transaction (Shutdown may wake it)
+	start  time.Time
 
 	// HELO/TLS state
 	helo       string
@@ -145,6 +149,10 @@ func newSession(srv *Server, rt *liveConfig, c net.Conn, id string) *Session {
 	// A trusted forwarder's connect and helo stages wait for its
 	// XFORWARD/XCLIENT, until the first MAIL.
 	s.pol = rules.NewConn(ev, s.client, s.trusted)
+	if rt.clamd != nil && engineUses(rt.engine, "Virus") {
+		s.av = &clamd.Enricher{Client: rt.clamd, Wanted: true, Observe: srv.metrics.observeScan}
+		s.pol.SetEnricher(s.av)
+	}
 	return s
 }
 

@@ -471,6 +471,8 @@ func (w *stageWalker) Visit(node *ast.Node) {
 			w.add(n, "%s is a body fact, only known at stage data (this rule runs at stage %s)", n.Value, w.stage)
 		case headerFacts[n.Value] && w.stage != StageData:
 			w.add(n, "%s reads the message header, only known at stage data (this rule runs at stage %s)", n.Value, w.stage)
+		case lookupFacts[n.Value] > w.stage:
+			w.add(n, "%s is only known from stage %s on (this rule runs at stage %s)", n.Value, lookupFacts[n.Value], w.stage)
 		case n.Value == "Rcpt" && w.stage != StageRcpt:
 			w.add(n, "Rcpt is the recipient being decided, only set at stage rcpt (this rule runs at stage %s); use Envelope.Rcpts", w.stage)
 		}

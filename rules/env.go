@@ -51,6 +51,9 @@ type Env struct {
 	Score float64
 	Tags  []string
 
+	// Virus is clamd's verdict (stage data; zero before).
+	Virus Virus
+
 	Lists map[string]map[string]struct{}
 
 	// Rate is rate(key, window): how many times key was seen within window
@@ -73,6 +76,12 @@ var bodyFacts = map[string]bool{
 var headerFacts = map[string]bool{
 	"Header": true, "HeaderAll": true, "HasHeader": true, "Subject": true, "From": true,
 	"FromDomain": true, "To": true, "Cc": true, "MessageID": true,
+}
+
+// lookupFacts are top-level facts that a lookup outside the message
+// computes, known only from a stage on (docs/DESIGN.md "Wave 2 contract").
+var lookupFacts = map[string]Stage{
+	"Virus": StageData,
 }
 
 // memberFacts are fields known only from a stage on (docs/policy.md,
@@ -120,6 +129,8 @@ func fieldNames(typeName string) []string {
 		t = reflect.TypeOf(&Client{})
 	case "rules.Envelope", "*rules.Envelope":
 		t = reflect.TypeOf(&Envelope{})
+	case "rules.Virus", "*rules.Virus":
+		t = reflect.TypeOf(&Virus{})
 	default:
 		return nil
 	}

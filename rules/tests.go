@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"gopkg.in/yaml.v3"
+
 	"mailgate/mimeparse"
 )
 
@@ -50,6 +52,23 @@ func (c *compiler) checkTests(tests []testYAML) {
 		if fy := t.Facts; fy != nil && fy.Client != nil {
 			if v, ok := c.str("", "tests: facts: client: pregreet", fy.Client.Pregreet); ok && v != "true" && v != "false" {
 				c.atScalar(fy.Client.Pregreet, "tests: facts: client: pregreet: %q is not true or false", v)
+			}
+		}
+		if fy := t.Facts; fy != nil {
+			if vy := fy.Virus; vy != nil {
+				if v, ok := c.str("", "tests: facts: virus: found", vy.Found); ok && v != "true" && v != "false" {
+					c.atScalar(vy.Found, "tests: facts: virus: found: %q is not true or false", v)
+				}
+				for _, n := range vy.Names {
+					c.str("", "tests: facts: virus: names", n)
+				}
+				c.str("", "tests: facts: virus: error", vy.Error)
+				if vy.Found.Value == "true" && len(vy.Names) == 0 {
+					c.atScalar(vy.Found, "tests: facts: virus: found: true needs names: (the signatures clamd reported)")
+				}
+			}
+			for _, d := range fy.Defects {
+				c.str("", "tests: facts: defects", d)
 			}
 		}
 		x := t.Expect
@@ -104,6 +123,57 @@ func (s *Set) RunTests() []TestResult {
 		}
 	}
 	return out
+}
+
+// configTestsYAML is the part of a configuration file rules reads: its
+// own tests of the combined behaviour.
+type configTestsYAML struct {
+	Tests []testYAML `yaml:"tests"`
+}
+
+// RunConfigTests runs the tests: of a configuration file (mailgate.yaml,
+// data as read from file) against the whole set: what the packs do
+// together, as serve runs them. Their messages resolve from the file's
+// directory. A malformed test is a *LoadError with the file's positions.
+func (s *Set) RunConfigTests(file string, data []byte) ([]TestResult, error) {
+	return s.configTests(file, data, true)
+}
+
+// CheckConfigTests checks a configuration file's tests: as RunConfigTests
+// would load them, without running them (`mailgate lint -c`).
+func (s *Set) CheckConfigTests(file string, data []byte) error {
+	_, err := s.configTests(file, data, false)
+	return err
+}
+
+func (s *Set) configTests(file string, data []byte, run bool) ([]TestResult, error) {
+	var cy configTestsYAML
+	if err := yaml.Unmarshal(data, &cy); err != nil {
+		le := &LoadError{}
+		le.Problems = append(le.Problems, yamlProblem(file, data, err))
+		return nil, le
+	}
+	if len(cy.Tests) == 0 {
+		return nil, nil
+	}
+	le := &LoadError{}
+	c := newCompiler(s, le)
+	c.file, c.src = file, data
+	c.checkTests(cy.Tests)
+	if len(le.Problems) > 0 {
+		return nil, le
+	}
+	if !run {
+		return nil, nil
+	}
+	pf := &policyFile{name: file, tests: cy.Tests}
+	whole := *s
+	whole.fsys = nil // the configuration is a file on disk
+	var out []TestResult
+	for i := range cy.Tests {
+		out = append(out, whole.runTest(pf, &cy.Tests[i], i))
+	}
+	return out, nil
 }
 
 // only is the set restricted to one file's rules: same lists, same
@@ -174,6 +244,13 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 	if fy := t.Facts; fy != nil && fy.Client != nil {
 		f.Client.Pregreet = fy.Client.Pregreet.Value == "true"
 	}
+	var static *StaticFacts
+	if fy := t.Facts; fy != nil && (fy.Virus != nil || len(fy.Defects) > 0) {
+		static = &StaticFacts{Defects: values(fy.Defects)}
+		if vy := fy.Virus; vy != nil {
+			static.Virus = Virus{Found: vy.Found.Value == "true", Names: values(vy.Names), Error: vy.Error.Value}
+		}
+	}
 	if env := t.Envelope; env != nil {
 		if env.From.Set {
 			f.Envelope.From = env.From.Value
@@ -191,7 +268,11 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 			}
 		}
 	}
-	run := s.simulate(s.newEvaluator(NewState(1024, nil)), &f, rcpts, msg)
+	var enrich Enricher
+	if static != nil {
+		enrich = static
+	}
+	run := s.simulate(s.newEvaluator(NewState(1024, nil)), &f, rcpts, msg, enrich)
 	res.Problems = compareExpect(t.Expect, run)
 	res.Pass = len(res.Problems) == 0
 	return res
@@ -199,8 +280,8 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 
 // simulate runs a transaction through the same Conn and Tx that serve
 // drives (transaction.go), with an upstream that accepts every command.
-func (s *Set) simulate(e *Evaluator, f *Facts, rcpts []string, msg *mimeparse.Message) testRun {
-	res := Simulate(e, SimInput{Client: f.Client, From: f.Envelope.From, Rcpts: rcpts, Msg: msg, Size: f.Envelope.Size})
+func (s *Set) simulate(e *Evaluator, f *Facts, rcpts []string, msg *mimeparse.Message, enrich Enricher) testRun {
+	res := Simulate(e, SimInput{Client: f.Client, From: f.Envelope.From, Rcpts: rcpts, Msg: msg, Size: f.Envelope.Size, Enrich: enrich})
 	t := res.Tx
 	return testRun{
 		verdict: res.Decision.Action,

@@ -59,6 +59,17 @@ type testYAML struct {
 // so packs test without DNS, clamd or Redis.
 type factsYAML struct {
 	Client *clientFactsYAML `yaml:"client"`
+	Virus  *virusFactsYAML  `yaml:"virus"`
+	// Defects are the defects a front-end adds to the message's own
+	// (limit-virus-scan-size: too large to be sent to clamd).
+	Defects []scalar `yaml:"defects"`
+}
+
+// virusFactsYAML is clamd's verdict, as Virus.Found, .Names, .Error.
+type virusFactsYAML struct {
+	Found scalar   `yaml:"found"`
+	Names []scalar `yaml:"names"`
+	Error scalar   `yaml:"error"`
 }
 
 type clientFactsYAML struct {

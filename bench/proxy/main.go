@@ -265,7 +265,7 @@ func matrix(e *env, o options, stdout, stderr io.Writer) int {
 	var notes []string
 	defer func() {
 		for _, t := range targets {
-			t.proc.stop()
+			t.stop()
 		}
 	}()
 	failed := false
@@ -322,7 +322,7 @@ outer:
 					s := sample{Target: t.name, Size: size, Sessions: sess, Run: r + 1, Msgs: load}
 					var d time.Duration
 					var err error
-					runLoad := func() { d, err = sourceRun(ctx, t.addr, files[size], load, sess, 3*time.Minute) }
+					runLoad := func() { d, err = sourceRunAll(ctx, t.addrs(), files[size], load, sess, 3*time.Minute) }
 					if o.pprofDir != "" && t.metrics != "" && r == 0 && sess == slices.Max(o.sessions) {
 						label := fmt.Sprintf("%s-%s-s%d", t.name, size, sess)
 						notes = append(notes, profileDuring(o.pprofDir, t.metrics, label, int(loadSeconds), runLoad))
@@ -334,7 +334,7 @@ outer:
 						s.MsgsPerS = float64(load) / d.Seconds()
 						est[t.name+"/"+size] = s.MsgsPerS
 						s.MBPerS = s.MsgsPerS * float64(bytesOf[size]) / 1e6
-						p50, p99, errs, lerr := latencyRun(t.addr, wires[size], lat, sess, 2*time.Minute)
+						p50, p99, errs, lerr := latencyRunAll(t.addrs(), wires[size], lat, sess, 2*time.Minute)
 						s.P50ms, s.P99ms = ms(p50), ms(p99)
 						if errs > 0 {
 							err = fmt.Errorf("latency client: %d of %d failed, first: %v", errs, lat, lerr)
@@ -399,6 +399,8 @@ func startTarget(e *env, name string) (*target, error) {
 		return startMailgate(e, name, p, 2000)
 	case "haraka":
 		return startHaraka(e, runtime.NumCPU())
+	case "mailgate-rate-lru", "mailgate-rate-redis", "mailgate-rate-redis-x2", "mailgate-av-off", "mailgate-av":
+		return startServiceTarget(e, name)
 	}
 	return nil, fmt.Errorf("unknown target %q", name)
 }

@@ -33,6 +33,34 @@ type target struct {
 	rssPid int
 	// metrics is mailgate's metrics_listen address, "" unless -pprof.
 	metrics string
+	// more are further instances of the same target (mailgate sharing
+	// one Redis): the load is split evenly over addr and these.
+	more []*target
+	// services are what the target needs running (redis-server, clamd),
+	// stopped with it.
+	services []*proc
+}
+
+// addrs is every address of the target.
+func (t *target) addrs() []string {
+	out := []string{t.addr}
+	for _, m := range t.more {
+		out = append(out, m.addr)
+	}
+	return out
+}
+
+// stop ends the target's processes and services.
+func (t *target) stop() {
+	for _, m := range t.more {
+		m.stop()
+	}
+	if t.proc != nil {
+		t.proc.stop()
+	}
+	for _, s := range t.services {
+		s.stop()
+	}
 }
 
 func startSink(e *env) (*proc, error) {
@@ -87,9 +115,13 @@ func buildMailgate(e *env) error {
 }
 
 // mailgateConfig is the mailgate.yaml of a bench target (docs/DESIGN.md keys).
-func mailgateConfig(listen, upstream, spool, metrics string, policies []string, lists map[string]string, conns int) string {
+func mailgateConfig(listen, upstream, spool, metrics string, policies []string, lists map[string]string, conns int, extra string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: [%q]\nhostname: bench.mailgate.test\nupstream: smtp://%s\n", listen, upstream)
+	// smtp-sink offers XCLIENT but answers it 250 where Postfix's smtpd
+	// answers 220, which mailgate takes for a refusal and tempfails every
+	// message; a sink has no client checks to inform anyway.
+	b.WriteString("xclient: false\n")
 	if metrics != "" {
 		fmt.Fprintf(&b, "metrics_listen: %s\n", metrics)
 	}
@@ -112,11 +144,18 @@ func mailgateConfig(listen, upstream, spool, metrics string, policies []string, 
 			fmt.Fprintf(&b, "  %s: %s\n", k, lists[k])
 		}
 	}
+	b.WriteString(extra)
 	return b.String()
 }
 
 // startMailgate writes a config for policies and starts `mailgate serve`.
 func startMailgate(e *env, name string, policies []string, conns int) (*target, error) {
+	return startMailgateExtra(e, name, policies, conns, "")
+}
+
+// startMailgateExtra is startMailgate with extra config lines (clamd:,
+// state:).
+func startMailgateExtra(e *env, name string, policies []string, conns int, extra string) (*target, error) {
 	if err := buildMailgate(e); err != nil {
 		return nil, err
 	}
@@ -135,7 +174,7 @@ func startMailgate(e *env, name string, policies []string, conns int) (*target, 
 		metrics = fmt.Sprintf("127.0.0.1:%d", freePort())
 	}
 	cfg := filepath.Join(dir, "mailgate.yaml")
-	if err := os.WriteFile(cfg, []byte(mailgateConfig(addr, e.sinkAddr, spool, metrics, policies, lists, conns)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(mailgateConfig(addr, e.sinkAddr, spool, metrics, policies, lists, conns, extra)), 0o644); err != nil {
 		return nil, err
 	}
 	p, err := start(name, dir, nil, e.mailgate, "serve", "-c", cfg)
@@ -145,7 +184,7 @@ func startMailgate(e *env, name string, policies []string, conns int) (*target, 
 	t := &target{name: name, addr: addr, proc: p, rssPid: p.cmd.Process.Pid, metrics: metrics}
 	if err := waitBanner(p, addr, 20*time.Second); err != nil {
 		p.stop()
-		return nil, fmt.Errorf("%w\nconfig %s:\n%s", err, cfg, mailgateConfig(addr, e.sinkAddr, spool, metrics, policies, lists, conns))
+		return nil, fmt.Errorf("%w\nconfig %s:\n%s", err, cfg, mailgateConfig(addr, e.sinkAddr, spool, metrics, policies, lists, conns, extra))
 	}
 	return t, nil
 }

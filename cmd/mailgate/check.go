@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mailgate/clamd"
 	"mailgate/config"
 	"os"
 	"path/filepath"
@@ -29,13 +30,14 @@ type checkOptions struct {
 	json     bool
 	out      string
 	explain  bool
+	limits   mimeparse.Limits // the parser's: -c's limits.*, else the defaults
 }
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	var o checkOptions
+	o := checkOptions{limits: mimeparse.DefaultLimits()}
 	fs := newFlags("check", "[-c FILE | -p POLICY ... [-l NAME=FILE ...]] [--from A] [--rcpt B ...] [--client-ip IP] [--helo H]\n"+
 		"                 [--json] [--out DIR] [--explain] PATH...", stderr)
-	fs.StringVar(&o.config, "c", "", "config `file` (mailgate.yaml), read as serve reads it: its policies, lists and rule_error")
+	fs.StringVar(&o.config, "c", "", "config `file` (mailgate.yaml), read as serve reads it: its policies, lists, rule_error and limits")
 	fs.Var(&o.policies, "p", "policy `file` (repeatable, evaluated in order; default: the embedded default pack)")
 	o.lists = listFlag{}
 	fs.Var(o.lists, "l", "list for the policies given with -p, as `NAME=FILE` (repeatable)")
@@ -62,13 +64,16 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	clock := &chkClock{base: time.Now()}
-	set, src, err := loadCheckSet(&o, rules.NewState(0, clock.now))
+	set, src, av, err := loadCheckSet(&o, rules.NewState(0, clock.now))
 	if err != nil {
 		fmt.Fprintf(stderr, "mailgate check: %v\n", err)
 		return 1
 	}
+	if av == nil && set.Uses("Virus") {
+		fmt.Fprintln(stderr, "mailgate check: warning: a policy reads Virus, but nothing scans (no -c with a clamd: section): every message looks clean to it")
+	}
 	c := &checker{
-		clock: clock, opts: o, set: set, ev: set.NewEvaluator(), src: src,
+		clock: clock, opts: o, set: set, ev: set.NewEvaluator(), src: src, av: av,
 		stdout: stdout, stderr: stderr,
 		hits: map[string]int{}, monitorHits: map[string]int{}, verdicts: map[string]int{},
 		progress: chkIsTerminal(stderr), lastProgress: time.Now(),
@@ -98,34 +103,46 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 // loadCheckSet loads the policies named by -c or -p, or the embedded
-// default pack, and returns the rules' sources for --explain.
-func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources, error) {
+// default pack, and returns the rules' sources for --explain, and the
+// config's clamd (nil without -c or without clamd:), which scans each
+// message as serve would when the set reads Virus. rate() and greylisting
+// stay in check's own State even when the config names a Redis: a
+// back-test judges each message alone and must not touch production's
+// counts.
+func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources, *clamd.Client, error) {
 	switch {
 	case o.config != "":
 		// Read as serve reads it, and the same policy set (lint.go loadRuleSet).
 		cfg, err := config.Load(o.config)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		set, err := config.LoadPolicies(cfg, mailgate.Tree, st)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
+		var av *clamd.Client
+		if cfg.Clamd != nil {
+			if av, err = clamd.New(cfg.Clamd.Address, cfg.Clamd.Timeout, cfg.Clamd.MaxSize); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		o.limits = cfg.MimeLimits()
 		rc, fsys := cfg.RulesConfig(mailgate.Tree)
-		return set, chkReadRuleSources(fsys, rc.Policies), nil
+		return set, chkReadRuleSources(fsys, rc.Policies), av, nil
 	case len(o.policies) > 0:
 		set, err := rules.Load(rules.Config{Policies: o.policies, Lists: o.lists}, st)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return set, chkReadRuleSources(nil, o.policies), nil
+		return set, chkReadRuleSources(nil, o.policies), nil, nil
 	}
 	cfg := rules.Config{Policies: []string{mailgate.DefaultPack}, Lists: o.lists}
 	set, err := rules.LoadFS(mailgate.Tree, cfg, st)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return set, chkReadRuleSources(mailgate.Tree, cfg.Policies), nil
+	return set, chkReadRuleSources(mailgate.Tree, cfg.Policies), nil, nil
 }
 
 // chkClock is the clock of rate() and greylisting during a back-test. A
@@ -150,6 +167,7 @@ type checker struct {
 	opts   checkOptions
 	set    *rules.Set
 	ev     *rules.Evaluator
+	av     *clamd.Client // -c with clamd: (nil: Virus stays empty)
 	src    chkRuleSources
 	stdout io.Writer
 	stderr io.Writer
@@ -196,7 +214,7 @@ func (c *checker) message(in chkInput) {
 	}
 	// Parse fails only on a read error, and bytes.Reader has none; its
 	// anomalies are defects in msg.
-	msg, err := mimeparse.Parse(bytes.NewReader(raw), mimeparse.DefaultLimits())
+	msg, err := mimeparse.Parse(bytes.NewReader(raw), c.opts.limits)
 	if msg == nil {
 		fmt.Fprintf(c.stderr, "mailgate check: %s: parsing: %v\n", in.name, err)
 		c.failed = true
@@ -211,7 +229,7 @@ func (c *checker) message(in chkInput) {
 		}
 	}
 	c.clock.next()
-	res := c.evaluate(msg, len(raw))
+	res := c.evaluate(msg, raw)
 	c.n++
 	c.verdicts[string(res.verdict)]++
 	for _, r := range res.rules {
@@ -255,7 +273,7 @@ func (c *checker) message(in chkInput) {
 
 // evaluate runs the message through rules.Simulate: the Conn and Tx that
 // serve drives, with an upstream that accepts every command.
-func (c *checker) evaluate(msg *mimeparse.Message, size int) chkResult {
+func (c *checker) evaluate(msg *mimeparse.Message, raw []byte) chkResult {
 	client := rules.Client{IP: c.opts.clientIP, Port: 25, HELO: c.opts.helo}
 	// What the flags do not give comes from the message (rules.DefaultEnvelope),
 	// as in policy tests.
@@ -266,7 +284,13 @@ func (c *checker) evaluate(msg *mimeparse.Message, size int) chkResult {
 	if len(c.opts.rcpts) > 0 {
 		rcpts = c.opts.rcpts
 	}
-	sim := rules.Simulate(c.ev, rules.SimInput{Client: client, From: from, Rcpts: rcpts, Msg: msg, Size: size})
+	in := rules.SimInput{Client: client, From: from, Rcpts: rcpts, Msg: msg, Size: len(raw)}
+	if c.av != nil {
+		in.Enrich = &clamd.Enricher{Client: c.av, Wanted: c.set.Uses("Virus"), Open: func() (io.Reader, int64, error) {
+			return bytes.NewReader(raw), int64(len(raw)), nil
+		}}
+	}
+	sim := rules.Simulate(c.ev, in)
 	t := sim.Tx
 	res := chkResult{
 		verdict: sim.Decision.Action,

@@ -145,17 +145,6 @@ func TestCheckJSONExplainAndOut(t *testing.T) {
 	}
 }
 
-func TestOutRel(t *testing.T) {
-	for in, want := range map[string]string{
-		"a.eml": "a.eml", "../../testdata/x": "testdata/x", "/var/mail/box": "var/mail/box", "..": "input", "./d/../e.eml": "e.eml",
-		"-": "-",
-	} {
-		if got := chkOutRel(in); got != want {
-			t.Errorf("chkOutRel(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestRegexpEscapingAsDocumented: the two spellings of docs/policy.md
 // "Quoting and backslashes" match a literal "[SPAM] ".
 func TestRegexpEscapingAsDocumented(t *testing.T) {

@@ -73,6 +73,22 @@ const (
 	stdinRelative = "stdin.eml"
 )
 
+// outRel is where a PATH argument's messages go under --out: the path as
+// given on the command line (docs/DESIGN.md "Wave 2 contract"), kept
+// inside the directory: a leading "/" and ".." elements are dropped.
+func outRel(path string) string {
+	var keep []string
+	for _, e := range strings.Split(filepath.ToSlash(filepath.Clean(path)), "/") {
+		if e != "" && e != "." && e != ".." {
+			keep = append(keep, e)
+		}
+	}
+	if len(keep) == 0 {
+		return "."
+	}
+	return strings.Join(keep, "/")
+}
+
 // chkWalkInputs finds the messages under path and hands each to fn, in a
 // stable order: a file (a message, or an mbox when it starts with "From "),
 // a Maildir (cur/ and new/), or a directory searched recursively for .eml
@@ -93,7 +109,7 @@ func chkWalkInputs(path string, fn func(chkInput), fail func(error), skipped *ch
 		fail(err)
 		return
 	}
-	base := chkOutRel(path)
+	base := outRel(path)
 	if !fi.IsDir() {
 		chkFileInputs(path, base, fn, fail, true, false)
 		return
@@ -212,25 +228,6 @@ func chkBytesInputs(data []byte, name, rel string, fn func(chkInput), fail func(
 		return
 	}
 	fn(chkInput{name: name, rel: rel, read: func() ([]byte, error) { return data, nil }})
-}
-
-// chkOutRel is where --out writes what it found under path: the path as
-// given on the command line (docs/DESIGN.md, Wave 2 contract), cleaned, with
-// a leading "/" and leading ".." elements dropped so that nothing is written
-// outside DIR.
-func chkOutRel(path string) string {
-	rel := filepath.ToSlash(filepath.Clean(path))
-	rel = strings.TrimLeft(rel, "/")
-	for rel == ".." || strings.HasPrefix(rel, "../") {
-		rel = strings.TrimPrefix(strings.TrimPrefix(rel, ".."), "/")
-	}
-	if rel == "" || rel == "." {
-		rel = filepath.Base(filepath.Clean(path))
-		if rel == "/" || rel == "." || rel == ".." {
-			rel = "input"
-		}
-	}
-	return rel
 }
 
 var utf8BOM = []byte("\xef\xbb\xbf")

@@ -129,16 +129,44 @@ func TestTestConfigEveryPack(t *testing.T) {
 	if len(packs) < 5 {
 		t.Fatalf("found %d packs", len(packs))
 	}
-	cfg := fmt.Sprintf("upstream: maildir:./mail\npolicies: [%s]\nlists: {internal_domains: %s}\n",
-		strings.Join(packs, ", "), filepath.Join(root, "policies", "lists", "internal_domains.txt"))
+	// The configuration's own tests check what the packs do together: an
+	// executable is refused by the first pack that sees it; an external
+	// message is tagged by compliance-headers and its subject prefixed by
+	// spam-basics' rules only when they match.
+	cfg := fmt.Sprintf("upstream: maildir:./mail\npolicies: [%s]\nlists: {internal_domains: %s}\n"+
+		"tests:\n"+
+		"  - name: every pack together refuses an executable\n"+
+		"    message: %s\n"+
+		"    expect: {verdict: reject}\n"+
+		"  - name: every pack together passes a PDF\n"+
+		"    message: %s\n"+
+		"    expect: {verdict: accept}\n",
+		strings.Join(packs, ", "), filepath.Join(root, "policies", "lists", "internal_domains.txt"),
+		filepath.Join(root, "testdata", "attacks", "exe-attachment.eml"), filepath.Join(root, "testdata", "benign", "pdf-attachment.eml"))
 	file := filepath.Join(t.TempDir(), "mailgate.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out, errb strings.Builder
-	code := runTest([]string{"-c", file}, &out, &errb)
-	if code != 0 || !strings.Contains(out.String(), " 0 failed") {
+	code := runTest([]string{"-v", "-c", file}, &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), " passed, 0 failed") ||
+		!strings.Contains(out.String(), "mailgate.yaml:5: every pack together refuses an executable") ||
+		!strings.Contains(out.String(), "mailgate.yaml:8: every pack together passes a PDF") {
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
 	}
-	t.Log(strings.TrimSpace(out.String()))
+	t.Log(lastLine(out.String()))
+	// A broken test in the configuration is a load error with its place.
+	bad := strings.Replace(cfg, "expect: {verdict: accept}", "expect: {verdict: acept}", 1)
+	if err := os.WriteFile(file, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errb.Reset()
+	if code := runLint([]string{"-c", file}, &out, &errb); code != 1 || !strings.Contains(errb.String(), `mailgate.yaml:10:23: tests: expect: verdict: "acept" is not one of`) {
+		t.Fatalf("lint -c with a broken config test: exit %d\n%s", code, errb.String())
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndex(s, "\n")+1:]
 }

@@ -17,6 +17,7 @@ import (
 
 	"mailgate"
 	"mailgate/proxy"
+	"mailgate/redisstate"
 	"mailgate/upstream"
 )
 
@@ -98,6 +99,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	level := new(slog.LevelVar)
 	level.Set(proxy.ParseLevel(cfg.LogLevel))
 	log := proxy.NewLoggerLevel(stderr, cfg.LogFormat, level)
+	redisstate.LogTo(log)
 	srv, err := proxy.NewServer(cfg, proxy.Options{Logger: log, LogLevel: level, LoadEngine: proxy.PolicyLoader(mailgate.Tree)})
 	if err != nil {
 		fmt.Fprintf(stderr, "mailgate serve: %v\n", err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"mailgate"
+	"mailgate/config"
 	"mailgate/rules"
 )
 
@@ -29,6 +30,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 	}
 	var set *rules.Set
 	var desc string
+	var cfg *config.Config
 	var err error
 	if len(pols) == 0 && cfgFile == "" {
 		// The embedded default pack, with the fixtures its tests name
@@ -36,7 +38,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 		desc = "embedded " + mailgate.DefaultPack
 		set, err = rules.LoadFS(mailgate.Tree, rules.Config{Policies: []string{mailgate.DefaultPack}}, rules.NewState(1024, nil))
 	} else {
-		set, desc, err = loadRuleSet(cfgFile, pols, lists)
+		set, desc, cfg, err = loadRuleSet(cfgFile, pols, lists)
 	}
 	if err != nil {
 		var ue usageError
@@ -54,6 +56,15 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	results := set.RunTests()
+	if cfg != nil {
+		// The configuration's own tests, against every pack it loads.
+		more, err := set.RunConfigTests(cfg.File, cfg.Data)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		results = append(results, more...)
+	}
 	failed := 0
 	for _, r := range results {
 		if r.Pass {
