@@ -33,11 +33,14 @@ type ArchiveEntry struct {
 	Executable   bool
 	Encrypted    bool
 	Depth        int // 1 for a member of the attachment itself, 2 inside a nested archive, ...
+	// Active is what the entry would do when opened, when it is a carrier
+	// (an HTML page, a PDF, an OLE Package object ...): Part.Active's vocabulary.
+	Active []string
 }
 
 // Part is one node of the MIME tree: a container or a leaf.
 type Part struct {
-	Path             string // IMAP section: root container "0", "1", "2.1"; "2.u1" uuencode, "2.t1" TNEF
+	Path             string // IMAP section: root container "0", "1", "2.1"; "2.u1" uuencode, "2.t1" TNEF, "2.e1" a file carried by a document, page, calendar or disk image
 	Depth            int
 	ContentType      string // effective, lower case
 	Charset          string
@@ -54,9 +57,16 @@ type Part struct {
 	Executable       bool
 	Encrypted        bool
 	Macros           bool
-	Archive          []ArchiveEntry
-	Defects          []string
-	Fields           []Field // this part's own header fields (the root's are Message.Fields)
+	// Active is the active content found in the part, sorted, a closed
+	// vocabulary (inspect.AllActive, docs/policy.md): "script",
+	// "pdf-javascript", "pdf-openaction", "pdf-launch",
+	// "ooxml-external-template", "ooxml-external-object", "ole-package",
+	// "rtf-object", "search-uri", "remote-share", "msc-script",
+	// "calendar-attachment", "onenote-embedded-file".
+	Active  []string
+	Archive []ArchiveEntry
+	Defects []string
+	Fields  []Field // this part's own header fields (the root's are Message.Fields)
 
 	// Byte offsets in the raw message: where the part's header starts, where
 	// its body starts, and just past its last body byte (before the line
@@ -140,7 +150,8 @@ func isMessageContainer(parts []*Part, i int) bool {
 	}
 	next := parts[i+1]
 	return next.Depth == p.Depth+1 && strings.HasPrefix(next.Path, p.Path+".") &&
-		!strings.Contains(next.Path[len(p.Path):], ".u") && !strings.Contains(next.Path[len(p.Path):], ".t")
+		!strings.Contains(next.Path[len(p.Path):], ".u") && !strings.Contains(next.Path[len(p.Path):], ".t") &&
+		!strings.Contains(next.Path[len(p.Path):], ".e")
 }
 
 func firstField(fs []Field, name string) string {

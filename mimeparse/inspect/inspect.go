@@ -114,6 +114,7 @@ type Entry struct {
 	Executable   bool
 	Encrypted    bool
 	Depth        int
+	Active       []string // the entry is a carrier (HTML, PDF, ...): what it would do when opened (see carrier.go)
 }
 
 // Result describes one decoded body.
@@ -125,12 +126,14 @@ type Result struct {
 	Encrypted    bool   // an encrypted archive (or entry), or an encrypted Office document
 	Macros       bool   // Office VBA or Excel 4.0 macro sheets, here or in a nested document
 	Archive      []Entry
+	Active       []string   // active content (carrier.go's vocabulary), sorted, each once
 	Defects      []string   // see defects.go; each at most once
-	Embedded     []Embedded // uuencode blocks found in text (Kind 'u'), TNEF attachments (Kind 't')
+	Embedded     []Embedded // uuencode blocks found in text (Kind 'u'), TNEF attachments (Kind 't'), files inside carriers (Kind 'e')
 }
 
 // Embedded is a file found inside a body: a uuencode block in text
-// (Kind 'u') or an attachment of a TNEF stream (Kind 't').
+// (Kind 'u'), an attachment of a TNEF stream (Kind 't') or a file carried
+// by a document, page, calendar or disk image (Kind 'e', see carrier.go).
 type Embedded struct {
 	Kind   byte
 	Name   string
@@ -146,6 +149,8 @@ type Inspector struct {
 	decided bool
 	kind    kind
 	spill   *spillFile
+	carrier carrier
+	cspill  *memSpill // a carrier's body
 	uu      *uuScanner
 	res     Result
 	closed  bool
@@ -227,8 +232,13 @@ func (i *Inspector) Write(p []byte) (int, error) {
 		if i.spill != nil && len(rest) > 0 {
 			i.spill.write(rest)
 		}
+		if i.cspill != nil && len(rest) > 0 {
+			i.cspill.write(rest)
+		}
 	} else if i.spill != nil {
 		i.spill.write(p)
+	} else if i.cspill != nil {
+		i.cspill.write(p)
 	}
 	if i.uu != nil {
 		i.uu.write(p)
@@ -241,8 +251,16 @@ func (i *Inspector) Write(p []byte) (int, error) {
 func (i *Inspector) decide(final bool) {
 	i.decided = true
 	i.kind = sniffKind(i.head)
-	if i.kind == kindNone && !final && maybeISO(i.head, &i.opts) {
+	if i.kind == kindNone {
+		i.carrier = sniffCarrier(i.head, &i.opts)
+	}
+	if i.kind == kindNone && i.carrier == carrierNone && !final && maybeISO(i.head, &i.opts) {
 		i.kind = kindISO
+	}
+	if i.carrier != carrierNone && !final {
+		i.cspill = &memSpill{max: i.opts.Spill, dir: i.opts.SpillDir}
+		i.cspill.write(i.head)
+		return
 	}
 	if i.kind == kindNone || final {
 		return
@@ -285,6 +303,8 @@ func (i *Inspector) Close() Result {
 	}
 	if i.kind != kindNone {
 		i.inspectContainer()
+	} else if i.carrier != carrierNone {
+		i.inspectCarrier()
 	} else if isTNEFHint(&i.opts) && i.size > 0 {
 		// Declared TNEF without the TNEF signature: nothing can be listed.
 		r.addDefect(DefectTNEFCorrupt)
@@ -294,6 +314,27 @@ func (i *Inspector) Close() Result {
 	}
 	i.release()
 	return i.res
+}
+
+// inspectCarrier reads the body as the carrier its first bytes announce.
+func (i *Inspector) inspectCarrier() {
+	r := &i.res
+	var src readerAtSize = bytes.NewReader(i.head)
+	w := newWalker(i.opts, r, i.nest)
+	if i.cspill != nil {
+		defer i.cspill.remove()
+		s, err := i.cspill.readerAt()
+		if err != nil {
+			r.addDefect(DefectSpillFailed)
+			return
+		}
+		if i.cspill.overflow {
+			r.addDefect(DefectLimitInspectSpill)
+			w.truncated = true
+		}
+		src = s
+	}
+	r.addActive(w.carrier(i.carrier, src, 0, false))
 }
 
 // inspectContainer opens the body as the container its first bytes announce.

@@ -1,0 +1,432 @@
+package inspect
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/ascii85"
+	"encoding/hex"
+	"io"
+	"regexp"
+	"strconv"
+	"unicode/utf16"
+)
+
+// PDF: a bounded scan by hand, not a PDF library (the one Go PDF library
+// the module proxy serves here is not a stable release, and a full object
+// parser is far more than these facts need). The body is read once in
+// chunks; every name token (with #xx escapes decoded, as readers do) is
+// looked at:
+//
+//   - /JavaScript, /JS: pdf-javascript; /OpenAction, /AA: pdf-openaction;
+//     /Launch: pdf-launch; /URI (...) with a search: or remote file target:
+//     search-uri, remote-share.
+//   - /EmbeddedFile: the stream of that object is decoded (FlateDecode,
+//     ASCIIHexDecode, ASCII85Decode, within the budget) and handed on as
+//     an embedded file, named by the file specification whose /EF points
+//     at it.
+//   - /ObjStm: object streams (PDF 1.5) can hide the action dictionaries;
+//     each is decoded (within the budget) and its names looked at too.
+//
+// A stream with another filter is not decoded: defect
+// pdf-unsupported-filter.
+
+const (
+	pdfChunk   = 1 << 20
+	pdfOverlap = 512 // longer than any name or dictionary prefix matched
+	pdfDictWin = 4096
+	pdfMaxObj  = 1000 // embedded files and object streams per PDF
+)
+
+type pdfScan struct {
+	embedded []int64        // positions of /EmbeddedFile names
+	objStm   []int64        // positions of /ObjStm names
+	names    map[int]string // object number of an embedded stream -> file name
+}
+
+func (w *walker) pdf(src readerAtSize, out *carried, emb func(string, io.Reader, int64) bool) {
+	s := &pdfScan{names: map[int]string{}}
+	size := src.Size()
+	buf := make([]byte, pdfChunk+pdfOverlap)
+	for off := int64(0); off < size; off += pdfChunk {
+		n, _ := src.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		b := buf[:n]
+		limit := min(n, pdfChunk)
+		if off+int64(n) >= size {
+			limit = n
+		}
+		w.pdfNames(b, limit, off, src, s, out, true)
+	}
+	for i, pos := range s.objStm {
+		if i >= pdfMaxObj {
+			w.res.addDefect(DefectLimitEmbedded)
+			break
+		}
+		r, _, ok := w.pdfStream(src, pos)
+		if !ok {
+			continue
+		}
+		b, _ := io.ReadAll(io.LimitReader(r, 16<<20))
+		w.pdfNames(b, len(b), -1, nil, s, out, false)
+	}
+	for i, pos := range s.embedded {
+		if i >= pdfMaxObj {
+			w.res.addDefect(DefectLimitEmbedded)
+			break
+		}
+		r, num, ok := w.pdfStream(src, pos)
+		if !ok {
+			continue
+		}
+		if !emb(s.names[num], r, -1) {
+			return
+		}
+	}
+}
+
+// pdfNames looks at the name tokens starting in b[:limit]. off is b's
+// offset in src (-1: b is a decoded object stream, and positions are not
+// in src).
+func (w *walker) pdfNames(b []byte, limit int, off int64, src io.ReaderAt, s *pdfScan, out *carried, top bool) {
+	for i := 0; i < limit; {
+		j := bytes.IndexByte(b[i:limit], '/')
+		if j < 0 {
+			return
+		}
+		i += j + 1
+		name, n := pdfName(b[i:])
+		end := i + n
+		switch name {
+		case "JavaScript", "JS":
+			out.add(ActivePDFJavaScript)
+		case "OpenAction", "AA":
+			out.add(ActivePDFOpenAction)
+		case "Launch":
+			out.add(ActivePDFLaunch)
+		case "URI", "F", "UF":
+			if str, ok := pdfString(b[end:min(len(b), end+2048)]); ok {
+				urlFacts(str, out)
+			}
+		case "EmbeddedFile":
+			if top {
+				s.embedded = append(s.embedded, off+int64(i-1))
+			}
+		case "ObjStm":
+			if top {
+				s.objStm = append(s.objStm, off+int64(i-1))
+			}
+		case "EF":
+			w.pdfFileSpec(b, i-1, s)
+		}
+		i = end
+	}
+}
+
+var (
+	pdfEFRef   = regexp.MustCompile(`^/EF\s*<<[^>]*?/(?:UF|F)\s+(\d+)\s+\d+\s+R`)
+	pdfObjHdr  = regexp.MustCompile(`(\d+)\s+\d+\s+obj\b`)
+	pdfLength  = regexp.MustCompile(`/Length\s+(\d+)(\s+\d+\s+R)?`)
+	pdfFilters = regexp.MustCompile(`/Filter\s*(\[[^\]]*\]|/[^\s/\[\]<>()]+)`)
+	pdfFName   = regexp.MustCompile(`/(?:UF|F)\s*\(`)
+)
+
+// pdfFileSpec reads a file specification's /EF << /F n 0 R >> at b[at:]
+// and its name (/UF or /F string) nearby.
+func (w *walker) pdfFileSpec(b []byte, at int, s *pdfScan) {
+	m := pdfEFRef.FindSubmatch(b[at:min(len(b), at+512)])
+	if m == nil {
+		return
+	}
+	num, err := strconv.Atoi(string(m[1]))
+	if err != nil || s.names[num] != "" {
+		return
+	}
+	lo := max(0, at-1024)
+	win := b[lo:min(len(b), at+1024)]
+	best := ""
+	for _, loc := range pdfFName.FindAllIndex(win, 8) {
+		if str, ok := pdfString(win[loc[1]-1:]); ok && str != "" {
+			best = str
+			if bytes.HasPrefix(win[loc[0]:], []byte("/UF")) {
+				break
+			}
+		}
+	}
+	if len(s.names) < pdfMaxObj {
+		s.names[num] = best
+	}
+}
+
+// pdfName reads a name token (after its '/') and decodes #xx escapes.
+func pdfName(b []byte) (string, int) {
+	var out []byte
+	i := 0
+	for i < len(b) && i < 128 {
+		c := b[i]
+		if c <= ' ' || bytes.IndexByte([]byte("/[]<>(){}%"), c) >= 0 {
+			break
+		}
+		if c == '#' && i+2 < len(b) {
+			if v, err := hex.DecodeString(string(b[i+1 : i+3])); err == nil {
+				out = append(out, v[0])
+				i += 3
+				continue
+			}
+		}
+		out = append(out, c)
+		i++
+	}
+	return string(out), i
+}
+
+// pdfString reads a literal string "(...)" (after optional white space),
+// with escapes and nesting, UTF-16BE when it has a byte order mark.
+func pdfString(b []byte) (string, bool) {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 || b[0] != '(' {
+		return "", false
+	}
+	var out []byte
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == '\\' && i+1 < len(b):
+			i++
+			switch e := b[i]; e {
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case '\r', '\n':
+			default:
+				if e >= '0' && e <= '7' {
+					v := 0
+					k := 0
+					for ; k < 3 && i+k < len(b) && b[i+k] >= '0' && b[i+k] <= '7'; k++ {
+						v = v*8 + int(b[i+k]-'0')
+					}
+					out = append(out, byte(v))
+					i += k - 1
+				} else {
+					out = append(out, e)
+				}
+			}
+			continue
+		case c == '(':
+			depth++
+			if depth == 1 {
+				continue
+			}
+		case c == ')':
+			depth--
+			if depth == 0 {
+				return pdfText(out), true
+			}
+		}
+		out = append(out, c)
+	}
+	return pdfText(out), true
+}
+
+func pdfText(b []byte) string {
+	if len(b) >= 2 && b[0] == 0xFE && b[1] == 0xFF {
+		u := make([]uint16, 0, len(b)/2)
+		for i := 2; i+1 < len(b); i += 2 {
+			u = append(u, uint16(b[i])<<8|uint16(b[i+1]))
+		}
+		return string(utf16.Decode(u))
+	}
+	return string(b)
+}
+
+// pdfStream finds the stream of the object whose dictionary holds the name
+// at pos, and returns its decoded bytes as a budgeted reader, with the
+// object's number.
+func (w *walker) pdfStream(src readerAtSize, pos int64) (io.Reader, int, bool) {
+	lo := max(0, pos-pdfDictWin)
+	win := window(src, lo, pos-lo+pdfDictWin)
+	at := int(pos - lo)
+	if at > len(win) {
+		return nil, 0, false
+	}
+	num := -1
+	dictStart := 0
+	if hdrs := pdfObjHdr.FindAllSubmatchIndex(win[:at], -1); len(hdrs) > 0 {
+		h := hdrs[len(hdrs)-1]
+		num, _ = strconv.Atoi(string(win[h[2]:h[3]]))
+		dictStart = h[1]
+	}
+	rest := win[at:]
+	k := bytes.Index(rest, []byte("stream"))
+	for k > 0 && rest[k-1] == 'd' { // "endstream"
+		n := bytes.Index(rest[k+6:], []byte("stream"))
+		if n < 0 {
+			k = -1
+			break
+		}
+		k += 6 + n
+	}
+	if k < 0 {
+		return nil, 0, false
+	}
+	dict := win[dictStart : at+k]
+	data := pos + int64(k) + 6
+	// The keyword is followed by CRLF or LF (a lone CR in sloppy writers).
+	if nl := window(src, data, 2); len(nl) > 0 {
+		switch {
+		case bytes.HasPrefix(nl, []byte("\r\n")):
+			data += 2
+		case nl[0] == '\n' || nl[0] == '\r':
+			data++
+		}
+	}
+	length := int64(-1)
+	if m := pdfLength.FindSubmatch(dict); m != nil && len(m[2]) == 0 {
+		length, _ = strconv.ParseInt(string(m[1]), 10, 64)
+	}
+	if length < 0 || data+length > src.Size() {
+		length = w.pdfFindEnd(src, data)
+	}
+	var r io.Reader = io.NewSectionReader(src, data, max(length, 0))
+	var filters []string
+	if m := pdfFilters.FindSubmatch(dict); m != nil {
+		for _, f := range bytes.Fields(bytes.Trim(m[1], "[]")) {
+			for _, part := range bytes.Split(f, []byte("/")) {
+				if len(part) > 0 {
+					filters = append(filters, string(part))
+				}
+			}
+		}
+	}
+	for _, f := range filters {
+		switch f {
+		case "FlateDecode", "Fl":
+			zr, err := zlib.NewReader(r)
+			if err != nil {
+				w.res.addDefect(DefectCarrierCorrupt)
+				return nil, num, false
+			}
+			r = w.limited(zr)
+		case "ASCIIHexDecode", "AHx":
+			r = &hexReader{r: r}
+		case "ASCII85Decode", "A85":
+			r = ascii85.NewDecoder(&a85Trim{r: r})
+		default:
+			w.res.addDefect(DefectPDFUnsupportedFilter)
+			return nil, num, false
+		}
+	}
+	return r, num, true
+}
+
+// pdfFindEnd returns the length of a stream whose /Length is indirect or
+// wrong: up to the next "endstream", looked for within Options.Spill.
+func (w *walker) pdfFindEnd(src readerAtSize, data int64) int64 {
+	end := min(src.Size(), data+w.opts.Spill)
+	buf := make([]byte, 64<<10+16)
+	for off := data; off < end; off += 64 << 10 {
+		n, _ := src.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
+		if i := bytes.Index(buf[:n], []byte("endstream")); i >= 0 {
+			l := off - data + int64(i)
+			for l > 0 {
+				c := window(src, data+l-1, 1)
+				if len(c) == 0 || c[0] != '\n' && c[0] != '\r' {
+					break
+				}
+				l--
+			}
+			return l
+		}
+		if n < len(buf) {
+			break
+		}
+	}
+	return end - data
+}
+
+// hexReader decodes ASCIIHexDecode: hex digits, white space ignored, '>'
+// ends the data.
+type hexReader struct {
+	r    io.Reader
+	half int // -1: no pending nibble
+	done bool
+	buf  [4096]byte
+	init bool
+}
+
+func (h *hexReader) Read(p []byte) (int, error) {
+	if !h.init {
+		h.half, h.init = -1, true
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n := 0
+	for n == 0 {
+		if h.done {
+			if h.half >= 0 && len(p) > 0 {
+				p[0], h.half = byte(h.half<<4), -1
+				return 1, io.EOF
+			}
+			return 0, io.EOF
+		}
+		k := 2 * len(p)
+		if h.half >= 0 {
+			k--
+		}
+		m, err := h.r.Read(h.buf[:min(len(h.buf), k)])
+		for _, c := range h.buf[:m] {
+			if c == '>' {
+				h.done = true
+				break
+			}
+			v := unhex(c)
+			if v < 0 {
+				continue
+			}
+			if h.half < 0 {
+				h.half = v
+			} else {
+				p[n] = byte(h.half<<4 | v)
+				n++
+				h.half = -1
+			}
+		}
+		if err != nil {
+			h.done = true
+		}
+	}
+	return n, nil
+}
+
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
+}
+
+// a85Trim stops an ASCII85 stream at its "~>" end marker.
+type a85Trim struct {
+	r    io.Reader
+	done bool
+}
+
+func (a *a85Trim) Read(p []byte) (int, error) {
+	if a.done {
+		return 0, io.EOF
+	}
+	n, err := a.r.Read(p)
+	if i := bytes.IndexByte(p[:n], '~'); i >= 0 {
+		a.done = true
+		return i, io.EOF
+	}
+	return n, err
+}
