@@ -105,8 +105,10 @@ func (p *parser) startLeaf(part *Part) *leaf {
 	l := &p.leafBuf
 	*l = leaf{sniffBuf: l.sniffBuf}
 	l.sink.insp = inspect.New(p.inspectOptions(part))
-	if !isMessageType(part.ContentType) && part.ContentType != "text/html" &&
-		(part.Ext == "eml" || !strings.HasPrefix(part.ContentType, "text/") || part.Filename != "") {
+	// Messages by content: any leaf not declared as text or message, and a
+	// text part named .eml. (A text part is read as text by every client;
+	// a mail client opens a .eml whatever its declared type.)
+	if !isMessageType(part.ContentType) && (part.Ext == "eml" || !strings.HasPrefix(part.ContentType, "text/")) {
 		l.sink.sniffing, l.sink.p, l.sink.part = true, p, part
 		if l.sniffBuf == nil {
 			l.sniffBuf = make([]byte, 0, sniffHead)

@@ -259,15 +259,7 @@ func (w *walker) pdfStream(src readerAtSize, pos int64) (io.Reader, int, bool) {
 		dictStart = h[1]
 	}
 	rest := win[at:]
-	k := bytes.Index(rest, []byte("stream"))
-	for k > 0 && rest[k-1] == 'd' { // "endstream"
-		n := bytes.Index(rest[k+6:], []byte("stream"))
-		if n < 0 {
-			k = -1
-			break
-		}
-		k += 6 + n
-	}
+	k := pdfKeyword(rest, "stream")
 	if k < 0 {
 		return nil, 0, false
 	}
@@ -319,6 +311,27 @@ func (w *walker) pdfStream(src readerAtSize, pos int64) (io.Reader, int, bool) {
 		}
 	}
 	return r, num, true
+}
+
+// pdfKeyword finds the keyword kw as a token: after white space or a
+// dictionary's end, before a line break ("stream" also ends
+// "/octet-stream" and "endstream").
+func pdfKeyword(b []byte, kw string) int {
+	for from := 0; from < len(b); {
+		i := bytes.Index(b[from:], []byte(kw))
+		if i < 0 {
+			return -1
+		}
+		i += from
+		before := i == 0 || b[i-1] == '>' || b[i-1] == ' ' || b[i-1] == '\n' || b[i-1] == '\r' || b[i-1] == '\t'
+		j := i + len(kw)
+		after := j < len(b) && (b[j] == '\r' || b[j] == '\n')
+		if before && after {
+			return i
+		}
+		from = i + 1
+	}
+	return -1
 }
 
 // pdfFindEnd returns the length of a stream whose /Length is indirect or
