@@ -118,6 +118,10 @@ func containsFold(b []byte, s string) bool {
 	return false
 }
 
+// carrierRecover turns a panic in a carrier reader into carrier-corrupt;
+// the fuzz tests switch it off to see the panic.
+var carrierRecover = true
+
 // carried is what one carrier reader found.
 type carried struct {
 	active []string
@@ -139,7 +143,7 @@ func (c *carried) add(a string) {
 func (w *walker) carrier(c carrier, src readerAtSize, depth int, inArchive bool) []string {
 	var out carried
 	defer func() {
-		if recover() != nil {
+		if carrierRecover && recover() != nil {
 			w.res.addDefect(DefectCarrierCorrupt)
 		}
 	}()
@@ -215,19 +219,6 @@ func (r *Result) addActive(list []string) {
 		}
 	}
 	sort.Strings(r.Active)
-}
-
-// readCarrier reads a carrier member of an archive (head plus the rest of
-// r) whole, within the budgets, and returns its facts.
-func (w *walker) carrierMember(c carrier, e *Entry, head []byte, r io.Reader) {
-	src, cleanup := w.readAll(head, r)
-	if cleanup != nil {
-		defer cleanup()
-	}
-	if src == nil {
-		return
-	}
-	e.Active = w.carrier(c, src, e.Depth, true)
 }
 
 // memSpill keeps a carrier body: in memory up to carrierMem, then in a temp

@@ -162,22 +162,30 @@ func (w *walker) member(e *Entry, r io.Reader) (ok bool, err error) {
 	}
 	k := sniffKind(head)
 	docPart := w.ooxml && e.Depth == 1
-	if c := carrierNone; k == kindNone {
-		if c = sniffCarrier(head, &Options{Name: e.Name}); c != carrierNone {
+	if k == kindNone {
+		if c := sniffCarrier(head, &Options{Name: e.Name}); c != carrierNone {
+			// The carrier is listed first, what it carries after it.
+			if !w.add(*e) {
+				return false, err
+			}
+			idx := len(w.res.Archive) - 1
 			if e.Depth > w.opts.ArchiveDepth {
 				w.res.addDefect(DefectLimitArchiveDepth)
-			} else if docPart {
-				src, cleanup := w.readAll(head, r)
-				if src != nil {
-					w.res.addActive(w.carrier(c, src, 0, false))
-				}
-				if cleanup != nil {
-					cleanup()
-				}
-			} else {
-				w.carrierMember(c, e, head, r)
+				return !w.full, err
 			}
-			return w.add(*e) && !w.full, err
+			src, cleanup := w.readAll(head, r)
+			if src != nil {
+				if docPart {
+					w.res.addActive(w.carrier(c, src, 0, false))
+				} else {
+					e.Active = w.carrier(c, src, e.Depth, true)
+					w.res.Archive[idx].Active = e.Active
+				}
+			}
+			if cleanup != nil {
+				cleanup()
+			}
+			return !w.full, err
 		}
 	}
 	if k == kindNone && maybeISO(head, &Options{Name: e.Name}) && (e.Size < 0 || e.Size > 32<<10) {
