@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/ascii85"
-	"encoding/hex"
 	"io"
 	"regexp"
 	"strconv"
@@ -95,7 +94,7 @@ func (w *walker) pdfNames(b []byte, limit int, off int64, src io.ReaderAt, s *pd
 		i += j + 1
 		name, n := pdfName(b[i:])
 		end := i + n
-		switch name {
+		switch string(name) {
 		case "JavaScript", "JS":
 			out.add(ActivePDFJavaScript)
 		case "OpenAction", "AA":
@@ -156,26 +155,34 @@ func (w *walker) pdfFileSpec(b []byte, at int, s *pdfScan) {
 	}
 }
 
-// pdfName reads a name token (after its '/') and decodes #xx escapes.
-func pdfName(b []byte) (string, int) {
-	var out []byte
+// pdfName reads a name token (after its '/') and decodes #xx escapes; the
+// result aliases b when there are none.
+func pdfName(b []byte) ([]byte, int) {
 	i := 0
+	esc := false
 	for i < len(b) && i < 128 {
 		c := b[i]
-		if c <= ' ' || bytes.IndexByte([]byte("/[]<>(){}%"), c) >= 0 {
+		if c <= ' ' || c == '/' || c == '[' || c == ']' || c == '<' || c == '>' || c == '(' || c == ')' || c == '{' || c == '}' || c == '%' {
 			break
 		}
-		if c == '#' && i+2 < len(b) {
-			if v, err := hex.DecodeString(string(b[i+1 : i+3])); err == nil {
-				out = append(out, v[0])
-				i += 3
+		esc = esc || c == '#'
+		i++
+	}
+	if !esc {
+		return b[:i], i
+	}
+	out := make([]byte, 0, i)
+	for k := 0; k < i; k++ {
+		if b[k] == '#' && k+2 < i+1 && k+2 < len(b) {
+			if hi, lo := unhex(b[k+1]), unhex(b[k+2]); hi >= 0 && lo >= 0 {
+				out = append(out, byte(hi<<4|lo))
+				k += 2
 				continue
 			}
 		}
-		out = append(out, c)
-		i++
+		out = append(out, b[k])
 	}
-	return string(out), i
+	return out, i
 }
 
 // pdfString reads a literal string "(...)" (after optional white space),
