@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"sort"
+	"sync"
 )
 
 // Carriers are formats that are not archives yet carry files or active
@@ -225,10 +226,25 @@ func (r *Result) addActive(list []string) {
 // file, up to max bytes in all.
 type memSpill struct {
 	mem      []byte
+	buf      *[]byte // mem's pooled array
 	file     *spillFile
 	max      int64
 	dir      string
 	overflow bool
+}
+
+// carrierBufs holds the in-memory part of carrier bodies (carrierMem
+// bytes) and the readers' chunk buffers, reused from body to body.
+var carrierBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, carrierMem+pdfOverlap)
+	return &b
+}}
+
+func getCarrierBuf() *[]byte { return carrierBufs.Get().(*[]byte) }
+
+func putCarrierBuf(b *[]byte) {
+	*b = (*b)[:0]
+	carrierBufs.Put(b)
 }
 
 func (m *memSpill) write(p []byte) {
@@ -236,6 +252,10 @@ func (m *memSpill) write(p []byte) {
 		m.file.write(p)
 		m.overflow = m.file.overflow
 		return
+	}
+	if m.buf == nil {
+		m.buf = getCarrierBuf()
+		m.mem = *m.buf
 	}
 	if int64(len(m.mem)+len(p)) <= min(carrierMem, m.max) {
 		m.mem = append(m.mem, p...)
@@ -248,9 +268,16 @@ func (m *memSpill) write(p []byte) {
 	}
 	m.file = newSpill(m.dir, m.max)
 	m.file.write(m.mem)
-	m.mem = nil
+	m.release()
 	m.file.write(p)
 	m.overflow = m.file.overflow
+}
+
+func (m *memSpill) release() {
+	if m.buf != nil {
+		putCarrierBuf(m.buf)
+	}
+	m.buf, m.mem = nil, nil
 }
 
 func (m *memSpill) readerAt() (readerAtSize, error) {
@@ -267,7 +294,7 @@ func (m *memSpill) remove() {
 	if m.file != nil {
 		m.file.remove()
 	}
-	m.mem = nil
+	m.release()
 }
 
 // window reads up to n bytes at off (fewer at the end of src).

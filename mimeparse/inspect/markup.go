@@ -35,6 +35,9 @@ var urlAttrs = map[string]bool{
 }
 
 func (w *walker) markup(src readerAtSize, out *carried, emb func(string, io.Reader, int64) bool) {
+	if !markupWorthTokenizing(src) {
+		return
+	}
 	z := html.NewTokenizer(io.NewSectionReader(src, 0, src.Size()))
 	z.SetMaxBuf(markupMaxText)
 	blobs := 0
@@ -106,6 +109,68 @@ func (w *walker) markup(src readerAtSize, out *carried, emb func(string, io.Read
 					return
 				}
 			}
+		}
+	}
+}
+
+// markupNeedles are the lower-case strings without which a page can have
+// none of the facts above: the tokenizer (and its allocations) runs only
+// when one is there, or an on* attribute (markupHasHandler).
+var markupNeedles = [][]byte{[]byte("script"), []byte("data:"), []byte("search"), []byte("file:"), []byte(`\\`), []byte("refresh"), []byte("&#"), []byte("%5c")}
+
+// markupWorthTokenizing is a quick pass over the page: most HTML mail
+// bodies have no script, no data: URL and no link worth a look.
+func markupWorthTokenizing(src readerAtSize) bool {
+	pb := getCarrierBuf()
+	defer putCarrierBuf(pb)
+	const overlap = 16
+	buf := (*pb)[:min(int64(cap(*pb)), 64<<10+overlap)]
+	size := src.Size()
+	for off := int64(0); off < size; off += 64 << 10 {
+		n, _ := src.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		b := buf[:n]
+		for i, c := range b {
+			if c >= 'A' && c <= 'Z' {
+				b[i] = c + 32
+			}
+		}
+		for _, nd := range markupNeedles {
+			if bytes.Contains(b, nd) {
+				return true
+			}
+		}
+		if markupHasHandler(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// markupHasHandler reports an attribute that looks like an event handler:
+// white space, "on", letters, optional white space, "=" (lower-cased b).
+func markupHasHandler(b []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte("on"))
+		if j < 0 {
+			return false
+		}
+		k := i + j
+		i = k + 2
+		if k == 0 || !(b[k-1] == ' ' || b[k-1] == '\t' || b[k-1] == '\n' || b[k-1] == '\r' || b[k-1] == '/' || b[k-1] == '"' || b[k-1] == '\'') {
+			continue
+		}
+		e := i
+		for e < len(b) && b[e] >= 'a' && b[e] <= 'z' {
+			e++
+		}
+		if e == i {
+			continue
+		}
+		for e < len(b) && (b[e] == ' ' || b[e] == '\t' || b[e] == '\n' || b[e] == '\r') {
+			e++
+		}
+		if e < len(b) && b[e] == '=' {
+			return true
 		}
 	}
 }

@@ -18,7 +18,9 @@ var guidFileDataStore = []byte{0xE7, 0x16, 0xE3, 0xBD, 0x65, 0x26, 0x11, 0x45, 0
 
 func (w *walker) oneNote(src readerAtSize, out *carried, emb func(string, io.Reader, int64) bool) {
 	size := src.Size()
-	buf := make([]byte, pdfChunk+64)
+	pb := getCarrierBuf()
+	defer putCarrierBuf(pb)
+	buf := (*pb)[:pdfChunk+64]
 	found := 0
 	for off := int64(0); off < size; off += pdfChunk {
 		n, _ := src.ReadAt(buf[:min(int64(len(buf)), size-off)], off)

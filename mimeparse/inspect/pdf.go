@@ -45,7 +45,9 @@ type pdfScan struct {
 func (w *walker) pdf(src readerAtSize, out *carried, emb func(string, io.Reader, int64) bool) {
 	s := &pdfScan{names: map[int]string{}}
 	size := src.Size()
-	buf := make([]byte, pdfChunk+pdfOverlap)
+	pb := getCarrierBuf()
+	defer putCarrierBuf(pb)
+	buf := (*pb)[:pdfChunk+pdfOverlap]
 	for off := int64(0); off < size; off += pdfChunk {
 		n, _ := src.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
 		b := buf[:n]
