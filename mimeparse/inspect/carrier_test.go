@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -265,5 +266,79 @@ func FuzzOLEPackage(f *testing.F) {
 		carrierRecover = false
 		defer func() { carrierRecover = true }()
 		w.ole1(b, &carried{}, func(string, io.Reader, int64) bool { return true })
+	})
+}
+
+// TestPDFStreamed: a PDF larger than the sniffed head is read as it is
+// written (pdfStreamer), keeping only what follows its first embedded file
+// or object stream; it must find what the random-access reader finds,
+// whatever the chunking, with the interesting objects near the start, past
+// the streamer's trimmed window, or at the end.
+func TestPDFStreamed(t *testing.T) {
+	pad := func(n int) []byte {
+		return bytes.Repeat([]byte("% padding line of a PDF comment, /Names (x) /F 4 0 R\n"), n/52+1)[:n]
+	}
+	for _, seed := range [][2]string{
+		{"attack-pdf-embedded-exe.eml", "invoice.pdf"}, {"attack-pdf-launch.eml", "invoice.pdf"},
+		{"benign-pdf-facturx.eml", "invoice.pdf"}, {"benign-pdf-link.eml", "invoice.pdf"},
+	} {
+		pdf := fixtureAttachment(t, seed[0], seed[1])
+		hdr := bytes.IndexByte(pdf, '\n') + 1
+		for _, n := range []int{4 << 10, 700 << 10, 3 << 20} {
+			for _, where := range []string{"before", "after"} {
+				var body []byte
+				if where == "before" {
+					body = append(append(append([]byte(nil), pdf[:hdr]...), pad(n)...), pdf[hdr:]...)
+				} else {
+					body = append(append([]byte(nil), pdf...), pad(n)...)
+				}
+				var want Result
+				w := newWalker(Options{}.withDefaults(), &want, 0)
+				want.addActive(w.carrier(carrierPDF, bytes.NewReader(body), 0, false))
+				for _, chunk := range []int{1, 4093, 32 << 10} {
+					if chunk == 1 && n > 4<<10 {
+						continue
+					}
+					got := inspectChunks(Options{}, body, chunk)
+					if !slices.Equal(got.Active, want.Active) || len(got.Embedded) != len(want.Embedded) {
+						t.Fatalf("%s pad %d %s chunk %d: active %v embedded %d, random access %v %d",
+							seed[0], n, where, chunk, got.Active, len(got.Embedded), want.Active, len(want.Embedded))
+					}
+					for i := range got.Embedded {
+						if got.Embedded[i].Name != want.Embedded[i].Name || got.Embedded[i].Result.SHA256 != want.Embedded[i].Result.SHA256 {
+							t.Fatalf("%s pad %d %s chunk %d: embedded %d differs", seed[0], n, where, chunk, i)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// FuzzPDFStreamed: a PDF past the sniffed head is read as it is written;
+// the Result must not depend on how the body is cut into writes, and must
+// be what the random-access reader finds.
+func FuzzPDFStreamed(f *testing.F) {
+	for _, s := range carrierSeeds(f) {
+		if bytes.HasPrefix(s, []byte("%PDF")) {
+			f.Add(s, uint16(100))
+		}
+	}
+	prefix := append([]byte("%PDF-1.7\n"), bytes.Repeat([]byte("%\n"), 2000)...)
+	f.Fuzz(func(t *testing.T, b []byte, chunk uint16) {
+		body := append(append([]byte(nil), prefix...), b...)
+		o := Options{Budget: NewBudget(64 << 20), Spill: 8 << 20}
+		r1 := inspectChunks(o, body, 32<<10)
+		o.Budget = NewBudget(64 << 20)
+		r2 := inspectChunks(o, body, int(chunk)%8192+1)
+		if !reflect.DeepEqual(r1, r2) {
+			t.Fatalf("chunking changes the result:\n%+v\n%+v", r1, r2)
+		}
+		var want Result
+		w := newWalker(Options{Budget: NewBudget(64 << 20), Spill: 8 << 20}.withDefaults(), &want, 0)
+		want.addActive(w.carrier(carrierPDF, bytes.NewReader(body), 0, false))
+		if !slices.Equal(r1.Active, want.Active) || len(r1.Embedded) != len(want.Embedded) {
+			t.Fatalf("streamed %v %d, random access %v %d", r1.Active, len(r1.Embedded), want.Active, len(want.Embedded))
+		}
 	})
 }

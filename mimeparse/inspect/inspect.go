@@ -150,7 +150,8 @@ type Inspector struct {
 	kind    kind
 	spill   *spillFile
 	carrier carrier
-	cspill  *memSpill // a carrier's body
+	cspill  *memSpill    // a carrier's body
+	pdfs    *pdfStreamer // a PDF's body, read as it is written
 	uu      *uuScanner
 	res     Result
 	closed  bool
@@ -235,10 +236,15 @@ func (i *Inspector) Write(p []byte) (int, error) {
 		if i.cspill != nil && len(rest) > 0 {
 			i.cspill.write(rest)
 		}
+		if i.pdfs != nil && len(rest) > 0 {
+			i.pdfs.write(rest)
+		}
 	} else if i.spill != nil {
 		i.spill.write(p)
 	} else if i.cspill != nil {
 		i.cspill.write(p)
+	} else if i.pdfs != nil {
+		i.pdfs.write(p)
 	}
 	if i.uu != nil {
 		i.uu.write(p)
@@ -256,6 +262,11 @@ func (i *Inspector) decide(final bool) {
 	}
 	if i.kind == kindNone && i.carrier == carrierNone && !final && maybeISO(i.head, &i.opts) {
 		i.kind = kindISO
+	}
+	if i.carrier == carrierPDF && !final {
+		i.pdfs = newPDFStreamer(&i.opts)
+		i.pdfs.write(i.head)
+		return
 	}
 	if i.carrier != carrierNone && !final {
 		i.cspill = &memSpill{max: i.opts.Spill, dir: i.opts.SpillDir}
@@ -321,6 +332,10 @@ func (i *Inspector) inspectCarrier() {
 	r := &i.res
 	var src readerAtSize = bytes.NewReader(i.head)
 	w := newWalker(i.opts, r, i.nest)
+	if i.pdfs != nil {
+		r.addActive(w.pdfStreamed(i.pdfs))
+		return
+	}
 	if i.cspill != nil {
 		defer i.cspill.remove()
 		s, err := i.cspill.readerAt()

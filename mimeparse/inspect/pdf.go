@@ -6,6 +6,7 @@ import (
 	"encoding/ascii85"
 	"io"
 	"regexp"
+	"sort"
 	"strconv"
 	"unicode/utf16"
 )
@@ -55,8 +56,14 @@ func (w *walker) pdf(src readerAtSize, out *carried, emb func(string, io.Reader,
 		if off+int64(n) >= size {
 			limit = n
 		}
-		w.pdfNames(b, limit, off, src, s, out, true)
+		s.scanNames(b, 0, limit, off, out, true)
 	}
+	w.pdfFinish(src, s, out, emb)
+}
+
+// pdfFinish decodes the object streams and the embedded files found by
+// the name scan.
+func (w *walker) pdfFinish(src readerAtSize, s *pdfScan, out *carried, emb func(string, io.Reader, int64) bool) {
 	for i, pos := range s.objStm {
 		if i >= pdfMaxObj {
 			w.res.addDefect(DefectLimitEmbedded)
@@ -67,7 +74,7 @@ func (w *walker) pdf(src readerAtSize, out *carried, emb func(string, io.Reader,
 			continue
 		}
 		b, _ := io.ReadAll(io.LimitReader(r, 16<<20))
-		w.pdfNames(b, len(b), -1, nil, s, out, false)
+		s.scanNames(b, 0, len(b), -1, out, false)
 	}
 	for i, pos := range s.embedded {
 		if i >= pdfMaxObj {
@@ -84,11 +91,11 @@ func (w *walker) pdf(src readerAtSize, out *carried, emb func(string, io.Reader,
 	}
 }
 
-// pdfNames looks at the name tokens starting in b[:limit]. off is b's
-// offset in src (-1: b is a decoded object stream, and positions are not
-// in src).
-func (w *walker) pdfNames(b []byte, limit int, off int64, src io.ReaderAt, s *pdfScan, out *carried, top bool) {
-	for i := 0; i < limit; {
+// scanNames looks at the name tokens starting in b[from:limit]. off is
+// b's offset in the body (-1: b is a decoded object stream, and positions
+// are not in the body).
+func (s *pdfScan) scanNames(b []byte, from, limit int, off int64, out *carried, top bool) {
+	for i := from; i < limit; {
 		j := bytes.IndexByte(b[i:limit], '/')
 		if j < 0 {
 			return
@@ -116,7 +123,7 @@ func (w *walker) pdfNames(b []byte, limit int, off int64, src io.ReaderAt, s *pd
 				s.objStm = append(s.objStm, off+int64(i-1))
 			}
 		case "EF":
-			w.pdfFileSpec(b, i-1, s)
+			s.fileSpec(b, i-1)
 		}
 		i = end
 	}
@@ -130,9 +137,9 @@ var (
 	pdfFName   = regexp.MustCompile(`/(?:UF|F)\s*\(`)
 )
 
-// pdfFileSpec reads a file specification's /EF << /F n 0 R >> at b[at:]
+// fileSpec reads a file specification's /EF << /F n 0 R >> at b[at:]
 // and its name (/UF or /F string) nearby.
-func (w *walker) pdfFileSpec(b []byte, at int, s *pdfScan) {
+func (s *pdfScan) fileSpec(b []byte, at int) {
 	m := pdfEFRef.FindSubmatch(b[at:min(len(b), at+512)])
 	if m == nil {
 		return
@@ -249,6 +256,120 @@ func pdfText(b []byte) string {
 	}
 	return string(b)
 }
+
+// pdfStreamer reads a PDF body as it is written, so that a PDF without
+// embedded files or object streams (nearly all of them) is never kept:
+// its names are scanned in passing, with pdfLook bytes of context either
+// side. At the first /EmbeddedFile or /ObjStm the body is kept from
+// pdfDictWin bytes before it on (memSpill, within Options.Spill): every
+// stream read later lies after its dictionary.
+type pdfStreamer struct {
+	scan    pdfScan
+	out     carried
+	pb      *[]byte
+	buf     []byte // body bytes from bufOff on
+	bufOff  int64
+	scanned int64 // names starting before this body offset were looked at
+	spill   *memSpill
+	base    int64 // body offset of the spill's first byte
+	opts    *Options
+}
+
+const pdfLook = 4096 // past the longest look-ahead of scanNames (a 2 KiB string, a 1 KiB file spec window)
+
+func newPDFStreamer(o *Options) *pdfStreamer {
+	p := &pdfStreamer{scan: pdfScan{names: map[int]string{}}, opts: o, pb: getCarrierBuf()}
+	p.buf = (*p.pb)[:0]
+	return p
+}
+
+func (p *pdfStreamer) write(b []byte) {
+	if p.spill != nil {
+		p.spill.write(b)
+	}
+	p.buf = append(p.buf, b...)
+	p.scanTo(len(p.buf) - pdfLook)
+	if len(p.buf) > carrierMem/2 {
+		if cut := p.scanned - pdfDictWin - pdfLook - p.bufOff; cut > 0 {
+			p.buf = append(p.buf[:0], p.buf[cut:]...)
+			p.bufOff += cut
+		}
+	}
+}
+
+func (p *pdfStreamer) scanTo(limit int) {
+	from := int(p.scanned - p.bufOff)
+	if limit <= from {
+		return
+	}
+	ne, no := len(p.scan.embedded), len(p.scan.objStm)
+	p.scan.scanNames(p.buf, from, limit, p.bufOff, &p.out, true)
+	p.scanned = p.bufOff + int64(limit)
+	if p.spill == nil && (len(p.scan.embedded) > ne || len(p.scan.objStm) > no) {
+		first := p.scanned
+		if len(p.scan.embedded) > ne {
+			first = p.scan.embedded[ne]
+		}
+		if len(p.scan.objStm) > no {
+			first = min(first, p.scan.objStm[no])
+		}
+		p.base = max(p.bufOff, first-pdfDictWin)
+		p.spill = &memSpill{max: p.opts.Spill, dir: p.opts.SpillDir}
+		p.spill.write(p.buf[p.base-p.bufOff:])
+	}
+}
+
+// finish scans the rest and reads what the scan found.
+func (w *walker) pdfStreamed(p *pdfStreamer) (active []string) {
+	defer func() {
+		if carrierRecover && recover() != nil {
+			w.res.addDefect(DefectCarrierCorrupt)
+		}
+	}()
+	defer p.release()
+	p.scanTo(len(p.buf))
+	if p.spill != nil {
+		src, err := p.spill.readerAt()
+		if err != nil {
+			w.res.addDefect(DefectSpillFailed)
+			return p.out.active
+		}
+		if p.spill.overflow {
+			w.res.addDefect(DefectLimitInspectSpill)
+			w.truncated = true
+		}
+		w.pdfFinish(offsetReader{src, p.base}, &p.scan, &p.out, func(name string, r io.Reader, size int64) bool {
+			return w.carry(name, r, size, 0, false)
+		})
+	}
+	sort.Strings(p.out.active)
+	return p.out.active
+}
+
+func (p *pdfStreamer) release() {
+	if p.spill != nil {
+		p.spill.remove()
+	}
+	if p.pb != nil {
+		putCarrierBuf(p.pb)
+		p.pb, p.buf = nil, nil
+	}
+}
+
+// offsetReader reads a body kept from offset base on, by body offsets.
+type offsetReader struct {
+	r    readerAtSize
+	base int64
+}
+
+func (o offsetReader) ReadAt(b []byte, off int64) (int, error) {
+	if off < o.base {
+		return 0, io.EOF
+	}
+	return o.r.ReadAt(b, off-o.base)
+}
+
+func (o offsetReader) Size() int64 { return o.base + o.r.Size() }
 
 // pdfStream finds the stream of the object whose dictionary holds the name
 // at pos, and returns its decoded bytes as a budgeted reader, with the
