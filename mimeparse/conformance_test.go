@@ -92,7 +92,7 @@ func pythonPaths(m *Message) map[string]*Part {
 	}
 	var stack []*open
 	for _, p := range m.Parts {
-		if strings.Contains(p.Path, ".u") || strings.Contains(p.Path, ".t") {
+		if inBody(p) || underByContent(m, p) {
 			continue
 		}
 		for len(stack) > 0 && stack[len(stack)-1].depth >= p.Depth {
@@ -113,18 +113,37 @@ func pythonPaths(m *Message) map[string]*Part {
 // isLeaf reports whether p is a leaf of the MIME tree itself (not a
 // container, not found inside a body).
 func isLeaf(m *Message, p *Part) bool {
-	return !p.IsMultipart && !hasChildren(m, p) && !strings.Contains(p.Path, ".u") && !strings.Contains(p.Path, ".t")
+	return !p.IsMultipart && !hasChildren(m, p) && !inBody(p)
+}
+
+// inBody reports a part found inside a leaf's body: uuencode, TNEF, or a
+// file carried by a document ("2.e1").
+func inBody(p *Part) bool {
+	return strings.Contains(p.Path, ".u") || strings.Contains(p.Path, ".t") || strings.Contains(p.Path, ".e")
+}
+
+// underByContent reports a part of a message read by its content (a leaf
+// not declared as a message: DefectMessageByContent), which Python does
+// not read.
+func underByContent(m *Message, p *Part) bool {
+	for _, q := range m.Parts {
+		if strings.HasPrefix(p.Path, q.Path+".") && slices.Contains(q.Defects, DefectMessageByContent) {
+			return true
+		}
+	}
+	return false
 }
 
 // decodedOnly reports whether p exists only in decoded bytes: found in a
 // body (uuencode, TNEF) or enclosed in a transfer-encoded message/rfc822.
 // Its offsets are those of the part that holds it.
 func decodedOnly(m *Message, p *Part) bool {
-	if strings.Contains(p.Path, ".u") || strings.Contains(p.Path, ".t") {
+	if inBody(p) {
 		return true
 	}
 	for _, q := range m.Parts {
-		if strings.HasPrefix(p.Path, q.Path+".") && slices.Contains(q.Defects, DefectEncodedMessage) {
+		if strings.HasPrefix(p.Path, q.Path+".") && (slices.Contains(q.Defects, DefectEncodedMessage) ||
+			slices.Contains(q.Defects, DefectMessageByContent)) {
 			return true
 		}
 	}
@@ -135,8 +154,8 @@ func decodedOnly(m *Message, p *Part) bool {
 func hasChildren(m *Message, p *Part) bool {
 	for i, q := range m.Parts {
 		if q == p {
-			return i+1 < len(m.Parts) && m.Parts[i+1].Depth > p.Depth &&
-				!strings.Contains(m.Parts[i+1].Path, ".u") && !strings.Contains(m.Parts[i+1].Path, ".t")
+			return i+1 < len(m.Parts) && m.Parts[i+1].Depth > p.Depth && !inBody(m.Parts[i+1]) &&
+				!slices.Contains(p.Defects, DefectMessageByContent)
 		}
 	}
 	return false

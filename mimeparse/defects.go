@@ -110,6 +110,13 @@ const (
 	DefectBareCR = "bare-cr-in-header"
 	// DefectMisplacedUnixFrom: a "From " line in the middle of a header.
 	DefectMisplacedUnixFrom = "misplaced-unix-from"
+	// DefectMessageByContent: a leaf not declared as a message (an
+	// application/octet-stream or text/plain attachment, a part named
+	// .eml) whose bytes are a message header: the declared type lied, or
+	// was only vague. It was parsed as an enclosed message too, its parts
+	// grafted under it ("2.1", "2.2" ...) like a message/rfc822's, and
+	// the part itself stays an attachment.
+	DefectMessageByContent = "message-by-content"
 	// DefectEncodedMessage: message/rfc822 or message/global with a base64 or
 	// quoted-printable transfer encoding (RFC 2046 §5.2.1 forbids it); the
 	// decoded body is inspected as a leaf, not parsed as a message.

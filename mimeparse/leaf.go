@@ -1,6 +1,7 @@
 package mimeparse
 
 import (
+	"bytes"
 	"io"
 	"strings"
 
@@ -14,11 +15,46 @@ type leafSink struct {
 	also io.Writer // a nested parse of an encoded message/rfc822, or nil
 	text []byte
 	keep int // bytes of text still wanted
+
+	// Messages by content: the first bytes of a leaf not declared as a
+	// message, kept until they say whether it is one (see sniffMessage).
+	sniff     []byte
+	sniffing  bool
+	byContent *nested // the nested parse started because the bytes are a message
+	p         *parser
+	part      *Part
+}
+
+// sniffHead is how many first bytes of a leaf are looked at to tell a
+// message by its content.
+const sniffHead = 1024
+
+// decideMessage starts a nested parse of the leaf when its first bytes are
+// a message header, and feeds it those bytes.
+func (s *leafSink) decideMessage() {
+	s.sniffing = false
+	if !looksLikeMessage(s.sniff, s.part.Ext == "eml") {
+		return
+	}
+	if n := s.p.startNested(s.part); n != nil {
+		s.byContent = n
+		s.also = n
+		n.Write(s.sniff)
+	}
 }
 
 func (s *leafSink) Write(p []byte) (int, error) {
 	s.insp.Write(p)
-	if s.also != nil {
+	if s.sniffing {
+		n := min(len(p), sniffHead-len(s.sniff))
+		s.sniff = append(s.sniff, p[:n]...)
+		if len(s.sniff) == sniffHead {
+			s.decideMessage()
+			if s.byContent != nil && n < len(p) {
+				s.also.Write(p[n:])
+			}
+		}
+	} else if s.also != nil {
 		s.also.Write(p)
 	}
 	if s.keep > 0 {
@@ -35,6 +71,8 @@ type leaf struct {
 	sink leafSink
 	dec  io.Writer
 	cte  string // "base64", "quoted-printable" or "" (identity)
+	// sniffBuf is the room for leafSink.sniff, kept from leaf to leaf.
+	sniffBuf []byte
 }
 
 func (p *parser) inspectOptions(part *Part) inspect.Options {
@@ -65,8 +103,18 @@ func isUUEncodeCTE(cte string) bool {
 // startLeaf prepares the decoding pipeline for part's body.
 func (p *parser) startLeaf(part *Part) *leaf {
 	l := &p.leafBuf
-	*l = leaf{}
+	*l = leaf{sniffBuf: l.sniffBuf}
 	l.sink.insp = inspect.New(p.inspectOptions(part))
+	// Messages by content: any leaf not declared as text or message, and a
+	// text part named .eml. (A text part is read as text by every client;
+	// a mail client opens a .eml whatever its declared type.)
+	if !isMessageType(part.ContentType) && (part.Ext == "eml" || !strings.HasPrefix(part.ContentType, "text/")) {
+		l.sink.sniffing, l.sink.p, l.sink.part = true, p, part
+		if l.sniffBuf == nil {
+			l.sniffBuf = make([]byte, 0, sniffHead)
+		}
+		l.sink.sniff = l.sniffBuf[:0]
+	}
 	if strings.HasPrefix(part.ContentType, "text/") {
 		l.sink.keep = p.textBudget
 		l.sink.text = p.textBuf[:0]
@@ -98,6 +146,9 @@ func (p *parser) finishLeaf(idx int, l *leaf) {
 			p.partDefect(part, d)
 		}
 	}
+	if l.sink.sniffing && len(l.sink.sniff) > 0 {
+		l.sink.decideMessage()
+	}
 	res := l.sink.insp.Close()
 	p.applyResult(part, res)
 	if len(l.sink.text) > 0 {
@@ -112,6 +163,63 @@ func (p *parser) finishLeaf(idx int, l *leaf) {
 		p.partDefect(part, DefectTypeMismatch)
 	}
 	p.embedded(idx, res.Embedded)
+	if l.sink.byContent != nil {
+		// The part stays the leaf it was declared as (an attachment, in
+		// Attachments), and the message inside is read too.
+		att := part.IsAttachment
+		p.finishNested(idx, l.sink.byContent)
+		part.IsAttachment = att
+		p.partDefect(part, DefectMessageByContent)
+	}
+}
+
+// looksLikeMessage reports whether the first bytes of a body are a message
+// header: header field lines from the first line on, at least three of
+// them (two when the part is named .eml), among them From, a Received
+// trace or a Message-ID, and Date or Subject (or MIME-Version).
+func looksLikeMessage(b []byte, named bool) bool {
+	var from, id, other bool
+	fields := 0
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			break // a cut line: not counted
+		}
+		line := bytes.TrimRight(b[:i], "\r")
+		b = b[i+1:]
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if fields == 0 {
+				return false
+			}
+			continue
+		}
+		c := bytes.IndexByte(line, ':')
+		if c <= 0 || c > 76 {
+			return false
+		}
+		for _, ch := range line[:c] {
+			if ch <= ' ' || ch >= 127 {
+				return false
+			}
+		}
+		fields++
+		switch strings.ToLower(string(line[:c])) {
+		case "from", "sender", "return-path":
+			from = true
+		case "received", "message-id", "delivered-to", "x-received":
+			id = true
+		case "date", "subject", "mime-version", "to":
+			other = true
+		}
+	}
+	need := 3
+	if named {
+		need = 2
+	}
+	return fields >= need && (from || id) && other
 }
 
 func (p *parser) applyResult(part *Part, res inspect.Result) {
@@ -121,6 +229,7 @@ func (p *parser) applyResult(part *Part, res inspect.Result) {
 	part.Executable = res.Executable
 	part.Encrypted = res.Encrypted
 	part.Macros = res.Macros
+	part.Active = res.Active
 	part.Archive = append(part.Archive, res.Archive...)
 	for _, d := range res.Defects {
 		p.partDefect(part, d)
@@ -128,16 +237,22 @@ func (p *parser) applyResult(part *Part, res inspect.Result) {
 }
 
 // embedded adds the files found inside the body of Parts[idx] (uuencode
-// blocks, TNEF attachments) as leaves of their own: "<leaf>.u1", "<leaf>.t1".
+// blocks, TNEF attachments, files carried by documents) as leaves of their
+// own: "<leaf>.u1", "<leaf>.t1", "<leaf>.e1". They have the offsets of the
+// part that carries them: their bytes exist only decoded, and stripping one
+// strips its carrier (rules/rewrite_strip.go).
 func (p *parser) embedded(idx int, list []inspect.Embedded) {
 	part := p.msg.Parts[idx]
-	nu, nt := 0, 0
+	nu, nt, ne := 0, 0, 0
 	for _, e := range list {
 		var path string
 		switch e.Kind {
 		case 'u':
 			nu++
 			path = part.Path + ".u" + itoa(nu)
+		case 'e':
+			ne++
+			path = part.Path + ".e" + itoa(ne)
 		default:
 			nt++
 			path = part.Path + ".t" + itoa(nt)

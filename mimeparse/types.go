@@ -30,7 +30,7 @@ type ArchiveEntry = inspect.Entry
 
 // Part is one node of the MIME tree: a container or a leaf.
 type Part struct {
-	Path  string // IMAP section: root container "0", "1", "2.1"; "2.u1" uuencode, "2.t1" TNEF
+	Path  string // IMAP section: root container "0", "1", "2.1"; "2.u1" uuencode, "2.t1" TNEF, "2.e1" a file carried by a document, page, calendar or disk image
 	Depth int
 	// Parent is the index in Message.Parts of the enclosing part (always
 	// before this one: the walk is depth first), -1 for the root. It is
@@ -51,9 +51,16 @@ type Part struct {
 	Executable       bool
 	Encrypted        bool
 	Macros           bool
-	Archive          []ArchiveEntry
-	Defects          []string
-	Fields           []Field // this part's own header fields (the root's are Message.Fields)
+	// Active is the active content found in the part, sorted, a closed
+	// vocabulary (inspect.AllActive, docs/policy.md): "script",
+	// "pdf-javascript", "pdf-openaction", "pdf-launch",
+	// "ooxml-external-template", "ooxml-external-object", "ole-package",
+	// "rtf-object", "search-uri", "remote-share", "msc-script",
+	// "calendar-attachment", "onenote-embedded-file".
+	Active  []string
+	Archive []ArchiveEntry
+	Defects []string
+	Fields  []Field // this part's own header fields (the root's are Message.Fields)
 
 	// Byte offsets in the raw message: where the part's header starts, where
 	// its body starts, and just past its last body byte (before the line

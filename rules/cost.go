@@ -63,6 +63,10 @@ const (
 // each defect listed once.
 const maxDefects = 256
 
+// maxActive bounds a part's or an entry's .Active: a closed vocabulary
+// (inspect.AllActive), each value once.
+const maxActive = 64
+
 // maxTags bounds Tags: the tags of the rules that matched.
 const maxTags = 1024
 
@@ -265,6 +269,8 @@ func (e *costEstimator) bound(n ast.Node) int64 {
 			return b.HeaderBytes / 8 // "; name=x" at least
 		case "Defects":
 			return maxDefects
+		case "Active":
+			return maxActive
 		case "Fields":
 			return b.HeaderBytes / 4
 		case "Rcpts", "RcptDomains":

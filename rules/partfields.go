@@ -116,6 +116,7 @@ const (
 	fHeaderOffset
 	fBodyOffset
 	fEndOffset
+	fActive
 	fName // ArchiveEntry only
 	nFields
 
@@ -133,7 +134,7 @@ var fieldName = [nFields]string{
 	fSize: "Size", fSHA256: "SHA256", fDetectedType: "DetectedType", fExecutable: "Executable",
 	fEncrypted: "Encrypted", fMacros: "Macros", fArchive: "Archive", fDefects: "Defects",
 	fFields: "Fields", fHeaderOffset: "HeaderOffset", fBodyOffset: "BodyOffset", fEndOffset: "EndOffset",
-	fName: "Name",
+	fActive: "Active", fName: "Name",
 }
 
 func (f field) String() string {
@@ -528,6 +529,8 @@ func partValue(p *mimeparse.Part, f field) any {
 		return p.BodyOffset
 	case fEndOffset:
 		return p.EndOffset
+	case fActive:
+		return p.Active
 	}
 	return partString(p, f)
 }
@@ -567,6 +570,8 @@ func entryValue(e *mimeparse.ArchiveEntry, f field) any {
 		return e.Encrypted
 	case fDepth:
 		return e.Depth
+	case fActive:
+		return e.Active
 	}
 	return entryString(e, f)
 }
@@ -607,7 +612,12 @@ func fieldLen(x any, f field) int {
 			return len(nonNil(p, f).Defects)
 		case fFields:
 			return len(nonNil(p, f).Fields)
+		case fActive:
+			return len(nonNil(p, f).Active)
 		}
+	}
+	if e, ok := x.(mimeparse.ArchiveEntry); ok && f == fActive {
+		return len(e.Active)
 	}
 	return len(fieldString(x, f))
 }

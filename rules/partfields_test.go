@@ -266,9 +266,14 @@ func TestPartFieldSwitch(t *testing.T) {
 	p.Fields = []mimeparse.Field{{Name: "A", Value: "b"}}
 	p.Path, p.Charset, p.TransferEncoding, p.Executable, p.Encrypted, p.Macros, p.IsMultipart = "2.1", "utf-8", "base64", true, true, true, true
 	p.HeaderOffset, p.BodyOffset, p.EndOffset = 10, 200, 3000
+	p.Active = []string{"script"}
 	a := p.Archive[1]
-	a.Executable, a.Encrypted, a.Depth = true, true, 2
-	for x, v := range map[any]reflect.Value{&p: reflect.ValueOf(p), a: reflect.ValueOf(a)} {
+	a.Executable, a.Encrypted, a.Depth, a.Active = true, true, 2, []string{"pdf-launch"}
+	for _, xv := range []struct {
+		x any
+		v reflect.Value
+	}{{&p, reflect.ValueOf(p)}, {a, reflect.ValueOf(a)}} {
+		x, v := xv.x, xv.v
 		for i := 0; i < v.NumField(); i++ {
 			sf := v.Type().Field(i)
 			if !sf.IsExported() || sf.Tag.Get("expr") == "-" {

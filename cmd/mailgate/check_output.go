@@ -42,18 +42,20 @@ type chkPartJSON struct {
 	SHA256       string           `json:"sha256"`
 	IsAttachment bool             `json:"is_attachment"`
 	Executable   bool             `json:"executable"`
+	Active       []string         `json:"active"`
 	Archive      []chkArchiveJSON `json:"archive"`
 	Defects      []string         `json:"defects"`
 }
 
 type chkArchiveJSON struct {
-	Name         string `json:"name"`
-	Ext          string `json:"ext"`
-	Size         int64  `json:"size"`
-	DetectedType string `json:"detected_type"`
-	Executable   bool   `json:"executable"`
-	Encrypted    bool   `json:"encrypted"`
-	Depth        int    `json:"depth"`
+	Name         string   `json:"name"`
+	Ext          string   `json:"ext"`
+	Size         int64    `json:"size"`
+	DetectedType string   `json:"detected_type"`
+	Executable   bool     `json:"executable"`
+	Encrypted    bool     `json:"encrypted"`
+	Depth        int      `json:"depth"`
+	Active       []string `json:"active,omitempty"`
 }
 
 func chkNonNil(s []string) []string {
@@ -107,7 +109,7 @@ func chkPart(p *mimeparse.Part) chkPartJSON {
 	pj := chkPartJSON{
 		Path: p.Path, ContentType: p.ContentType, Filename: p.Filename, Ext: p.Ext,
 		DetectedType: p.DetectedType, Size: p.Size, SHA256: p.SHA256, IsAttachment: p.IsAttachment,
-		Executable: p.Executable, Archive: []chkArchiveJSON{}, Defects: chkNonNil(p.Defects),
+		Executable: p.Executable, Active: chkNonNil(p.Active), Archive: []chkArchiveJSON{}, Defects: chkNonNil(p.Defects),
 	}
 	for _, a := range p.Archive {
 		pj.Archive = append(pj.Archive, chkArchiveJSON(a))

@@ -120,6 +120,9 @@ func printTree(w io.Writer, m *mimeparse.Message) {
 		if p.Encrypted {
 			fmt.Fprint(w, " encrypted")
 		}
+		if len(p.Active) > 0 {
+			fmt.Fprintf(w, " active=%s", strings.Join(p.Active, ","))
+		}
 		if len(p.Names) > 0 {
 			fmt.Fprintf(w, " names=%q", p.Names)
 		}
@@ -128,7 +131,11 @@ func printTree(w io.Writer, m *mimeparse.Message) {
 		}
 		fmt.Fprintln(w)
 		for _, a := range p.Archive {
-			fmt.Fprintf(w, "%s  - %s %d bytes %s\n", strings.Repeat("  ", p.Depth+a.Depth), a.Name, a.Size, a.DetectedType)
+			act := ""
+			if len(a.Active) > 0 {
+				act = " active=" + strings.Join(a.Active, ",")
+			}
+			fmt.Fprintf(w, "%s  - %s %d bytes %s%s\n", strings.Repeat("  ", p.Depth+a.Depth), a.Name, a.Size, a.DetectedType, act)
 		}
 	}
 	if len(m.Defects) > 0 {

@@ -34,10 +34,16 @@ var (
 // cfbFacts is what the compound file tells.
 type cfbFacts struct {
 	names     []string
-	macros    bool // VBA storage/streams, or an Excel 4.0 macro sheet
-	msi       bool // root CLSID of an MSI or MSP package
-	encrypted bool // encrypted OOXML package, RC4/XOR-encrypted xls or doc
+	macros    bool   // VBA storage/streams, or an Excel 4.0 macro sheet
+	msi       bool   // root CLSID of an MSI or MSP package
+	encrypted bool   // encrypted OOXML package, RC4/XOR-encrypted xls or doc
+	ole10     []byte // the \x01Ole10Native stream (an OLE Package object), first ole10Max bytes
+	ole10Cut  bool   // that stream was longer than ole10Max
 }
+
+// ole10Max bounds the OLE Package payload read from a compound file into
+// memory; a longer one is cut (defect limit-embedded).
+const ole10Max = 16 << 20
 
 type cfbEntry struct {
 	name  string
@@ -68,6 +74,10 @@ func (w *walker) ole(src readerAtSize) {
 	w.res.Macros = w.res.Macros || f.macros
 	w.res.Executable = w.res.Executable || f.msi
 	w.res.Encrypted = w.res.Encrypted || f.encrypted
+	if f.ole10 != nil {
+		w.res.addActive([]string{ActiveOLEPackage})
+		w.olePackage(f, 0, false)
+	}
 }
 
 // readCFB reads a compound file's directory and a few stream headers.
@@ -86,6 +96,11 @@ func readCFB(r readerAtSize) (cfbFacts, error) {
 			facts.macros = true
 		case "encryptioninfo", "encryptedpackage":
 			facts.encrypted = true
+		case "\x01ole10native":
+			if e.typ == 2 && facts.ole10 == nil {
+				facts.ole10 = c.stream(e, ole10Max)
+				facts.ole10Cut = e.size > ole10Max
+			}
 		case "workbook", "book":
 			if e.typ == 2 {
 				m, enc := xlsGlobals(c.stream(e, cfbMaxStreamRead))

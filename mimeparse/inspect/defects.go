@@ -73,6 +73,16 @@ const (
 	// created or written (disk full, permissions); nothing needing random
 	// access was inspected.
 	DefectSpillFailed = "spill-failed"
+	// DefectCarrierCorrupt: a document, page, calendar or disk image that
+	// carries files (carrier.go: PDF, RTF, OneNote, HTML/SVG, iCalendar,
+	// FAT image) whose structure could not be followed to the end (a
+	// stream that does not decompress, a length past the end, a broken
+	// file system); what it carries may not all be listed.
+	DefectCarrierCorrupt = "carrier-corrupt"
+	// DefectPDFUnsupportedFilter: a PDF embedded file or object stream
+	// uses a filter the reader does not decode (only FlateDecode,
+	// ASCIIHexDecode and ASCII85Decode are); its content was not looked at.
+	DefectPDFUnsupportedFilter = "pdf-unsupported-filter"
 )
 
 // AllDefects lists every defect this package can report, for documentation
@@ -83,4 +93,5 @@ var AllDefects = []string{
 	DefectZipPrefix, DefectArchiveCorrupt, DefectArchiveEncryptedHeaders,
 	DefectArchiveUnsupported, DefectOLECorrupt, DefectTNEFCorrupt,
 	DefectUUEncodeUnterminated, DefectUUEncodeCorrupt, DefectSpillFailed,
+	DefectCarrierCorrupt, DefectPDFUnsupportedFilter,
 }

@@ -116,6 +116,7 @@ type Entry struct {
 	Executable   bool
 	Encrypted    bool
 	Depth        int
+	Active       []string // the entry is a carrier (HTML, PDF, ...): what it would do when opened (see carrier.go)
 }
 
 // Result describes one decoded body.
@@ -127,12 +128,14 @@ type Result struct {
 	Encrypted    bool   // an encrypted archive (or entry), or an encrypted Office document
 	Macros       bool   // Office VBA or Excel 4.0 macro sheets, here or in a nested document
 	Archive      []Entry
+	Active       []string   // active content (carrier.go's vocabulary), sorted, each once
 	Defects      []string   // see defects.go; each at most once
-	Embedded     []Embedded // uuencode blocks found in text (Kind 'u'), TNEF attachments (Kind 't')
+	Embedded     []Embedded // uuencode blocks found in text (Kind 'u'), TNEF attachments (Kind 't'), files inside carriers (Kind 'e')
 }
 
 // Embedded is a file found inside a body: a uuencode block in text
-// (Kind 'u') or an attachment of a TNEF stream (Kind 't').
+// (Kind 'u'), an attachment of a TNEF stream (Kind 't') or a file carried
+// by a document, page, calendar or disk image (Kind 'e', see carrier.go).
 type Embedded struct {
 	Kind   byte
 	Name   string
@@ -148,6 +151,9 @@ type Inspector struct {
 	decided bool
 	kind    kind
 	spill   *spillFile
+	carrier carrier
+	cspill  *memSpill    // a carrier's body
+	pdfs    *pdfStreamer // a PDF's body, read as it is written
 	uu      *uuScanner
 	res     Result
 	closed  bool
@@ -229,8 +235,18 @@ func (i *Inspector) Write(p []byte) (int, error) {
 		if i.spill != nil && len(rest) > 0 {
 			i.spill.write(rest)
 		}
+		if i.cspill != nil && len(rest) > 0 {
+			i.cspill.write(rest)
+		}
+		if i.pdfs != nil && len(rest) > 0 {
+			i.pdfs.write(rest)
+		}
 	} else if i.spill != nil {
 		i.spill.write(p)
+	} else if i.cspill != nil {
+		i.cspill.write(p)
+	} else if i.pdfs != nil {
+		i.pdfs.write(p)
 	}
 	if i.uu != nil {
 		i.uu.write(p)
@@ -243,8 +259,21 @@ func (i *Inspector) Write(p []byte) (int, error) {
 func (i *Inspector) decide(final bool) {
 	i.decided = true
 	i.kind = sniffKind(i.head)
-	if i.kind == kindNone && !final && maybeISO(i.head, &i.opts) {
+	if i.kind == kindNone {
+		i.carrier = sniffCarrier(i.head, &i.opts)
+	}
+	if i.kind == kindNone && i.carrier == carrierNone && !final && maybeISO(i.head, &i.opts) {
 		i.kind = kindISO
+	}
+	if i.carrier == carrierPDF && !final {
+		i.pdfs = newPDFStreamer(&i.opts)
+		i.pdfs.write(i.head)
+		return
+	}
+	if i.carrier != carrierNone && !final {
+		i.cspill = &memSpill{max: i.opts.Spill, dir: i.opts.SpillDir}
+		i.cspill.write(i.head)
+		return
 	}
 	if i.kind == kindNone || final {
 		return
@@ -287,6 +316,8 @@ func (i *Inspector) Close() Result {
 	}
 	if i.kind != kindNone {
 		i.inspectContainer()
+	} else if i.carrier != carrierNone {
+		i.inspectCarrier()
 	} else if isTNEFHint(&i.opts) && i.size > 0 {
 		// Declared TNEF without the TNEF signature: nothing can be listed.
 		r.addDefect(DefectTNEFCorrupt)
@@ -296,6 +327,31 @@ func (i *Inspector) Close() Result {
 	}
 	i.release()
 	return i.res
+}
+
+// inspectCarrier reads the body as the carrier its first bytes announce.
+func (i *Inspector) inspectCarrier() {
+	r := &i.res
+	var src readerAtSize = bytes.NewReader(i.head)
+	w := newWalker(i.opts, r, i.nest)
+	if i.pdfs != nil {
+		r.addActive(w.pdfStreamed(i.pdfs))
+		return
+	}
+	if i.cspill != nil {
+		defer i.cspill.remove()
+		s, err := i.cspill.readerAt()
+		if err != nil {
+			r.addDefect(DefectSpillFailed)
+			return
+		}
+		if i.cspill.overflow {
+			r.addDefect(DefectLimitInspectSpill)
+			w.truncated = true
+		}
+		src = s
+	}
+	r.addActive(w.carrier(i.carrier, src, 0, false))
 }
 
 // inspectContainer opens the body as the container its first bytes announce.

@@ -38,6 +38,7 @@ type walker struct {
 	entries   int
 	bytesLeft int64 // decompressed bytes still allowed; starts at Options.Spill
 	full      bool  // the entry limit was hit
+	ooxml     bool  // the attachment is an OOXML package: its own parts (depth 1) are the document, not archive entries
 }
 
 // left is what may still be decompressed: the smaller of the attachment's
@@ -160,6 +161,33 @@ func (w *walker) member(e *Entry, r io.Reader) (ok bool, err error) {
 		e.DetectedType, e.Executable = sniff(head)
 	}
 	k := sniffKind(head)
+	docPart := w.ooxml && e.Depth == 1
+	if k == kindNone {
+		if c := sniffCarrier(head, &Options{Name: e.Name}); c != carrierNone {
+			// The carrier is listed first, what it carries after it.
+			if !w.add(*e) {
+				return false, err
+			}
+			idx := len(w.res.Archive) - 1
+			if e.Depth > w.opts.ArchiveDepth {
+				w.res.addDefect(DefectLimitArchiveDepth)
+				return !w.full, err
+			}
+			src, cleanup := w.readAll(head, r)
+			if src != nil {
+				if docPart {
+					w.res.addActive(w.carrier(c, src, 0, false))
+				} else {
+					e.Active = w.carrier(c, src, e.Depth, true)
+					w.res.Archive[idx].Active = e.Active
+				}
+			}
+			if cleanup != nil {
+				cleanup()
+			}
+			return !w.full, err
+		}
+	}
 	if k == kindNone && maybeISO(head, &Options{Name: e.Name}) && (e.Size < 0 || e.Size > 32<<10) {
 		k = kindISO
 	}
@@ -184,6 +212,15 @@ func (w *walker) member(e *Entry, r io.Reader) (ok bool, err error) {
 			}
 			e.Executable = e.Executable || f.msi
 			e.Encrypted = e.Encrypted || f.encrypted
+			if f.ole10 != nil {
+				if docPart {
+					w.res.addActive([]string{ActiveOLEPackage})
+				} else {
+					e.Active = []string{ActiveOLEPackage}
+				}
+				// the packaged file is listed after the object that holds it
+				defer w.olePackage(f, e.Depth, !docPart)
+			}
 		} else {
 			w.res.addDefect(DefectOLECorrupt)
 		}

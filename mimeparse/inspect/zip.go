@@ -42,7 +42,17 @@ func (w *walker) zip(src readerAtSize, depth int) {
 	if base > 0 {
 		w.res.addDefect(DefectZipPrefix)
 	}
+	if depth == 0 {
+		for _, f := range zr.File {
+			if strings.EqualFold(f.Name, "[Content_Types].xml") {
+				w.ooxml = true
+			}
+		}
+	}
 	for idx, f := range zr.File {
+		if w.ooxml && depth == 0 && strings.HasSuffix(strings.ToLower(f.Name), ".rels") {
+			w.res.addActive(w.ooxmlRels(f))
+		}
 		if ooxmlMacroName(f.Name) {
 			w.res.Macros = true
 		}

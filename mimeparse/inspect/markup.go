@@ -1,0 +1,281 @@
+package inspect
+
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"net/url"
+	"strings"
+
+	"golang.org/x/net/html"
+)
+
+// HTML and SVG (markup.go): tokenized with golang.org/x/net/html (its
+// tokenizer is what browsers' parsing rules look like in Go; SVG's
+// <script> is raw text to it as to a browser). Reported:
+//
+//   - script: a <script> element, an on* event handler attribute, or a
+//     javascript: URL (href, src, action, formaction, xlink:href, ...).
+//   - search-uri / remote-share: a search: or search-ms: URI, or a
+//     file:// or \\host path, in a URL attribute or a meta refresh.
+//   - HTML smuggling: a data: URL (in any attribute or script) and every
+//     long base64 run inside a script is decoded (within the budget) and
+//     sniffed; executables, archives and documents are handed on as
+//     embedded files. Smaller or harmless blobs (images, fonts) are not.
+
+const (
+	markupMinBlob  = 64      // base64 characters: shorter runs are not looked at
+	markupMaxBlobs = 1000    // blobs decoded per body
+	markupMaxText  = 8 << 20 // bytes of one script or attribute looked at for blobs
+)
+
+var urlAttrs = map[string]bool{
+	"href": true, "src": true, "action": true, "formaction": true, "xlink:href": true, "data": true,
+	"poster": true, "background": true, "codebase": true, "content": true, "srcdoc": false,
+}
+
+func (w *walker) markup(src readerAtSize, out *carried, emb func(string, io.Reader, int64) bool) {
+	if !markupWorthTokenizing(src) {
+		return
+	}
+	z := html.NewTokenizer(io.NewSectionReader(src, 0, src.Size()))
+	z.SetMaxBuf(markupMaxText)
+	blobs := 0
+	blob := func(b []byte) bool {
+		if blobs >= markupMaxBlobs {
+			w.res.addDefect(DefectLimitEmbedded)
+			return false
+		}
+		blobs++
+		return w.markupBlob(b, emb)
+	}
+	inScript := false
+	for {
+		tt := z.Next()
+		switch tt {
+		case html.ErrorToken:
+			if z.Err() != io.EOF && z.Err() != nil {
+				// ErrBufferExceeded: a token larger than markupMaxText.
+				w.res.addDefect(DefectLimitEmbedded)
+			}
+			return
+		case html.StartTagToken, html.SelfClosingTagToken:
+			name, hasAttr := z.TagName()
+			tag := string(name)
+			if tag == "script" {
+				out.add(ActiveScript)
+				inScript = tt == html.StartTagToken
+			}
+			refresh := false
+			var content string
+			for hasAttr {
+				var k, v []byte
+				k, v, hasAttr = z.TagAttr()
+				key := string(k)
+				if len(key) > 2 && key[:2] == "on" {
+					out.add(ActiveScript)
+				}
+				if tag == "meta" && key == "http-equiv" && strings.EqualFold(string(v), "refresh") {
+					refresh = true
+				}
+				if key == "content" {
+					content = string(v)
+				}
+				if urlAttrs[key] && key != "content" {
+					if !w.markupURL(v, out, blob) {
+						return
+					}
+				}
+			}
+			if refresh {
+				// content="0; url=search-ms:..."
+				if _, u, ok := strings.Cut(content, "="); ok {
+					urlFacts(strings.Trim(u, `'" `), out)
+				}
+			}
+		case html.EndTagToken:
+			if name, _ := z.TagName(); string(name) == "script" {
+				inScript = false
+			}
+		case html.TextToken:
+			if inScript {
+				t := z.Text()
+				for _, s := range []string{"search-ms:", "search:"} {
+					if i := bytes.Index(t, []byte(s)); i >= 0 {
+						urlFacts(string(t[i:min(len(t), i+512)]), out)
+					}
+				}
+				if !w.scriptBlobs(t, blob) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// markupNeedles are the lower-case strings without which a page can have
+// none of the facts above: the tokenizer (and its allocations) runs only
+// when one is there, or an on* attribute (markupHasHandler).
+var markupNeedles = [][]byte{[]byte("script"), []byte("data:"), []byte("search"), []byte("file:"), []byte(`\\`), []byte("refresh"), []byte("&#"), []byte("%5c")}
+
+// markupWorthTokenizing is a quick pass over the page: most HTML mail
+// bodies have no script, no data: URL and no link worth a look.
+func markupWorthTokenizing(src readerAtSize) bool {
+	pb := getCarrierBuf()
+	defer putCarrierBuf(pb)
+	const overlap = 16
+	buf := (*pb)[:min(int64(cap(*pb)), 64<<10+overlap)]
+	size := src.Size()
+	for off := int64(0); off < size; off += 64 << 10 {
+		n, _ := src.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		b := buf[:n]
+		for i, c := range b {
+			if c >= 'A' && c <= 'Z' {
+				b[i] = c + 32
+			}
+		}
+		for _, nd := range markupNeedles {
+			if bytes.Contains(b, nd) {
+				return true
+			}
+		}
+		if markupHasHandler(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// markupHasHandler reports an attribute that looks like an event handler:
+// white space, "on", letters, optional white space, "=" (lower-cased b).
+func markupHasHandler(b []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte("on"))
+		if j < 0 {
+			return false
+		}
+		k := i + j
+		i = k + 2
+		if k == 0 || !(b[k-1] == ' ' || b[k-1] == '\t' || b[k-1] == '\n' || b[k-1] == '\r' || b[k-1] == '/' || b[k-1] == '"' || b[k-1] == '\'') {
+			continue
+		}
+		e := i
+		for e < len(b) && b[e] >= 'a' && b[e] <= 'z' {
+			e++
+		}
+		if e == i {
+			continue
+		}
+		for e < len(b) && (b[e] == ' ' || b[e] == '\t' || b[e] == '\n' || b[e] == '\r') {
+			e++
+		}
+		if e < len(b) && b[e] == '=' {
+			return true
+		}
+	}
+}
+
+// markupURL looks at one URL attribute value.
+func (w *walker) markupURL(v []byte, out *carried, blob func([]byte) bool) bool {
+	t := bytes.TrimSpace(v)
+	// Browsers drop tabs and newlines inside a scheme (java\tscript:).
+	t = bytes.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' {
+			return -1
+		}
+		return r
+	}, t[:min(len(t), 64)])
+	l := strings.ToLower(string(t))
+	switch {
+	case strings.HasPrefix(l, "javascript:") || strings.HasPrefix(l, "vbscript:"):
+		out.add(ActiveScript)
+	case strings.HasPrefix(l, "data:"):
+		return w.dataURL(bytes.TrimSpace(v), blob)
+	default:
+		s := string(bytes.TrimSpace(v[:min(len(v), 4096)]))
+		if u, err := url.PathUnescape(s); err == nil && strings.HasPrefix(strings.ToLower(u), "search") {
+			s = u
+		}
+		urlFacts(s, out)
+	}
+	return true
+}
+
+// dataURL decodes a base64 data: URL and looks at its bytes.
+func (w *walker) dataURL(v []byte, blob func([]byte) bool) bool {
+	meta, data, ok := bytes.Cut(v, []byte(","))
+	if !ok || !bytes.HasSuffix(bytes.ToLower(meta), []byte(";base64")) {
+		return true
+	}
+	return blob(data)
+}
+
+// scriptBlobs finds data: URLs and long base64 runs in script text.
+func (w *walker) scriptBlobs(t []byte, blob func([]byte) bool) bool {
+	for i := 0; i < len(t); {
+		if !isB64(t[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(t) && (isB64(t[j]) || t[j] == '=') {
+			j++
+		}
+		if j-i >= markupMinBlob {
+			if !blob(t[i:j]) {
+				return false
+			}
+		}
+		i = j + 1
+	}
+	return true
+}
+
+func isB64(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_'
+}
+
+// markupBlob decodes base64 (standard or URL alphabet, padding optional)
+// within the budget and hands it on when it is an executable, an archive
+// or a document.
+func (w *walker) markupBlob(b []byte, emb func(string, io.Reader, int64) bool) bool {
+	b = bytes.TrimRight(bytes.TrimSpace(b), "=")
+	enc := base64.RawStdEncoding
+	if bytes.ContainsAny(b, "-_") {
+		enc = base64.RawURLEncoding
+	}
+	n := int64(enc.DecodedLen(len(b)))
+	if n > w.left() {
+		w.spent()
+		w.res.addDefect(DefectLimitDecompressedBytes)
+		return false
+	}
+	w.charge(n)
+	dec := make([]byte, n)
+	m, err := enc.Decode(dec, b)
+	if err != nil && m < 16 {
+		return true // not base64 after all: text that looked like it
+	}
+	dec = dec[:m]
+	if !blobMatters(dec) {
+		return true
+	}
+	return emb("", bytes.NewReader(dec), int64(len(dec)))
+}
+
+// blobMatters reports whether decoded bytes are worth a leaf: an
+// executable, a container, a carrier that is not markup, or a document.
+func blobMatters(b []byte) bool {
+	head := b[:min(len(b), headMax)]
+	if isExecutable(head) || sniffKind(head) != kindNone {
+		return true
+	}
+	switch sniffCarrier(head, &Options{}) {
+	case carrierPDF, carrierRTF, carrierOneNote, carrierDisk:
+		return true
+	case carrierMarkup:
+		// A page that builds a page: its own scripts count.
+		return true
+	}
+	return false
+}
