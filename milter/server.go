@@ -98,6 +98,7 @@ func NewServer(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.rt.Store(rt)
+	s.logPolicies(rt)
 	s.ms = gomilter.NewServer(
 		gomilter.WithDynamicMilter(func(version uint32, action gomilter.OptAction, protocol gomilter.OptProtocol, maxData gomilter.DataSize) gomilter.Milter {
 			return s.newSession(protocol)
@@ -150,7 +151,18 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	s.rt.Store(rt)
 	s.log.Info("milter: configuration reloaded", "file", cfg.File)
+	s.logPolicies(rt)
 	return nil
+}
+
+// logPolicies says which rules a (re)loaded configuration runs; none is a
+// warning (`policies: []`): every message then passes unchecked.
+func (s *Server) logPolicies(rt *live) {
+	if rt.set == nil {
+		s.log.Warn("milter: no policies: every message passes unchecked (policies: [] in the config)", "config", rt.cfg.File)
+		return
+	}
+	s.log.Info("milter: policies loaded", "config", rt.cfg.File, "rules", strings.Join(rt.set.RuleNames(), ","))
 }
 
 // Listen binds every milter_listen address: host:port (TCP) or
