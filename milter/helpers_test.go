@@ -155,17 +155,15 @@ func sendMsg(t testing.TB, addr, from string, rcpts []string, raw []byte) result
 		t.Fatal(err)
 	}
 	lead := s.ProtocolOption(gomilter.OptHeaderLeadingSpace)
-	hdr, body := splitMsg(raw)
-	if err := mimeparse.ScanHeader(bytes.NewReader(hdr), func(f mimeparse.Field) {
-		v := f.Raw
+	fs, body := mtaView(raw)
+	for _, f := range fs {
+		v := f.value
 		if !lead {
 			v = strings.TrimPrefix(v, " ")
 		}
-		if _, err := s.HeaderField(f.Name, strings.ReplaceAll(v, "\r\n", "\n"), nil); err != nil {
+		if _, err := s.HeaderField(f.name, strings.ReplaceAll(v, "\r\n", "\n"), nil); err != nil {
 			t.Fatal(err)
 		}
-	}); err != nil {
-		t.Fatal(err)
 	}
 	if _, err := s.HeaderEnd(); err != nil {
 		t.Fatal(err)
@@ -177,16 +175,40 @@ func sendMsg(t testing.TB, addr, from string, rcpts []string, raw []byte) result
 	return result{act: act, mods: mods, lead: lead}
 }
 
-// splitMsg splits a message at the empty line after its header (the MTA
-// sends the fields, then the body without that line).
-func splitMsg(raw []byte) (hdr, body []byte) {
-	if bytes.HasPrefix(raw, []byte("\r\n")) {
-		return nil, raw[2:]
+// mtaView is the message as an MTA passes it to a milter: the header
+// fields as mimeparse reads them, and the body after the empty line (an
+// MTA that finds no empty line starts the body where the fields end).
+func mtaView(raw []byte) ([]hf, []byte) {
+	var fs []hf
+	var end int64
+	mimeparse.ScanHeader(bytes.NewReader(raw), func(f mimeparse.Field) {
+		fs = append(fs, hf{f.Name, f.Raw})
+		end = f.End
+	})
+	body := raw[end:]
+	if bytes.HasPrefix(body, []byte("\r\n")) {
+		body = body[2:]
 	}
-	if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
-		return raw[:i+2], raw[i+4:]
+	return fs, body
+}
+
+// canonical is the message as the milter rebuilds it from the MTA's
+// events: each field, CRLF, the empty line, the body.
+func canonical(fs []hf, body []byte) []byte {
+	var b bytes.Buffer
+	for _, f := range fs {
+		b.WriteString(f.name + ":" + f.value + "\r\n")
 	}
-	return raw, nil
+	b.WriteString("\r\n")
+	b.Write(body)
+	return b.Bytes()
+}
+
+// splitMsg splits a message as mtaView does.
+func splitMsg(raw []byte) ([]byte, []byte) {
+	fs, body := mtaView(raw)
+	c := canonical(fs, nil)
+	return c[:len(c)-2], body
 }
 
 // hf is a header field as an MTA holds it: name and the value after the
@@ -271,3 +293,5 @@ func readFile(t testing.TB, rel string) []byte {
 	}
 	return b
 }
+
+func readAll(p string) ([]byte, error) { return os.ReadFile(p) }

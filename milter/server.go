@@ -61,6 +61,10 @@ type Server struct {
 	listeners []net.Listener
 	sockets   []string // unix socket paths to remove at the end
 	panics    atomic.Int64
+
+	// observe, when set (tests), is told each transaction's verdict and
+	// rules as endTx logs them.
+	observe func(verdict string, rules []string)
 }
 
 // The actions mailgate may take at the end of a message, and the stages it

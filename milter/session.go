@@ -364,6 +364,13 @@ func (ss *session) endTx(tx *rules.Tx, verdict string, rp rules.Reply, extra []a
 		}
 	}
 	args = append(args, "verdict", verdict)
+	if ss.srv.observe != nil {
+		var matched []string
+		if tx != nil {
+			matched = tx.Rules()
+		}
+		ss.srv.observe(verdict, matched)
+	}
 	if !rp.IsZero() {
 		args = append(args, "reply", rp.String())
 	}
