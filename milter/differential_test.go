@@ -25,7 +25,8 @@ import (
 // message as the MTA passes it. Both must give the same data-stage
 // verdict, reply, rules and delivered message: the header as a list of
 // fields (the milter's actions applied as Postfix applies them), the body
-// byte for byte.
+// byte for byte. The proxy (in process, over SMTP, with an upstream that
+// keeps what it is sent) gets each message too, and must agree as well.
 func TestMilterDifferential(t *testing.T) {
 	var files []string
 	filepath.WalkDir(filepath.Join(repo(t), "testdata"), func(p string, d fs.DirEntry, err error) error {
@@ -54,6 +55,7 @@ func TestMilterDifferential(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			px := startProxy(t, cfg)
 			compared, skipped, edited := 0, 0, 0
 			verdicts := map[string]int{}
 			for _, f := range files {
@@ -64,6 +66,9 @@ func TestMilterDifferential(t *testing.T) {
 				}
 				rel, _ := filepath.Rel(repo(t), f)
 				fields, body := mtaView(raw)
+				if len(body) > 0 && !bytes.HasSuffix(body, []byte("\r\n")) {
+					body = append(body, "\r\n"...) // SMTP ends the data with a line break
+				}
 				canon := canonical(fields, body)
 
 				// rules.Simulate on the same bytes.
@@ -91,7 +96,7 @@ func TestMilterDifferential(t *testing.T) {
 				mu.Lock()
 				gotVerdict, gotRules = "", nil
 				mu.Unlock()
-				r := sendMsg(t, addr, "sender@example.com", []string{"bob@example.net"}, raw)
+				r := sendMsg(t, addr, "sender@example.com", []string{"bob@example.net"}, canon)
 				mu.Lock()
 				verdict, matched := gotVerdict, gotRules
 				mu.Unlock()
@@ -109,6 +114,17 @@ func TestMilterDifferential(t *testing.T) {
 					if wantReply := sim.Decision.Reply.String(); r.act.SMTPReply != wantReply {
 						t.Errorf("%s: milter reply %q, Simulate %q", rel, r.act.SMTPReply, wantReply)
 					}
+				}
+				// The proxy.
+				pv, prules, preply, pout := px.send(t, "sender@example.com", "bob@example.net", canon)
+				if pv != want || !slices.Equal(prules, sim.Tx.Rules()) {
+					t.Errorf("%s: proxy %s %v, Simulate %s %v", rel, pv, prules, want, sim.Tx.Rules())
+				}
+				if sim.Decision.Refused() && preply != sim.Decision.Reply.String() {
+					t.Errorf("%s: proxy reply %q, Simulate %q", rel, preply, sim.Decision.Reply.String())
+				}
+				if wantOut != nil && !bytes.Equal(pout, wantOut) {
+					t.Errorf("%s: the proxy relayed other bytes than rules.Rewrite gives", rel)
 				}
 				if wantOut == nil {
 					continue
