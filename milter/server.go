@@ -226,11 +226,22 @@ func (s *Server) Serve() error {
 
 // ServeListener serves the milter protocol on l (tests pass their own).
 func (s *Server) ServeListener(l net.Listener) error {
-	err := s.ms.Serve(l)
+	err := s.ms.Serve(ackListener{l})
 	if errors.Is(err, gomilter.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		return nil
 	}
 	return err
+}
+
+// ackListener hands out connections with quick ACKs (quickack_linux.go).
+type ackListener struct{ net.Listener }
+
+func (l ackListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return withQuickAck(c), nil
 }
 
 func (s *Server) closeListeners() {
