@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	gomilter "github.com/d--j/go-milter"
+
 	"mailgate/internal/e2e"
 )
 
@@ -184,4 +186,73 @@ func TestMilterPostfix(t *testing.T) {
 			t.Fatalf("swaks:\n%s", out)
 		}
 	})
+}
+
+// TestMilterServeBothReload: one serve runs the SMTP listener and the
+// milter listener from one file; SIGHUP reloads the policies of both, and
+// SIGTERM stops both.
+func TestMilterServeBothReload(t *testing.T) {
+	sink := e2e.StartSink(t, false)
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "p.yaml")
+	refuse := func(from string) string {
+		return fmt.Sprintf("rules:\n  - name: refuse-sender\n    stage: mail\n    when: 'Envelope.From == %q'\n    action: reject\n    reply: \"550 5.7.1 Sender refused\"\n", from)
+	}
+	if err := os.WriteFile(pol, []byte(refuse("old@example.com")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	smtpAddr, milterAddr := e2e.FreeAddr(t), e2e.FreeAddr(t)
+	cfg := fmt.Sprintf("listen: [%q]\nmilter_listen: [%q]\nupstream: smtp://%s\npolicies: [%q]\nspool_dir: %q\nquarantine_dir: %q\n",
+		smtpAddr, milterAddr, sink.Addr, pol, dir, filepath.Join(dir, "q"))
+	cfgPath := filepath.Join(dir, "mailgate.yaml")
+	os.WriteFile(cfgPath, []byte(cfg), 0o644)
+	proc := e2e.StartMailgate(t, dir, smtpAddr, "serve", "-c", cfgPath)
+	waitDial(t, proc, milterAddr)
+
+	mailAt := func(from string) (smtpRefused, milterRefused bool) {
+		out, _ := swaks(t, smtpAddr, "--from", from, "--to", "bob@example.net", "--quit-after", "MAIL")
+		smtpRefused = strings.Contains(out, "<** 550 5.7.1 Sender refused")
+		cl := gomilter.NewClient("tcp", milterAddr)
+		s, err := cl.Session(gomilter.NewMacroBag())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		s.Conn("client.test", gomilter.FamilyInet, 1, "192.0.2.1")
+		s.Helo("client.test")
+		act, err := s.Mail(from, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return smtpRefused, act.Type == gomilter.ActionRejectWithCode && act.SMTPReply == "550 5.7.1 Sender refused"
+	}
+	if a, b := mailAt("old@example.com"); !a || !b {
+		t.Fatalf("before reload: old sender refused by SMTP %v, by milter %v\n%s", a, b, proc.Output())
+	}
+	os.WriteFile(pol, []byte(refuse("new@example.com")), 0o644)
+	proc.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a, b := mailAt("new@example.com")
+		if a && b {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after SIGHUP: new sender refused by SMTP %v, by milter %v\n%s", a, b, proc.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if a, b := mailAt("old@example.com"); a || b {
+		t.Errorf("after SIGHUP the old policy still applies: SMTP %v, milter %v", a, b)
+	}
+	proc.Signal(syscall.SIGTERM)
+	if done, err := proc.Wait(15 * time.Second); !done || err != nil {
+		t.Fatalf("serve did not exit cleanly on SIGTERM: %v\n%s", err, proc.Output())
+	}
+	for _, a := range []string{smtpAddr, milterAddr} {
+		if c, err := net.Dial("tcp", a); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts after SIGTERM", a)
+		}
+	}
 }

@@ -196,3 +196,28 @@ func TestMilterUnixSocket(t *testing.T) {
 	}
 	s.Close()
 }
+
+// A stage without rules cannot refuse: the MTA is told not to wait for
+// its reply (one round trip less per stage); a stage with rules keeps it.
+func TestMilterNoReplyForStagesWithoutRules(t *testing.T) {
+	check := func(cfgPacks []string, wantNoRcptReply bool) {
+		_, addr := startMilter(t, testConfig(t, cfgPacks, ""))
+		s, err := gomilter.NewClient("tcp", addr).Session(gomilter.NewMacroBag())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		for _, o := range []gomilter.OptProtocol{gomilter.OptNoConnReply, gomilter.OptNoHeloReply, gomilter.OptNoMailReply} {
+			if !s.ProtocolOption(o) {
+				t.Errorf("%v: %v not negotiated", cfgPacks, o)
+			}
+		}
+		if got := s.ProtocolOption(gomilter.OptNoRcptReply); got != wantNoRcptReply {
+			t.Errorf("%v: OptNoRcptReply %v, want %v", cfgPacks, got, wantNoRcptReply)
+		}
+	}
+	check(benchPacks, true)
+	pol := filepath.Join(t.TempDir(), "rcpt.yaml")
+	os.WriteFile(pol, []byte("rules:\n  - name: r\n    stage: rcpt\n    when: 'Rcpt == \"x@example.net\"'\n    action: reject\n"), 0o644)
+	check([]string{pol}, false)
+}

@@ -30,6 +30,11 @@ type session struct {
 	id       string
 	log      *slog.Logger
 	leadSpc  bool // header values come with their leading space (OptHeaderLeadingSpace)
+	protocol gomilter.OptProtocol
+	// unheard is a refusal at a stage the MTA was told not to wait for
+	// (a reload added rules for it after the negotiation): the message
+	// is tempfailed at its end instead (fail closed).
+	unheard *rules.Reply
 	ev       *evaluator
 	conn     *rules.Conn
 	client   rules.Client
@@ -58,7 +63,7 @@ func (s *Server) newSession(protocol gomilter.OptProtocol) gomilter.Milter {
 	rt := s.rt.Load()
 	id := fmt.Sprintf("m%06d", s.seq.Add(1))
 	ss := &session{srv: s, rt: rt, id: id, log: s.log.With("session", id, "frontend", "milter"),
-		leadSpc: protocol&gomilter.OptHeaderLeadingSpace != 0, hdrEnd: -1}
+		leadSpc: protocol&gomilter.OptHeaderLeadingSpace != 0, protocol: protocol, hdrEnd: -1}
 	if rt.set != nil {
 		ss.ev = &evaluator{s: ss, set: rt.set, ev: rt.set.NewEvaluator()}
 	}
@@ -101,12 +106,18 @@ func respond(rp rules.Reply) *gomilter.Response {
 	return resp
 }
 
-// decided answers a refused stage.
-func decided(d rules.Decision) *gomilter.Response {
-	if d.Refused() {
-		return respond(d.Reply)
+// decided answers a stage; a refusal the MTA will not read (noReply) is
+// kept for the end of the message.
+func (ss *session) decided(d rules.Decision, noReply gomilter.OptProtocol) *gomilter.Response {
+	if !d.Refused() {
+		return gomilter.RespContinue
 	}
-	return gomilter.RespContinue
+	if ss.protocol&noReply != 0 && ss.unheard == nil {
+		rp := replyLocalError
+		ss.unheard = &rp
+		ss.log.Warn("a policy refusal at a stage negotiated without replies: the message will be tempfailed", "reply", d.Reply.String())
+	}
+	return respond(d.Reply)
 }
 
 // guard recovers a panic in a callback: logged, counted, and answered
@@ -149,7 +160,7 @@ func (ss *session) Connect(host string, family string, port uint16, addr string,
 		ss.refused = true
 		ss.log.Info("connection refused by policy", "client_ip", ss.client.IP, "client_name", ss.hostname, "reply", d.Reply.String(), "rule", d.Rule)
 	}
-	return decided(d), nil
+	return ss.decided(d, gomilter.OptNoConnReply), nil
 }
 
 // Helo runs the helo stage (again after STARTTLS).
@@ -164,7 +175,7 @@ func (ss *session) Helo(name string, m gomilter.Modifier) (resp *gomilter.Respon
 	if d.Refused() {
 		ss.log.Info("HELO refused by policy", "client_ip", ss.client.IP, "helo", name, "reply", d.Reply.String(), "rule", d.Rule)
 	}
-	return decided(d), nil
+	return ss.decided(d, gomilter.OptNoHeloReply), nil
 }
 
 // updateClient takes TLS and AUTH from the macros: they change no
@@ -192,7 +203,7 @@ func (ss *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) 
 	tx, d := ss.conn.Mail(from, size, utf8)
 	if d.Refused() {
 		ss.endTx(tx, "refused-mail", d.Reply, nil)
-		return respond(d.Reply), nil
+		return ss.decided(d, gomilter.OptNoMailReply), nil
 	}
 	ss.tx = tx
 	return gomilter.RespContinue, nil
@@ -226,7 +237,7 @@ func (ss *session) RcptTo(rcptTo string, esmtpArgs string, m gomilter.Modifier) 
 	d := ss.tx.Rcpt(rcptTo)
 	if d.Refused() {
 		ss.log.Info("recipient refused by policy", "rcpt", rcptTo, "reply", d.Reply.String(), "rule", d.Rule)
-		return respond(d.Reply), nil
+		return ss.decided(d, gomilter.OptNoRcptReply), nil
 	}
 	ss.tx.AddRcpt(rcptTo)
 	return gomilter.RespContinue, nil
@@ -320,6 +331,10 @@ func (ss *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, e
 	}
 	if ss.tx == nil {
 		return respond(replyLocalError), nil
+	}
+	if ss.unheard != nil {
+		ss.endTx(ss.tx, "tempfail", *ss.unheard, nil)
+		return respond(*ss.unheard), nil
 	}
 	if ss.hdrEnd < 0 {
 		ss.Headers(m)
