@@ -34,7 +34,7 @@ type session struct {
 	// unheard is a refusal at a stage the MTA was told not to wait for
 	// (a reload added rules for it after the negotiation): the message
 	// is tempfailed at its end instead (fail closed).
-	unheard *rules.Reply
+	unheard  *rules.Reply
 	ev       *evaluator
 	conn     *rules.Conn
 	client   rules.Client
