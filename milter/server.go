@@ -108,6 +108,9 @@ func NewServer(cfg *config.Config, opts Options) (*Server, error) {
 			return s.newSession(protocol)
 		}),
 		gomilter.WithActions(wantActions),
+		// The MTA's next event comes within its own SMTP timeouts; a
+		// connection silent for twice mailgate's is dead.
+		gomilter.WithReadTimeout(2*max(cfg.Timeouts.Command, cfg.Timeouts.DataIdle)),
 		gomilter.WithProtocols(wantProtocol),
 		gomilter.WithNegotiationCallback(s.negotiate),
 		gomilter.WithMacroRequest(gomilter.StageConnect, []string{gomilter.MacroClientAddr, gomilter.MacroClientName,
