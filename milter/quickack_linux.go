@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"bufio"
 	"net"
 	"syscall"
 )
@@ -11,17 +12,22 @@ import (
 // not set TCP_NODELAY on milter connections) the second waits for the
 // ACK of the first, which a delayed ACK holds back ~40 ms: per stage, per
 // message. Linux clears TCP_QUICKACK again on its own, so it is set
-// before every read (docs/DESIGN.md "Milter mode").
+// before every read of the socket (docs/DESIGN.md "Milter mode"). Reads
+// are buffered: go-milter reads each packet's length, then its body, and
+// the MTA sends several packets at once; one read takes them all.
 type quickAck struct {
 	*net.TCPConn
 	raw syscall.RawConn
+	br  *bufio.Reader
 }
 
-func (c quickAck) Read(p []byte) (int, error) {
-	c.raw.Control(func(fd uintptr) {
-		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
-	})
-	return c.TCPConn.Read(p)
+func (c *quickAck) Read(p []byte) (int, error) {
+	if c.br.Buffered() == 0 {
+		c.raw.Control(func(fd uintptr) {
+			syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
+		})
+	}
+	return c.br.Read(p)
 }
 
 // withQuickAck wraps a TCP connection; others are returned as they are.
@@ -35,5 +41,5 @@ func withQuickAck(c net.Conn) net.Conn {
 		return c
 	}
 	tc.SetNoDelay(true)
-	return quickAck{tc, raw}
+	return &quickAck{TCPConn: tc, raw: raw, br: bufio.NewReaderSize(tc, 8<<10)}
 }
