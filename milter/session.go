@@ -3,7 +3,6 @@ package milter
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -472,5 +471,3 @@ func (e *evaluator) Eval(stage rules.Stage, f *rules.Facts) rules.Verdict {
 	}
 	return rules.Verdict{Action: rules.ActionTempfail, Reply: replyLocalError}
 }
-
-var _ io.Writer = (*spool.Spool)(nil)
