@@ -221,3 +221,23 @@ func TestMilterNoReplyForStagesWithoutRules(t *testing.T) {
 	os.WriteFile(pol, []byte("rules:\n  - name: r\n    stage: rcpt\n    when: 'Rcpt == \"x@example.net\"'\n    action: reject\n"), 0o644)
 	check([]string{pol}, false)
 }
+
+// A field past what the parse indexes (5,000 fields) is still edited: the
+// plan is made over every field (rules.PlanBlock), as rules.Rewrite does
+// for the proxy, so a spoofed field late in a huge header is deleted.
+func TestMilterEditsPastTheFieldIndex(t *testing.T) {
+	pol := filepath.Join(t.TempDir(), "p.yaml")
+	os.WriteFile(pol, []byte("rules:\n  - name: drop-spoof\n    when: 'true'\n    headers: {remove: [X-Spoof]}\n"), 0o644)
+	_, addr := startMilter(t, testConfig(t, []string{pol}, ""))
+	var b strings.Builder
+	b.WriteString("From: a@example.com\r\nSubject: many\r\n")
+	for i := 0; i < 5500; i++ {
+		b.WriteString("X-Filler: x\r\n")
+	}
+	b.WriteString("X-Spoof: yes\r\n\r\nbody\r\n")
+	r := sendMsg(t, addr, "a@example.com", []string{"bob@example.net"}, []byte(b.String()))
+	if r.act.Type != gomilter.ActionAccept || len(r.mods) != 1 || r.mods[0].Type != gomilter.ActionChangeHeader ||
+		r.mods[0].HeaderName != "X-Spoof" || r.mods[0].HeaderIndex != 1 || r.mods[0].HeaderValue != "" {
+		t.Errorf("got %v\n%s", r.act, modsString(r.mods))
+	}
+}
