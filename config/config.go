@@ -31,6 +31,7 @@ import (
 // "Configuration") with defaults applied and paths resolved.
 type Config struct {
 	Listen            []string
+	MilterListen      []string // milter front-end addresses: host:port or unix:/path (docs/DESIGN.md "Milter mode")
 	Hostname          string
 	Upstream          string // smtp://host:port or maildir:/path
 	XForward          bool   // send XFORWARD before each MAIL when offered and no XCLIENT was sent
@@ -169,6 +170,7 @@ func (e *Error) Error() string { return strings.Join(e.Problems, "\n") }
 // fileConfig mirrors mailgate.yaml; KnownFields(true) rejects unknown keys.
 type fileConfig struct {
 	Listen            stringList        `yaml:"listen"`
+	MilterListen      stringList        `yaml:"milter_listen"`
 	Hostname          string            `yaml:"hostname"`
 	Upstream          string            `yaml:"upstream"`
 	XForward          *bool             `yaml:"xforward"`
@@ -367,13 +369,22 @@ func Parse(path string, data []byte) (*Config, error) {
 		line, col := findKey(&root, keys)
 		probs = append(probs, fmt.Sprintf("%s:%d:%d: %s", path, line, col, fmt.Sprintf(format, args...)))
 	}
-	if len(fc.Listen) > 0 {
+	if fc.Listen != nil { // `listen: []` is no SMTP listener (milter-only)
 		c.Listen = fc.Listen
 		for _, a := range fc.Listen {
 			if !validListenAddr(a) {
 				bad([]string{"listen"}, "listen: %q: want host:port (port 0-65535)", a)
 			}
 		}
+	}
+	c.MilterListen = fc.MilterListen
+	for _, a := range fc.MilterListen {
+		if !ValidMilterAddr(a) {
+			bad([]string{"milter_listen"}, "milter_listen: %q: want host:port (port 0-65535) or unix:/path", a)
+		}
+	}
+	if len(c.Listen) == 0 && len(c.MilterListen) == 0 {
+		bad([]string{"listen"}, "listen: empty and no milter_listen: nothing to serve")
 	}
 	if fc.Hostname != "" {
 		c.Hostname = fc.Hostname
@@ -382,7 +393,9 @@ func Parse(path string, data []byte) (*Config, error) {
 		}
 	}
 	if fc.Upstream == "" {
-		bad(nil, "upstream: required in a config file (smtp://host:port or maildir:/path)")
+		if len(c.Listen) > 0 { // milter-only: the MTA delivers, no upstream
+			bad(nil, "upstream: required in a config file (smtp://host:port or maildir:/path)")
+		}
 	} else {
 		c.Upstream = fc.Upstream
 		if err := checkUpstreamURL(fc.Upstream); err != nil {
@@ -551,6 +564,15 @@ func applyLimits(l *Limits, f *fileLimits, bad func(key string, v int64)) {
 	setI("errors", &l.Errors, f.Errors)
 	setS("decompressed_bytes", &l.DecompressedBytes, f.Decompressed)
 	setS("archive_dict", &l.ArchiveDict, f.ArchiveDict)
+}
+
+// ValidMilterAddr accepts a milter_listen address: host:port, or
+// unix:/path for a unix socket.
+func ValidMilterAddr(a string) bool {
+	if p, ok := strings.CutPrefix(a, "unix:"); ok {
+		return p != "" && !strings.ContainsRune(p, 0)
+	}
+	return validListenAddr(a)
 }
 
 // validListenAddr accepts host:port with a numeric port, as net.Listen

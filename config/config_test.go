@@ -76,6 +76,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad hostname", "upstream: smtp://127.0.0.1:25\nhostname: mx example.org\n", `x.yaml:2:11: hostname: "mx example.org" is not a domain name`},
 		{"bad listen", "upstream: smtp://127.0.0.1:25\nlisten: [\"127.0.0.1\"]\n", `x.yaml:2:9: listen: "127.0.0.1": want host:port`},
 		{"bad metrics_listen", "upstream: smtp://127.0.0.1:25\nmetrics_listen: 127.0.0.1:99999\n", `x.yaml:2:17: metrics_listen: "127.0.0.1:99999": want host:port`},
+		{"bad milter_listen", "upstream: smtp://127.0.0.1:25\nmilter_listen: [\"unix:\", \"x\"]\n", `x.yaml:2:16: milter_listen: "unix:": want host:port (port 0-65535) or unix:/path`},
+		{"nothing to serve", "upstream: smtp://127.0.0.1:25\nlisten: []\n", `x.yaml:2:9: listen: empty and no milter_listen: nothing to serve`},
 		{"bad list name", "upstream: smtp://127.0.0.1:25\nlists: {1bad: l.txt}\n", `x.yaml:2:15: lists: "1bad" is not a valid list name`},
 	}
 	for _, tc := range tests {
@@ -202,5 +204,25 @@ func TestLoadPoliciesRelativeConfig(t *testing.T) {
 	}
 	if strings.Join(set.RuleNames(), ",") != "local-vip" {
 		t.Fatalf("rules %v", set.RuleNames())
+	}
+}
+
+// TestParseMilterOnly: `listen: []` with milter_listen runs milter-only
+// (no SMTP listener, and no upstream needed: the MTA delivers); TCP and
+// unix socket addresses are both accepted.
+func TestParseMilterOnly(t *testing.T) {
+	c, err := Parse("x.yaml", []byte("listen: []\nmilter_listen: [\"127.0.0.1:8891\", \"unix:/run/mailgate/milter.sock\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Listen) != 0 || len(c.MilterListen) != 2 || c.MilterListen[1] != "unix:/run/mailgate/milter.sock" {
+		t.Errorf("listen %q milter_listen %q", c.Listen, c.MilterListen)
+	}
+	c, err = Parse("x.yaml", []byte("upstream: smtp://127.0.0.1:25\nmilter_listen: 127.0.0.1:8891\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Listen) != 1 || len(c.MilterListen) != 1 {
+		t.Errorf("both: listen %q milter_listen %q", c.Listen, c.MilterListen)
 	}
 }

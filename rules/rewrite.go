@@ -49,6 +49,30 @@ func Rewrite(w io.Writer, raw io.Reader, msg *mimeparse.Message, ed *Edits) (int
 	return mimeparse.Splice(w, io.MultiReader(bytes.NewReader(block), raw), planFields(msg, fields, ed))
 }
 
+// PlanBlock is the plan Rewrite applies, for a front-end that sends the
+// edits as operations rather than bytes (the milter, docs/DESIGN.md
+// "Milter mode"): Plan over msg.Fields, or, when the parse could not
+// index every top-level field (HeaderTruncated), over every field of
+// block, the top-level header block (Parts[0].BodyOffset bytes), which
+// block is called for only then.
+func PlanBlock(msg *mimeparse.Message, ed *Edits, block func() ([]byte, error)) ([]mimeparse.Edit, error) {
+	if msg == nil || ed == nil || ed.Empty() || !msg.HeaderTruncated || len(msg.Parts) == 0 {
+		return Plan(msg, ed), nil
+	}
+	if n := msg.Parts[0].BodyOffset; n < 0 || n > maxRescan {
+		return nil, fmt.Errorf("%w: %d bytes", ErrHeaderTooLarge, n)
+	}
+	b, err := block()
+	if err != nil {
+		return nil, fmt.Errorf("rules: reading the header block to edit: %w", err)
+	}
+	fields, err := allFields(b, msg, ed)
+	if err != nil {
+		return nil, err
+	}
+	return planFields(msg, fields, ed), nil
+}
+
 // maxRescan bounds the top-level header block Rewrite re-reads when the
 // parse could not index it all (it is held in memory while it is read).
 var maxRescan int64 = 16 << 20 // a variable for the tests

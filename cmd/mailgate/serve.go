@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mailgate/config"
 	"net"
 	"os"
 	"os/signal"
@@ -16,8 +15,12 @@ import (
 	"time"
 
 	"mailgate"
+	"mailgate/config"
+	"mailgate/internal/bounded"
+	"mailgate/milter"
 	"mailgate/proxy"
 	"mailgate/redisstate"
+	"mailgate/rules"
 	"mailgate/upstream"
 )
 
@@ -100,63 +103,140 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	level.Set(proxy.ParseLevel(cfg.LogLevel))
 	log := proxy.NewLoggerLevel(stderr, cfg.LogFormat, level)
 	redisstate.LogTo(log)
-	srv, err := proxy.NewServer(cfg, proxy.Options{Logger: log, LogLevel: level, LoadEngine: proxy.PolicyLoader(mailgate.Tree)})
-	if err != nil {
-		fmt.Fprintf(stderr, "mailgate serve: %v\n", err)
-		return 1
+	// One runner bounds the evaluations and parses of both front-ends
+	// (internal/bounded).
+	work := bounded.New(0)
+	work.OnPanic = func(v any, stack []byte) {
+		log.Error("panic in abandoned policy evaluation or parse", "panic", fmt.Sprint(v), "stack", string(stack))
 	}
-	// Before listening, so the warning comes first and a test's upstream
-	// sees this connection before any client's.
-	checkUpstream(cfg, log)
-	if err := srv.Listen(); err != nil {
-		fmt.Fprintf(stderr, "mailgate serve: %v\n", err)
-		return 1
-	}
-	if cfg.MetricsListen != "" {
-		a, err := srv.ListenMetrics(cfg.MetricsListen)
+	var fronts []frontEnd
+	defer func() {
+		for _, f := range fronts {
+			f.Close()
+		}
+	}()
+	var srv *proxy.Server // the SMTP front-end, nil when milter-only
+	if len(cfg.Listen) > 0 {
+		var err error
+		srv, err = proxy.NewServer(cfg, proxy.Options{Logger: log, LogLevel: level, LoadEngine: proxy.PolicyLoader(mailgate.Tree), Work: work})
 		if err != nil {
+			fmt.Fprintf(stderr, "mailgate serve: %v\n", err)
+			return 1
+		}
+		// Before listening, so the warning comes first and a test's
+		// upstream sees this connection before any client's.
+		checkUpstream(cfg, log)
+		if err := srv.Listen(); err != nil {
 			srv.Close()
 			fmt.Fprintf(stderr, "mailgate serve: %v\n", err)
 			return 1
 		}
-		log.Info("metrics listening", "addr", a.String())
-	}
-	for _, a := range srv.Addrs() {
-		fmt.Fprintf(stdout, "mailgate: listening on %s, upstream %s\n", a, cfg.Upstream)
-		log.Info("listening", "addr", a.String(), "upstream", cfg.Upstream, "config", cfg.File)
-	}
-
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	for {
-		select {
-		case err := <-done:
+		fronts = append(fronts, srv)
+		if cfg.MetricsListen != "" {
+			a, err := srv.ListenMetrics(cfg.MetricsListen)
 			if err != nil {
 				fmt.Fprintf(stderr, "mailgate serve: %v\n", err)
 				return 1
 			}
-			return 0
+			log.Info("metrics listening", "addr", a.String())
+		}
+		for _, a := range srv.Addrs() {
+			fmt.Fprintf(stdout, "mailgate: listening on %s, upstream %s\n", a, cfg.Upstream)
+			log.Info("listening", "addr", a.String(), "upstream", cfg.Upstream, "config", cfg.File)
+		}
+	}
+	if len(cfg.MilterListen) > 0 {
+		ms, err := milter.NewServer(cfg, milter.Options{Logger: log, LoadPolicies: milterPolicies(), Work: work})
+		if err != nil {
+			fmt.Fprintf(stderr, "mailgate serve: %v\n", err)
+			return 1
+		}
+		if err := ms.Listen(); err != nil {
+			fmt.Fprintf(stderr, "mailgate serve: %v\n", err)
+			return 1
+		}
+		fronts = append(fronts, ms)
+		for _, a := range ms.Addrs() {
+			fmt.Fprintf(stdout, "mailgate: milter listening on %s\n", a)
+			log.Info("milter listening", "addr", a.String(), "config", cfg.File)
+		}
+	}
+
+	done := make(chan error, len(fronts))
+	for _, f := range fronts {
+		go func() { done <- f.Serve() }()
+	}
+	running := len(fronts)
+	for {
+		select {
+		case err := <-done:
+			running--
+			if err != nil {
+				fmt.Fprintf(stderr, "mailgate serve: %v\n", err)
+				return 1
+			}
+			if running == 0 {
+				return 0
+			}
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				c, err := load()
-				if err == nil {
-					err = srv.Reload(c)
-				} else {
-					srv.ReloadFailed(err)
+				if err != nil {
+					if srv != nil {
+						srv.ReloadFailed(err) // logged and counted
+					} else {
+						log.Error("reload failed, keeping the running configuration", "err", err)
+					}
+					continue
+				}
+				for _, f := range fronts {
+					f.Reload(c)
 				}
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String(), "drain", cfg.Timeouts.Shutdown.String())
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Shutdown)
-			err := srv.Shutdown(ctx)
+			errs := make(chan error, len(fronts))
+			for _, f := range fronts {
+				go func() { errs <- f.Shutdown(ctx) }()
+			}
+			var serr error
+			for range fronts {
+				if err := <-errs; err != nil && serr == nil {
+					serr = err
+				}
+			}
 			cancel()
-			<-done
-			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-				fmt.Fprintf(stderr, "mailgate serve: %v\n", err)
+			for ; running > 0; running-- {
+				<-done
+			}
+			fronts = nil
+			if serr != nil && !errors.Is(serr, context.DeadlineExceeded) {
+				fmt.Fprintf(stderr, "mailgate serve: %v\n", serr)
 				return 1
 			}
 			return 0
 		}
+	}
+}
+
+// frontEnd is what serve runs: the SMTP proxy and the milter.
+type frontEnd interface {
+	Serve() error
+	Reload(*config.Config) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// milterPolicies compiles the policies a config names for the milter
+// (with `policies: []`, none).
+func milterPolicies() func(*config.Config) (*rules.Set, error) {
+	st := rules.NewState(100000, nil)
+	return func(c *config.Config) (*rules.Set, error) {
+		if c.RunsNoPolicy() {
+			return nil, nil
+		}
+		return config.LoadPolicies(c, mailgate.Tree, st)
 	}
 }
 

@@ -43,6 +43,33 @@ const (
 // drops to the postfix user), as in CI.
 func StartPostfix(t testing.TB) *Postfix {
 	t.Helper()
+	return startPostfix(t, "")
+}
+
+// StartPostfixMilter is StartPostfix with mailgate as its milter at addr
+// (README "Set-up 3"): smtpd_milters = inet:addr, protocol 6, and
+// milter_default_action = tempfail, so that an unreachable milter makes
+// Postfix answer 4xx.
+func StartPostfixMilter(t testing.TB, addr string) *Postfix {
+	t.Helper()
+	return startPostfix(t, fmt.Sprintf("smtpd_milters = inet:%s\nmilter_protocol = 6\nmilter_default_action = tempfail\n", addr))
+}
+
+// Held lists the queue files in Postfix's hold queue (a milter's
+// quarantine).
+func (pf *Postfix) Held() []string {
+	var out []string
+	filepath.WalkDir(filepath.Join(pf.Base, "queue", "hold"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+func startPostfix(t testing.TB, extraMainCf string) *Postfix {
+	t.Helper()
 	postfix := RequireTool(t, "postfix")
 	if os.Geteuid() != 0 {
 		Missing(t, "a private Postfix needs root")
@@ -98,7 +125,7 @@ virtual_mailbox_limit = 209715200
 alias_maps =
 alias_database =
 smtputf8_enable = yes
-`, base)
+`, base) + extraMainCf
 	must(t, os.WriteFile(filepath.Join(base, "etc", "main.cf"), []byte(mainCf), 0o644))
 	// BlockedClient is refused by Postfix's own check_client_access, which
 	// it only sees through mailgate's XCLIENT.
