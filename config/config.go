@@ -47,8 +47,12 @@ type Config struct {
 	LogFormat         string            // "json" or "text"
 	LogLevel          string            // "debug", "info", "warn", "error"
 	MetricsListen     string
-	File              string // the config file read, "" for the embedded defaults
-	Dir               string // relative paths resolve from here
+	DNS               DNS               // dns: the resolver of every lookup (lookups.go)
+	AuthChecks        AuthChecks        // auth_checks: SPF, DKIM, DMARC, ARC
+	DNSBL             map[string]string // dnsbl: NAME → zone
+	DKIMSign          *DKIMSign         // dkim_sign: nil when absent
+	File              string            // the config file read, "" for the embedded defaults
+	Dir               string            // relative paths resolve from here
 }
 
 // Limits bound sessions and messages (DESIGN invariant 3).
@@ -127,6 +131,7 @@ func Default() *Config {
 		RuleError:      "tempfail",
 		SpoolDir:       "",
 		QuarantineDir:  "mailgate-quarantine",
+		DNS:            DNS{Timeout: DefaultDNSTimeout, CacheSize: DefaultDNSCacheSize, CacheBytes: DefaultDNSCacheBytes},
 		EmbeddedPolicy: DefaultEmbeddedPolicy,
 		LogFormat:      "text",
 		LogLevel:       "info",
@@ -159,6 +164,10 @@ type fileConfig struct {
 	Lists             map[string]string `yaml:"lists"`
 	Log               fileLog           `yaml:"log"`
 	MetricsListen     string            `yaml:"metrics_listen"`
+	DNS               *fileDNS          `yaml:"dns"`
+	AuthChecks        *fileAuthChecks   `yaml:"auth_checks"`
+	DNSBL             map[string]string `yaml:"dnsbl"`
+	DKIMSign          *fileDKIMSign     `yaml:"dkim_sign"`
 }
 
 type fileTLS struct {
@@ -432,6 +441,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	if c.MetricsListen != "" && !validListenAddr(c.MetricsListen) {
 		bad([]string{"metrics_listen"}, "metrics_listen: %q: want host:port (port 0-65535)", c.MetricsListen)
 	}
+	c.applyLookups(&fc, bad)
 	if strings.HasPrefix(c.Upstream, "maildir:") {
 		c.Upstream = "maildir:" + c.abs(strings.TrimPrefix(c.Upstream, "maildir:"))
 	}

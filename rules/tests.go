@@ -55,10 +55,8 @@ func (c *compiler) checkTests(tests []testYAML) {
 				}
 			}
 		}
-		if fy := t.Facts; fy != nil && fy.Client != nil {
-			if v, ok := c.str("", "tests: facts: client: pregreet", fy.Client.Pregreet); ok && v != "true" && v != "false" {
-				c.atScalar(fy.Client.Pregreet, "tests: facts: client: pregreet: %q is not true or false", v)
-			}
+		if fy := t.Facts; fy != nil {
+			c.checkFacts(fy)
 		}
 		x := t.Expect
 		if x == nil {
@@ -177,8 +175,12 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 		Envelope: Envelope{From: TestDefaultFrom, Size: int(msg.Size)},
 	}
 	rcpts := []string{TestDefaultRcpt}
-	if fy := t.Facts; fy != nil && fy.Client != nil {
-		f.Client.Pregreet = fy.Client.Pregreet.Value == "true"
+	var lookups *StaticFacts
+	if fy := t.Facts; fy != nil {
+		lookups = staticFacts(fy)
+		if fy.Client != nil {
+			f.Client.Pregreet = fy.Client.Pregreet.Value == "true"
+		}
 	}
 	if env := t.Envelope; env != nil {
 		if env.From.Set {
@@ -197,7 +199,7 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 			}
 		}
 	}
-	run := s.simulate(s.newEvaluator(NewState(1024, nil)), &f, rcpts, msg)
+	run := s.simulate(s.newEvaluator(NewState(1024, nil)), &f, rcpts, msg, lookups)
 	res.Problems = compareExpect(t.Expect, run)
 	res.Pass = len(res.Problems) == 0
 	return res
@@ -205,8 +207,13 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 
 // simulate runs a transaction through the same Conn and Tx that serve
 // drives (transaction.go), with an upstream that accepts every command.
-func (s *Set) simulate(e *Evaluator, f *Facts, rcpts []string, msg *mimeparse.Message) testRun {
-	res := Simulate(e, SimInput{Client: f.Client, From: f.Envelope.From, Rcpts: rcpts, Msg: msg, Size: f.Envelope.Size})
+func (s *Set) simulate(e *Evaluator, f *Facts, rcpts []string, msg *mimeparse.Message, lookups *StaticFacts) testRun {
+	in := SimInput{Client: f.Client, From: f.Envelope.From, Rcpts: rcpts, Msg: msg, Size: f.Envelope.Size}
+	if lookups == nil {
+		lookups = &StaticFacts{} // every lookup none, as check --offline
+	}
+	in.Enrich = lookups
+	res := Simulate(e, in)
 	t := res.Tx
 	return testRun{
 		verdict: res.Decision.Action,

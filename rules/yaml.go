@@ -58,11 +58,30 @@ type testYAML struct {
 // compute (shared contract: docs/DESIGN.md "Wave 2 contract", `facts:`),
 // so packs test without DNS, clamd or Redis.
 type factsYAML struct {
-	Client *clientFactsYAML `yaml:"client"`
+	Client *clientFactsYAML    `yaml:"client"`
+	Auth   *authFactsYAML      `yaml:"auth"`
+	DNSBL  map[string][]scalar `yaml:"dnsbl"` // NAME → answers
 }
 
 type clientFactsYAML struct {
 	Pregreet scalar `yaml:"pregreet"`
+	PTR      scalar `yaml:"ptr"`
+	FCrDNS   scalar `yaml:"fcrdns"`
+}
+
+type authFactsYAML struct {
+	SPF         scalar         `yaml:"spf"`
+	DKIM        []dkimFactYAML `yaml:"dkim"`
+	DMARC       scalar         `yaml:"dmarc"`
+	DMARCPolicy scalar         `yaml:"dmarc_policy"`
+	ARC         scalar         `yaml:"arc"`
+}
+
+type dkimFactYAML struct {
+	Domain   scalar `yaml:"domain"`
+	Selector scalar `yaml:"selector"`
+	Result   scalar `yaml:"result"`
+	Aligned  scalar `yaml:"aligned"`
 }
 
 type tenvYAML struct {

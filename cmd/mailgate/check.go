@@ -116,13 +116,13 @@ func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources,
 		rc, fsys := cfg.RulesConfig(mailgate.Tree)
 		return set, chkReadRuleSources(fsys, rc.Policies), nil
 	case len(o.policies) > 0:
-		set, err := rules.Load(rules.Config{Policies: o.policies, Lists: o.lists}, st)
+		set, err := rules.Load(rules.Config{Policies: o.policies, Lists: o.lists, Facts: rules.FactSources{All: true}}, st)
 		if err != nil {
 			return nil, nil, err
 		}
 		return set, chkReadRuleSources(nil, o.policies), nil
 	}
-	cfg := rules.Config{Policies: []string{mailgate.DefaultPack}, Lists: o.lists}
+	cfg := rules.Config{Policies: []string{mailgate.DefaultPack}, Lists: o.lists, Facts: rules.FactSources{All: true}}
 	set, err := rules.LoadFS(mailgate.Tree, cfg, st)
 	if err != nil {
 		return nil, nil, err

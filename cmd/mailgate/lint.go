@@ -85,10 +85,10 @@ func loadRuleSet(cfgFile string, pols []string, lists map[string]string) (*rules
 		set, err := config.LoadPolicies(cfg, mailgate.Tree, nil)
 		return set, cfgFile + configPolicyDesc(cfg), err
 	case len(pols) > 0:
-		set, err := rules.Load(rules.Config{Policies: pols, Lists: lists}, nil)
+		set, err := rules.Load(rules.Config{Policies: pols, Lists: lists, Facts: rules.FactSources{All: true}}, nil)
 		return set, fmt.Sprint(len(pols), " policy file(s)"), err
 	}
-	set, err := loadDefaultPack(rules.Config{Lists: lists})
+	set, err := loadDefaultPack(rules.Config{Lists: lists, Facts: rules.FactSources{All: true}})
 	return set, "embedded default pack", err
 }
 
