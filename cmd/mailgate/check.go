@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"mailgate/config"
+	"mailgate/facts"
 	"os"
 	"path/filepath"
 	"time"
@@ -35,12 +37,15 @@ type checkOptions struct {
 	json     bool
 	out      string
 	explain  bool
+	offline  bool
+	dns      string
+	dnsbl    listFlag
 }
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	var o checkOptions
 	fs := newFlags("check", "[-c FILE | -p POLICY ... [-l NAME=FILE ...]] [--from A] [--rcpt B ...] [--client-ip IP] [--helo H]\n"+
-		"                 [--json] [--out DIR] [--explain] PATH...", stderr)
+		"                 [--json] [--out DIR] [--explain] [--offline | --dns SERVERS [--dnsbl NAME=ZONE ...]] PATH...", stderr)
 	fs.StringVar(&o.config, "c", "", "config `file` (mailgate.yaml), read as serve reads it: its policies, lists and rule_error")
 	fs.Var(&o.policies, "p", "policy `file` (repeatable, evaluated in order; default: the embedded default pack)")
 	o.lists = listFlag{}
@@ -52,6 +57,10 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per message (hit table on stderr)")
 	fs.StringVar(&o.out, "out", "", "write each message, rewritten when accepted with edits, under `dir`")
 	fs.BoolVar(&o.explain, "explain", false, "show every rule's result and why")
+	fs.BoolVar(&o.offline, "offline", false, "no DNS lookups: every lookup fact is none (the default without --dns or a config's dns:, auth_checks: or dnsbl:)")
+	fs.StringVar(&o.dns, "dns", "", "look the facts up through these DNS `servers` (comma-separated host[:port]; with -c, instead of the config's)")
+	o.dnsbl = listFlag{}
+	fs.Var(o.dnsbl, "dnsbl", "blocklist for -p, as `NAME=ZONE` (repeatable; with -c the config's dnsbl: applies)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -68,13 +77,22 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		o.rcpts = stringList{checkDefaultRcpt}
 	}
 	clock := &chkClock{base: time.Now()}
-	set, src, err := loadCheckSet(&o, rules.NewState(0, clock.now))
+	set, src, cfg, err := loadCheckSet(&o, rules.NewState(0, clock.now))
 	if err != nil {
 		fmt.Fprintf(stderr, "mailgate check: %v\n", err)
 		return 1
 	}
+	lookups, err := chkLookups(&o, cfg, set)
+	if err != nil {
+		fmt.Fprintf(stderr, "mailgate check: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
 	c := &checker{
-		clock: clock, opts: o, set: set, ev: set.NewEvaluator(), src: src,
+		clock: clock, opts: o, set: set, ev: set.NewEvaluator(), src: src, lookups: lookups,
 		stdout: stdout, stderr: stderr,
 		hits: map[string]int{}, monitorHits: map[string]int{}, verdicts: map[string]int{},
 		progress: chkIsTerminal(stderr), lastProgress: time.Now(),
@@ -101,33 +119,33 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 
 // loadCheckSet loads the policies named by -c or -p, or the embedded
 // default pack, and returns the rules' sources for --explain.
-func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources, error) {
+func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources, *config.Config, error) {
 	switch {
 	case o.config != "":
 		// Read as serve reads it, and the same policy set (lint.go loadRuleSet).
 		cfg, err := config.Load(o.config)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		set, err := config.LoadPolicies(cfg, mailgate.Tree, st)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		rc, fsys := cfg.RulesConfig(mailgate.Tree)
-		return set, chkReadRuleSources(fsys, rc.Policies), nil
+		return set, chkReadRuleSources(fsys, rc.Policies), cfg, nil
 	case len(o.policies) > 0:
 		set, err := rules.Load(rules.Config{Policies: o.policies, Lists: o.lists, Facts: rules.FactSources{All: true}}, st)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return set, chkReadRuleSources(nil, o.policies), nil
+		return set, chkReadRuleSources(nil, o.policies), nil, nil
 	}
 	cfg := rules.Config{Policies: []string{mailgate.DefaultPack}, Lists: o.lists, Facts: rules.FactSources{All: true}}
 	set, err := rules.LoadFS(mailgate.Tree, cfg, st)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return set, chkReadRuleSources(mailgate.Tree, cfg.Policies), nil
+	return set, chkReadRuleSources(mailgate.Tree, cfg.Policies), nil, nil
 }
 
 // chkClock is the clock of rate() and greylisting during a back-test. A
@@ -148,13 +166,15 @@ func (c *chkClock) next()          { c.n++ }
 
 // checker evaluates messages one by one and keeps the totals.
 type checker struct {
-	clock  *chkClock
-	opts   checkOptions
-	set    *rules.Set
-	ev     *rules.Evaluator
-	src    chkRuleSources
-	stdout io.Writer
-	stderr io.Writer
+	clock *chkClock
+	opts  checkOptions
+	set   *rules.Set
+	ev    *rules.Evaluator
+	src   chkRuleSources
+	// lookups computes the DNS facts (nil: offline, every lookup none).
+	lookups *facts.Checker
+	stdout  io.Writer
+	stderr  io.Writer
 
 	n, files     int
 	failed       bool
@@ -203,7 +223,7 @@ func (c *checker) message(in chkInput) {
 		return
 	}
 	c.clock.next()
-	res := c.evaluate(msg, len(raw))
+	res := c.evaluate(msg, raw)
 	c.n++
 	c.verdicts[string(res.verdict)]++
 	for _, r := range res.rules {
@@ -235,9 +255,17 @@ func (c *checker) message(in chkInput) {
 
 // evaluate runs the message through rules.Simulate: the Conn and Tx that
 // serve drives, with an upstream that accepts every command.
-func (c *checker) evaluate(msg *mimeparse.Message, size int) chkResult {
+func (c *checker) evaluate(msg *mimeparse.Message, raw []byte) chkResult {
 	client := rules.Client{IP: c.opts.clientIP, Port: 25, HELO: c.opts.helo}
-	sim := rules.Simulate(c.ev, rules.SimInput{Client: client, From: c.opts.from, Rcpts: c.opts.rcpts, Msg: msg, Size: size})
+	var enrich rules.Enricher = &rules.StaticFacts{} // offline: every lookup none
+	if c.lookups != nil {
+		l := c.lookups.New(context.Background())
+		if mc := l.Message(); mc != nil {
+			mc.Write(chkCRLF(raw)) // DKIM and ARC hash the bytes as SMTP carries them
+		}
+		enrich = l
+	}
+	sim := rules.Simulate(c.ev, rules.SimInput{Client: client, From: c.opts.from, Rcpts: c.opts.rcpts, Msg: msg, Size: len(raw), Enrich: enrich})
 	t := sim.Tx
 	res := chkResult{
 		verdict: sim.Decision.Action,
