@@ -22,7 +22,7 @@ type testDNS struct {
 	delay   time.Duration
 }
 
-func newTestDNS(t *testing.T, records ...string) *testDNS {
+func newTestDNS(t testing.TB, records ...string) *testDNS {
 	t.Helper()
 	d := &testDNS{rrs: map[string][]dns.RR{}}
 	d.add(t, records...)
@@ -37,7 +37,7 @@ func newTestDNS(t *testing.T, records ...string) *testDNS {
 	return d
 }
 
-func (d *testDNS) add(t *testing.T, records ...string) {
+func (d *testDNS) add(t testing.TB, records ...string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, r := range records {
@@ -86,7 +86,7 @@ func (d *testDNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	w.WriteMsg(m)
 }
 
-func (d *testDNS) resolver(t *testing.T) *Resolver {
+func (d *testDNS) resolver(t testing.TB) *Resolver {
 	r, err := NewResolver(ResolverConfig{Servers: []string{d.addr}, Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

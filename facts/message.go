@@ -18,6 +18,7 @@ import (
 const (
 	maxHeaderBytes    = 1 << 20 // header kept for ARC and the signatures' tags
 	maxDKIMSignatures = 8       // more are not verified (each costs a key lookup and a hash)
+	dkimQueueChunks   = 64      // writes queued for the DKIM verifier (the session's reads are at most 64 KiB)
 )
 
 // MessageChecker verifies DKIM signatures and the ARC chain while the
@@ -38,8 +39,11 @@ type MessageChecker struct {
 	arcHave  bool
 	arcBody  *bodyCanon
 	pw       *io.PipeWriter
+	queue    chan []byte // chunks on their way to the DKIM verifier
+	fed      chan struct{}
 	dkimRes  chan []*dkim.Verification
 	closeOne sync.Once
+	closed   bool
 	result   MessageResult
 }
 
@@ -58,6 +62,17 @@ func NewMessageChecker(ctx context.Context, r *Resolver, dkimOn, arcOn bool) *Me
 		pr, pw := io.Pipe()
 		m.pw = pw
 		m.dkimRes = make(chan []*dkim.Verification, 1)
+		// The verifier looks its keys up before it hashes the body: the
+		// queue lets the message stream on meanwhile, up to its bound
+		// (then Write waits, within dns.timeout).
+		m.queue, m.fed = make(chan []byte, dkimQueueChunks), make(chan struct{})
+		go func() {
+			for b := range m.queue {
+				_, _ = pw.Write(b) // the reader drains to the end, errors included
+			}
+			pw.Close()
+			close(m.fed)
+		}()
 		go func() {
 			opts := &dkim.VerifyOptions{
 				LookupTXT:        func(name string) ([]string, error) { return r.LookupTXT(ctx, name) },
@@ -75,8 +90,11 @@ func NewMessageChecker(ctx context.Context, r *Resolver, dkimOn, arcOn bool) *Me
 
 // Write feeds the next bytes of the message.
 func (m *MessageChecker) Write(p []byte) (int, error) {
-	if m.pw != nil {
-		_, _ = m.pw.Write(p) // the reader drains to the end, errors included
+	if m.closed {
+		return len(p), nil
+	}
+	if m.queue != nil && len(p) > 0 {
+		m.queue <- append([]byte(nil), p...)
 	}
 	if !m.hdrDone {
 		m.captureHeader(p)
@@ -130,6 +148,7 @@ func (m *MessageChecker) Close() MessageResult {
 }
 
 func (m *MessageChecker) finish() {
+	m.closed = true
 	res := &m.result
 	if !m.hdrDone {
 		// A message without a body: the header is all there is.
@@ -144,8 +163,9 @@ func (m *MessageChecker) finish() {
 		}
 	}
 	res.FromDomain = fromDomain(m.fields)
-	if m.pw != nil {
-		m.pw.Close()
+	if m.queue != nil {
+		close(m.queue)
+		<-m.fed
 		vs := <-m.dkimRes
 		sigs := dkimSignatures(m.fields)
 		for i, v := range vs {
