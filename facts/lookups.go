@@ -263,3 +263,18 @@ func (l *Lookups) AuthResults(ip netip.Addr, helo, from string) rules.Auth {
 	}
 	return a
 }
+
+// AuthenticationResultsField is the value of the Authentication-Results
+// field for the transaction (the checks that are on, computed as for the
+// rules; waits for them).
+func (l *Lookups) AuthenticationResultsField(authservID string, ip netip.Addr, helo, from string) string {
+	a := l.AuthResults(ip, helo, from)
+	cfg := l.c.cfg
+	in := AuthInputs{MailFrom: from, HELO: helo, SPF: cfg.SPF, DKIM: cfg.DKIM, DMARC: cfg.DMARC, ARC: cfg.ARC}
+	l.mu.Lock()
+	if l.msgRes != nil {
+		in.FromDomain = l.msgRes.FromDomain
+	}
+	l.mu.Unlock()
+	return AuthenticationResults(authservID, a, in)
+}

@@ -183,6 +183,10 @@ func TestLookupsEnrich(t *testing.T) {
 		if got != want {
 			t.Errorf("%s:\n got %s\nwant %s", ip, got, want)
 		}
+		ar := l.AuthenticationResultsField("mx.example.net", netip.MustParseAddr(ip), "mail.example.org", "alice@example.org")
+		if !strings.HasPrefix(ar, "mx.example.net; spf=") || !strings.Contains(ar, "dkim=pass header.d=example.org header.s=rs; dmarc=pass header.from=example.org; arc=none") {
+			t.Errorf("Authentication-Results: %q", ar)
+		}
 	}
 	// skip_networks: no lookup for those clients.
 	c = NewChecker(Config{Resolver: r, DNSBL: map[string]string{"local": "bl.example"}, PTR: true, SkipNetworks: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}, NeedsOf(nil))
