@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"mailgate/facts"
 )
 
 // Config is mailgate's configuration: mailgate.yaml (DESIGN.md
@@ -509,6 +511,11 @@ func validListenAddr(a string) bool {
 func (c *Config) CheckFiles() error {
 	if _, err := ServerTLS(c.TLSCert, c.TLSKey); err != nil {
 		return &Error{Problems: []string{fmt.Sprintf("%s: %v", c.File, err)}}
+	}
+	if c.DKIMSign != nil {
+		if _, err := facts.LoadSigner(c.DKIMSign.Domain, c.DKIMSign.Selector, c.DKIMSign.Key); err != nil {
+			return &Error{Problems: []string{fmt.Sprintf("%s: dkim_sign.key: %v", c.File, err)}}
+		}
 	}
 	return nil
 }

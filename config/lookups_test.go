@@ -69,3 +69,17 @@ dkim_sign: {domain: Example.ORG, selector: mg1, key: dkim.key}
 		}
 	}
 }
+
+// TestCheckFilesDKIMKey: lint -c reads the dkim_sign key as serve does.
+func TestCheckFilesDKIMKey(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "dkim.key")
+	os.WriteFile(key, []byte("not a key"), 0o600)
+	c, err := Parse(filepath.Join(dir, "m.yaml"), []byte("upstream: smtp://127.0.0.1:25\ndkim_sign: {domain: example.org, selector: mg1, key: dkim.key}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckFiles(); err == nil || !strings.Contains(err.Error(), "dkim_sign.key: "+key+": no PEM block") {
+		t.Errorf("bad key accepted: %v", err)
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"mailgate/rules"
 )
 
 // Signer re-signs, with the local domain's key, the mail of that domain
@@ -120,4 +122,20 @@ func (s *Signer) SignBytes(msg []byte, fromDomain string) ([]byte, error) {
 		return nil, err
 	}
 	return append([]byte(sig), msg...), nil
+}
+
+// SignDelivered returns the DKIM-Signature field for a delivered message
+// when it must be re-signed: mailgate modified it (edits: header changes,
+// a subject prefix, stripped parts; adding Authentication-Results alone
+// does not count) and its From domain is the signing domain. "" with a
+// nil error means: deliver it as it is.
+func (s *Signer) SignDelivered(msg io.Reader, fromDomain string, edits *rules.Edits) (string, error) {
+	if s == nil || edits == nil || edits.Empty() {
+		return "", nil
+	}
+	sig, err := s.Sign(msg, fromDomain)
+	if errors.Is(err, ErrNotOurs) {
+		return "", nil
+	}
+	return sig, err
 }
