@@ -26,7 +26,7 @@ import (
 	"mailgate/facts"
 )
 
-// Config is mailgate's configuration: mailgate.yaml (DESIGN.md
+// Config is mailgate's configuration: mailgate.yaml (docs/DESIGN.md
 // "Configuration") with defaults applied and paths resolved.
 type Config struct {
 	Listen            []string
@@ -93,7 +93,7 @@ type Timeouts struct {
 	GreetDelay      time.Duration // pause before the banner so that pregreeting clients show themselves; 0: none
 }
 
-// Defaults, defined once (house style point 18).
+// Defaults, defined once (docs/DEVELOPING.md rule 18).
 const (
 	DefaultListen         = "127.0.0.1:2525"
 	DefaultUpstream       = "maildir:./mailgate-mail/"

@@ -16,7 +16,7 @@ func (c *Config) RunsNoPolicy() bool { return len(c.Policies) == 0 && c.Embedded
 // BaseDir stays empty: joining the config's directory a second time would
 // read sub/sub/local.yaml for `-c sub/mailgate.yaml`.
 func (c *Config) RulesConfig(defaults fs.FS) (rules.Config, fs.FS) {
-	rc := rules.Config{Policies: c.Policies, Lists: c.Lists, RuleError: c.RuleError, Facts: c.FactSources()}
+	rc := rules.Config{Policies: c.Policies, Lists: c.Lists, RuleError: c.RuleError, Bounds: c.Bounds(), Facts: c.FactSources()}
 	if len(c.Policies) == 0 && c.EmbeddedPolicy != "" && defaults != nil {
 		rc.Policies = []string{c.EmbeddedPolicy}
 		return rc, defaults
@@ -33,4 +33,15 @@ func LoadPolicies(c *Config, defaults fs.FS, st *rules.State) (*rules.Set, error
 		return rules.LoadFS(fsys, rc, st)
 	}
 	return rules.Load(rc, st)
+}
+
+// Bounds are the fact sizes c's limits allow, for the policies' cost
+// estimate (docs/policy.md "Cost of a rule"): serve, lint -c, check -c and
+// test -c estimate with the same limits.
+func (c *Config) Bounds() rules.Bounds {
+	l := c.Limits
+	return rules.Bounds{
+		MimeParts: int64(l.MimeParts), ArchiveEntries: int64(l.ArchiveEntries), HeaderBytes: l.HeaderBytes,
+		MessageSize: l.MessageSize, Recipients: int64(l.Recipients),
+	}
 }

@@ -2,7 +2,7 @@ package e2e_test
 
 // The fault matrix (issue 7): the built binary between a scriptable client
 // and a scriptable upstream (fakeupstream_test.go). For every cell:
-// invariant 1 of DESIGN.md (2xx for end-of-data only when the upstream
+// invariant 1 of docs/DESIGN.md (2xx for end-of-data only when the upstream
 // accepted exactly that message; otherwise 4xx/5xx and nothing arrives), a
 // bounded reply time, and a log line naming the fault.
 
@@ -177,7 +177,7 @@ func (g *gate) waitLog(t *testing.T, re string, d time.Duration) {
 }
 
 // alive checks that mailgate still answers new sessions and never
-// panicked (a session's panic is recovered and logged, house style 13).
+// panicked (a session's panic is recovered and logged, docs/DEVELOPING.md rule 13).
 func (g *gate) alive(t *testing.T) {
 	t.Helper()
 	if strings.Contains(g.proc.Output(), "panic") {

@@ -81,8 +81,8 @@ func TestBigMessageMemory(t *testing.T) {
 }
 
 // BenchmarkParse parses generated messages of several shapes; it reports
-// MB/s of raw message and allocations (house style point 24: it compares,
-// it does not assert).
+// MB/s of raw message and allocations (docs/DEVELOPING.md rule 24: it
+// compares, it does not assert).
 func BenchmarkParse(b *testing.B) {
 	for _, shape := range []string{"text", "alternative", "attach1m", "attach20m", "nested"} {
 		var buf bytes.Buffer
@@ -193,7 +193,7 @@ func BenchmarkRawBase64SHA256(b *testing.B) {
 
 // TestAllocBound: parsing a message with a 1 MB attachment allocates a
 // small constant, not the body: bodies are streamed, never copied whole
-// (a memory bound may be asserted, house style point 24).
+// (a memory bound may be asserted, docs/DEVELOPING.md rule 24).
 func TestAllocBound(t *testing.T) {
 	var buf bytes.Buffer
 	if err := genMessage(&buf, "attach1m"); err != nil {

@@ -25,7 +25,9 @@ const (
 	conformanceFloorParts = 0.98
 )
 
-// corpusDir is ../shared/corpus relative to the repository root.
+// corpusDir is where the conformance corpus sits, ../shared/corpus from
+// the repository root (docs/DEVELOPING.md, "Test data outside the
+// repository").
 const corpusDir = "../../shared/corpus"
 
 type pyPart struct {

@@ -40,9 +40,19 @@ func FuzzParse(f *testing.F) {
 			if i > 0 && p.Depth > m.Parts[i-1].Depth+1 {
 				t.Fatalf("part %s skips a level", p.Path)
 			}
+			if i == 0 && p.Parent != -1 {
+				t.Fatalf("root %s has parent %d", p.Path, p.Parent)
+			}
+			if c := m.Carrier(i); c != i == !decodedOnly(m, p) || m.Parts[c].HeaderOffset != p.HeaderOffset ||
+				m.Parts[c].BodyOffset != p.BodyOffset || m.Parts[c].EndOffset != p.EndOffset {
+				t.Fatalf("part %s: carrier %d (%s) does not hold its bytes", p.Path, c, m.Parts[c].Path)
+			}
 			for j := i - 1; j >= 0; j-- { // the parent contains the part
 				q := m.Parts[j]
 				if q.Depth == p.Depth-1 {
+					if p.Parent != j {
+						t.Fatalf("part %s: Parent %d, want %d (%s)", p.Path, p.Parent, j, q.Path)
+					}
 					if p.HeaderOffset < q.BodyOffset && !decodedOnly(m, p) ||
 						p.EndOffset > q.EndOffset {
 						t.Fatalf("part %s [%d,%d) outside its parent %s [%d,%d)", p.Path, p.HeaderOffset, p.EndOffset, q.Path, q.BodyOffset, q.EndOffset)

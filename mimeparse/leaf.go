@@ -84,8 +84,10 @@ func (p *parser) startLeaf(part *Part) *leaf {
 	return l
 }
 
-// finishLeaf closes the pipeline and copies the inspectors' findings.
-func (p *parser) finishLeaf(part *Part, l *leaf) {
+// finishLeaf closes the pipeline and copies the inspectors' findings into
+// Parts[idx].
+func (p *parser) finishLeaf(idx int, l *leaf) {
+	part := p.msg.Parts[idx]
 	switch l.cte {
 	case "base64":
 		for _, d := range p.b64.close() {
@@ -109,7 +111,7 @@ func (p *parser) finishLeaf(part *Part, l *leaf) {
 	if typeMismatch(part.ContentType, res.DetectedType, res.Executable) {
 		p.partDefect(part, DefectTypeMismatch)
 	}
-	p.embedded(part, res.Embedded)
+	p.embedded(idx, res.Embedded)
 }
 
 func (p *parser) applyResult(part *Part, res inspect.Result) {
@@ -119,20 +121,16 @@ func (p *parser) applyResult(part *Part, res inspect.Result) {
 	part.Executable = res.Executable
 	part.Encrypted = res.Encrypted
 	part.Macros = res.Macros
-	for _, e := range res.Archive {
-		part.Archive = append(part.Archive, ArchiveEntry{
-			Name: e.Name, Ext: e.Ext, Size: e.Size, DetectedType: e.DetectedType,
-			Executable: e.Executable, Encrypted: e.Encrypted, Depth: e.Depth,
-		})
-	}
+	part.Archive = append(part.Archive, res.Archive...)
 	for _, d := range res.Defects {
 		p.partDefect(part, d)
 	}
 }
 
-// embedded adds the files found inside a leaf's body (uuencode blocks,
-// TNEF attachments) as leaves of their own: "<leaf>.u1", "<leaf>.t1".
-func (p *parser) embedded(part *Part, list []inspect.Embedded) {
+// embedded adds the files found inside the body of Parts[idx] (uuencode
+// blocks, TNEF attachments) as leaves of their own: "<leaf>.u1", "<leaf>.t1".
+func (p *parser) embedded(idx int, list []inspect.Embedded) {
+	part := p.msg.Parts[idx]
 	nu, nt := 0, 0
 	for _, e := range list {
 		var path string
@@ -155,6 +153,8 @@ func (p *parser) embedded(part *Part, list []inspect.Embedded) {
 		c := &Part{
 			Path:         path,
 			Depth:        part.Depth + 1,
+			Parent:       idx,
+			origin:       originFound,
 			ContentType:  ct,
 			Filename:     e.Name,
 			Ext:          extOf(e.Name),
@@ -168,7 +168,7 @@ func (p *parser) embedded(part *Part, list []inspect.Embedded) {
 		}
 		p.applyResult(c, e.Result)
 		p.msg.Parts = append(p.msg.Parts, c)
-		p.embedded(c, e.Result.Embedded)
+		p.embedded(len(p.msg.Parts)-1, e.Result.Embedded)
 	}
 }
 

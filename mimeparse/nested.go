@@ -64,17 +64,28 @@ func (n *nested) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// finishNested ends the nested parse and grafts its parts after part. A
-// panic in the nested parse is raised again here, in the caller's goroutine,
-// where the caller's recovery can see it.
-func (p *parser) finishNested(part *Part, n *nested) {
+// finishNested ends the nested parse and grafts its parts after Parts[idx]
+// (the enclosed message's root becomes its child). A panic in the nested
+// parse is raised again here, in the caller's goroutine, where the caller's
+// recovery can see it.
+func (p *parser) finishNested(idx int, n *nested) {
+	part := p.msg.Parts[idx]
 	n.pw.Close()
 	res := <-n.done
 	if res.panic != nil {
 		panic(res.panic)
 	}
 	sub := res.msg
+	base := len(p.msg.Parts)
 	for _, q := range sub.Parts {
+		if q.Parent < 0 {
+			q.Parent = idx
+		} else {
+			q.Parent += base
+		}
+		if q.origin == originOwn {
+			q.origin = originDecoded
+		}
 		q.Path = part.Path + "." + q.Path
 		q.Depth += part.Depth + 1
 		q.HeaderOffset, q.BodyOffset, q.EndOffset = part.HeaderOffset, part.BodyOffset, part.EndOffset

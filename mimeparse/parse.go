@@ -71,6 +71,7 @@ var bufPool = sync.Pool{New: func() any {
 // node is an open container on the parser's stack.
 type node struct {
 	part     *Part
+	idx      int    // the part's index in Message.Parts
 	boundary []byte // the delimiter being looked for; nil for message containers and after the close delimiter
 	prefix   string // path prefix of the children ("" for the top multipart, "2." inside part 2)
 	nchild   int
@@ -94,6 +95,8 @@ type parser struct {
 	lim        Limits
 	msg        *Message
 	stack      []*node
+	bounds     [][]byte  // scanBody's view of the stack's boundaries, reused
+	boundsBuf  [8][]byte // room for bounds without an allocation
 	textBudget int
 	textBuf    []byte
 
@@ -199,7 +202,10 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 		}
 		return p.scanBody(discard{}, 0), true
 	}
-	part := &Part{Depth: e.depth, HeaderOffset: p.in.off}
+	part := &Part{Depth: e.depth, HeaderOffset: p.in.off, Parent: -1}
+	if e.parent != nil {
+		part.Parent = e.parent.idx
+	}
 	h := headerState{cur: p.fieldBuf[:0], fields: p.headerFields()}
 	h.keepLate = e.parent == nil
 	ended, hm := p.readHeader(&h)
@@ -219,6 +225,7 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 		defaultType = "message/rfc822" // RFC 2046 §5.1.5
 	}
 	hd := p.describe(part, defaultType)
+	idx := len(p.msg.Parts)
 	p.msg.Parts = append(p.msg.Parts, part)
 	if e.parent == nil {
 		p.msg.Fields = h.fields
@@ -268,7 +275,7 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 		part.EndOffset = hm.end
 		if kind == kindLeaf {
 			l := p.startLeaf(part)
-			p.finishLeaf(part, l)
+			p.finishLeaf(idx, l)
 		}
 		return hm, true
 	}
@@ -284,6 +291,7 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 		}
 		n := &node{
 			part:     part,
+			idx:      idx,
 			boundary: []byte(hd.boundary),
 			preamble: true,
 			digest:   part.ContentType == "multipart/digest",
@@ -298,7 +306,7 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 		m := p.scanBody(n.pre, 0)
 		return m, true
 	case kindMessage:
-		n := &node{part: part, msgBase: part.Path + "."}
+		n := &node{part: part, idx: idx, msgBase: part.Path + "."}
 		p.stack = append(p.stack, n)
 		return scanEnd{}, false
 	}
@@ -311,9 +319,9 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 	}
 	m = p.scanBody(l.dec, 0)
 	part.EndOffset = m.end
-	p.finishLeaf(part, l)
+	p.finishLeaf(idx, l)
 	if nest != nil {
-		p.finishNested(part, nest)
+		p.finishNested(idx, nest)
 	}
 	return m, true
 }

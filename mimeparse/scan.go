@@ -26,26 +26,139 @@ func newScanEnd(node int, isClose bool, end int64, brk []byte) scanEnd {
 
 var nlDashDash = []byte("\n--")
 
-// matchStack checks a candidate delimiter line against the boundaries of
-// every open multipart, innermost first (an outer boundary also ends the
-// inner parts, as in Python's feedparser and in mail clients).
-func (p *parser) matchStack(line []byte) (node int, isClose, ok bool) {
-	for i := len(p.stack) - 1; i >= 0; i-- {
-		b := p.stack[i].boundary
-		if b == nil {
+// delimSearch is the delimiter search of one body, a pure function over
+// the bytes it is shown (scan) with the little state it keeps between
+// windows; scanBody does the reading around it.
+type delimSearch struct {
+	// bounds are the boundaries of the open multiparts, outermost first, at
+	// their index in parser.stack; nil for a container that waits for none.
+	bounds [][]byte
+	start  bool // the window begins at the body's first line, still a candidate
+	noNL   int  // bytes of the pending candidate line known to hold no "\n"
+}
+
+// delimStep is what scan found in a window b.
+type delimStep struct {
+	n    int  // b[:n] is body: write it, then consume it
+	fill bool // then read more input and scan again
+	// Otherwise the body ends after b[:n]: b[n:n+brk] is the line break
+	// before the delimiter line (or the final one, at the end of input),
+	// which belongs to the delimiter (RFC 2046 §5.1.1), and
+	// b[n+brk:n+brk+line] is the delimiter line itself.
+	brk, line int
+	node      int  // index in bounds of the multipart it closes; -1: end of input
+	isClose   bool // the close delimiter ("--b--")
+	first     bool // the delimiter is the body's first line
+}
+
+// scan looks in b, the unread input, for the first line that is the
+// delimiter of an open multipart (innermost first: an outer boundary also
+// ends the inner parts, as in Python's feedparser and in mail clients).
+// eof says no byte follows b; full says b cannot grow (the buffer is full
+// and holds no complete candidate line: that line is too long to be a
+// delimiter). At the end of input inside a multipart the final line break is
+// dropped, as Python does.
+//
+// Body bytes are found with bytes.Index for "\n--" and handed out in as few
+// steps as possible; the last 3 bytes of a window without a candidate are
+// held back, as they may be the "\r\n-" of a delimiter.
+func (s *delimSearch) scan(b []byte, eof, full bool) delimStep {
+	pos := 0 // b[:pos] is body
+	for {
+		w := b[pos:]
+		if len(w) < 4 && !eof {
+			return delimStep{n: pos, fill: true}
+		}
+		ls, bs := -1, 0 // candidate line start, start of the line break before it
+		if s.start {
+			if len(w) >= 2 && w[0] == '-' && w[1] == '-' {
+				ls = 0
+			} else {
+				s.start = false
+			}
+		}
+		if ls < 0 {
+			i := bytes.Index(w, nlDashDash)
+			if i < 0 {
+				if !eof {
+					return delimStep{n: pos + max(len(w)-3, 0), fill: true}
+				}
+				end := len(w)
+				if anyBound(s.bounds) {
+					end -= lineBreakLen(w)
+				}
+				return delimStep{n: pos + end, brk: len(w) - end, node: -1}
+			}
+			ls, bs = i+1, i
+			if i > 0 && w[i-1] == '\r' {
+				bs = i - 1
+			}
+		}
+		j := bytes.IndexByte(w[ls+s.noNL:], '\n')
+		if j >= 0 {
+			j += s.noNL
+		}
+		if j < 0 && !eof {
+			if bs > 0 || !full {
+				s.noNL = len(w) - ls
+				return delimStep{n: pos + bs, fill: true}
+			}
+			// The candidate line does not fit in the buffer: not a delimiter.
+			pos += ls + 2
+			s.start, s.noNL = false, 0
 			continue
 		}
-		if c, ok := matchDelimiter(line, b); ok {
+		s.noNL = 0
+		le := len(w)
+		if j >= 0 {
+			le = ls + j + 1
+		}
+		if node, isClose, ok := matchBounds(w[ls:le], s.bounds); ok {
+			return delimStep{n: pos + bs, brk: ls - bs, line: le - ls, node: node, isClose: isClose,
+				first: s.start && ls == 0}
+		}
+		pos += ls + 2
+		s.start = false
+	}
+}
+
+// matchBounds checks a candidate delimiter line against bounds, innermost
+// (last) first.
+func matchBounds(line []byte, bounds [][]byte) (node int, isClose, ok bool) {
+	for i := len(bounds) - 1; i >= 0; i-- {
+		if bounds[i] == nil {
+			continue
+		}
+		if c, ok := matchDelimiter(line, bounds[i]); ok {
 			return i, c, true
 		}
 	}
 	return -1, false, false
 }
 
-// inMultipart reports whether any multipart is waiting for its delimiter.
-func (p *parser) inMultipart() bool {
+// openBounds returns the boundaries of the stack's multipart, at their
+// index in the stack (nil for a container that waits for none).
+func (p *parser) openBounds() [][]byte {
+	if p.bounds == nil {
+		p.bounds = p.boundsBuf[:0]
+	}
+	p.bounds = p.bounds[:0]
 	for _, n := range p.stack {
-		if n.boundary != nil {
+		p.bounds = append(p.bounds, n.boundary)
+	}
+	return p.bounds
+}
+
+// matchStack checks a candidate delimiter line against the boundaries of
+// every open multipart, innermost first.
+func (p *parser) matchStack(line []byte) (node int, isClose, ok bool) {
+	return matchBounds(line, p.openBounds())
+}
+
+// anyBound reports whether any multipart is waiting for its delimiter.
+func anyBound(bounds [][]byte) bool {
+	for _, b := range bounds {
+		if b != nil {
 			return true
 		}
 	}
@@ -54,102 +167,34 @@ func (p *parser) inMultipart() bool {
 
 // scanBody streams the body that starts at the current position (a line
 // start) to sink, up to the next delimiter line of an open multipart or the
-// end of input. The line break before a delimiter belongs to the delimiter
-// (RFC 2046 §5.1.1) and is not written; at the end of input inside a
-// multipart the final line break is dropped too (as Python does).
-//
-// Bodies are never held: the buffer is searched for "\n--" with
-// bytes.Index and everything before a candidate goes to sink in one Write.
-// The last 3 bytes are held back until the next fill, as they may be the
-// "\r\n-" of a delimiter.
+// end of input (delimSearch.scan decides; this only reads and writes).
+// Bodies are never held: what scan hands out goes to sink at once.
 //
 // prevBreak is the length of the line break just before the current
 // position that belongs to a delimiter found at once (after a close
 // delimiter: the epilogue is empty, the part ends before that break).
 func (p *parser) scanBody(sink io.Writer, prevBreak int) scanEnd {
 	in := &p.in
-	start := true
-	noNL := 0 // bytes of the pending candidate line known to hold no "\n"
+	s := delimSearch{bounds: p.openBounds(), start: true}
+	full := false
 	for {
 		b := in.avail()
-		if len(b) < 4 && !in.eof {
-			in.fill()
+		st := s.scan(b, in.eof, full)
+		if st.n > 0 {
+			sink.Write(b[:st.n])
+		}
+		if st.fill {
+			in.advance(st.n)
+			full = !in.fill() && !in.eof
 			continue
 		}
-		ls, bs := -1, 0 // candidate line start, start of the line break before it
-		if start {
-			if len(b) >= 2 && b[0] == '-' && b[1] == '-' {
-				ls = 0
-			} else {
-				start = false
-			}
+		m := newScanEnd(st.node, st.isClose, in.off+int64(st.n), b[st.n:st.n+st.brk])
+		if st.first {
+			m.end -= int64(prevBreak)
 		}
-		if ls < 0 {
-			i := bytes.Index(b, nlDashDash)
-			if i < 0 {
-				if in.eof {
-					n := len(b)
-					end := n
-					if p.inMultipart() {
-						end -= lineBreakLen(b)
-					}
-					sink.Write(b[:end])
-					m := newScanEnd(-1, false, in.off+int64(end), b[end:n])
-					in.advance(n)
-					return m
-				}
-				if k := len(b) - 3; k > 0 {
-					sink.Write(b[:k])
-					in.advance(k)
-				}
-				in.fill()
-				continue
-			}
-			ls, bs = i+1, i
-			if i > 0 && b[i-1] == '\r' {
-				bs = i - 1
-			}
-		}
-		j := bytes.IndexByte(b[ls+noNL:], '\n')
-		if j >= 0 {
-			j += noNL
-		}
-		if j < 0 && !in.eof {
-			noNL = len(b) - ls
-			if bs > 0 {
-				sink.Write(b[:bs])
-				in.advance(bs)
-				in.fill()
-				continue
-			}
-			if in.fill() || in.eof {
-				continue
-			}
-			// The candidate line does not fit in the buffer: not a delimiter.
-			sink.Write(b[:ls+2])
-			in.advance(ls + 2)
-			start = false
-			noNL = 0
-			continue
-		}
-		noNL = 0
-		le := len(b)
-		if j >= 0 {
-			le = ls + j + 1
-		}
-		if node, isClose, ok := p.matchStack(b[ls:le]); ok {
-			sink.Write(b[:bs])
-			m := newScanEnd(node, isClose, in.off+int64(bs), b[bs:ls])
-			if ls == 0 && start {
-				m.end -= int64(prevBreak)
-			}
-			m.lineBrk = lineBreakLen(b[ls:le])
-			in.advance(le)
-			return m
-		}
-		sink.Write(b[:ls+2])
-		in.advance(ls + 2)
-		start = false
+		m.lineBrk = lineBreakLen(b[st.n+st.brk : st.n+st.brk+st.line])
+		in.advance(st.n + st.brk + st.line)
+		return m
 	}
 }
 

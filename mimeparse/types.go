@@ -24,21 +24,18 @@ type Field struct {
 }
 
 // ArchiveEntry is one member of an archive attachment (zip and friends),
-// listed recursively up to the configured archive depth.
-type ArchiveEntry struct {
-	Name         string
-	Ext          string
-	Size         int64
-	DetectedType string
-	Executable   bool
-	Encrypted    bool
-	Depth        int // 1 for a member of the attachment itself, 2 inside a nested archive, ...
-}
+// listed recursively up to the configured archive depth. It is the type the
+// inspectors fill (inspect.Entry), so a part's Archive is theirs as found.
+type ArchiveEntry = inspect.Entry
 
 // Part is one node of the MIME tree: a container or a leaf.
 type Part struct {
-	Path             string // IMAP section: root container "0", "1", "2.1"; "2.u1" uuencode, "2.t1" TNEF
-	Depth            int
+	Path  string // IMAP section: root container "0", "1", "2.1"; "2.u1" uuencode, "2.t1" TNEF
+	Depth int
+	// Parent is the index in Message.Parts of the enclosing part (always
+	// before this one: the walk is depth first), -1 for the root. It is
+	// structure for Go callers (the rewriter), not a policy fact.
+	Parent           int    `expr:"-"`
 	ContentType      string // effective, lower case
 	Charset          string
 	Disposition      string // "inline", "attachment" or "" (lower case)
@@ -63,7 +60,18 @@ type Part struct {
 	// break that precedes the next boundary). For parts found inside a body
 	// (uuencode, TNEF) they are the offsets of the enclosing part.
 	HeaderOffset, BodyOffset, EndOffset int64
+
+	origin origin // whether the part has bytes of its own in the raw message
 }
+
+// origin says how a part exists in the raw message.
+type origin uint8
+
+const (
+	originOwn     origin = iota // its header and body are bytes of the raw message
+	originFound                 // a file an inspector found in its parent's decoded body (uuencode, TNEF)
+	originDecoded               // a part of a message enclosed with a transfer encoding (nested.go)
+)
 
 // Header returns the first decoded value of the part's field name, or "".
 func (p *Part) Header(name string) string { return firstField(p.Fields, name) }
@@ -130,17 +138,35 @@ func isBodyText(p *Part) bool {
 }
 
 // isMessageContainer reports whether parts[i] is a message/* part parsed as
-// an enclosed message: its child (the next part, one level deeper) holds the
-// leaves. A message/rfc822 part that was not parsed as one (encoded, past the
-// depth limit, empty) is a leaf and stays an attachment.
+// an enclosed message: its first child (the next part, depth first) is the
+// enclosed message's root and holds the leaves. A message/rfc822 part that
+// was not parsed as one (past the depth limit, empty) is a leaf and stays an
+// attachment, and so does one whose first child is a file found in it.
 func isMessageContainer(parts []*Part, i int) bool {
-	p := parts[i]
-	if !strings.HasPrefix(p.ContentType, "message/") || i+1 >= len(parts) {
+	if !strings.HasPrefix(parts[i].ContentType, "message/") || i+1 >= len(parts) {
 		return false
 	}
 	next := parts[i+1]
-	return next.Depth == p.Depth+1 && strings.HasPrefix(next.Path, p.Path+".") &&
-		!strings.Contains(next.Path[len(p.Path):], ".u") && !strings.Contains(next.Path[len(p.Path):], ".t")
+	return next.Parent == i && next.origin != originFound
+}
+
+// Carrier returns the index of the part whose raw bytes hold Parts[i]: i
+// itself for a part with bytes of its own, else the nearest enclosing part
+// that has them. A file found inside a body (uuencode, TNEF) and the parts of
+// a message enclosed with a transfer encoding exist only decoded; their
+// offsets are their carrier's. It returns -1 for an index out of range.
+func (m *Message) Carrier(i int) int {
+	if i < 0 || i >= len(m.Parts) {
+		return -1
+	}
+	for m.Parts[i].origin != originOwn {
+		up := m.Parts[i].Parent
+		if up < 0 || up >= i {
+			break // not from Parse: parents come first
+		}
+		i = up
+	}
+	return i
 }
 
 func firstField(fs []Field, name string) string {
@@ -175,7 +201,7 @@ type Limits struct {
 	budget *inspect.Budget
 }
 
-// DefaultLimits are the limits of DESIGN.md's configuration.
+// DefaultLimits are the limits of docs/DESIGN.md's configuration.
 func DefaultLimits() Limits {
 	return Limits{
 		MimeDepth:         20,

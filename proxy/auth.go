@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"crypto/tls"
-	"net"
 	"strings"
 )
 
@@ -46,22 +44,6 @@ func validSASL(s string, initial bool) bool {
 		}
 	}
 	return pad <= 2
-}
-
-// credentialsSafe reports whether this upstream session may carry SASL
-// credentials: the upstream is on the loopback interface (configured as a
-// loopback address or "localhost", as starttls treats it), or the
-// connection is TLS with a certificate verified against the upstream's
-// name. Anything else is clear text a man in the middle can read (a
-// STARTTLS stripped from the upstream's EHLO, or refused) or TLS to an
-// unknown party.
-func (c *smtpConn) credentialsSafe() bool {
-	host, _, _ := splitHostPort(c.u.addr)
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || host == "localhost" {
-		return true
-	}
-	tc, ok := c.c.(*tls.Conn)
-	return ok && len(tc.ConnectionState().VerifiedChains) > 0
 }
 
 // knownVerbs are the command verbs a refused line may be logged by: SMTP's

@@ -36,7 +36,7 @@ func (d redirectDialer) DialContext(ctx context.Context, network, _ string) (net
 	return nd.DialContext(ctx, network, d.to)
 }
 
-// startServerOpts is startServer with the caller's options (a Dialer); the
+// startServerOpts is startServer with the caller's options (a upstream.Dialer); the
 // logger is set here.
 func startServerOpts(t *testing.T, cfg *config.Config, opts Options) (string, *testLog) {
 	t.Helper()

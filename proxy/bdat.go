@@ -3,11 +3,10 @@ package proxy
 import (
 	"context"
 	"io"
+	"mailgate/spool"
 	"strconv"
 	"strings"
 	"time"
-
-	"mailgate/mimeparse"
 )
 
 // bdatState collects the chunks of one BDAT transaction (RFC 3030). The
@@ -15,7 +14,7 @@ import (
 // sent upstream with DATA (DESIGN: "CHUNKING (BDAT) optional, converted to
 // DATA upstream").
 type bdatState struct {
-	sp    *spool
+	sp    *spool.Spool
 	crlf  crlfChecker
 	size  int64
 	big   bool
@@ -107,7 +106,7 @@ func (s *Session) cmdBdat(ctx context.Context, arg string) {
 	}
 	cfg := s.rt.cfg
 	if s.tx != nil && s.tx.bdat == nil && len(s.tx.rcpts) > 0 {
-		s.tx.bdat = &bdatState{sp: newSpool(cfg.SpoolDir, cfg.Limits.SpoolMemory, s.srv.spoolBudget),
+		s.tx.bdat = &bdatState{sp: spool.New(cfg.SpoolDir, cfg.Limits.SpoolMemory, s.srv.spoolBudget),
 			crlf: crlfChecker{normalize: cfg.BareNewline == "normalize"}, start: time.Now()}
 	}
 	var b *bdatState
@@ -159,21 +158,15 @@ func (s *Session) cmdBdat(ctx context.Context, arg string) {
 		s.log.Info("bad BDAT line endings", "err", b.crlf.err())
 		s.finishRefused(ctx, "bad-data", replyBareNewline, timing)
 		return
-	case b.sp.err != nil:
-		s.log.Error("spooling failed", "err", b.sp.err)
+	case b.sp.Err() != nil:
+		s.log.Error("spooling failed", "err", b.sp.Err())
 		s.finishRefused(ctx, "local-error", replyLocalError, timing)
 		return
 	}
-	var msg *mimeparse.Message
-	var perr error
-	if s.needParse() {
-		raw, err := b.sp.Reader()
-		if err != nil {
-			s.log.Error("reading spool", "err", err)
-			s.finishRefused(ctx, "local-error", replyLocalError, timing)
-			return
-		}
-		msg, perr = mimeparse.Parse(raw, s.mimeLimits())
+	msg, perr, ok := s.parse(b.sp, &timing)
+	if !ok {
+		s.finishRefused(ctx, "tempfail", replyLocalError, timing)
+		return
 	}
 	s.decide(ctx, b.sp, msg, perr, timing)
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"mailgate/config"
+	"mailgate/upstream"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,7 +43,7 @@ func BenchmarkDotWriter(b *testing.B) {
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		w := newDotWriter(io.Discard)
+		w := upstream.NewDotWriter(io.Discard)
 		w.Write(msg)
 		w.Close()
 	}
@@ -98,17 +99,17 @@ func BenchmarkRelay(b *testing.B) {
 // discardUpstream accepts everything and reads messages into io.Discard.
 type discardUpstream struct{}
 
-func (discardUpstream) Open(ctx context.Context, ci clientInfo) (UpstreamConn, error) {
+func (discardUpstream) Open(ctx context.Context, ci upstream.Client) (upstream.Conn, error) {
 	return discardUpstream{}, nil
 }
-func (discardUpstream) Mail(ctx context.Context, from string, params []param, ci clientInfo) (Reply, error) {
+func (discardUpstream) Mail(ctx context.Context, from string, params []param, ci upstream.Client) (Reply, error) {
 	return replyMailOK, nil
 }
 func (discardUpstream) Rcpt(ctx context.Context, to string, params []param) (Reply, error) {
 	return replyRcptOK, nil
 }
 func (discardUpstream) Data(ctx context.Context, msg io.Reader) (Reply, error) {
-	w := newDotWriter(io.Discard)
+	w := upstream.NewDotWriter(io.Discard)
 	if _, err := io.Copy(w, msg); err != nil {
 		return Reply{}, err
 	}

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"mailgate/internal/smtpline"
+	"mailgate/upstream"
 	"strconv"
 	"strings"
 )
@@ -36,18 +38,8 @@ func parseCommand(line string) (command, bool) {
 	return command{verb: strings.ToUpper(verb), arg: strings.TrimRight(arg, " \t")}, true
 }
 
-// param is one ESMTP parameter of MAIL or RCPT (RFC 5321 §4.1.2).
-type param struct {
-	Key   string // upper case
-	Value string // "" when the parameter has no value
-}
-
-func (p param) String() string {
-	if p.Value == "" {
-		return p.Key
-	}
-	return p.Key + "=" + p.Value
-}
+// param is one ESMTP parameter of MAIL or RCPT, as the upstream takes it.
+type param = upstream.Param
 
 // pathArg is a parsed MAIL FROM or RCPT TO argument.
 type pathArg struct {
@@ -284,48 +276,11 @@ func xforwardAttrs(arg string) (map[string]string, bool) {
 		if !ok || !validParamKey(k) {
 			return nil, false
 		}
-		dv, ok := xtextDecode(v)
+		dv, ok := smtpline.XtextDecode(v)
 		if !ok {
 			return nil, false
 		}
 		out[strings.ToUpper(k)] = dv
 	}
 	return out, true
-}
-
-func xtextDecode(s string) (string, bool) {
-	if !strings.Contains(s, "+") {
-		return s, true
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '+' {
-			b.WriteByte(s[i])
-			continue
-		}
-		if i+2 >= len(s) {
-			return "", false
-		}
-		n, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
-		if err != nil {
-			return "", false
-		}
-		b.WriteByte(byte(n))
-		i += 2
-	}
-	return b.String(), true
-}
-
-// xtextEncode encodes s as xtext (RFC 3461 §4).
-func xtextEncode(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 33 || c > 126 || c == '+' || c == '=' {
-			b.WriteString("+" + strings.ToUpper(strconv.FormatUint(uint64(c)|0x100, 16)[1:]))
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
 }

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"mailgate/internal/smtpline"
+	"mailgate/upstream"
 	"reflect"
 	"strings"
 	"testing"
@@ -15,7 +17,7 @@ func TestParsePath(t *testing.T) {
 	}{
 		{arg: "FROM:<a@example.org>", prefix: "FROM:", addr: "a@example.org"},
 		{arg: "from: <a@example.org> SIZE=10 body=8bitmime", prefix: "FROM:", addr: "a@example.org",
-			params: []param{{"SIZE", "10"}, {"BODY", "8bitmime"}}},
+			params: []param{{Key: "SIZE", Value: "10"}, {Key: "BODY", Value: "8bitmime"}}},
 		{arg: "FROM:<>", prefix: "FROM:", addr: ""},
 		{arg: "TO:<@relay.example:b@example.net>", prefix: "TO:", addr: "b@example.net"},
 		{arg: `TO:<"x y>z"@example.net>`, prefix: "TO:", addr: `"x y>z"@example.net`},
@@ -44,7 +46,7 @@ func TestParsePath(t *testing.T) {
 }
 
 func TestParseReplyLines(t *testing.T) {
-	rp, err := parseReplyLines([]string{"550-5.1.1 first", "550 5.1.1 second"})
+	rp, err := upstream.ParseReply([]string{"550-5.1.1 first", "550 5.1.1 second"})
 	if err != nil || rp.Code != 550 || rp.Enhanced != [3]int{5, 1, 1} || rp.Text != "first\nsecond" {
 		t.Fatalf("got %+v %v", rp, err)
 	}
@@ -52,11 +54,11 @@ func TestParseReplyLines(t *testing.T) {
 	if got != "550-5.1.1 first\r\n550 5.1.1 second\r\n" {
 		t.Errorf("formatReply = %q", got)
 	}
-	rp, _ = parseReplyLines([]string{"250 Ok"})
+	rp, _ = upstream.ParseReply([]string{"250 Ok"})
 	if rp.Enhanced != [3]int{} || rp.Text != "Ok" {
 		t.Errorf("no enhanced code: %+v", rp)
 	}
-	if _, err := parseReplyLines([]string{"25"}); err == nil {
+	if _, err := upstream.ParseReply([]string{"25"}); err == nil {
 		t.Error("short line accepted")
 	}
 	if got := string(formatReply(nil, Reply{Code: 550, Enhanced: [3]int{5, 7, 1}, Text: "a\rb\x00c"})); got != "550 5.7.1 a b c\r\n" {
@@ -66,9 +68,9 @@ func TestParseReplyLines(t *testing.T) {
 
 func TestXtext(t *testing.T) {
 	for _, s := range []string{"plain", "a+b=c", "sp ace", "ünï"} {
-		d, ok := xtextDecode(xtextEncode(s))
+		d, ok := smtpline.XtextDecode(smtpline.XtextEncode(s))
 		if !ok || d != s {
-			t.Errorf("xtext round trip %q → %q → %q", s, xtextEncode(s), d)
+			t.Errorf("xtext round trip %q → %q → %q", s, smtpline.XtextEncode(s), d)
 		}
 	}
 }
@@ -97,7 +99,7 @@ func FuzzCommand(f *testing.F) {
 			if strings.ContainsAny(pa.Addr, "\r\n\x00") {
 				t.Fatalf("address %q", pa.Addr)
 			}
-			again, bad := parsePath(prefix+"<"+pa.Addr+">"+joinParams(pa.Params), prefix)
+			again, bad := parsePath(prefix+"<"+pa.Addr+">"+upstream.JoinParams(pa.Params), prefix)
 			if bad != nil || again.Addr != pa.Addr || !reflect.DeepEqual(again.Params, pa.Params) {
 				t.Fatalf("round trip of %q: %+v vs %+v (%v)", cmd.arg, pa, again, bad)
 			}

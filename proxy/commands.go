@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"mailgate/internal/smtpline"
+	"mailgate/upstream"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -448,7 +450,7 @@ func (s *Session) applyAttrs(attrs map[string]string) {
 // cmdAuth relays the SASL exchange to the upstream (auth: relay), which
 // decides; it is only offered and accepted after STARTTLS (RFC 4954 §4).
 // Only well-formed responses go upstream (validSASL), only to an upstream
-// that may carry credentials (credentialsSafe). The exchange is never
+// that may carry credentials (CredentialsSafe). The exchange is never
 // logged: refusals log its length only.
 func (s *Session) cmdAuth(ctx context.Context, arg string) {
 	switch {
@@ -486,7 +488,7 @@ func (s *Session) cmdAuth(ctx context.Context, arg string) {
 		s.errReply(replyAuthNotAvail)
 		return
 	}
-	if !ar.credentialsSafe() {
+	if !ar.CredentialsSafe() {
 		s.log.Warn("AUTH refused: the upstream connection is neither loopback nor TLS with a verified certificate",
 			"upstream", s.rt.cfg.Upstream)
 		s.reply(replyAuthUnsafe)
@@ -512,9 +514,9 @@ func (s *Session) cmdAuth(ctx context.Context, arg string) {
 			s.quit = true
 			return
 		}
-		line, rerr := readLine(s.br, maxSASLResponse)
+		line, rerr := smtpline.ReadLine(s.br, maxSASLResponse)
 		switch {
-		case rerr == errLineTooLong:
+		case rerr == smtpline.ErrLineTooLong:
 			s.log.Info("AUTH refused: response too long", "limit", maxSASLResponse)
 			s.cancelAuth(ctx, ar)
 			return
@@ -555,7 +557,7 @@ const maxSASLRounds = 10
 func (s *Session) cancelAuth(ctx context.Context, ar authRelayer) {
 	rp, err := ar.Raw(ctx, "*")
 	if err == nil && rp.Code/100 == 3 {
-		err = fmt.Errorf("%w: AUTH cancel answered %d", errUpstream, rp.Code)
+		err = fmt.Errorf("%w: AUTH cancel answered %d", upstream.ErrFailed, rp.Code)
 	}
 	if err != nil {
 		s.upstreamFailed(err)
@@ -563,11 +565,11 @@ func (s *Session) cancelAuth(ctx context.Context, ar authRelayer) {
 	s.errReply(replyAuthBadResponse)
 }
 
-// authRelayer is the upstream capability AUTH relaying needs (house style
-// point 17: found by type assertion).
+// authRelayer is the upstream capability AUTH relaying needs (docs/DEVELOPING.md
+// rule 17: found by type assertion).
 type authRelayer interface {
 	Raw(ctx context.Context, line string) (Reply, error)
-	credentialsSafe() bool
+	CredentialsSafe() bool
 }
 
 // saslUser takes the user name from PLAIN's or LOGIN's first response.

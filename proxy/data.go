@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"mailgate/internal/bounded"
+	"mailgate/quarantine"
+	"mailgate/spool"
 	"slices"
 	"time"
 
@@ -41,18 +44,13 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 	t0 := time.Now()
 	s.rd.idle, s.rd.hard = cfg.Timeouts.DataIdle, t0.Add(cfg.Timeouts.DataTotal)
 
-	sp := newSpool(cfg.SpoolDir, cfg.Limits.SpoolMemory, s.srv.spoolBudget)
+	sp := spool.New(cfg.SpoolDir, cfg.Limits.SpoolMemory, s.srv.spoolBudget)
 	defer sp.Close()
 	dr := newDotReader(s.br, cfg.BareNewline == "normalize")
 	lr := &limitReader{r: dr, n: cfg.Limits.MessageSize}
 	tee := io.TeeReader(lr, sp)
 
-	var msg *mimeparse.Message
-	var perr error
-	if s.needParse() {
-		msg, perr = mimeparse.Parse(tee, s.mimeLimits())
-	}
-	io.Copy(io.Discard, tee) // whatever Parse left, spooled too
+	io.Copy(io.Discard, tee) // the message, spooled
 	derr := dr.drain()       // on to the real end of data, whatever happened
 	s.rd.idle, s.rd.hard = cfg.Timeouts.Command, time.Time{}
 	readDur := time.Since(t0)
@@ -75,12 +73,55 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 		s.log.Info("bad DATA line endings", "err", derr)
 		s.finishRefused(ctx, "bad-data", replyBareNewline, timing)
 		return
-	case sp.err != nil:
-		s.log.Error("spooling failed", "err", sp.err)
+	case sp.Err() != nil:
+		s.log.Error("spooling failed", "err", sp.Err())
 		s.finishRefused(ctx, "local-error", replyLocalError, timing)
 		return
 	}
+	msg, perr, ok := s.parse(sp, &timing)
+	if !ok {
+		s.finishRefused(ctx, "tempfail", replyLocalError, timing)
+		return
+	}
 	s.decide(ctx, sp, msg, perr, timing)
+}
+
+// parse parses the spooled message when the transaction needs it, for at
+// most timeouts.inspect (bounded.go); false past it, or when too many
+// abandoned parses still run: the message is then tempfailed, never
+// passed. The parse reads the spool, not the client, so that it can be
+// abandoned: an abandoned parse keeps the spool until it ends.
+func (s *Session) parse(sp *spool.Spool, timing *[]any) (*mimeparse.Message, error, bool) {
+	if !s.needParse() {
+		return nil, nil, true
+	}
+	var msg *mimeparse.Message
+	var perr error
+	raw, err := sp.Reader()
+	if err != nil {
+		return nil, err, true
+	}
+	lim := s.mimeLimits()
+	t0 := time.Now()
+	release := sp.Share()
+	timeout := s.rt.cfg.Timeouts.Inspect
+	err = s.srv.work.Run(timeout, func() {
+		defer release()
+		msg, perr = mimeparse.Parse(raw, lim)
+	})
+	*timing = append(*timing, "parse_ms", time.Since(t0).Milliseconds())
+	switch {
+	case err == nil:
+		return msg, perr, true
+	case errors.Is(err, bounded.ErrTimeout):
+		s.log.Warn("parse and inspection past timeouts.inspect: tempfailed", "timeout", "timeouts.inspect", "limit", timeout.String())
+	case errors.Is(err, bounded.ErrBusy):
+		release()
+		s.log.Warn("tempfailed: too many parses or evaluations past their timeout still running", "timeout", "timeouts.inspect", "running", s.srv.work.Abandoned())
+	default:
+		s.log.Error("parse failed", "err", err)
+	}
+	return nil, nil, false
 }
 
 // runRules reports whether the data stage's rules run for this
@@ -98,7 +139,7 @@ func (s *Session) needParse() bool {
 
 // decide evaluates the data stage on a message read whole and spooled, and
 // applies the verdict.
-func (s *Session) decide(ctx context.Context, sp *spool, msg *mimeparse.Message, perr error, timing []any) {
+func (s *Session) decide(ctx context.Context, sp *spool.Spool, msg *mimeparse.Message, perr error, timing []any) {
 	s.srv.metrics.messageSize.Observe(float64(sp.Size()))
 	if msg != nil && len(msg.Defects) > 0 {
 		// The parser's findings (a closed vocabulary, each once), so a
@@ -146,7 +187,7 @@ func (s *Session) mimeLimits() mimeparse.Limits {
 }
 
 // spoolSHA256 is the hex SHA-256 of the spooled message.
-func spoolSHA256(sp *spool) (string, error) {
+func spoolSHA256(sp *spool.Spool) (string, error) {
 	raw, err := sp.Reader()
 	if err != nil {
 		return "", err
@@ -169,7 +210,7 @@ func (s *Session) finish(verdict string, rp Reply, timing []any) {
 	s.endTx(verdict, rp, timing)
 }
 
-func (s *Session) applyQuarantine(ctx context.Context, sp *spool, v rules.Verdict, timing []any) {
+func (s *Session) applyQuarantine(ctx context.Context, sp *spool.Spool, v rules.Verdict, timing []any) {
 	// The message's SHA-256 names the quarantine files. It is computed
 	// here, from the spool, rather than while reading DATA: quarantine is
 	// rare, and every other message would pay for a second pass over it.
@@ -178,14 +219,14 @@ func (s *Session) applyQuarantine(ctx context.Context, sp *spool, v rules.Verdic
 		var raw io.Reader
 		if raw, err = sp.Reader(); err == nil {
 			tx := s.tx
-			rec := quarantineRecord{
+			rec := quarantine.Record{
 				Time: time.Now().UTC(), Session: s.id, ClientIP: s.client.IP, HELO: s.client.HELO,
 				From: tx.from, Rule: v.Rule, Rules: tx.rules, Size: sp.Size(),
 			}
 			for _, r := range tx.rcpts {
 				rec.Rcpts = append(rec.Rcpts, r.addr)
 			}
-			err = quarantine(s.rt.cfg.QuarantineDir, raw, sum, rec)
+			err = quarantine.Save(s.rt.cfg.QuarantineDir, raw, sum, rec)
 		}
 	}
 	if err != nil {
@@ -199,7 +240,7 @@ func (s *Session) applyQuarantine(ctx context.Context, sp *spool, v rules.Verdic
 
 // relay sends the (possibly rewritten) message upstream and relays the
 // upstream's reply to the final dot (DESIGN invariant 1).
-func (s *Session) relay(ctx context.Context, sp *spool, msg *mimeparse.Message, v rules.Verdict, timing []any) {
+func (s *Session) relay(ctx context.Context, sp *spool.Spool, msg *mimeparse.Message, v rules.Verdict, timing []any) {
 	ed := &s.tx.edits
 	body, err := sp.Reader()
 	if err != nil {

@@ -7,8 +7,8 @@ import (
 	"io"
 )
 
-// DATA violations, reported by the dot reader at the real end of data (house
-// style point 6: record, read on to CRLF.CRLF, only then reply).
+// DATA violations, reported by the dot reader at the real end of data (docs/DEVELOPING.md
+// rule 6: record, read on to CRLF.CRLF, only then reply).
 var (
 	errBareCR = errors.New("proxy: bare CR in DATA")
 	errBareLF = errors.New("proxy: bare LF in DATA")

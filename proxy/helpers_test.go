@@ -53,6 +53,9 @@ type fakeUpstream struct {
 	// authRaw holds the AUTH continuation lines as received, line
 	// ends included.
 	authRaw []string
+	// idle makes the upstream answer 421 and close after this long
+	// without a command, as Postfix's smtpd_timeout does.
+	idle time.Duration
 }
 
 func newFakeUpstream(t testing.TB) *fakeUpstream {
@@ -114,7 +117,14 @@ func (u *fakeUpstream) serve(c net.Conn) {
 	var cur *upTx
 	xfwd := ""
 	for {
+		if u.idle > 0 {
+			c.SetReadDeadline(time.Now().Add(u.idle))
+		}
 		line, err := br.ReadString('\n')
+		if ne, ok := err.(net.Error); ok && ne.Timeout() && u.idle > 0 {
+			w("421 4.4.2 upstream.test Error: timeout exceeded")
+			return
+		}
 		if err != nil {
 			return
 		}

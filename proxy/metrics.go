@@ -11,8 +11,8 @@ import (
 
 // metrics are the proxy's Prometheus metrics, registered on a registry of
 // its own so that several servers (tests) do not collide. Names follow
-// mailgate_<subsystem>_<thing>_<unit>; labels are closed sets (house style
-// point 16): command verbs, reply codes, verdicts, stages, rule names of the
+// mailgate_<subsystem>_<thing>_<unit>; labels are closed sets (docs/DEVELOPING.md
+// rule 16): command verbs, reply codes, verdicts, stages, rule names of the
 // loaded policies.
 type metrics struct {
 	reg             *prometheus.Registry
@@ -57,9 +57,9 @@ func newMetrics() *metrics {
 	m.messageSize = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mailgate_smtp_message_size_bytes",
 		Help: "Sizes of messages received.", Buckets: prometheus.ExponentialBuckets(1024, 4, 10)})
 	m.upstreamErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailgate_upstream_errors_total",
-		Help: "Upstream connection and protocol failures."})
+		Help: "upstream.Upstream connection and protocol failures."})
 	m.upstreamNoXclient = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailgate_upstream_xclient_unavailable_total",
-		Help: "Upstream sessions opened without XCLIENT although xclient is on: the upstream's own checks saw mailgate's address."})
+		Help: "upstream.Upstream sessions opened without XCLIENT although xclient is on: the upstream's own checks saw mailgate's address."})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailgate_config_reloads_total",
 		Help: "Configuration reloads, by result."}, []string{"result"})
 	m.reg.MustRegister(m.panics, m.connections, m.sessionsActive, m.replies, m.commandDuration, m.transactions,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mailgate/quarantine"
 	"os"
 	"path/filepath"
 	"strings"
@@ -172,7 +173,7 @@ func TestPolicyDiscardAndQuarantine(t *testing.T) {
 		}
 		if strings.HasSuffix(e.Name(), ".json") {
 			data, _ := os.ReadFile(filepath.Join(cfg.QuarantineDir, e.Name()))
-			var rec quarantineRecord
+			var rec quarantine.Record
 			if err := json.Unmarshal(data, &rec); err != nil || rec.Rule != "q" || rec.From != "a@example.org" ||
 				fmt.Sprintf("%s.%d.json", rec.SHA256, rec.Time.UnixNano()) != e.Name() {
 				t.Errorf("sidecar %s: %+v %v", e.Name(), rec, err)
@@ -327,7 +328,7 @@ func TestQuarantineRepeated(t *testing.T) {
 				t.Errorf("stored message %q", data)
 			}
 		case strings.HasPrefix(e.Name(), hash+".") && strings.HasSuffix(e.Name(), ".json"):
-			var rec quarantineRecord
+			var rec quarantine.Record
 			if err := json.Unmarshal(data, &rec); err != nil {
 				t.Fatalf("%s: %v", e.Name(), err)
 			}

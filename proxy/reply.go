@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"errors"
 	"strconv"
 	"strings"
 
@@ -59,30 +58,6 @@ var (
 	replySMTPUTF8       = r(553, 5, 6, 7, "Error: non-ASCII address needs SMTPUTF8")
 )
 
-// replyError is an error that carries the reply to give the client.
-type replyError struct {
-	reply Reply
-	err   error // the detail for the log (house style point 11)
-}
-
-func (e *replyError) Error() string {
-	if e.err != nil {
-		return e.reply.String() + ": " + e.err.Error()
-	}
-	return e.reply.String()
-}
-func (e *replyError) Unwrap() error { return e.err }
-
-// replyFor maps an error to the reply for the client: a wrapped reply, or
-// 451 4.3.0 for anything else — never 2xx (house style point 10).
-func replyFor(err error) Reply {
-	var re *replyError
-	if errors.As(err, &re) {
-		return re.reply
-	}
-	return replyLocalError
-}
-
 // withEnhanced fills in an enhanced code from the reply class when it has
 // none (RFC 2034 §3: once ENHANCEDSTATUSCODES is offered every reply
 // carries one).
@@ -138,69 +113,4 @@ func sanitizeLine(s string) string {
 		b = append(b, s[i])
 	}
 	return string(b)
-}
-
-// parseReplyLines turns the lines of an upstream reply (without CRLF,
-// continuation markers included) into a Reply. The enhanced code is taken
-// from the first line, and removed from each line that carries it.
-func parseReplyLines(lines []string) (Reply, error) {
-	var rp Reply
-	if len(lines) == 0 {
-		return rp, errors.New("proxy: empty reply")
-	}
-	texts := make([]string, 0, len(lines))
-	for i, l := range lines {
-		if len(l) < 3 {
-			return rp, errors.New("proxy: short reply line")
-		}
-		code, err := strconv.Atoi(l[:3])
-		if err != nil || code < 200 || code > 599 {
-			return rp, errors.New("proxy: bad reply code")
-		}
-		if i == 0 {
-			rp.Code = code
-		} else if code != rp.Code {
-			return rp, errors.New("proxy: inconsistent reply codes")
-		}
-		text := ""
-		if len(l) > 4 {
-			text = l[4:]
-		}
-		if enh, rest, ok := cutEnhanced(text, code); ok {
-			if i == 0 {
-				rp.Enhanced = enh
-			}
-			if enh == rp.Enhanced {
-				text = rest
-			}
-		}
-		texts = append(texts, text)
-	}
-	rp.Text = strings.Join(texts, "\n")
-	return rp, nil
-}
-
-// cutEnhanced splits "5.1.1 text" into the code and "text"; the class must
-// match the reply's.
-func cutEnhanced(s string, code int) ([3]int, string, bool) {
-	var e [3]int
-	head, rest, _ := strings.Cut(s, " ")
-	parts := strings.Split(head, ".")
-	if len(parts) != 3 {
-		return e, s, false
-	}
-	for i, p := range parts {
-		if p == "" || len(p) > 3 {
-			return e, s, false
-		}
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 {
-			return e, s, false
-		}
-		e[i] = n
-	}
-	if e[0] != code/100 {
-		return e, s, false
-	}
-	return e, rest, true
 }

@@ -13,6 +13,9 @@ import (
 	"fmt"
 	"log/slog"
 	"mailgate/config"
+	"mailgate/internal/bounded"
+	"mailgate/spool"
+	"mailgate/upstream"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -29,7 +32,7 @@ import (
 type liveConfig struct {
 	cfg      *config.Config
 	engine   Engine // nil: no policies
-	upstream Upstream
+	upstream upstream.Upstream
 	tls      *tls.Config
 	// noXclientWarn logs, once per configuration, that xclient is on but
 	// the upstream does not offer XCLIENT.
@@ -41,9 +44,12 @@ type Options struct {
 	Logger *slog.Logger
 	// LoadEngine compiles the policies a config names (nil engine: none).
 	LoadEngine func(cfg *config.Config) (Engine, error)
-	Dialer     Dialer // upstream dialer; nil: net.Dialer
+	// Work bounds policy evaluations and parses (shared with the other
+	// front-ends of the process); nil: a Runner of the server's own.
+	Work   *bounded.Runner
+	Dialer upstream.Dialer // upstream dialer; nil: net.Dialer
 	// Upstream replaces the config's upstream (tests, benchmarks).
-	Upstream Upstream
+	Upstream upstream.Upstream
 }
 
 // Server accepts client sessions on the configured addresses.
@@ -68,7 +74,12 @@ type Server struct {
 
 	// spoolBudget bounds the message bytes all sessions hold in memory;
 	// sized from the first config (limits.spool_memory_total), like listen.
-	spoolBudget *memBudget
+	spoolBudget *spool.Budget
+
+	// work runs policy evaluations and parses with timeouts.policy and
+	// timeouts.inspect; past them they are abandoned, and while too many
+	// still run new messages are tempfailed (internal/bounded).
+	work *bounded.Runner
 
 	refusedConns  atomic.Int64 // connections refused since the last log line
 	refusedLogged atomic.Int64 // when that line was written (unix ns)
@@ -83,13 +94,22 @@ func NewServer(cfg *config.Config, opts Options) (*Server, error) {
 	rand.Read(rnd[:])
 	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(), sessions: map[*Session]struct{}{},
 		idPrefix: hex.EncodeToString(rnd[:])}
+	s.work = opts.Work
+	if s.work == nil {
+		s.work = bounded.New(0)
+		s.work.OnPanic = func(v any, stack []byte) {
+			s.metrics.panics.Inc()
+			s.panicCount.Add(1)
+			s.log.Error("panic in abandoned policy evaluation or parse", "panic", fmt.Sprint(v), "stack", string(stack))
+		}
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	rt, err := s.build(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s.rt.Store(rt)
-	s.spoolBudget = newMemBudget(cfg.Limits.SpoolTotal)
+	s.spoolBudget = spool.NewBudget(cfg.Limits.SpoolTotal)
 	s.logPolicies(rt)
 	return s, nil
 }
@@ -109,7 +129,7 @@ func (s *Server) build(cfg *config.Config) (*liveConfig, error) {
 	rt := &liveConfig{cfg: cfg}
 	var err error
 	if rt.upstream = s.opts.Upstream; rt.upstream == nil {
-		if rt.upstream, err = newUpstream(cfg, s.opts.Dialer); err != nil {
+		if rt.upstream, err = upstream.New(cfg, s.opts.Dialer); err != nil {
 			return nil, err
 		}
 	}
@@ -125,7 +145,7 @@ func (s *Server) build(cfg *config.Config) (*liveConfig, error) {
 }
 
 // Reload builds the new config's liveConfig (policies included) and swaps it
-// in atomically; on error the running one stays (house style point 18).
+// in atomically; on error the running one stays (docs/DEVELOPING.md rule 18).
 // Listen addresses and metrics_listen keep their first values.
 func (s *Server) Reload(cfg *config.Config) error {
 	rt, err := s.build(cfg)
@@ -363,3 +383,7 @@ func (s *Server) closeMetrics() {
 
 // Panics is the number of panics recovered in sessions (tests assert 0).
 func (s *Server) Panics() int64 { return s.panicCount.Load() }
+
+// Abandoned is the number of abandoned evaluations and parses still
+// running (tests).
+func (s *Server) Abandoned() int64 { return s.work.Abandoned() }

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mailgate/internal/bounded"
+	"mailgate/internal/smtpline"
+	"mailgate/upstream"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -37,7 +40,7 @@ type Session struct {
 	listener string
 	trusted  bool // a trusted forwarder: XFORWARD/XCLIENT believed
 	eval     Evaluator
-	up       UpstreamConn
+	up       upstream.Conn
 	errors   int
 	quit     bool
 	last     Reply       // the last reply sent, for the command metrics
@@ -144,7 +147,7 @@ func newSession(srv *Server, rt *liveConfig, c net.Conn, id string) *Session {
 }
 
 // serve runs the session to its end. Panics stay inside: logged with the
-// stack, counted, answered 421 4.3.0 (house style point 13).
+// stack, counted, answered 421 4.3.0 (docs/DEVELOPING.md rule 13).
 func (s *Session) serve(ctx context.Context) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -189,9 +192,9 @@ func (s *Session) serve(ctx context.Context) {
 			s.bw.Flush()
 			return
 		}
-		line, err := readLine(s.br, maxCommandLine)
+		line, err := smtpline.ReadLine(s.br, maxCommandLine)
 		s.idle.Store(false)
-		if err == errLineTooLong {
+		if err == smtpline.ErrLineTooLong {
 			s.log.Info("command line too long", "limit", maxCommandLine)
 			s.reply(replyLineTooLong)
 			if s.countError() {
@@ -312,7 +315,7 @@ func (s *Session) evalPre(stage rules.Stage) (Reply, bool) {
 // evaluate runs one stage and counts and logs what the rules did.
 func (s *Session) evaluate(stage rules.Stage, f *rules.Facts) rules.Verdict {
 	t0 := time.Now()
-	v := s.eval.Eval(stage, f)
+	v := s.evalBounded(stage, f)
 	s.srv.metrics.observeVerdict(stage, v, time.Since(t0))
 	for _, err := range v.Errors {
 		s.log.Warn("rule error", "stage", stage.String(), "err", err)
@@ -324,6 +327,33 @@ func (s *Session) evaluate(stage rules.Stage, f *rules.Facts) rules.Verdict {
 		s.tx.rules = append(s.tx.rules, v.Rules...)
 	}
 	return v
+}
+
+// evalBounded runs the evaluator for at most timeouts.policy (bounded.go).
+// Past it, or when too many abandoned evaluations still run, the verdict
+// is a tempfail whatever rule_error says: the client must not be able to
+// choose the outcome by making a rule slow.
+func (s *Session) evalBounded(stage rules.Stage, f *rules.Facts) rules.Verdict {
+	var v rules.Verdict
+	ev := s.eval
+	if hs, ok := ev.(interface{ HasStage(rules.Stage) bool }); ok && !hs.HasStage(stage) {
+		return ev.Eval(stage, f) // no rule to wait for
+	}
+	timeout := s.rt.cfg.Timeouts.Policy
+	err := s.srv.work.Run(timeout, func() { v = ev.Eval(stage, f) })
+	switch {
+	case err == nil:
+		return v
+	case errors.Is(err, bounded.ErrTimeout):
+		// The evaluator now belongs to the abandoned goroutine.
+		s.eval = s.rt.engine.NewEvaluator()
+		s.log.Warn("policy evaluation past timeouts.policy: tempfailed", "stage", stage.String(), "timeout", "timeouts.policy", "limit", timeout.String())
+	case errors.Is(err, bounded.ErrBusy):
+		s.log.Warn("tempfailed: too many evaluations past their timeout still running", "stage", stage.String(), "timeout", "timeouts.policy", "running", s.srv.work.Abandoned())
+	default:
+		s.log.Error("policy evaluation failed", "stage", stage.String(), "err", err)
+	}
+	return rules.Verdict{Action: rules.ActionTempfail, Reply: replyLocalError}
 }
 
 // verdictReply is the reply a refusing verdict gives, with the defaults of
@@ -376,7 +406,7 @@ func (s *Session) ensureUpstream(ctx context.Context) error {
 		if !ok {
 			return nil
 		}
-		if ci, sent := xc.xclientIdentity(); !sent || ci == s.clientInfo() {
+		if ci, sent := xc.XclientIdentity(); !sent || ci == s.clientInfo() {
 			return nil
 		}
 		// The client said EHLO again with another name (or another
@@ -391,7 +421,7 @@ func (s *Session) ensureUpstream(ctx context.Context) error {
 	}
 	s.up = up
 	if xc, ok := up.(xclientConn); ok && s.rt.cfg.XClient {
-		if _, sent := xc.xclientIdentity(); !sent {
+		if _, sent := xc.XclientIdentity(); !sent {
 			// Without XCLIENT the upstream's own restrictions see
 			// mailgate's address, inside its mynetworks: an open relay
 			// under Postfix's defaults (README "Set-up 1").
@@ -407,15 +437,15 @@ func (s *Session) ensureUpstream(ctx context.Context) error {
 
 // xclientConn is an upstream session that may have sent XCLIENT.
 type xclientConn interface {
-	xclientIdentity() (clientInfo, bool)
+	XclientIdentity() (upstream.Client, bool)
 }
 
-func (s *Session) clientInfo() clientInfo {
+func (s *Session) clientInfo() upstream.Client {
 	proto := "SMTP"
 	if s.esmtp {
 		proto = "ESMTP"
 	}
-	return clientInfo{Name: s.clientName, Addr: s.client.IP, Port: s.client.Port, Proto: proto, Helo: s.client.HELO}
+	return upstream.Client{Name: s.clientName, Addr: s.client.IP, Port: s.client.Port, Proto: proto, Helo: s.client.HELO}
 }
 
 // upstreamFailed drops a failed upstream session: the next MAIL opens a

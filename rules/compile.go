@@ -18,7 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// maxExprNodes bounds the size of one expression (STYLE §3.6).
+// maxExprNodes bounds the size of one expression (docs/DEVELOPING.md §3.6).
 const maxExprNodes = 10000
 
 // compiler validates and compiles the rules of one set, file by file.
@@ -29,7 +29,8 @@ type compiler struct {
 	file  string
 	src   []byte
 
-	readsAcc bool // an expression of the current rule reads Score or Tags
+	readsAcc bool    // an expression of the current rule reads Score or Tags
+	cost     float64 // estimated worst case of the current rule's expressions (cost.go)
 }
 
 func newCompiler(s *Set, le *LoadError) *compiler {
@@ -102,7 +103,7 @@ func (ry *ruleYAML) firstPos() (int, int) {
 
 func (c *compiler) rule(ry *ruleYAML, seen map[string]string) *rule {
 	nerr := len(c.le.Problems)
-	c.readsAcc = false
+	c.readsAcc, c.cost = false, 0
 	r := &rule{action: ActionContinue, file: c.file}
 	name, ok := c.str("", "name", ry.Name)
 	switch {
@@ -211,6 +212,20 @@ func (c *compiler) rule(ry *ruleYAML, seen map[string]string) *rule {
 			}
 			r.tags = append(r.tags, v)
 		}
+	}
+	if len(c.le.Problems) == nerr && c.cost > CostBudget {
+		b := c.s.cfg.Bounds.withDefaults()
+		line, col := ry.firstPos()
+		field := "when"
+		switch {
+		case ry.When.Set:
+			line, col = scalarPos(c.src, ry.When, 0)
+		case ry.Strip.Set:
+			line, col, field = ry.Strip.Line, ry.Strip.Column+quoteAdj(ry.Strip.Style), "strip"
+		}
+		c.at(line, col, "%s%s: estimated worst-case cost %s steps is over the budget of %s "+
+			"(mime_parts %d, archive_entries %d): nested predicates multiply, see docs/policy.md \"Cost of a rule\"",
+			p, field, formatCost(c.cost), formatCost(CostBudget), b.MimeParts, b.ArchiveEntries)
 	}
 	if len(c.le.Problems) > nerr {
 		return nil
@@ -377,6 +392,8 @@ func (c *compiler) walk(rname, field string, s scalar, src string, off int, stag
 	}
 	w := &stageWalker{c: c, stage: stage}
 	ast.Walk(&tree.Node, w)
+	ce := &costEstimator{b: c.s.cfg.Bounds.withDefaults(), lists: c.s.lists, vars: map[string]int64{}}
+	c.cost += ce.cost(tree.Node, 1)
 	for _, is := range w.issues {
 		line, col := scalarPos(c.src, s, off+runeToByte(src, is.from))
 		c.at(line, col, "%s%s: %s", rulePrefix(rname), field, is.msg)
@@ -498,7 +515,7 @@ func quoteAdj(st yaml.Style) int {
 }
 
 // scalarPos maps a byte offset in a scalar's value to a 1-based position in
-// the YAML source (STYLE §3.8): quoted scalars start one column after the
+// the YAML source (docs/DEVELOPING.md §3.8): quoted scalars start one column after the
 // quote; a literal or folded block starts on the line after its indicator,
 // at the block's indentation. Offsets past a line break of a flow scalar
 // (folded by YAML) are reported at the scalar's start.

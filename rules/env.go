@@ -12,13 +12,14 @@ import (
 	"mailgate/mimeparse"
 )
 
-// Env is the expression environment of DESIGN.md. One Env is built per Eval
+// Env is the expression environment of docs/DESIGN.md. One Env is built per Eval
 // call and shared by every rule of the stage. Collections hold pointers and
-// the per-message helpers are func-typed fields (STYLE §3.2, §3.3).
+// the per-message helpers are func-typed fields (docs/DEVELOPING.md §3.2, §3.3).
 //
 // Expressions are compiled against Env as a value and run with the Env
 // boxed once per Eval (re-boxed only when Score or Tags changed and the
-// next rule reads them). This departs from STYLE §3.2's "pass a pointer" on
+// next rule reads them). This departs from docs/DEVELOPING.md §3.2's "pass
+// a pointer" on
 // purpose: expr reads fields through reflect, and a field of an addressable
 // struct (behind a pointer) is copied to the heap on every read, while a
 // field of the boxed value is not. Measured with BenchmarkEval (50 rules):
@@ -133,7 +134,9 @@ func fieldNames(typeName string) []string {
 	}
 	var out []string
 	for i := 0; i < t.Elem().NumField(); i++ {
-		out = append(out, t.Elem().Field(i).Name)
+		if f := t.Elem().Field(i); f.IsExported() && f.Tag.Get("expr") != "-" {
+			out = append(out, f.Name)
+		}
 	}
 	for i := 0; i < t.NumMethod(); i++ {
 		out = append(out, t.Method(i).Name)
@@ -142,7 +145,7 @@ func fieldNames(typeName string) []string {
 }
 
 // exprFuncs returns the pure helper functions, typed so the checker knows
-// their signatures and calls avoid reflection (STYLE §3.3). prefixes maps a
+// their signatures and calls avoid reflection (docs/DEVELOPING.md §3.3). prefixes maps a
 // configured list (by identity) to its parsed networks, for cidr(ip, Lists.X).
 func exprFuncs(prefixes map[uintptr][]netip.Prefix) []expr.Option {
 	return []expr.Option{

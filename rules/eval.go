@@ -41,6 +41,9 @@ func (s *Set) NewEvaluator() *Evaluator { return s.newEvaluator(s.st) }
 
 func (s *Set) newEvaluator(st *State) *Evaluator {
 	e := &Evaluator{set: s, st: st}
+	// expr's own bound on what one run may allocate (docs/DEVELOPING.md §3.6); the
+	// work is bounded at load (cost.go).
+	e.vm.MemoryBudget = MemoryBudget
 	e.env.Header = e.header
 	e.env.HeaderAll = e.headerAll
 	e.env.HasHeader = e.hasHeader
@@ -50,6 +53,9 @@ func (s *Set) newEvaluator(st *State) *Evaluator {
 	e.env.Lists = s.lists
 	return e
 }
+
+// HasStage reports whether any rule runs at stage.
+func (e *Evaluator) HasStage(st Stage) bool { return e.set.HasStage(st) }
 
 func (e *Evaluator) header(name string) string {
 	if e.msg == nil {

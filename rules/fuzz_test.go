@@ -60,7 +60,7 @@ func FuzzLoad(f *testing.F) {
 // template against the real environment and, when it compiles, evaluates it
 // on a typical message: no panic escapes, a failing rule is always reported
 // in Verdict.Errors with its name and changes nothing, and a load error is
-// always positioned (STYLE §3.9). The part-field rewrite never fails a
+// always positioned (docs/DEVELOPING.md §3.9). The part-field rewrite never fails a
 // load, and the rewritten program decides as the plain one does.
 func FuzzExpr(f *testing.F) {
 	for _, line := range strings.Split(benchPolicy()+partFieldPolicy, "\n") {

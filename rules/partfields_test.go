@@ -271,6 +271,9 @@ func TestPartFieldSwitch(t *testing.T) {
 	for x, v := range map[any]reflect.Value{&p: reflect.ValueOf(p), a: reflect.ValueOf(a)} {
 		for i := 0; i < v.NumField(); i++ {
 			sf := v.Type().Field(i)
+			if !sf.IsExported() || sf.Tag.Get("expr") == "-" {
+				continue // no policy can read it (Part.Parent)
+			}
 			ft, ok := fieldTypes[reflect.TypeOf(x)][sf.Name]
 			if !ok {
 				t.Errorf("%T.%s: no case in partfields.go", x, sf.Name)

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,8 @@ import (
 )
 
 // The rewriter turns a verdict's Edits into byte splices over the original
-// message (STYLE 9: edits are a plan applied to the original bytes). Every
+// message (docs/DEVELOPING.md rule 9: edits are a plan applied to the
+// original bytes). Every
 // byte outside the spliced ranges stays identical, so untouched header fields
 // and parts keep their DKIM hashes.
 
@@ -128,7 +130,7 @@ func planFields(msg *mimeparse.Message, fields []mimeparse.Field, ed *Edits) []m
 	if msg == nil || ed == nil || ed.Empty() {
 		return nil
 	}
-	p := planner{msg: msg, fields: fields, eol: eolOf(fields, "\r\n"), deleted: map[int64]bool{}}
+	p := planner{msg: msg, fields: fields, eol: cmp.Or(mimeparse.HeaderLineBreak(fields), "\r\n"), deleted: map[int64]bool{}}
 	p.headers(ed)
 	p.strips(ed.Strip)
 	return p.sorted()
@@ -218,7 +220,7 @@ func (p *planner) subjectPrefix(prefix string, adds []added, subjectRemoved bool
 			if (strings.HasPrefix(raw, "=?") || pre != prefix) && !strings.HasSuffix(pre, " ") {
 				pre += " " // RFC 2047 §5: an encoded word must stand apart from text
 			}
-			eol := eolOfField(f, p.eol)
+			eol := cmp.Or(mimeparse.FieldLineBreak(f), p.eol)
 			p.edits = append(p.edits, mimeparse.Edit{Start: f.Start, End: f.End,
 				Data: []byte(f.Name + ": " + pre + raw + eol)})
 			p.deleted[f.Start] = true
@@ -323,27 +325,4 @@ func encodeValue(v string) string {
 		}
 	}
 	return v
-}
-
-// eolOfField returns the line break that ends f ("\r\n" or "\n"), or def
-// when the field's offsets do not tell.
-func eolOfField(f mimeparse.Field, def string) string {
-	switch f.End - f.Start - int64(len(f.Name)+1+len(f.Raw)) {
-	case 1:
-		return "\n"
-	case 2:
-		return "\r\n"
-	}
-	return def
-}
-
-// eolOf returns the line-break style of a header block: that of its first
-// field whose offsets tell, else def.
-func eolOf(fs []mimeparse.Field, def string) string {
-	for _, f := range fs {
-		if e := eolOfField(f, ""); e != "" {
-			return e
-		}
-	}
-	return def
 }

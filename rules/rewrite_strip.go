@@ -1,8 +1,8 @@
 package rules
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
 	"strings"
 
 	"mailgate/mimeparse"
@@ -21,60 +21,56 @@ func (p *planner) strips(strips []Strip) {
 	if len(strips) == 0 {
 		return
 	}
-	byPath := make(map[string]*mimeparse.Part, len(p.msg.Parts))
-	for _, pt := range p.msg.Parts {
-		byPath[pt.Path] = pt
+	parts := p.msg.Parts
+	byPath := make(map[string]int, len(parts))
+	for i, pt := range parts {
+		if _, dup := byPath[pt.Path]; !dup {
+			byPath[pt.Path] = i
+		}
 	}
-	outer := outermost(p.msg)
-	var targets []*stripTarget
-	byRange := map[[3]int64]*stripTarget{}
+	// A part found inside a body (uuencode, TNEF, the parts of an encoded
+	// message/rfc822) has no bytes of its own in the raw message: the part
+	// that carries it is what gets replaced.
+	targets := map[int]*stripTarget{}
 	for _, s := range strips {
-		pt := byPath[s.Path]
-		if pt == nil || pt.EndOffset < pt.BodyOffset || pt.BodyOffset < pt.HeaderOffset {
+		i, ok := byPath[s.Path]
+		if !ok {
 			continue
 		}
-		key := partRange(pt)
-		t := byRange[key]
+		c := p.msg.Carrier(i)
+		t := targets[c]
 		if t == nil {
-			// A part found inside a body (uuencode, TNEF, the parts of an
-			// encoded message/rfc822) has no bytes of its own in the raw
-			// message: it shares the offsets of the part that carries it,
-			// and that part is what gets replaced.
-			t = &stripTarget{part: outer[key]}
-			t.root = p.isRoot(t.part)
-			byRange[key] = t
-			targets = append(targets, t)
+			pt := parts[c]
+			if pt.EndOffset < pt.BodyOffset || pt.BodyOffset < pt.HeaderOffset {
+				continue
+			}
+			t = &stripTarget{part: pt, root: c == 0}
+			targets[c] = t
 		}
 		name := s.Filename
 		if name == "" {
-			name = pt.Filename
+			name = parts[i].Filename
 		}
 		t.files = appendUnique(t.files, name)
 		t.rules = appendUnique(t.rules, s.Rule)
 	}
-	// Outer parts first; a part inside an already stripped range goes.
-	sort.SliceStable(targets, func(i, j int) bool {
-		a, b := targets[i].part, targets[j].part
-		if a.HeaderOffset != b.HeaderOffset {
-			return a.HeaderOffset < b.HeaderOffset
+	// In message order; a part inside one already stripped is covered by
+	// that part's notice.
+	for c := range parts {
+		if t := targets[c]; t != nil && !strippedAbove(parts, c, targets) {
+			p.stripPart(t)
 		}
-		return a.EndOffset > b.EndOffset
-	})
-	var covered int64 = -1
-	for _, t := range targets {
-		if t.part.HeaderOffset < covered {
-			continue
-		}
-		p.stripPart(t)
-		covered = t.part.EndOffset
 	}
 }
 
-// isRoot reports whether pt is the message's root leaf (or a part found
-// inside it): its header is the message header.
-func (p *planner) isRoot(pt *mimeparse.Part) bool {
-	r := p.msg.Parts[0]
-	return pt.HeaderOffset == r.HeaderOffset && pt.BodyOffset == r.BodyOffset
+// strippedAbove reports whether a part enclosing parts[i] is a target.
+func strippedAbove(parts []*mimeparse.Part, i int, targets map[int]*stripTarget) bool {
+	for up := parts[i].Parent; up >= 0 && up < i; i, up = up, parts[up].Parent {
+		if targets[up] != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // stripPart deletes the part's Content-* fields, inserts the notice's
@@ -85,7 +81,7 @@ func (p *planner) stripPart(t *stripTarget) {
 	if t.root {
 		fields = p.fields
 	}
-	eol := eolOf(fields, p.eol)
+	eol := cmp.Or(mimeparse.HeaderLineBreak(fields), p.eol)
 	at := int64(-1)
 	for _, f := range fields {
 		if len(f.Name) >= 8 && strings.EqualFold(f.Name[:8], "Content-") {
@@ -190,22 +186,6 @@ func qpLines(lines []string, eol string) string {
 		}
 	}
 	return b.String()
-}
-
-func partRange(pt *mimeparse.Part) [3]int64 {
-	return [3]int64{pt.HeaderOffset, pt.BodyOffset, pt.EndOffset}
-}
-
-// outermost maps each byte range to the first part (depth first: the
-// outermost) that has it.
-func outermost(msg *mimeparse.Message) map[[3]int64]*mimeparse.Part {
-	out := make(map[[3]int64]*mimeparse.Part, len(msg.Parts))
-	for _, pt := range msg.Parts {
-		if k := partRange(pt); out[k] == nil {
-			out[k] = pt
-		}
-	}
-	return out
 }
 
 func appendUnique(list []string, s string) []string {

@@ -17,7 +17,7 @@ func miniParse(t *testing.T, raw string) *mimeparse.Message {
 	fields, body := miniHeader(raw, 0)
 	msg := &mimeparse.Message{Fields: fields, Size: int64(len(raw))}
 	ct := strings.ToLower(rwFirst(fields, "Content-Type"))
-	root := &mimeparse.Part{Path: "0", BodyOffset: body, EndOffset: int64(len(raw))}
+	root := &mimeparse.Part{Path: "0", Parent: -1, BodyOffset: body, EndOffset: int64(len(raw))}
 	msg.Parts = append(msg.Parts, root)
 	i := strings.Index(ct, "boundary=")
 	if !strings.HasPrefix(ct, "multipart/") || i < 0 {
@@ -236,10 +236,17 @@ func TestPlanStrip(t *testing.T) {
 }
 
 func TestPlanEmbeddedStripsEnclosingPart(t *testing.T) {
-	msg := miniParse(t, mixedMsg)
+	raw := "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n" +
+		"--b\r\nContent-Type: application/octet-stream; name=invoice.exe\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n" +
+		"begin 644 x.exe\r\nJ35J0 )  D \"0 )  D \"0 )  D \"0 )  D \"0 )  D \"0 )  D \"0 )  \r\n`\r\nend\r\n--b--\r\n"
+	msg, err := mimeparse.Parse(strings.NewReader(raw), mimeparse.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msg.Parts) != 4 || msg.Parts[3].Path != "2.u1" {
+		t.Fatalf("parts: %d, want 0, 1, 2, 2.u1", len(msg.Parts))
+	}
 	p2 := msg.Parts[2]
-	msg.Parts = append(msg.Parts, &mimeparse.Part{Path: "2.u1", Depth: 2, Filename: "x.exe",
-		HeaderOffset: p2.HeaderOffset, BodyOffset: p2.BodyOffset, EndOffset: p2.EndOffset})
 	edits := Plan(msg, &Edits{Strip: []Strip{{Path: "2.u1", Rule: "uu"}, {Path: "2", Rule: "exe"}}})
 	if err := mimeparse.CheckEdits(edits); err != nil {
 		t.Fatal(err)
@@ -274,7 +281,7 @@ func TestPlanNestedStrip(t *testing.T) {
 	msg := miniParse(t, raw)
 	// Pretend part 2 holds a part 2.1 inside its body.
 	p2 := msg.Parts[2]
-	msg.Parts = append(msg.Parts, &mimeparse.Part{Path: "2.1", Depth: 2, Filename: "inner.exe",
+	msg.Parts = append(msg.Parts, &mimeparse.Part{Path: "2.1", Depth: 2, Parent: 2, Filename: "inner.exe",
 		HeaderOffset: p2.BodyOffset, BodyOffset: p2.BodyOffset + 2, EndOffset: p2.EndOffset})
 	edits := Plan(msg, &Edits{Strip: []Strip{{Path: "2.1", Rule: "r"}, {Path: "2", Rule: "r"}}})
 	if err := mimeparse.CheckEdits(edits); err != nil {
@@ -289,5 +296,28 @@ func TestPlanNestedStrip(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "(part 2)") || !strings.HasSuffix(out.String(), "\r\n--o--\r\n") {
 		t.Fatalf("got\n%s", out.String())
+	}
+}
+
+// TestPlanStripCoversEmptyLastPart: a part inside a stripped one is covered
+// by its notice even where their offsets touch. An empty last part at the
+// end of input (no close delimiter) starts where its multipart ends; found
+// by offsets it looked outside the stripped range and got a notice of its
+// own after the enclosing one.
+func TestPlanStripCoversEmptyLastPart(t *testing.T) {
+	raw := "Content-Type: multipart/mixed; boundary=\"1\"\r\n\r\n--1\r\nContent-Type: text/plain\r\n\r\nhi\r\n--1\r\n"
+	msg, err := mimeparse.Parse(strings.NewReader(raw), mimeparse.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msg.Parts) != 3 || msg.Parts[2].HeaderOffset != int64(len(raw)) {
+		t.Fatalf("want an empty part 2 at the end of input, got %d parts", len(msg.Parts))
+	}
+	var out bytes.Buffer
+	if _, err := Rewrite(&out, strings.NewReader(raw), msg, &Edits{Strip: []Strip{{Path: "0", Rule: "all"}, {Path: "2", Rule: "empty"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "Removed by mailgate"); n != 1 {
+		t.Fatalf("%d notices in\n%s", n, out.String())
 	}
 }

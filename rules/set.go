@@ -82,7 +82,7 @@ func (s *Set) Uses(name string) bool { return s.uses[name] }
 // UsesProperty reports whether any expression reads a member named name
 // (".Archive", ".Macros", ".SHA256" without the dot), on any type: an
 // over-approximation, safe for turning off an inspector no rule looks at
-// (STYLE §3.7), as long as Defects is not used either.
+// (docs/DEVELOPING.md §3.7), as long as Defects is not used either.
 func (s *Set) UsesProperty(name string) bool { return s.usesProp[name] }
 
 // HasStage reports whether any rule runs at stage.

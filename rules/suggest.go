@@ -67,6 +67,9 @@ var (
 
 // exprHint adds a suggestion to an expr compile error message.
 func exprHint(msg string) string {
+	// expr names a type as reflect does; mimeparse.ArchiveEntry is an alias
+	// of inspect.Entry, and the policy documentation knows only the former.
+	msg = strings.ReplaceAll(msg, "inspect.Entry", "mimeparse.ArchiveEntry")
 	if m := unknownNameRE.FindStringSubmatch(msg); m != nil {
 		return msg + DidYouMean(m[1], envNames())
 	}

@@ -6,7 +6,7 @@ import (
 
 // The YAML shape of a policy file. It is decoded with KnownFields(true);
 // custom unmarshalers sit only on leaf types, which keep the node's position
-// (STYLE §3.8: an UnmarshalYAML on a struct that calls node.Decode would lose
+// (docs/DEVELOPING.md §3.8: an UnmarshalYAML on a struct that calls node.Decode would lose
 // KnownFields for the subtree).
 
 type policyYAML struct {

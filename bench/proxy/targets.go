@@ -86,7 +86,7 @@ func buildMailgate(e *env) error {
 	return nil
 }
 
-// mailgateConfig is the mailgate.yaml of a bench target (DESIGN.md keys).
+// mailgateConfig is the mailgate.yaml of a bench target (docs/DESIGN.md keys).
 func mailgateConfig(listen, upstream, spool, metrics string, policies []string, lists map[string]string, conns int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: [%q]\nhostname: bench.mailgate.test\nupstream: smtp://%s\n", listen, upstream)

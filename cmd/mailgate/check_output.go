@@ -15,7 +15,7 @@ import (
 	"mailgate/rules"
 )
 
-// checkJSON is one line of `check --json`, exactly as DESIGN.md shows.
+// checkJSON is one line of `check --json`, exactly as docs/DESIGN.md shows.
 type checkJSON struct {
 	File         string            `json:"file"`
 	Verdict      string            `json:"verdict"`
@@ -100,7 +100,7 @@ func chkNewCheckJSON(name string, msg *mimeparse.Message, res *chkResult) checkJ
 }
 
 // chkPart is a part as `check --json` prints it; `parse --json` prints the
-// same fields and more (DESIGN.md).
+// same fields and more (docs/DESIGN.md).
 func chkPart(p *mimeparse.Part) chkPartJSON {
 	pj := chkPartJSON{
 		Path: p.Path, ContentType: p.ContentType, Filename: p.Filename, Ext: p.Ext,

@@ -99,7 +99,7 @@ func TestCheckDangerousAttachments(t *testing.T) {
 	}
 }
 
-// TestCheckJSONShape checks one object field by field against DESIGN.md.
+// TestCheckJSONShape checks one object field by field against docs/DESIGN.md.
 func TestCheckJSONShape(t *testing.T) {
 	code, stdout, stderr := runCheckT(t, "--json", "-p", "../../policies/dangerous-attachments.yaml", "../../testdata/attacks/exe-in-zip.eml")
 	if code != 0 {

@@ -30,6 +30,8 @@ func TestLintCommand(t *testing.T) {
 			[]string{bad + "bad-unknown-key.yaml:3:5: unknown key acton in a rule (did you mean action?)"}},
 		{"several files, every error", []string{"-p", bad + "bad-stage.yaml", "-p", bad + "bad-list.yaml"}, 1, "",
 			[]string{bad + "bad-stage.yaml:4:39: ", bad + "bad-list.yaml:3:41: "}},
+		{"rule over the cost budget", []string{"-p", bad + "bad-cost.yaml"}, 1, "",
+			[]string{bad + "bad-cost.yaml:6:12: rule parts-cubed: when: estimated worst-case cost 7.0e+09 steps is over the budget of 1.0e+09 (mime_parts 1000, archive_entries 1000)"}},
 		{"pack needing a list", []string{"-p", "../../policies/compliance-headers.yaml", "-l", "internal_domains=../../policies/lists/internal_domains.txt"}, 0, "ok: 1 policy file(s)", nil},
 		{"pack without its list", []string{"-p", "../../policies/compliance-headers.yaml"}, 1, "", []string{"list internal_domains is not configured"}},
 		{"bad list flag", []string{"-l", "nolist"}, 2, "", []string{"want NAME=FILE"}},

@@ -102,9 +102,3 @@ type stringList []string
 
 func (s *stringList) String() string     { return fmt.Sprint([]string(*s)) }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
-
-// notYet reports a subcommand whose implementation has not landed.
-func notYet(name, issue string, stderr io.Writer) int {
-	fmt.Fprintf(stderr, "mailgate %s: not implemented yet (%s)\n", name, issue)
-	return 1
-}

@@ -53,7 +53,7 @@ type jsonHeader struct {
 }
 
 // jsonPart is a part as `check --json` prints it plus the tree fields
-// DESIGN.md lists for `parse --json`.
+// docs/DESIGN.md lists for `parse --json`.
 type jsonPart struct {
 	chkPartJSON
 	IsMultipart      bool     `json:"is_multipart"`

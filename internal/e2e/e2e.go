@@ -73,7 +73,8 @@ func RepoRoot(t testing.TB) string {
 }
 
 // SharedDir returns ../shared/<rel> beside the repository (the corpus and
-// other shared material), or stops the test via Missing when it is absent.
+// other shared material: docs/DEVELOPING.md, "Test data outside the
+// repository"), or stops the test via Missing when it is absent.
 func SharedDir(t testing.TB, rel string) string {
 	t.Helper()
 	p := filepath.Join(RepoRoot(t), "..", "shared", rel)

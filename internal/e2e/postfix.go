@@ -15,7 +15,7 @@ import (
 )
 
 // Postfix is a private Postfix instance on a loopback port, built under a
-// temporary directory per ../shared/POSTFIX.md. It accepts mail for
+// temporary directory (docs/DEVELOPING.md, "Real Postfix"). It accepts mail for
 // bob@example.net (delivered into the Maildir Inbox) and refuses other
 // recipients with its own replies; Postfix's default smtpd_relay_restrictions
 // apply to clients outside its mynetworks (127.0.0.1/32), as on a stock

@@ -12,7 +12,7 @@ import (
 )
 
 // Unbound is a private unbound serving local-zone/local-data records on a
-// loopback port (shared/POSTFIX.md "Other real servers"), the real DNS
+// loopback port (docs/DEVELOPING.md, the lookup tests), the real DNS
 // server of the lookup tests.
 type Unbound struct {
 	Addr string // 127.0.0.1:PORT, UDP and TCP

@@ -107,6 +107,8 @@ func (b *Budget) Left() int64 { return b.left.Load() }
 
 // Entry is one member of an archive, listed recursively. Depth is 1 for a
 // member of the attachment itself, 2 inside a nested archive, and so on.
+// mimeparse.ArchiveEntry is this type: policies read these fields by name
+// (docs/policy.md, "An ArchiveEntry"), so they are renamed only with it.
 type Entry struct {
 	Name, Ext    string
 	Size         int64

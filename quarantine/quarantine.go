@@ -1,4 +1,8 @@
-package proxy
+// Package quarantine is the store of held messages in quarantine_dir: each
+// message once as <sha256>.eml, each quarantine event as its own record
+// <sha256>.<unix-nanoseconds>.json (docs/DESIGN.md "Quarantine"). The
+// front-ends write it; `mailgate quarantine` reads it.
+package quarantine
 
 import (
 	"bytes"
@@ -9,13 +13,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"mailgate/internal/fsync"
 	"os"
 	"path/filepath"
 	"time"
 )
 
-// quarantineRecord is the JSON record of one quarantine event.
-type quarantineRecord struct {
+// Record is the JSON record of one quarantine event.
+type Record struct {
 	Time     time.Time `json:"time"`
 	Session  string    `json:"session"`
 	ClientIP string    `json:"client_ip"`
@@ -28,14 +33,14 @@ type quarantineRecord struct {
 	SHA256   string    `json:"sha256"`
 }
 
-// quarantine stores the message once as DIR/<sha256>.eml (kept as it is
+// Save stores the message once as DIR/<sha256>.eml (kept as it is
 // when a quarantine event already stored it) and this event's record as
 // DIR/<sha256>.<unix-nanoseconds>.json, a new file that never replaces
 // another event's (docs/DESIGN.md, "Quarantine"). Both are 0600 and
 // fsynced (with the directory) before it returns: only then may the client
 // get 250 (DESIGN invariant 1). Names come from the hash and the clock
 // only, never from anything in the message.
-func quarantine(dir string, msg io.Reader, sum string, rec quarantineRecord) error {
+func Save(dir string, msg io.Reader, sum string, rec Record) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("quarantine: %w", err)
 	}
@@ -69,7 +74,7 @@ func quarantine(dir string, msg io.Reader, sum string, rec quarantineRecord) err
 	if err != nil {
 		return fmt.Errorf("quarantine: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsync.Dir(dir); err != nil {
 		return fmt.Errorf("quarantine: %w", err)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"mailgate/internal/fsync"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,7 @@ import (
 
 // maildirUpstream is the embedded delivery of the no-config default: each
 // accepted message is written to tmp/, fsynced, and renamed into new/
-// (the Maildir protocol, https://cr.yp.to/proto/maildir.html). Files hold
+// (the Maildir protocol; docs/DESIGN.md, "Configuration"). Files hold
 // LF line endings, as Maildir readers expect.
 type maildirUpstream struct {
 	dir      string
@@ -33,23 +34,23 @@ type maildirConn struct {
 
 var _ Upstream = (*maildirUpstream)(nil)
 
-func (u *maildirUpstream) Open(ctx context.Context, ci clientInfo) (UpstreamConn, error) {
+func (u *maildirUpstream) Open(ctx context.Context, ci Client) (Conn, error) {
 	for _, sub := range []string{"tmp", "new", "cur"} {
 		if err := os.MkdirAll(filepath.Join(u.dir, sub), 0o700); err != nil {
-			return nil, fmt.Errorf("%w: maildir: %v", errUpstream, err)
+			return nil, fmt.Errorf("%w: maildir: %v", ErrFailed, err)
 		}
 	}
 	return &maildirConn{u: u}, nil
 }
 
-func (c *maildirConn) Mail(ctx context.Context, from string, params []param, ci clientInfo) (Reply, error) {
+func (c *maildirConn) Mail(ctx context.Context, from string, params []Param, ci Client) (Reply, error) {
 	c.from, c.rcpts = from, 0
-	return replyMailOK, nil
+	return r(250, 2, 1, 0, "Ok"), nil
 }
 
-func (c *maildirConn) Rcpt(ctx context.Context, to string, params []param) (Reply, error) {
+func (c *maildirConn) Rcpt(ctx context.Context, to string, params []Param) (Reply, error) {
 	c.rcpts++
-	return replyRcptOK, nil
+	return r(250, 2, 1, 5, "Ok"), nil
 }
 
 func (c *maildirConn) Data(ctx context.Context, msg io.Reader) (Reply, error) {
@@ -64,7 +65,7 @@ func (c *maildirConn) Data(ctx context.Context, msg io.Reader) (Reply, error) {
 	tmp := filepath.Join(c.u.dir, "tmp", name)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return Reply{}, fmt.Errorf("%w: maildir: %v", errUpstream, err)
+		return Reply{}, fmt.Errorf("%w: maildir: %v", ErrFailed, err)
 	}
 	ok := false
 	defer func() {
@@ -75,43 +76,33 @@ func (c *maildirConn) Data(ctx context.Context, msg io.Reader) (Reply, error) {
 	}()
 	bw := bufio.NewWriterSize(f, 64<<10)
 	if _, err := io.Copy(&lfWriter{w: bw}, msg); err != nil {
-		return Reply{}, fmt.Errorf("%w: maildir: %v", errUpstream, err)
+		return Reply{}, fmt.Errorf("%w: maildir: %v", ErrFailed, err)
 	}
 	if err := bw.Flush(); err != nil {
-		return Reply{}, fmt.Errorf("%w: maildir: %v", errUpstream, err)
+		return Reply{}, fmt.Errorf("%w: maildir: %v", ErrFailed, err)
 	}
 	if err := f.Sync(); err != nil {
-		return Reply{}, fmt.Errorf("%w: maildir: %v", errUpstream, err)
+		return Reply{}, fmt.Errorf("%w: maildir: %v", ErrFailed, err)
 	}
 	if err := f.Close(); err != nil {
-		return Reply{}, fmt.Errorf("%w: maildir: %v", errUpstream, err)
+		return Reply{}, fmt.Errorf("%w: maildir: %v", ErrFailed, err)
 	}
 	if err := os.Rename(tmp, filepath.Join(c.u.dir, "new", name)); err != nil {
-		return Reply{}, fmt.Errorf("%w: maildir: %v", errUpstream, err)
+		return Reply{}, fmt.Errorf("%w: maildir: %v", ErrFailed, err)
 	}
 	ok = true
-	syncDir(filepath.Join(c.u.dir, "new"))
+	fsync.Dir(filepath.Join(c.u.dir, "new"))
 	c.rcpts = 0
 	return r(250, 2, 0, 0, "Ok: queued as "+name), nil
 }
 
 func (c *maildirConn) Rset(ctx context.Context) (Reply, error) {
 	c.from, c.rcpts = "", 0
-	return replyReset, nil
+	return r(250, 2, 0, 0, "Ok"), nil
 }
 
 func (c *maildirConn) Quit(ctx context.Context) {}
 func (c *maildirConn) Close() error             { return nil }
-
-// syncDir fsyncs a directory so a rename in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
 
 // lfWriter turns CRLF into LF.
 type lfWriter struct {

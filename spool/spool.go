@@ -1,4 +1,8 @@
-package proxy
+// Package spool holds one message while mailgate decides on it: in memory
+// up to a per-message size and a process-wide budget, then in an unlinked
+// 0600 file (docs/DESIGN.md "Data flow of one message"). Every front-end
+// (proxy, milter) spools through it.
+package spool
 
 import (
 	"errors"
@@ -8,20 +12,20 @@ import (
 	"sync/atomic"
 )
 
-// memBudget is the process-wide allowance for messages held in memory
+// Budget is the process-wide allowance for messages held in memory
 // (limits.spool_memory_total). A spool that cannot reserve what it needs
 // goes to disk at once, so a thousand slow clients cost a thousand small
 // buffers, not a thousand spool_memory buffers (DESIGN invariant 3).
-type memBudget struct{ left atomic.Int64 }
+type Budget struct{ left atomic.Int64 }
 
-func newMemBudget(n int64) *memBudget {
-	b := &memBudget{}
+func NewBudget(n int64) *Budget {
+	b := &Budget{}
 	b.left.Store(n)
 	return b
 }
 
 // reserve takes n bytes from the budget, or nothing and false.
-func (b *memBudget) reserve(n int64) bool {
+func (b *Budget) reserve(n int64) bool {
 	if b == nil {
 		return true
 	}
@@ -36,50 +40,56 @@ func (b *memBudget) reserve(n int64) bool {
 	}
 }
 
-func (b *memBudget) release(n int64) {
+func (b *Budget) release(n int64) {
 	if b != nil && n > 0 {
 		b.left.Add(n)
 	}
 }
 
-// spoolChunk is the step in which a spool reserves memory from the budget,
+// ChunkSize is the step in which a spool reserves memory from the budget,
 // and the size of the pooled buffers that hold a message in memory.
-const spoolChunk = 64 << 10
+const ChunkSize = 64 << 10
 
-// chunkPool recycles spoolChunk-sized buffers between messages: a message
+// chunkPool recycles ChunkSize-sized buffers between messages: a message
 // in memory is a list of them, so holding it costs no growth copies and no
 // per-message allocation once the pool is warm.
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, spoolChunk); return &b }}
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
 
-func getChunk() *[]byte  { return chunkPool.Get().(*[]byte) }
-func putChunk(b *[]byte) { chunkPool.Put(b) }
+func GetChunk() *[]byte  { return chunkPool.Get().(*[]byte) }
+func PutChunk(b *[]byte) { chunkPool.Put(b) }
 
 // spool holds one message: in memory up to max bytes, then in a temp file.
 // The temp file (mode 0600, random name) is unlinked as soon as it is
 // created, so it disappears with the process whatever happens to the
 // session — a crash included — and nothing can open it by name.
-type spool struct {
+type Spool struct {
 	dir      string
 	max      int64
-	budget   *memBudget // nil: no process-wide bound
-	reserved int64      // bytes taken from budget
-	chunks   []*[]byte  // the message in memory: full chunks, then the last, filled to n
+	budget   *Budget   // nil: no process-wide bound
+	reserved int64     // bytes taken from budget
+	chunks   []*[]byte // the message in memory: full chunks, then the last, filled to n
 	f        *os.File
 	wb       *[]byte // on disk: a write buffer (one reserved chunk), nil when the budget had none
 	wn       int     // bytes in wb not yet written to f
 	n        int64
 	err      error // first write error, sticky
+
+	// A goroutine that may outlive the session's use (an abandoned parse,
+	// bounded.go) shares the spool: the last of the two closes it.
+	mu          sync.Mutex
+	shared      bool
+	closeWanted bool
 }
 
-var _ io.Writer = (*spool)(nil)
+var _ io.Writer = (*Spool)(nil)
 
-func newSpool(dir string, max int64, budget *memBudget) *spool {
-	return &spool{dir: dir, max: max, budget: budget}
+func New(dir string, max int64, budget *Budget) *Spool {
+	return &Spool{dir: dir, max: max, budget: budget}
 }
 
 // fits reports whether n more bytes may stay in memory, reserving them
-// from the budget in spoolChunk steps.
-func (s *spool) fits(n int64) bool {
+// from the budget in ChunkSize steps.
+func (s *Spool) fits(n int64) bool {
 	need := s.n + n
 	if need > s.max {
 		return false
@@ -87,7 +97,7 @@ func (s *spool) fits(n int64) bool {
 	if need <= s.reserved {
 		return true
 	}
-	step := (need - s.reserved + spoolChunk - 1) / spoolChunk * spoolChunk
+	step := (need - s.reserved + ChunkSize - 1) / ChunkSize * ChunkSize
 	if !s.budget.reserve(step) {
 		return false
 	}
@@ -95,7 +105,7 @@ func (s *spool) fits(n int64) bool {
 	return true
 }
 
-func (s *spool) Write(p []byte) (int, error) {
+func (s *Spool) Write(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
@@ -110,9 +120,9 @@ func (s *spool) Write(p []byte) (int, error) {
 	}
 	n := len(p)
 	for len(p) > 0 {
-		off := int(s.n % spoolChunk)
-		if off == 0 && int64(len(s.chunks))*spoolChunk == s.n {
-			s.chunks = append(s.chunks, getChunk())
+		off := int(s.n % ChunkSize)
+		if off == 0 && int64(len(s.chunks))*ChunkSize == s.n {
+			s.chunks = append(s.chunks, GetChunk())
 		}
 		c := copy((*s.chunks[len(s.chunks)-1])[off:], p)
 		p = p[c:]
@@ -123,8 +133,8 @@ func (s *spool) Write(p []byte) (int, error) {
 
 // writeFile writes p to the temp file through the write buffer, so the
 // small pieces DATA arrives in cost one write syscall per 64 KiB.
-func (s *spool) writeFile(p []byte) (int, error) {
-	if s.wb != nil && s.wn+len(p) <= spoolChunk {
+func (s *Spool) writeFile(p []byte) (int, error) {
+	if s.wb != nil && s.wn+len(p) <= ChunkSize {
 		s.wn += copy((*s.wb)[s.wn:], p)
 		s.n += int64(len(p))
 		return len(p), nil
@@ -132,7 +142,7 @@ func (s *spool) writeFile(p []byte) (int, error) {
 	if err := s.flush(); err != nil {
 		return 0, err
 	}
-	if s.wb != nil && len(p) < spoolChunk {
+	if s.wb != nil && len(p) < ChunkSize {
 		return s.writeFile(p)
 	}
 	n, err := s.f.Write(p)
@@ -144,7 +154,7 @@ func (s *spool) writeFile(p []byte) (int, error) {
 }
 
 // flush writes the write buffer out.
-func (s *spool) flush() error {
+func (s *Spool) flush() error {
 	if s.wn == 0 {
 		return nil
 	}
@@ -158,12 +168,12 @@ func (s *spool) flush() error {
 
 // dropWriteBuffer flushes the write buffer and returns it, and its share of
 // the budget.
-func (s *spool) dropWriteBuffer() error {
+func (s *Spool) dropWriteBuffer() error {
 	if s.wb == nil {
 		return nil
 	}
 	err := s.flush()
-	putChunk(s.wb)
+	PutChunk(s.wb)
 	s.wb = nil
 	s.budget.release(s.reserved)
 	s.reserved = 0
@@ -171,7 +181,7 @@ func (s *spool) dropWriteBuffer() error {
 }
 
 // spill moves the message to an unlinked temp file.
-func (s *spool) spill() error {
+func (s *Spool) spill() error {
 	f, err := os.CreateTemp(s.dir, "mailgate-spool-*")
 	if err != nil {
 		return err
@@ -189,21 +199,21 @@ func (s *spool) spill() error {
 	// spool held none, it takes one from the budget if it can.
 	if len(s.chunks) > 0 {
 		s.wb, s.chunks = s.chunks[0], s.chunks[1:]
-		s.reserved -= spoolChunk // kept, for wb
+		s.reserved -= ChunkSize // kept, for wb
 		s.freeChunks()
-		s.reserved = spoolChunk
+		s.reserved = ChunkSize
 		return nil
 	}
 	s.freeChunks()
-	if s.budget.reserve(spoolChunk) {
-		s.wb, s.reserved = getChunk(), spoolChunk
+	if s.budget.reserve(ChunkSize) {
+		s.wb, s.reserved = GetChunk(), ChunkSize
 	}
 	return nil
 }
 
-func (s *spool) freeChunks() {
+func (s *Spool) freeChunks() {
 	for i, c := range s.chunks {
-		putChunk(c)
+		PutChunk(c)
 		s.chunks[i] = nil
 	}
 	s.chunks = nil
@@ -212,11 +222,14 @@ func (s *spool) freeChunks() {
 }
 
 // Size is the number of bytes spooled.
-func (s *spool) Size() int64 { return s.n }
+// Err is the first write error, sticky: checked once at the end of data.
+func (s *Spool) Err() error { return s.err }
+
+func (s *Spool) Size() int64 { return s.n }
 
 // Reader returns a reader over the whole message, from its start. Once it
 // was called, the spool is not written to any more.
-func (s *spool) Reader() (io.Reader, error) {
+func (s *Spool) Reader() (io.Reader, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
@@ -232,17 +245,46 @@ func (s *spool) Reader() (io.Reader, error) {
 	return io.LimitReader(s.f, s.n), nil
 }
 
-func (s *spool) memReader() *chunkReader {
+func (s *Spool) memReader() *chunkReader {
 	return &chunkReader{chunks: s.chunks, left: s.n}
 }
 
 // OnDisk reports whether the message went past the memory threshold.
-func (s *spool) OnDisk() bool { return s.f != nil }
+func (s *Spool) OnDisk() bool { return s.f != nil }
 
-// Close releases the spool.
-func (s *spool) Close() error {
+// share lets a goroutine read the spool beyond the session's Close; the
+// spool is released once both the session and that goroutine (calling
+// release) are done with it.
+func (s *Spool) Share() (release func()) {
+	s.mu.Lock()
+	s.shared = true
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.shared = false
+		want := s.closeWanted
+		s.mu.Unlock()
+		if want {
+			s.close()
+		}
+	}
+}
+
+// Close releases the spool, or leaves that to the goroutine sharing it.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	if s.shared {
+		s.closeWanted = true
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	return s.close()
+}
+
+func (s *Spool) close() error {
 	if s.wb != nil {
-		putChunk(s.wb)
+		PutChunk(s.wb)
 		s.wb, s.wn = nil, 0
 	}
 	s.freeChunks()
@@ -272,7 +314,7 @@ var (
 
 // next is the unread part of the current chunk.
 func (r *chunkReader) next() []byte {
-	for len(r.chunks) > 0 && r.off == spoolChunk {
+	for len(r.chunks) > 0 && r.off == ChunkSize {
 		r.chunks, r.off = r.chunks[1:], 0
 	}
 	if r.left == 0 || len(r.chunks) == 0 {
@@ -312,27 +354,4 @@ func (r *chunkReader) WriteTo(w io.Writer) (int64, error) {
 			return total, err
 		}
 	}
-}
-
-// limitReader returns errTooBig once more than n bytes were read.
-type limitReader struct {
-	r        io.Reader
-	n        int64
-	read     int64
-	exceeded bool
-}
-
-var errTooBig = errors.New("proxy: message size exceeds limit")
-
-func (l *limitReader) Read(p []byte) (int, error) {
-	if l.exceeded {
-		return 0, errTooBig
-	}
-	n, err := l.r.Read(p)
-	l.read += int64(n)
-	if l.n > 0 && l.read > l.n {
-		l.exceeded = true
-		return 0, errTooBig
-	}
-	return n, err
 }

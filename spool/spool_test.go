@@ -1,4 +1,4 @@
-package proxy
+package spool
 
 import (
 	"bytes"
@@ -11,15 +11,15 @@ import (
 // when spools close, whatever path they took.
 func TestSpoolBudget(t *testing.T) {
 	dir := t.TempDir()
-	b := newMemBudget(2 * spoolChunk)
-	a := newSpool(dir, 1<<20, b)
-	if _, err := a.Write(bytes.Repeat([]byte("a"), spoolChunk+1)); err != nil {
+	b := NewBudget(2 * ChunkSize)
+	a := New(dir, 1<<20, b)
+	if _, err := a.Write(bytes.Repeat([]byte("a"), ChunkSize+1)); err != nil {
 		t.Fatal(err)
 	}
 	if a.OnDisk() || b.left.Load() != 0 {
 		t.Fatalf("first spool: on disk %v, budget left %d; want memory and 0", a.OnDisk(), b.left.Load())
 	}
-	c := newSpool(dir, 1<<20, b)
+	c := New(dir, 1<<20, b)
 	payload := []byte("second message, no budget left\r\n")
 	if _, err := c.Write(payload); err != nil {
 		t.Fatal(err)
@@ -40,26 +40,26 @@ func TestSpoolBudget(t *testing.T) {
 	if _, err := a.Write(bytes.Repeat([]byte("a"), 1<<20)); err != nil {
 		t.Fatal(err)
 	}
-	if !a.OnDisk() || b.left.Load() != spoolChunk {
-		t.Fatalf("after spill: on disk %v, budget left %d; want true and %d", a.OnDisk(), b.left.Load(), spoolChunk)
+	if !a.OnDisk() || b.left.Load() != ChunkSize {
+		t.Fatalf("after spill: on disk %v, budget left %d; want true and %d", a.OnDisk(), b.left.Load(), ChunkSize)
 	}
 	ra, err := a.Reader()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := io.Copy(io.Discard, ra); n != spoolChunk+1+1<<20 || b.left.Load() != 2*spoolChunk {
-		t.Fatalf("spilled a reads %d bytes, budget left %d; want %d and %d", n, b.left.Load(), spoolChunk+1+1<<20, 2*spoolChunk)
+	if n, _ := io.Copy(io.Discard, ra); n != ChunkSize+1+1<<20 || b.left.Load() != 2*ChunkSize {
+		t.Fatalf("spilled a reads %d bytes, budget left %d; want %d and %d", n, b.left.Load(), ChunkSize+1+1<<20, 2*ChunkSize)
 	}
-	d := newSpool(dir, 1<<20, b)
+	d := New(dir, 1<<20, b)
 	d.Write([]byte("small"))
-	if d.OnDisk() || b.left.Load() != spoolChunk {
+	if d.OnDisk() || b.left.Load() != ChunkSize {
 		t.Fatalf("third spool: on disk %v, budget left %d", d.OnDisk(), b.left.Load())
 	}
-	for _, s := range []*spool{a, c, d} {
+	for _, s := range []*Spool{a, c, d} {
 		s.Close()
 	}
-	if b.left.Load() != 2*spoolChunk {
-		t.Fatalf("budget left %d after every spool closed, want %d", b.left.Load(), 2*spoolChunk)
+	if b.left.Load() != 2*ChunkSize {
+		t.Fatalf("budget left %d after every spool closed, want %d", b.left.Load(), 2*ChunkSize)
 	}
 }
 
@@ -67,7 +67,7 @@ func TestSpoolBudget(t *testing.T) {
 // disk part way, reads back byte for byte, by Read and by WriteTo, whatever
 // the sizes of the writes that built it.
 func TestSpoolChunks(t *testing.T) {
-	msg := make([]byte, 3*spoolChunk+1234)
+	msg := make([]byte, 3*ChunkSize+1234)
 	for i := range msg {
 		msg[i] = byte(i*7 + i/251)
 	}
@@ -79,14 +79,14 @@ func TestSpoolChunks(t *testing.T) {
 	}{
 		{"memory, 1000-byte writes", 1 << 20, 1000, false},
 		{"memory, one write", 1 << 20, len(msg), false},
-		{"memory, chunk-sized writes", 1 << 20, spoolChunk, false},
-		{"spilled after two chunks", 2*spoolChunk + 10, 4096, true},
-		{"spilled, writes over a chunk", 2*spoolChunk + 10, spoolChunk + 999, true},
+		{"memory, chunk-sized writes", 1 << 20, ChunkSize, false},
+		{"spilled after two chunks", 2*ChunkSize + 10, 4096, true},
+		{"spilled, writes over a chunk", 2*ChunkSize + 10, ChunkSize + 999, true},
 		{"spilled at once", 0, 777, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newMemBudget(64 << 20)
-			sp := newSpool(t.TempDir(), tc.max, b)
+			b := NewBudget(64 << 20)
+			sp := New(t.TempDir(), tc.max, b)
 			defer sp.Close()
 			for p := msg; len(p) > 0; {
 				n := min(tc.step, len(p))

@@ -1,4 +1,8 @@
-package proxy
+// Package upstream is where accepted mail goes: an SMTP server (with
+// XCLIENT or XFORWARD naming the original client) or the embedded Maildir
+// delivery. The proxy and the milter front-end, and `mailgate quarantine
+// release`, deliver through it.
+package upstream
 
 import (
 	"bufio"
@@ -8,15 +12,38 @@ import (
 	"fmt"
 	"io"
 	"mailgate/config"
+	"mailgate/internal/smtpline"
+	"mailgate/rules"
 	"net"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// clientInfo is what the upstream is told about the original client
+// Reply is an SMTP reply with its enhanced status code (the one reply
+// type of rules, the front-ends and the upstream).
+type Reply = rules.Reply
+
+func r(code, a, b, c int, text string) Reply {
+	return Reply{Code: code, Enhanced: [3]int{a, b, c}, Text: text}
+}
+
+// Param is one ESMTP parameter of MAIL or RCPT (RFC 5321 §4.1.2).
+type Param struct {
+	Key   string // upper case
+	Value string // "" when the parameter has no value
+}
+
+func (p Param) String() string {
+	if p.Value == "" {
+		return p.Key
+	}
+	return p.Key + "=" + p.Value
+}
+
+// Client is what the upstream is told about the original client
 // (XFORWARD or XCLIENT, Postfix XFORWARD_README).
-type clientInfo struct {
+type Client struct {
 	Name  string // reverse DNS name, "[UNAVAILABLE]" when unknown
 	Addr  string
 	Port  int
@@ -29,15 +56,15 @@ type clientInfo struct {
 type Upstream interface {
 	// Open starts one session with the upstream, kept for the client's
 	// session (DESIGN "The SMTP side": connected at the first MAIL).
-	Open(ctx context.Context, ci clientInfo) (UpstreamConn, error)
+	Open(ctx context.Context, ci Client) (Conn, error)
 }
 
-// UpstreamConn is one upstream session. A non-nil error means the
+// Conn is one upstream session. A non-nil error means the
 // connection failed (the session drops it and answers 4xx); a Reply is the
 // upstream's answer, relayed to the client.
-type UpstreamConn interface {
-	Mail(ctx context.Context, from string, params []param, ci clientInfo) (Reply, error)
-	Rcpt(ctx context.Context, to string, params []param) (Reply, error)
+type Conn interface {
+	Mail(ctx context.Context, from string, params []Param, ci Client) (Reply, error)
+	Rcpt(ctx context.Context, to string, params []Param) (Reply, error)
 	// Data sends the message (canonical bytes, not dot-stuffed) and
 	// returns the reply to the final dot.
 	Data(ctx context.Context, msg io.Reader) (Reply, error)
@@ -52,8 +79,8 @@ type Dialer interface {
 	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// errUpstream wraps every upstream transport failure.
-var errUpstream = errors.New("proxy: upstream failed")
+// ErrFailed wraps every upstream transport failure.
+var ErrFailed = errors.New("upstream failed")
 
 // smtpUpstream relays to an SMTP server.
 type smtpUpstream struct {
@@ -68,8 +95,8 @@ type smtpUpstream struct {
 
 var _ Upstream = (*smtpUpstream)(nil)
 
-// newUpstream builds the upstream of a config's URL.
-func newUpstream(c *config.Config, d Dialer) (Upstream, error) {
+// New builds the upstream of a config's URL.
+func New(c *config.Config, d Dialer) (Upstream, error) {
 	switch {
 	case strings.HasPrefix(c.Upstream, "smtp://"):
 		if d == nil {
@@ -93,15 +120,15 @@ type smtpConn struct {
 	bw   *bufio.Writer
 	ext  map[string]string // EHLO keywords (upper case) → parameters
 	sent []string          // XFORWARD attributes supported
-	xci  *clientInfo       // the identity XCLIENT gave; nil: no XCLIENT sent
+	xci  *Client           // the identity XCLIENT gave; nil: no XCLIENT sent
 }
 
-func (u *smtpUpstream) Open(ctx context.Context, ci clientInfo) (_ UpstreamConn, rerr error) {
+func (u *smtpUpstream) Open(ctx context.Context, ci Client) (_ Conn, rerr error) {
 	dctx, cancel := context.WithTimeout(ctx, u.connectTimeout)
 	defer cancel()
 	nc, err := u.dialer.DialContext(dctx, "tcp", u.addr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: connecting to %s: %v", errUpstream, u.addr, err)
+		return nil, fmt.Errorf("%w: connecting to %s: %v", ErrFailed, u.addr, err)
 	}
 	c := &smtpConn{u: u, c: nc, br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriter(nc)}
 	defer func() {
@@ -114,7 +141,7 @@ func (u *smtpUpstream) Open(ctx context.Context, ci clientInfo) (_ UpstreamConn,
 		return nil, err
 	}
 	if greet.Code != 220 {
-		return nil, fmt.Errorf("%w: greeting %q", errUpstream, greet.String())
+		return nil, fmt.Errorf("%w: greeting %q", ErrFailed, greet.String())
 	}
 	if err := c.ehlo(dctx); err != nil {
 		return nil, err
@@ -141,13 +168,13 @@ func (u *smtpUpstream) Open(ctx context.Context, ci clientInfo) (_ UpstreamConn,
 // HELO attribute. Postfix accepts one XCLIENT per connection from an
 // authorized host (a second one gets 550 5.7.0, the new client is not
 // authorized), so a new client identity needs a new upstream session.
-func (c *smtpConn) xclient(ctx context.Context, ci clientInfo, offered string) error {
+func (c *smtpConn) xclient(ctx context.Context, ci Client, offered string) error {
 	rp, err := c.cmd(ctx, "XCLIENT "+c.attrs(ci, offered))
 	if err != nil {
 		return err
 	}
 	if rp.Code != 220 {
-		return fmt.Errorf("%w: XCLIENT refused: %q", errUpstream, rp.String())
+		return fmt.Errorf("%w: XCLIENT refused: %q", ErrFailed, rp.String())
 	}
 	helo := ci.Helo
 	if helo == "" || helo == "[UNAVAILABLE]" || helo == "[TEMPUNAVAIL]" {
@@ -162,9 +189,9 @@ func (c *smtpConn) xclient(ctx context.Context, ci clientInfo, offered string) e
 
 // xclientIdentity returns the client identity this session's XCLIENT gave
 // the upstream; false when none was sent.
-func (c *smtpConn) xclientIdentity() (clientInfo, bool) {
+func (c *smtpConn) XclientIdentity() (Client, bool) {
 	if c.xci == nil {
-		return clientInfo{}, false
+		return Client{}, false
 	}
 	return *c.xci, true
 }
@@ -180,7 +207,7 @@ func (c *smtpConn) ehloAs(ctx context.Context, name string) error {
 	if rp.Code/100 == 4 {
 		// A 4xx (421 above all) to EHLO ends the attempt: RFC 5321 §3.8
 		// says a 421 closes the session, so HELO would only read EOF.
-		return fmt.Errorf("%w: EHLO refused: %q", errUpstream, rp.String())
+		return fmt.Errorf("%w: EHLO refused: %q", ErrFailed, rp.String())
 	}
 	if rp.Code != 250 {
 		rp, err = c.cmd(ctx, "HELO "+name)
@@ -188,7 +215,7 @@ func (c *smtpConn) ehloAs(ctx context.Context, name string) error {
 			return err
 		}
 		if rp.Code != 250 {
-			return fmt.Errorf("%w: HELO refused: %q", errUpstream, rp.String())
+			return fmt.Errorf("%w: HELO refused: %q", ErrFailed, rp.String())
 		}
 		return nil
 	}
@@ -219,7 +246,7 @@ func (c *smtpConn) starttls(ctx context.Context) error {
 	}
 	tc := tls.Client(c.c, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return fmt.Errorf("%w: TLS handshake: %v", errUpstream, err)
+		return fmt.Errorf("%w: TLS handshake: %v", ErrFailed, err)
 	}
 	c.c = tc
 	c.br.Reset(tc)
@@ -228,7 +255,7 @@ func (c *smtpConn) starttls(ctx context.Context) error {
 }
 
 // attrs builds XFORWARD/XCLIENT attributes the upstream announced.
-func (c *smtpConn) attrs(ci clientInfo, offered string) string {
+func (c *smtpConn) attrs(ci Client, offered string) string {
 	have := map[string]bool{}
 	for _, a := range strings.Fields(strings.ToUpper(offered)) {
 		have[a] = true
@@ -240,7 +267,7 @@ func (c *smtpConn) attrs(ci clientInfo, offered string) string {
 	var out []string
 	add := func(k, v string) {
 		if have[k] && v != "" {
-			out = append(out, k+"="+xtextEncode(v))
+			out = append(out, k+"="+smtpline.XtextEncode(v))
 		}
 	}
 	add("NAME", name)
@@ -266,9 +293,16 @@ func (c *smtpConn) cmd(ctx context.Context, line string) (Reply, error) {
 	c.bw.WriteString(line)
 	c.bw.WriteString("\r\n")
 	if err := c.bw.Flush(); err != nil {
-		return Reply{}, fmt.Errorf("%w: writing %s: %v", errUpstream, verbOf(line), err)
+		return Reply{}, fmt.Errorf("%w: writing %s: %v", ErrFailed, verbOf(line), err)
 	}
-	return c.readReply(ctx)
+	rp, err := c.readReply(ctx)
+	if err == nil && rp.Code == 421 {
+		// RFC 5321 §3.8: 421 closes the session, most often an idle
+		// timeout sent while mailgate was still deciding. It is the
+		// upstream failing, never an answer to relay as the verdict.
+		return rp, fmt.Errorf("%w: %s answered %q", ErrFailed, verbOf(line), rp.String())
+	}
+	return rp, err
 }
 
 func verbOf(line string) string {
@@ -281,58 +315,23 @@ func (c *smtpConn) readReply(ctx context.Context) (Reply, error) {
 	c.deadline(ctx)
 	var lines []string
 	for len(lines) < 100 {
-		l, err := readLine(c.br, 4096)
+		l, err := smtpline.ReadLine(c.br, 4096)
 		if err != nil {
-			return Reply{}, fmt.Errorf("%w: reading reply: %v", errUpstream, err)
+			return Reply{}, fmt.Errorf("%w: reading reply: %v", ErrFailed, err)
 		}
 		lines = append(lines, l)
 		if len(l) < 4 || l[3] != '-' {
-			rp, err := parseReplyLines(lines)
+			rp, err := ParseReply(lines)
 			if err != nil {
-				return Reply{}, fmt.Errorf("%w: %v", errUpstream, err)
+				return Reply{}, fmt.Errorf("%w: %v", ErrFailed, err)
 			}
 			return rp, nil
 		}
 	}
-	return Reply{}, fmt.Errorf("%w: reply too long", errUpstream)
+	return Reply{}, fmt.Errorf("%w: reply too long", ErrFailed)
 }
 
-var errLineTooLong = errors.New("proxy: line too long")
-
-// readLine reads one line of at most max bytes, without its CRLF or LF. A
-// longer line is consumed to its end and reported as errLineTooLong.
-func readLine(br *bufio.Reader, max int) (string, error) {
-	var buf []byte
-	long := false
-	for {
-		frag, err := br.ReadSlice('\n')
-		if len(buf)+len(frag) > max+2 {
-			long = true
-		} else {
-			buf = append(buf, frag...)
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			if err == io.EOF && (len(buf) > 0 || long) {
-				err = io.ErrUnexpectedEOF
-			}
-			return "", err
-		}
-		break
-	}
-	if long {
-		return "", errLineTooLong
-	}
-	buf = buf[:len(buf)-1]
-	if n := len(buf); n > 0 && buf[n-1] == '\r' {
-		buf = buf[:n-1]
-	}
-	return string(buf), nil
-}
-
-func (c *smtpConn) Mail(ctx context.Context, from string, params []param, ci clientInfo) (Reply, error) {
+func (c *smtpConn) Mail(ctx context.Context, from string, params []Param, ci Client) (Reply, error) {
 	if offered, ok := c.ext["XFORWARD"]; ok && c.u.xforward && c.xci == nil {
 		// Postfix resets XFORWARD attributes after each transaction, so
 		// they go before every MAIL. After XCLIENT they would only
@@ -343,14 +342,16 @@ func (c *smtpConn) Mail(ctx context.Context, from string, params []param, ci cli
 				return rp, err
 			}
 			if rp.Code != 250 {
-				return Reply{}, fmt.Errorf("%w: XFORWARD refused: %q", errUpstream, rp.String())
+				return Reply{}, fmt.Errorf("%w: XFORWARD refused: %q", ErrFailed, rp.String())
 			}
 		}
 	}
-	return c.cmd(ctx, "MAIL FROM:<"+from+">"+joinParams(params))
+	return c.cmd(ctx, "MAIL FROM:<"+from+">"+JoinParams(params))
 }
 
-func joinParams(ps []param) string {
+// JoinParams formats parameters as they follow the path in MAIL or RCPT:
+// " KEY=VALUE" each.
+func JoinParams(ps []Param) string {
 	var b strings.Builder
 	for _, p := range ps {
 		b.WriteByte(' ')
@@ -359,8 +360,8 @@ func joinParams(ps []param) string {
 	return b.String()
 }
 
-func (c *smtpConn) Rcpt(ctx context.Context, to string, params []param) (Reply, error) {
-	return c.cmd(ctx, "RCPT TO:<"+to+">"+joinParams(params))
+func (c *smtpConn) Rcpt(ctx context.Context, to string, params []Param) (Reply, error) {
+	return c.cmd(ctx, "RCPT TO:<"+to+">"+JoinParams(params))
 }
 
 func (c *smtpConn) Data(ctx context.Context, msg io.Reader) (Reply, error) {
@@ -372,17 +373,17 @@ func (c *smtpConn) Data(ctx context.Context, msg io.Reader) (Reply, error) {
 	// The command buffer is empty after cmd; the message goes to the
 	// connection directly in the dot writer's 64 KiB writes.
 	if err := c.bw.Flush(); err != nil {
-		return Reply{}, fmt.Errorf("%w: sending message: %v", errUpstream, err)
+		return Reply{}, fmt.Errorf("%w: sending message: %v", ErrFailed, err)
 	}
-	dw := newDotWriter(&deadlineWriter{w: c.c, c: c.c, timeout: c.u.timeout})
+	dw := NewDotWriter(&deadlineWriter{w: c.c, c: c.c, timeout: c.u.timeout})
 	if _, err := io.Copy(dw, msg); err != nil {
-		return Reply{}, fmt.Errorf("%w: sending message: %v", errUpstream, err)
+		return Reply{}, fmt.Errorf("%w: sending message: %v", ErrFailed, err)
 	}
 	if err := dw.Close(); err != nil {
-		return Reply{}, fmt.Errorf("%w: sending message: %v", errUpstream, err)
+		return Reply{}, fmt.Errorf("%w: sending message: %v", ErrFailed, err)
 	}
 	if err := c.bw.Flush(); err != nil {
-		return Reply{}, fmt.Errorf("%w: sending message: %v", errUpstream, err)
+		return Reply{}, fmt.Errorf("%w: sending message: %v", ErrFailed, err)
 	}
 	return c.readReply(ctx)
 }
@@ -412,6 +413,22 @@ func (c *smtpConn) Quit(ctx context.Context) {
 	c.c.Close()
 }
 
+// CredentialsSafe reports whether this upstream session may carry SASL
+// credentials: the upstream is on the loopback interface (configured as a
+// loopback address or "localhost", as starttls treats it), or the
+// connection is TLS with a certificate verified against the upstream's
+// name. Anything else is clear text a man in the middle can read (a
+// STARTTLS stripped from the upstream's EHLO, or refused) or TLS to an
+// unknown party.
+func (c *smtpConn) CredentialsSafe() bool {
+	host, _, _ := net.SplitHostPort(c.u.addr)
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || host == "localhost" {
+		return true
+	}
+	tc, ok := c.c.(*tls.Conn)
+	return ok && len(tc.ConnectionState().VerifiedChains) > 0
+}
+
 func (c *smtpConn) Close() error { return c.c.Close() }
 
 // splitHostPort is net.SplitHostPort tolerating a missing port.
@@ -421,4 +438,69 @@ func splitHostPort(hp string) (string, string, error) {
 		return hp, "", err
 	}
 	return h, p, nil
+}
+
+// ParseReply turns the lines of an upstream reply (without CRLF,
+// continuation markers included) into a Reply. The enhanced code is taken
+// from the first line, and removed from each line that carries it.
+func ParseReply(lines []string) (Reply, error) {
+	var rp Reply
+	if len(lines) == 0 {
+		return rp, errors.New("upstream: empty reply")
+	}
+	texts := make([]string, 0, len(lines))
+	for i, l := range lines {
+		if len(l) < 3 {
+			return rp, errors.New("upstream: short reply line")
+		}
+		code, err := strconv.Atoi(l[:3])
+		if err != nil || code < 200 || code > 599 {
+			return rp, errors.New("upstream: bad reply code")
+		}
+		if i == 0 {
+			rp.Code = code
+		} else if code != rp.Code {
+			return rp, errors.New("upstream: inconsistent reply codes")
+		}
+		text := ""
+		if len(l) > 4 {
+			text = l[4:]
+		}
+		if enh, rest, ok := cutEnhanced(text, code); ok {
+			if i == 0 {
+				rp.Enhanced = enh
+			}
+			if enh == rp.Enhanced {
+				text = rest
+			}
+		}
+		texts = append(texts, text)
+	}
+	rp.Text = strings.Join(texts, "\n")
+	return rp, nil
+}
+
+// cutEnhanced splits "5.1.1 text" into the code and "text"; the class must
+// match the reply's.
+func cutEnhanced(s string, code int) ([3]int, string, bool) {
+	var e [3]int
+	head, rest, _ := strings.Cut(s, " ")
+	parts := strings.Split(head, ".")
+	if len(parts) != 3 {
+		return e, s, false
+	}
+	for i, p := range parts {
+		if p == "" || len(p) > 3 {
+			return e, s, false
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return e, s, false
+		}
+		e[i] = n
+	}
+	if e[0] != code/100 {
+		return e, s, false
+	}
+	return e, rest, true
 }

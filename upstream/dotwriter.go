@@ -1,8 +1,9 @@
-package proxy
+package upstream
 
 import (
 	"bytes"
 	"io"
+	"mailgate/spool"
 )
 
 // dotEncoder is the pure core of the DATA writer: it re-encodes a message
@@ -88,7 +89,7 @@ func (e *dotEncoder) finish(dst []byte) []byte {
 }
 
 // dotWriter writes a message to w as DATA content; Close writes the end of
-// data (it does not close w). It encodes into a pooled spoolChunk buffer
+// data (it does not close w). It encodes into a pooled spool.ChunkSize buffer
 // and writes to w only when that is full, so the upstream sees one write
 // (one syscall) per 64 KiB, not one per line or per 4 KiB.
 type dotWriter struct {
@@ -103,8 +104,8 @@ var (
 	_ io.ReaderFrom  = (*dotWriter)(nil)
 )
 
-func newDotWriter(w io.Writer) *dotWriter {
-	b := getChunk()
+func NewDotWriter(w io.Writer) *dotWriter {
+	b := spool.GetChunk()
 	return &dotWriter{w: w, e: newDotEncoder(), b: b, buf: (*b)[:0]}
 }
 
@@ -134,9 +135,9 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 // ReadFrom encodes r's bytes, read in 32 KiB pieces into the second half
 // of a pooled buffer (io.Copy would allocate one per message).
 func (d *dotWriter) ReadFrom(r io.Reader) (int64, error) {
-	in := getChunk()
-	defer putChunk(in)
-	p := (*in)[:spoolChunk/2]
+	in := spool.GetChunk()
+	defer spool.PutChunk(in)
+	p := (*in)[:spool.ChunkSize/2]
 	var total int64
 	for {
 		n, err := r.Read(p)
@@ -177,7 +178,7 @@ func (d *dotWriter) Close() error {
 	}
 	d.buf = d.e.finish(d.buf)
 	err := d.flush()
-	putChunk(d.b)
+	spool.PutChunk(d.b)
 	d.b, d.buf = nil, nil
 	return err
 }

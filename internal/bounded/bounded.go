@@ -1,0 +1,101 @@
+// Package bounded runs work that cannot be interrupted (expr's VM, the MIME
+// parser and its inspectors) with a deadline the caller stops waiting at:
+// timeouts.policy and timeouts.inspect are safety nets behind the
+// load-time cost budget (docs/policy.md "Cost of a rule") and the parser's
+// limits. Work past its deadline is abandoned: it runs to its end on its
+// own. At most Max abandoned goroutines exist at once per Runner; while
+// that many run, new work is refused at once rather than adding CPU to
+// the pile. Every front-end of one process shares one Runner.
+package bounded
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+)
+
+var (
+	// ErrTimeout: the work was abandoned at its deadline.
+	ErrTimeout = errors.New("past its timeout")
+	// ErrBusy: the work did not run, the pile of abandoned work is full.
+	ErrBusy = errors.New("too many abandoned evaluations or parses still running")
+)
+
+// Runner bounds work and counts what it abandoned.
+type Runner struct {
+	max       int64
+	abandoned atomic.Int64
+	// OnPanic is told about a panic in abandoned work (nobody waits to
+	// re-raise it): log it and count it.
+	OnPanic func(v any, stack []byte)
+}
+
+// New returns a Runner that abandons at most max goroutines at once; 0
+// means one per CPU the process may use.
+func New(max int64) *Runner {
+	if max <= 0 {
+		max = int64(runtime.GOMAXPROCS(0))
+	}
+	return &Runner{max: max}
+}
+
+const (
+	workRunning int32 = iota
+	workDone
+	workAbandoned
+)
+
+// Run runs work and waits for it at most d. It returns nil when work
+// finished in time; ErrTimeout when it was abandoned (it then ends on its
+// own); ErrBusy, without running work, when the pile of
+// abandoned work is full. A panic in work is raised again in the caller,
+// whose session recovers it (docs/DEVELOPING.md rule 13); one in abandoned work
+// goes to OnPanic.
+func (r *Runner) Run(d time.Duration, work func()) error {
+	if r.abandoned.Load() >= r.max {
+		return ErrBusy
+	}
+	var state atomic.Int32
+	var pv any // the panic's value and stack, read after done
+	var stack []byte
+	done := make(chan struct{})
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				pv, stack = v, debug.Stack()
+			}
+			close(done)
+			if !state.CompareAndSwap(workRunning, workDone) {
+				// Abandoned: nobody waits any more.
+				if pv != nil && r.OnPanic != nil {
+					r.OnPanic(pv, stack)
+				}
+				r.abandoned.Add(-1)
+			}
+		}()
+		work()
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		r.abandoned.Add(1)
+		if state.CompareAndSwap(workRunning, workAbandoned) {
+			return ErrTimeout
+		}
+		r.abandoned.Add(-1) // it finished meanwhile
+		<-done
+	}
+	if pv != nil {
+		panic(fmt.Sprintf("%v\n%s", pv, stack))
+	}
+	return nil
+}
+
+// Abandoned is the number of abandoned evaluations and parses still
+// running.
+func (r *Runner) Abandoned() int64 { return r.abandoned.Load() }

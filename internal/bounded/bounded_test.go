@@ -1,0 +1,61 @@
+package bounded
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRun(t *testing.T) {
+	r := New(1)
+	ran := false
+	if err := r.Run(time.Second, func() { ran = true }); err != nil || !ran {
+		t.Fatalf("quick work: %v, ran %v", err, ran)
+	}
+	release := make(chan struct{})
+	if err := r.Run(10*time.Millisecond, func() { <-release }); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("slow work: %v, want ErrTimeout", err)
+	}
+	if r.Abandoned() != 1 {
+		t.Fatalf("abandoned %d, want 1", r.Abandoned())
+	}
+	if err := r.Run(time.Second, func() { t.Error("ran past a full pile") }); !errors.Is(err, ErrBusy) {
+		t.Fatalf("full pile: %v, want ErrBusy", err)
+	}
+	close(release)
+	for i := 0; r.Abandoned() != 0; i++ {
+		if i > 1000 {
+			t.Fatal("abandoned work never ended")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := r.Run(time.Second, func() {}); err != nil {
+		t.Fatalf("after the pile drained: %v", err)
+	}
+}
+
+func TestRunPanics(t *testing.T) {
+	r := New(1)
+	func() {
+		defer func() {
+			if v := recover(); v == nil || !strings.Contains(v.(string), "boom") {
+				t.Fatalf("recovered %v, want the work's panic", v)
+			}
+		}()
+		r.Run(time.Second, func() { panic("boom") })
+	}()
+	got := make(chan any, 1)
+	r.OnPanic = func(v any, stack []byte) { got <- v }
+	release := make(chan struct{})
+	r.Run(time.Millisecond, func() { <-release; panic("late") })
+	close(release)
+	select {
+	case v := <-got:
+		if v != "late" {
+			t.Fatalf("OnPanic got %v", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnPanic not called for abandoned work")
+	}
+}
