@@ -51,15 +51,21 @@ func AuthenticationResults(authservID string, a rules.Auth, in AuthInputs) strin
 
 // ClaimsAuthservID reports whether an incoming Authentication-Results
 // value claims to come from authservID: such a field is a forgery (or
-// stale) and is removed before mailgate adds its own (RFC 8601 §5).
+// stale) and is removed before mailgate adds its own (RFC 8601 §5). The
+// id is read as the splicer's OpRemoveToken reads it (rules.FirstToken),
+// so what this reports is what is removed.
 func ClaimsAuthservID(value, authservID string) bool {
-	id, _, err := authres.Parse(strings.TrimSpace(value))
-	if err != nil || id == "" {
-		// Unparsable results: compare the first token as written.
-		id, _, _ = strings.Cut(strings.TrimSpace(value), ";")
-		if f := strings.Fields(id); len(f) > 0 {
-			id = f[0]
-		}
+	return strings.EqualFold(rules.FirstToken(value), strings.TrimSuffix(authservID, "."))
+}
+
+// AuthResultsEdits are the header edits that put mailgate's
+// Authentication-Results field on a relayed message: remove every
+// incoming one claiming authservID, add ours. They go through the same
+// splicer as the rules' edits; they do not make the message "modified"
+// for DKIM re-signing.
+func AuthResultsEdits(authservID, value string) []rules.HeaderEdit {
+	return []rules.HeaderEdit{
+		{Op: rules.OpRemoveToken, Name: "Authentication-Results", Value: strings.TrimSuffix(authservID, ".")},
+		{Op: "add", Name: "Authentication-Results", Value: value},
 	}
-	return strings.EqualFold(strings.TrimSuffix(strings.TrimSpace(id), "."), strings.TrimSuffix(authservID, "."))
 }

@@ -112,7 +112,7 @@ type Facts struct {
 
 // HeaderEdit is one header change, with the rule that asked for it.
 type HeaderEdit struct {
-	Op    string // "add", "set" or "remove"
+	Op    string // "add", "set", "remove", or OpRemoveToken (rewrite.go)
 	Name  string
 	Value string // expanded template ("" for remove)
 	Rule  string
