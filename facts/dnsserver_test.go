@@ -19,7 +19,7 @@ type testDNS struct {
 	mu      sync.Mutex
 	rrs     map[string][]dns.RR
 	queries atomic.Int64
-	delay   time.Duration
+	delay   atomic.Int64 // nanoseconds before each answer
 }
 
 func newTestDNS(t testing.TB, records ...string) *testDNS {
@@ -57,8 +57,8 @@ func (d *testDNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if strings.HasSuffix(name, "slow.test.") {
 		return
 	}
-	if d.delay > 0 {
-		time.Sleep(d.delay)
+	if dl := time.Duration(d.delay.Load()); dl > 0 {
+		time.Sleep(dl)
 	}
 	m := new(dns.Msg)
 	m.SetReply(req)

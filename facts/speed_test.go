@@ -20,7 +20,7 @@ func TestColdLookupsConcurrent(t *testing.T) {
 		`mail.example.org. 300 IN A 192.0.2.10`,
 		`10.2.0.192.bl1.example. 300 IN A 127.0.0.2`,
 	)
-	d.delay = 20 * time.Millisecond
+	d.delay.Store(int64(20 * time.Millisecond))
 	r := d.resolver(t)
 	zones := map[string]string{"a": "bl1.example", "b": "bl2.example", "c": "bl3.example", "d": "bl4.example"}
 	start := time.Now()
