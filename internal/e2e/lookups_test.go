@@ -3,15 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,44 +11,6 @@ import (
 	"mailgate/facts"
 	"mailgate/rules"
 )
-
-// pyDKIM runs facts/testdata/pydkim.py with Debian's python3-dkim, the
-// second DKIM/ARC implementation.
-func pyDKIM(t *testing.T, stdin []byte, args ...string) []byte {
-	t.Helper()
-	py := ""
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if exec.Command(p, "-c", "import dkim, authres").Run() == nil {
-			py = p
-			break
-		}
-	}
-	if py == "" {
-		Missing(t, "python3-dkim and python3-authres are not installed")
-	}
-	cmd := exec.Command(py, append([]string{filepath.Join(RepoRoot(t), "facts/testdata/pydkim.py")}, args...)...)
-	cmd.Stdin = bytes.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("pydkim %s: %v\n%s", args[0], err, stderr.String())
-	}
-	return out
-}
-
-// rsaKey writes a PKCS#1 key for pydkim.py and returns its DKIM record.
-func rsaKey(t *testing.T) (file, record string) {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file = filepath.Join(t.TempDir(), "k.pem")
-	os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}), 0o600)
-	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	return file, "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(der)
-}
 
 const lookupMsg = "From: Alice <alice@example.org>\r\nTo: bob@example.net\r\nSubject: lookups\r\n" +
 	"Date: Mon, 07 Dec 2026 01:00:00 +0000\r\nMessage-ID: <e2e@example.org>\r\n\r\nHello through unbound.\r\n"
@@ -66,8 +20,8 @@ const lookupMsg = "From: Alice <alice@example.org>\r\nTo: bob@example.net\r\nSub
 // an unlisted DNSBL client, SPF pass and fail, DKIM pass and fail on
 // python3-dkim-signed mail, DMARC pass and fail, ARC pass and fail.
 func TestLookupFactsThroughUnbound(t *testing.T) {
-	dkimFile, dkimRec := rsaKey(t)
-	arcFile, arcRec := rsaKey(t)
+	dkimFile, dkimRec := DKIMKey(t)
+	arcFile, arcRec := DKIMKey(t)
 	u := StartUnbound(t,
 		[]string{"example.org", "example.net", "relay.example", "bl.example", "2.0.192.in-addr.arpa", "113.0.203.in-addr.arpa"},
 		[]string{
@@ -104,7 +58,7 @@ func TestLookupFactsThroughUnbound(t *testing.T) {
 		t.Errorf("SPF for another client: %s", res)
 	}
 
-	signed := pyDKIM(t, []byte(lookupMsg), "sign", dkimFile, "s1", "example.org", "rsa-sha256")
+	signed := PyDKIM(t, []byte(lookupMsg), "sign", dkimFile, "s1", "example.org", "rsa-sha256")
 	checker := facts.NewChecker(facts.Config{Resolver: r, DNSBL: zones, PTR: true, SPF: true, DKIM: true, DMARC: true, ARC: true}, facts.NeedsOf(nil))
 	auth := func(ip netip.Addr, msg []byte) *rules.Facts {
 		l := checker.New(ctx)
@@ -127,7 +81,7 @@ func TestLookupFactsThroughUnbound(t *testing.T) {
 		t.Errorf("SPF pass aligned: DMARC passes: %+v", f.Auth)
 	}
 
-	sealed := pyDKIM(t, append([]byte("Authentication-Results: relay.example; dkim=pass header.d=example.org\r\n"), signed...),
+	sealed := PyDKIM(t, append([]byte("Authentication-Results: relay.example; dkim=pass header.d=example.org\r\n"), signed...),
 		"arcsign", arcFile, "arc", "relay.example", "relay.example")
 	if f = auth(bad, sealed); f.Auth.ARC != "pass" {
 		t.Errorf("ARC sealed by python3-dkim: %+v", f.Auth)
