@@ -3,6 +3,8 @@ package config
 import (
 	"io/fs"
 
+	"mailgate/mimeparse"
+
 	"mailgate/rules"
 )
 
@@ -44,4 +46,17 @@ func (c *Config) Bounds() rules.Bounds {
 		MimeParts: int64(l.MimeParts), ArchiveEntries: int64(l.ArchiveEntries), HeaderBytes: l.HeaderBytes,
 		MessageSize: l.MessageSize, Recipients: int64(l.Recipients),
 	}
+}
+
+// MimeLimits are the parser's limits from c (limits.*): what serve parses
+// with, and what check -c parses with, so a back-test sees the same
+// limit-* defects.
+func (c *Config) MimeLimits() mimeparse.Limits {
+	l := mimeparse.DefaultLimits()
+	lc := c.Limits
+	l.MimeDepth, l.MimeParts, l.HeaderBytes, l.LineLength = lc.MimeDepth, lc.MimeParts, int(lc.HeaderBytes), int(lc.LineLength)
+	l.ArchiveDepth, l.ArchiveEntries, l.InspectSpill = lc.ArchiveDepth, lc.ArchiveEntries, lc.InspectSpill
+	l.DecompressedBytes, l.ArchiveDict = lc.DecompressedBytes, lc.ArchiveDict
+	l.SpillDir = c.SpoolDir
+	return l
 }

@@ -66,7 +66,9 @@ func TestBDAT(t *testing.T) {
 	}
 }
 
-func TestCRLFChecker(t *testing.T) {
+// TestChunkScanner: BDAT content goes through the DATA scanner's line
+// checks, without dot-stuffing or an end-of-data line.
+func TestChunkScanner(t *testing.T) {
 	tests := []struct {
 		chunks    []string
 		normalize bool
@@ -80,12 +82,18 @@ func TestCRLFChecker(t *testing.T) {
 		{[]string{"a\r"}, false, "a\r", errBareCR},
 		{[]string{"a\nb\r", "c"}, true, "a\r\nb\r\nc", nil},
 		{[]string{"a\x00"}, true, "a\x00", errNUL},
+		{[]string{".leading dot\r\n.\r\n", "after"}, false, ".leading dot\r\n.\r\nafter", nil},
+		{[]string{"..two\r\n"}, false, "..two\r\n", nil},
 	}
 	for _, tc := range tests {
-		c := crlfChecker{normalize: tc.normalize}
+		c := newChunkScanner(tc.normalize)
 		var out []byte
 		for _, ch := range tc.chunks {
-			out = c.check(out, []byte(ch))
+			var n int
+			out, n = c.scan(out, []byte(ch))
+			if n != len(ch) {
+				t.Fatalf("%q: consumed %d of %d bytes", tc.chunks, n, len(ch))
+			}
 		}
 		out = c.finish(out)
 		if string(out) != tc.want || c.err() != tc.err {

@@ -10,11 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"mailgate/rules"
 )
 
-type handler func(s *Session, ctx context.Context, arg string)
+// handler runs one command and says what follows (outcome.go); only the
+// commands that read more from the client (DATA, BDAT, AUTH) or change
+// the connection (STARTTLS) write to it themselves.
+type handler func(s *Session, ctx context.Context, arg string) outcome
 
 var handlers map[string]handler
 
@@ -38,12 +39,11 @@ func (s *Session) dispatch(ctx context.Context, line string) {
 		// The line may be a SASL response sent after a refused AUTH:
 		// its text is never logged (logVerb).
 		s.log.Debug("bad command", "verb", logVerb(line), "bytes", len(line))
-		s.reply(replyBadCommand)
-		s.countError()
+		s.act(ctx, fail(replyBadCommand))
 		return
 	}
 	t0 := time.Now()
-	h(s, ctx, cmd.arg)
+	s.act(ctx, h(s, ctx, cmd.arg))
 	ecode := ""
 	if e := s.last.Enhanced; e != [3]int{} {
 		ecode = fmt.Sprintf("%d.%d.%d", e[0], e[1], e[2])
@@ -51,39 +51,28 @@ func (s *Session) dispatch(ctx context.Context, line string) {
 	s.srv.metrics.commandDuration.WithLabelValues(cmd.verb, strconv.Itoa(s.last.Code), ecode).Observe(time.Since(t0).Seconds())
 }
 
-// errReply answers an error reply and counts it against the session.
-func (s *Session) errReply(rp Reply) {
-	s.reply(rp)
-	s.countError()
-}
-
-func (s *Session) cmdHelo(ctx context.Context, arg string) { s.hello(ctx, arg, false) }
-func (s *Session) cmdEhlo(ctx context.Context, arg string) { s.hello(ctx, arg, true) }
+func (s *Session) cmdHelo(ctx context.Context, arg string) outcome { return s.hello(ctx, arg, false) }
+func (s *Session) cmdEhlo(ctx context.Context, arg string) outcome { return s.hello(ctx, arg, true) }
 
 // hello handles HELO and EHLO (RFC 5321 §4.1.1.1); both reset the
 // transaction.
-func (s *Session) hello(ctx context.Context, arg string, esmtp bool) {
+func (s *Session) hello(ctx context.Context, arg string, esmtp bool) outcome {
 	name := strings.TrimSpace(arg)
 	if name == "" || strings.ContainsAny(name, " \t") {
-		s.errReply(replyBadSyntax)
-		return
+		return fail(replyBadSyntax)
 	}
 	if s.tx != nil {
-		s.upstreamRset(ctx)
-		s.endTx("reset", Reply{}, nil)
+		s.act(ctx, outcome{silent: true, end: verdictReset, rset: true})
 	}
 	s.helo, s.esmtp = name, esmtp
 	s.client.HELO = name
-	if !s.trusted {
-		if rp, ok := s.evalPre(rules.StageHelo); !ok {
-			s.helo, s.client.HELO = "", ""
-			s.reply(rp)
-			return
-		}
+	if d := s.pol.Helo(name); d.Refused() {
+		s.helo, s.client.HELO = "", ""
+		s.pol.UpdateClient(s.client)
+		return say(withEnhanced(d.Reply))
 	}
 	if !esmtp {
-		s.replyRaw(Reply{Code: 250, Text: s.rt.cfg.Hostname})
-		return
+		return outcome{reply: Reply{Code: 250, Text: s.rt.cfg.Hostname}, raw: true}
 	}
 	lines := []string{s.rt.cfg.Hostname, "PIPELINING"}
 	if n := s.rt.cfg.Limits.MessageSize; n > 0 {
@@ -101,66 +90,41 @@ func (s *Session) hello(ctx context.Context, arg string, esmtp bool) {
 	if s.trusted {
 		lines = append(lines, "XFORWARD NAME ADDR PORT PROTO HELO", "XCLIENT NAME ADDR PORT PROTO HELO")
 	}
-	s.replyRaw(Reply{Code: 250, Text: strings.Join(lines, "\n")})
+	return outcome{reply: Reply{Code: 250, Text: strings.Join(lines, "\n")}, raw: true}
 }
 
-func (s *Session) cmdMail(ctx context.Context, arg string) {
+func (s *Session) cmdMail(ctx context.Context, arg string) outcome {
 	switch {
 	case s.helo == "":
-		s.errReply(replyNeedHelo)
-		return
+		return fail(replyNeedHelo)
 	case s.tx != nil:
-		s.errReply(replyNestedMail)
-		return
+		return fail(replyNestedMail)
 	}
 	pa, bad := parsePath(arg, "FROM:")
 	if bad != nil {
-		s.errReply(*bad)
-		return
+		return fail(*bad)
 	}
 	mp, bad := checkMailParams(pa.Params)
 	if bad != nil {
-		s.errReply(*bad)
-		return
+		return fail(*bad)
 	}
 	if !mp.SMTPUTF8 && !isASCII(pa.Addr) {
-		s.errReply(replySMTPUTF8)
-		return
+		return fail(replySMTPUTF8)
 	}
 	if max := s.rt.cfg.Limits.MessageSize; max > 0 && mp.Size > max {
-		s.reply(replyTooBig)
-		return
+		return say(replyTooBig)
 	}
-	s.tx = &transaction{start: time.Now(), from: pa.Addr, params: pa.Params, mp: mp}
-	if s.trusted && !s.preDone {
-		// A forwarder's connect and helo stages run now, with the
-		// attributes its XFORWARD gave.
-		s.preDone = true
-		for _, st := range []rules.Stage{rules.StageConnect, rules.StageHelo} {
-			if rp, ok := s.evalPre(st); !ok {
-				s.reply(rp)
-				s.endTx(verdictName(rp), rp, nil)
-				return
-			}
-		}
-	}
-	if s.preVerdict != nil {
-		s.tx.final = s.preVerdict
-	}
-	if s.acceptAll {
-		s.tx.accepted = true
-	}
-	if rp, ok := s.evalTx(rules.StageMail, ""); !ok {
-		s.reply(rp)
-		s.endTx(verdictName(rp), rp, nil)
-		return
+	// The transaction object runs a trusted forwarder's deferred connect
+	// and helo stages first, with the client its XFORWARD/XCLIENT named.
+	pol, d := s.pol.Mail(pa.Addr, int(mp.Size), mp.SMTPUTF8)
+	s.tx = &transaction{start: time.Now(), from: pa.Addr, params: pa.Params, mp: mp, pol: pol}
+	if d.Refused() {
+		return endWith(verdictOf(d), withEnhanced(d.Reply))
 	}
 	reused := s.up != nil
 	if err := s.ensureUpstream(ctx); err != nil {
 		s.log.Warn("upstream unavailable", "err", err)
-		s.reply(replyUpstreamDown)
-		s.endTx("upstream-down", replyUpstreamDown, nil)
-		return
+		return endWith(verdictUpstreamDown, replyUpstreamDown)
 	}
 	rp, err := s.up.Mail(ctx, pa.Addr, pa.Params, s.clientInfo())
 	if err != nil && reused {
@@ -174,188 +138,119 @@ func (s *Session) cmdMail(ctx context.Context, arg string) {
 	}
 	if err != nil {
 		s.upstreamFailed(err)
-		s.reply(replyUpstreamFailed)
-		s.endTx("upstream-failed", replyUpstreamFailed, nil)
-		return
+		return endWith(verdictUpstreamFailed, replyUpstreamFailed)
 	}
-	s.reply(rp)
 	if rp.Code/100 != 2 {
 		s.tx.upstream = rp
-		s.endTx("upstream-refused", rp, nil)
+		return endWith(verdictUpstreamRefused, rp)
 	}
+	return say(rp)
 }
 
-// verdictName names a refusing reply's verdict for the log.
-func verdictName(rp Reply) string {
-	if rp.Temporary() {
-		return "tempfail"
-	}
-	return "reject"
-}
-
-// evalTx runs a mail or rcpt stage within the transaction: false with the
-// reply when the policy refuses.
-func (s *Session) evalTx(stage rules.Stage, rcpt string) (Reply, bool) {
-	if s.eval == nil || s.tx.accepted {
-		return Reply{}, true
-	}
-	v := s.evaluate(stage, &rules.Facts{Client: s.client, Envelope: s.envelope(0), Rcpt: rcpt})
-	mergeEdits(&s.tx.edits, &v.Edits)
-	switch v.Action {
-	case rules.ActionAccept:
-		s.tx.accepted = true
-	case rules.ActionReject, rules.ActionTempfail:
-		return verdictReply(v), false
-	case rules.ActionDiscard, rules.ActionQuarantine:
-		if s.tx.final == nil {
-			vv := v
-			s.tx.final = &vv
-		}
-	}
-	return Reply{}, true
-}
-
-func mergeEdits(dst, src *rules.Edits) {
-	dst.Headers = append(dst.Headers, src.Headers...)
-	if src.SubjectPrefix != "" {
-		dst.SubjectPrefix = src.SubjectPrefix
-	}
-	dst.Strip = append(dst.Strip, src.Strip...)
-	dst.RcptAdd = append(dst.RcptAdd, src.RcptAdd...)
-	dst.RcptRemove = append(dst.RcptRemove, src.RcptRemove...)
-}
-
-// envelope describes the transaction so far.
-func (s *Session) envelope(size int) rules.Envelope {
-	tx := s.tx
-	e := rules.Envelope{From: tx.from, FromDomain: domainOf(tx.from), Size: size, SMTPUTF8: tx.mp.SMTPUTF8}
-	if size == 0 {
-		e.Size = int(tx.mp.Size)
-	}
-	for _, r := range tx.rcpts {
-		e.Rcpts = append(e.Rcpts, r.addr)
-		e.RcptDomains = append(e.RcptDomains, domainOf(r.addr))
-	}
-	return e
-}
-
-func (s *Session) cmdRcpt(ctx context.Context, arg string) {
+func (s *Session) cmdRcpt(ctx context.Context, arg string) outcome {
 	if s.tx == nil {
-		s.errReply(replyNeedMail)
-		return
+		return fail(replyNeedMail)
 	}
 	pa, bad := parsePath(arg, "TO:")
 	if bad != nil {
-		s.errReply(*bad)
-		return
+		return fail(*bad)
 	}
 	if bad := checkRcptParams(pa.Params); bad != nil {
-		s.errReply(*bad)
-		return
+		return fail(*bad)
 	}
 	if pa.Addr == "" {
-		s.errReply(replyBadAddress)
-		return
+		return fail(replyBadAddress)
 	}
 	if !s.tx.mp.SMTPUTF8 && !isASCII(pa.Addr) {
-		s.errReply(replySMTPUTF8)
-		return
+		return fail(replySMTPUTF8)
 	}
 	if max := s.rt.cfg.Limits.Recipients; max > 0 && len(s.tx.rcpts) >= max {
 		if !s.tx.rcptLimitLogged {
 			s.tx.rcptLimitLogged = true // once per transaction, not once per refused RCPT
 			s.log.Warn("too many recipients", "limit", max)
 		}
-		s.reply(replyTooManyRcpts)
-		return
+		return say(replyTooManyRcpts)
 	}
-	if rp, ok := s.evalTx(rules.StageRcpt, pa.Addr); !ok {
-		s.reply(rp)
-		return
+	// The policy decides this recipient only; the others go on.
+	if d := s.tx.pol.Rcpt(pa.Addr); d.Refused() {
+		return say(withEnhanced(d.Reply))
 	}
 	if s.up == nil {
-		s.reply(replyUpstreamFailed)
-		return
+		return say(replyUpstreamFailed)
 	}
 	rp, err := s.up.Rcpt(ctx, pa.Addr, pa.Params)
 	if err != nil {
 		s.upstreamFailed(err)
-		s.reply(replyUpstreamFailed)
-		s.endTx("upstream-failed", replyUpstreamFailed, nil)
-		return
+		return endWith(verdictUpstreamFailed, replyUpstreamFailed)
 	}
 	if rp.Code/100 == 2 {
 		s.tx.rcpts = append(s.tx.rcpts, rcptTo{addr: pa.Addr, params: pa.Params})
+		s.tx.pol.AddRcpt(pa.Addr)
 	} else {
 		s.tx.upstream = rp // the log names the last refusal
 	}
-	s.reply(rp)
+	return say(rp)
 }
 
-func (s *Session) cmdRset(ctx context.Context, arg string) {
+func (s *Session) cmdRset(ctx context.Context, arg string) outcome {
 	if s.tx != nil {
-		s.upstreamRset(ctx)
-		s.endTx("reset", Reply{}, nil)
+		return outcome{reply: replyReset, end: verdictReset, rset: true}
 	}
-	s.reply(replyReset)
+	return say(replyReset)
 }
 
-func (s *Session) cmdNoop(ctx context.Context, arg string) { s.reply(replyOK) }
+func (s *Session) cmdNoop(ctx context.Context, arg string) outcome { return say(replyOK) }
 
-func (s *Session) cmdQuit(ctx context.Context, arg string) {
+func (s *Session) cmdQuit(ctx context.Context, arg string) outcome {
 	if s.tx != nil {
-		s.endTx("quit", Reply{}, nil)
+		s.endTx(verdictQuit, Reply{}, nil)
 	}
 	s.closeUpstream(false)
-	s.reply(replyBye)
-	s.quit = true
+	return outcome{reply: replyBye, quit: true}
 }
 
-func (s *Session) cmdHelp(ctx context.Context, arg string) { s.reply(replyHelp) }
-func (s *Session) cmdVrfy(ctx context.Context, arg string) { s.reply(replyVRFY) }
-func (s *Session) cmdExpn(ctx context.Context, arg string) { s.reply(replyEXPN) }
+func (s *Session) cmdHelp(ctx context.Context, arg string) outcome { return say(replyHelp) }
+func (s *Session) cmdVrfy(ctx context.Context, arg string) outcome { return say(replyVRFY) }
+func (s *Session) cmdExpn(ctx context.Context, arg string) outcome { return say(replyEXPN) }
 
-func (s *Session) cmdStarttls(ctx context.Context, arg string) {
+func (s *Session) cmdStarttls(ctx context.Context, arg string) outcome {
 	switch {
 	case s.rt.tls == nil:
-		s.errReply(replyNoTLS)
-		return
+		return fail(replyNoTLS)
 	case s.tls:
-		s.errReply(replyTLSAlready)
-		return
+		return fail(replyTLSAlready)
 	case arg != "":
-		s.errReply(replyBadSyntax)
-		return
+		return fail(replyBadSyntax)
 	}
 	if s.tx != nil {
-		s.upstreamRset(ctx)
-		s.endTx("reset", Reply{}, nil)
+		s.act(ctx, outcome{silent: true, end: verdictReset, rset: true})
 	}
 	s.reply(replyReadyTLS)
 	if err := s.startTLS(s.rt.tls); err != nil {
 		s.log.Info("TLS handshake failed", "err", err)
-		s.quit = true
+		return outcome{silent: true, quit: true}
 	}
+	return outcome{silent: true}
 }
 
 // cmdXforward takes the original client's attributes from a trusted
 // forwarder (Postfix XFORWARD_README); they apply to the policies, the logs
 // and the upstream's XFORWARD.
-func (s *Session) cmdXforward(ctx context.Context, arg string) {
-	attrs, ok := s.forwardedAttrs(arg)
-	if !ok {
-		return
+func (s *Session) cmdXforward(ctx context.Context, arg string) outcome {
+	attrs, o := s.forwardedAttrs(arg)
+	if o != nil {
+		return *o
 	}
 	s.applyAttrs(attrs)
-	s.reply(replyOK)
+	return say(replyOK)
 }
 
 // cmdXclient is XFORWARD's sibling that also restarts the session (Postfix
 // XCLIENT_README): the reply is a new greeting.
-func (s *Session) cmdXclient(ctx context.Context, arg string) {
-	attrs, ok := s.forwardedAttrs(arg)
-	if !ok {
-		return
+func (s *Session) cmdXclient(ctx context.Context, arg string) outcome {
+	attrs, o := s.forwardedAttrs(arg)
+	if o != nil {
+		return *o
 	}
 	s.reset()
 	// XCLIENT names a new client: what it does not give is not carried
@@ -364,37 +259,36 @@ func (s *Session) cmdXclient(ctx context.Context, arg string) {
 	s.client.IP, s.client.Port = s.remote.Addr().String(), int(s.remote.Port())
 	s.clientName = ""
 	s.applyAttrs(attrs)
-	s.preDone = false
-	s.replyRaw(Reply{Code: 220, Text: s.rt.cfg.Hostname + " ESMTP mailgate"})
+	return outcome{reply: Reply{Code: 220, Text: s.rt.cfg.Hostname + " ESMTP mailgate"}, raw: true}
 }
 
 // forwardedAttrs checks an XFORWARD or XCLIENT command (a trusted
 // forwarder, outside a transaction, well formed) and returns its
-// attributes; on false it has already replied.
-func (s *Session) forwardedAttrs(arg string) (map[string]string, bool) {
+// attributes, or the outcome of a refusal.
+func (s *Session) forwardedAttrs(arg string) (map[string]string, *outcome) {
+	refused := func(rp Reply) (map[string]string, *outcome) {
+		o := fail(rp)
+		return nil, &o
+	}
 	switch {
 	case !s.trusted:
-		s.errReply(replyNotTrusted)
-		return nil, false
+		return refused(replyNotTrusted)
 	case s.tx != nil:
-		s.errReply(replyNestedMail)
-		return nil, false
+		return refused(replyNestedMail)
 	}
 	attrs, ok := xforwardAttrs(arg)
 	if !ok {
-		s.errReply(replyBadSyntax)
-		return nil, false
+		return refused(replyBadSyntax)
 	}
 	if a, ok := attrs["ADDR"]; ok && knownAttr(a) {
 		if _, ok := forwardedIP(a); !ok {
 			// Policies, logs and the upstream's XCLIENT would take it
 			// for an address.
 			s.log.Warn("forwarder sent an ADDR that is not an IP address, refused", "addr", a)
-			s.errReply(replyBadSyntax)
-			return nil, false
+			return refused(replyBadSyntax)
 		}
 	}
-	return attrs, true
+	return attrs, nil
 }
 
 // knownAttr says whether an XFORWARD/XCLIENT value gives something: Postfix
@@ -442,9 +336,9 @@ func (s *Session) applyAttrs(attrs map[string]string) {
 		// one for the new client.
 		s.closeUpstream(false)
 	}
-	s.preDone = false
-	s.preVerdict = nil
-	s.acceptAll = false
+	// A new client: the connect and helo stages run again for it at the
+	// next MAIL, and nothing the previous one was granted stays.
+	s.pol.SetClient(s.client)
 }
 
 // cmdAuth relays the SASL exchange to the upstream (auth: relay), which
@@ -452,47 +346,38 @@ func (s *Session) applyAttrs(attrs map[string]string) {
 // Only well-formed responses go upstream (validSASL), only to an upstream
 // that may carry credentials (CredentialsSafe). The exchange is never
 // logged: refusals log its length only.
-func (s *Session) cmdAuth(ctx context.Context, arg string) {
+func (s *Session) cmdAuth(ctx context.Context, arg string) outcome {
 	switch {
 	case s.rt.cfg.Auth != "relay":
-		s.errReply(replyAuthNotAvail)
-		return
+		return fail(replyAuthNotAvail)
 	case !s.tls:
-		s.errReply(replyAuthNeedTLS)
-		return
+		return fail(replyAuthNeedTLS)
 	case s.helo == "":
-		s.errReply(replyNeedHelo)
-		return
+		return fail(replyNeedHelo)
 	case s.tx != nil || s.client.AuthUser != "":
-		s.errReply(r(503, 5, 5, 1, "Error: AUTH not allowed now"))
-		return
+		return fail(r(503, 5, 5, 1, "Error: AUTH not allowed now"))
 	}
 	mech, initial, hasInitial := strings.Cut(arg, " ")
 	mech = strings.ToUpper(mech)
 	if mech != "PLAIN" && mech != "LOGIN" {
-		s.errReply(r(504, 5, 5, 4, "Error: unsupported authentication mechanism"))
-		return
+		return fail(r(504, 5, 5, 4, "Error: unsupported authentication mechanism"))
 	}
 	if hasInitial && !validSASL(initial, true) {
 		s.log.Info("AUTH refused: malformed initial response", "bytes", len(initial))
-		s.errReply(replyAuthBadResponse)
-		return
+		return fail(replyAuthBadResponse)
 	}
 	if err := s.ensureUpstream(ctx); err != nil {
 		s.log.Warn("upstream unavailable", "err", err)
-		s.reply(replyUpstreamDown)
-		return
+		return say(replyUpstreamDown)
 	}
 	ar, ok := s.up.(authRelayer)
 	if !ok {
-		s.errReply(replyAuthNotAvail)
-		return
+		return fail(replyAuthNotAvail)
 	}
 	if !ar.CredentialsSafe() {
 		s.log.Warn("AUTH refused: the upstream connection is neither loopback nor TLS with a verified certificate",
 			"upstream", s.rt.cfg.Upstream)
-		s.reply(replyAuthUnsafe)
-		return
+		return say(replyAuthUnsafe)
 	}
 	cmd := "AUTH " + mech
 	var responses []string
@@ -506,44 +391,39 @@ func (s *Session) cmdAuth(ctx context.Context, arg string) {
 	for i := 0; err == nil && rp.Code == 334; i++ {
 		if i == maxSASLRounds {
 			s.log.Warn("AUTH refused: the upstream's exchange does not end", "rounds", i)
-			s.cancelAuth(ctx, ar)
-			return
+			return s.cancelAuth(ctx, ar)
 		}
 		s.replyRaw(Reply{Code: 334, Text: rp.Text})
 		if err := s.bw.Flush(); err != nil {
-			s.quit = true
-			return
+			return outcome{silent: true, quit: true}
 		}
 		line, rerr := smtpline.ReadLine(s.br, maxSASLResponse)
 		switch {
 		case rerr == smtpline.ErrLineTooLong:
 			s.log.Info("AUTH refused: response too long", "limit", maxSASLResponse)
-			s.cancelAuth(ctx, ar)
-			return
+			return s.cancelAuth(ctx, ar)
 		case rerr != nil:
-			s.readFailed(rerr, "reading AUTH response")
-			s.quit = true
-			return
+			o := s.readFailed(rerr, "reading AUTH response")
+			o.quit = true
+			return o
 		case !validSASL(line, false):
 			s.log.Info("AUTH refused: malformed response", "bytes", len(line))
-			s.cancelAuth(ctx, ar)
-			return
+			return s.cancelAuth(ctx, ar)
 		}
 		responses = append(responses, line)
 		rp, err = ar.Raw(ctx, line)
 	}
 	if err != nil {
 		s.upstreamFailed(err)
-		s.reply(replyUpstreamFailed)
-		return
+		return say(replyUpstreamFailed)
 	}
-	if rp.Code == 235 {
-		s.client.AuthUser = saslUser(mech, responses)
-		s.log.Info("authenticated", "user", s.client.AuthUser)
-	} else {
-		s.countError()
+	if rp.Code != 235 {
+		return fail(rp)
 	}
-	s.reply(rp)
+	s.client.AuthUser = saslUser(mech, responses)
+	s.pol.UpdateClient(s.client)
+	s.log.Info("authenticated", "user", s.client.AuthUser)
+	return say(rp)
 }
 
 // maxSASLRounds bounds the challenges of one AUTH exchange (PLAIN needs
@@ -554,7 +434,7 @@ const maxSASLRounds = 10
 // to: "*" cancels it (RFC 4954 §4, the upstream answers 501); an upstream
 // that does not end it is dropped, so no later line can continue it. The
 // client gets 501 5.5.2.
-func (s *Session) cancelAuth(ctx context.Context, ar authRelayer) {
+func (s *Session) cancelAuth(ctx context.Context, ar authRelayer) outcome {
 	rp, err := ar.Raw(ctx, "*")
 	if err == nil && rp.Code/100 == 3 {
 		err = fmt.Errorf("%w: AUTH cancel answered %d", upstream.ErrFailed, rp.Code)
@@ -562,7 +442,7 @@ func (s *Session) cancelAuth(ctx context.Context, ar authRelayer) {
 	if err != nil {
 		s.upstreamFailed(err)
 	}
-	s.errReply(replyAuthBadResponse)
+	return fail(replyAuthBadResponse)
 }
 
 // authRelayer is the upstream capability AUTH relaying needs (docs/DEVELOPING.md

@@ -6,39 +6,34 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"mailgate/internal/bounded"
-	"mailgate/quarantine"
-	"mailgate/spool"
 	"slices"
 	"time"
 
+	"mailgate/internal/bounded"
 	"mailgate/mimeparse"
+	"mailgate/quarantine"
 	"mailgate/rules"
+	"mailgate/spool"
 )
 
-// cmdData reads the message and applies the verdict (DESIGN "Data flow of
-// one message"). The upstream's DATA starts only once mailgate has the whole
-// message and its verdict.
-func (s *Session) cmdData(ctx context.Context, arg string) {
+// cmdData reads the message and applies the verdict (docs/DESIGN.md "Data
+// flow of one message"). The upstream's DATA starts only once mailgate has
+// the whole message and its verdict.
+func (s *Session) cmdData(ctx context.Context, arg string) outcome {
 	switch {
 	case arg != "":
-		s.errReply(replyBadSyntax)
-		return
+		return fail(replyBadSyntax)
 	case s.tx == nil:
-		s.errReply(replyNeedMail)
-		return
+		return fail(replyNeedMail)
 	case len(s.tx.rcpts) == 0:
-		s.errReply(replyNeedRcpt)
-		return
+		return fail(replyNeedRcpt)
 	case s.tx.bdat != nil:
 		// RFC 3030 §3: DATA may not follow BDAT in a transaction.
-		s.errReply(r(503, 5, 5, 1, "Error: DATA after BDAT"))
-		return
+		return fail(r(503, 5, 5, 1, "Error: DATA after BDAT"))
 	}
 	s.reply(replyDataStart)
 	if err := s.flushIfIdle(); err != nil {
-		s.quit = true
-		return
+		return outcome{silent: true, end: verdictClientGone, quit: true}
 	}
 	cfg := s.rt.cfg
 	t0 := time.Now()
@@ -48,60 +43,81 @@ func (s *Session) cmdData(ctx context.Context, arg string) {
 	defer sp.Close()
 	dr := newDotReader(s.br, cfg.BareNewline == "normalize")
 	lr := &limitReader{r: dr, n: cfg.Limits.MessageSize}
-	tee := io.TeeReader(lr, sp)
-
-	io.Copy(io.Discard, tee) // the message, spooled
-	derr := dr.drain()       // on to the real end of data, whatever happened
+	io.Copy(sp, lr)    // the message, spooled (a spool error is sticky)
+	derr := dr.drain() // on to the real end of data, whatever happened
 	s.rd.idle, s.rd.hard = cfg.Timeouts.Command, time.Time{}
-	readDur := time.Since(t0)
-	timing := []any{"size", sp.Size(), "read_ms", readDur.Milliseconds()}
+	timing := []any{"size", sp.Size(), "read_ms", time.Since(t0).Milliseconds()}
 
-	switch {
-	case !dr.ended():
+	if !dr.ended() {
 		// The client went away or timed out: nothing is relayed.
-		s.upstreamRset(ctx)
 		if errors.Is(derr, errTooBig) {
 			derr = nil
 		}
-		s.readFailed(derr, "reading DATA")
-		s.quit = true
-		return
-	case lr.exceeded:
-		s.finishRefused(ctx, "too-big", replyTooBig, timing)
-		return
-	case derr != nil:
-		s.log.Info("bad DATA line endings", "err", derr)
-		s.finishRefused(ctx, "bad-data", replyBareNewline, timing)
-		return
-	case sp.Err() != nil:
-		s.log.Error("spooling failed", "err", sp.Err())
-		s.finishRefused(ctx, "local-error", replyLocalError, timing)
-		return
+		o := s.readFailed(derr, "reading DATA")
+		o.rset, o.quit = true, true
+		return o
 	}
-	msg, perr, ok := s.parse(sp, &timing)
-	if !ok {
-		s.finishRefused(ctx, "tempfail", replyLocalError, timing)
-		return
-	}
-	s.decide(ctx, sp, msg, perr, timing)
+	return s.message(ctx, sp, lr.exceeded, derr, timing)
 }
 
-// parse parses the spooled message when the transaction needs it, for at
-// most timeouts.inspect (bounded.go); false past it, or when too many
-// abandoned parses still run: the message is then tempfailed, never
-// passed. The parse reads the spool, not the client, so that it can be
-// abandoned: an abandoned parse keeps the spool until it ends.
-func (s *Session) parse(sp *spool.Spool, timing *[]any) (*mimeparse.Message, error, bool) {
-	if !s.needParse() {
-		return nil, nil, true
+// message decides on a message read whole, by DATA or BDAT: the checks of
+// the data itself, the parse, the data stage, and what the verdict does.
+// Both commands end here, so they decide alike.
+func (s *Session) message(ctx context.Context, sp *spool.Spool, tooBig bool, lineErr error, timing []any) outcome {
+	s.srv.metrics.messageSize.Observe(float64(sp.Size()))
+	switch {
+	case tooBig:
+		return refuse(verdictTooBig, replyTooBig, timing)
+	case lineErr != nil:
+		s.log.Info("bad line endings in the message", "err", lineErr)
+		return refuse(verdictBadData, replyBareNewline, timing)
+	case sp.Err() != nil:
+		s.log.Error("spooling failed", "err", sp.Err())
+		return refuse(verdictLocalError, replyLocalError, timing)
+	}
+	pol := s.tx.pol
+	var msg *mimeparse.Message
+	if pol.NeedsMessage() {
+		var o *outcome
+		if msg, o = s.parse(sp, &timing); o != nil {
+			return *o
+		}
+		if len(msg.Defects) > 0 {
+			// The parser's findings (a closed vocabulary, each once), so
+			// a refusal by a rule such as fail-closed-limits says which.
+			timing = append(timing, "defects", msg.Defects)
+		}
+	}
+	t1 := time.Now()
+	d := pol.Data(msg, int(sp.Size()))
+	timing = append(timing, "policy_ms", time.Since(t1).Milliseconds())
+	switch d.Action {
+	case rules.ActionReject, rules.ActionTempfail:
+		return refuse(verdictOf(d), withEnhanced(d.Reply), timing)
+	case rules.ActionDiscard:
+		return refuse(verdictDiscard, replyQueuedOK, timing)
+	case rules.ActionQuarantine:
+		return s.applyQuarantine(sp, d, timing)
+	}
+	return s.relay(ctx, sp, msg, timing)
+}
+
+// parse parses the spooled message for at most timeouts.inspect
+// (internal/bounded); past it, or when too many abandoned parses still
+// run, the message is tempfailed, never passed. The parse reads the spool,
+// not the client, so that it can be abandoned: an abandoned parse keeps
+// the spool until it ends. DATA and BDAT both parse here.
+func (s *Session) parse(sp *spool.Spool, timing *[]any) (*mimeparse.Message, *outcome) {
+	tempfail := refuse(verdictTempfail, replyLocalError, *timing)
+	raw, err := sp.Reader()
+	if err != nil {
+		s.log.Error("reading spool", "err", err)
+		o := refuse(verdictLocalError, replyLocalError, *timing)
+		return nil, &o
 	}
 	var msg *mimeparse.Message
 	var perr error
-	raw, err := sp.Reader()
-	if err != nil {
-		return nil, err, true
-	}
-	lim := s.mimeLimits()
+	lim := s.rt.cfg.MimeLimits()
 	t0 := time.Now()
 	release := sp.Share()
 	timeout := s.rt.cfg.Timeouts.Inspect
@@ -111,8 +127,12 @@ func (s *Session) parse(sp *spool.Spool, timing *[]any) (*mimeparse.Message, err
 	})
 	*timing = append(*timing, "parse_ms", time.Since(t0).Milliseconds())
 	switch {
+	case err == nil && msg != nil && perr == nil:
+		return msg, nil
 	case err == nil:
-		return msg, perr, true
+		// A parse that failed other than by a read error is a bug:
+		// fail closed, the client retries.
+		s.log.Error("parse failed", "err", perr)
 	case errors.Is(err, bounded.ErrTimeout):
 		s.log.Warn("parse and inspection past timeouts.inspect: tempfailed", "timeout", "timeouts.inspect", "limit", timeout.String())
 	case errors.Is(err, bounded.ErrBusy):
@@ -121,69 +141,8 @@ func (s *Session) parse(sp *spool.Spool, timing *[]any) (*mimeparse.Message, err
 	default:
 		s.log.Error("parse failed", "err", err)
 	}
-	return nil, nil, false
-}
-
-// runRules reports whether the data stage's rules run for this
-// transaction.
-func (s *Session) runRules() bool {
-	return s.eval != nil && !s.tx.accepted && s.tx.final == nil
-}
-
-// needParse reports whether the message must be parsed: for the data
-// stage's rules, or for edits made before an accept (they need the parsed
-// message's offsets).
-func (s *Session) needParse() bool {
-	return s.runRules() || s.rt.engine != nil && s.tx.final == nil && !s.tx.edits.Empty()
-}
-
-// decide evaluates the data stage on a message read whole and spooled, and
-// applies the verdict.
-func (s *Session) decide(ctx context.Context, sp *spool.Spool, msg *mimeparse.Message, perr error, timing []any) {
-	s.srv.metrics.messageSize.Observe(float64(sp.Size()))
-	if msg != nil && len(msg.Defects) > 0 {
-		// The parser's findings (a closed vocabulary, each once), so a
-		// refusal by a rule such as fail-closed-limits says which limit.
-		timing = append(timing, "defects", msg.Defects)
-	}
-	v := rules.Verdict{Action: rules.ActionContinue}
-	switch {
-	case s.tx.final != nil:
-		v = *s.tx.final
-	case s.needParse() && (msg == nil || perr != nil):
-		// A parse that failed other than by a read error is a bug:
-		// fail closed, the client retries.
-		s.log.Error("parse failed", "err", perr)
-		s.finishRefused(ctx, "local-error", replyLocalError, timing)
-		return
-	case s.runRules():
-		env := s.envelope(int(sp.Size()))
-		t1 := time.Now()
-		v = s.evaluate(rules.StageData, &rules.Facts{Client: s.client, Envelope: env, Msg: msg})
-		timing = append(timing, "policy_ms", time.Since(t1).Milliseconds())
-	}
-	mergeEdits(&s.tx.edits, &v.Edits)
-	switch v.Action {
-	case rules.ActionReject, rules.ActionTempfail:
-		s.finishRefused(ctx, string(v.Action), verdictReply(v), timing)
-	case rules.ActionDiscard:
-		s.upstreamRset(ctx)
-		s.finish("discard", r(250, 2, 0, 0, "Ok"), timing)
-	case rules.ActionQuarantine:
-		s.applyQuarantine(ctx, sp, v, timing)
-	default:
-		s.relay(ctx, sp, msg, v, timing)
-	}
-}
-
-func (s *Session) mimeLimits() mimeparse.Limits {
-	l := mimeparse.DefaultLimits()
-	c := s.rt.cfg.Limits
-	l.MimeDepth, l.MimeParts, l.HeaderBytes, l.LineLength = c.MimeDepth, c.MimeParts, int(c.HeaderBytes), int(c.LineLength)
-	l.ArchiveDepth, l.ArchiveEntries, l.InspectSpill = c.ArchiveDepth, c.ArchiveEntries, c.InspectSpill
-	l.DecompressedBytes, l.ArchiveDict = c.DecompressedBytes, c.ArchiveDict
-	l.SpillDir = s.rt.cfg.SpoolDir
-	return l
+	tempfail.logArgs = *timing
+	return nil, &tempfail
 }
 
 // spoolSHA256 is the hex SHA-256 of the spooled message.
@@ -199,18 +158,9 @@ func spoolSHA256(sp *spool.Spool) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// finishRefused answers a refused message and resets the upstream.
-func (s *Session) finishRefused(ctx context.Context, verdict string, rp Reply, timing []any) {
-	s.upstreamRset(ctx)
-	s.finish(verdict, rp, timing)
-}
-
-func (s *Session) finish(verdict string, rp Reply, timing []any) {
-	s.reply(rp)
-	s.endTx(verdict, rp, timing)
-}
-
-func (s *Session) applyQuarantine(ctx context.Context, sp *spool.Spool, v rules.Verdict, timing []any) {
+// applyQuarantine stores the message in quarantine_dir (quarantine.Save:
+// fsynced before the client gets 250, DESIGN invariant 1) and drops it.
+func (s *Session) applyQuarantine(sp *spool.Spool, d rules.Decision, timing []any) outcome {
 	// The message's SHA-256 names the quarantine files. It is computed
 	// here, from the spool, rather than while reading DATA: quarantine is
 	// rare, and every other message would pay for a second pass over it.
@@ -221,7 +171,7 @@ func (s *Session) applyQuarantine(ctx context.Context, sp *spool.Spool, v rules.
 			tx := s.tx
 			rec := quarantine.Record{
 				Time: time.Now().UTC(), Session: s.id, ClientIP: s.client.IP, HELO: s.client.HELO,
-				From: tx.from, Rule: v.Rule, Rules: tx.rules, Size: sp.Size(),
+				From: tx.from, Rule: d.Rule, Rules: tx.pol.Rules(), Size: sp.Size(),
 			}
 			for _, r := range tx.rcpts {
 				rec.Rcpts = append(rec.Rcpts, r.addr)
@@ -231,36 +181,29 @@ func (s *Session) applyQuarantine(ctx context.Context, sp *spool.Spool, v rules.
 	}
 	if err != nil {
 		s.log.Error("quarantine failed", "err", err)
-		s.finishRefused(ctx, "local-error", replyLocalError, timing)
-		return
+		return refuse(verdictLocalError, replyLocalError, timing)
 	}
-	s.upstreamRset(ctx)
-	s.finish("quarantine", r(250, 2, 0, 0, "Ok"), append(timing, "quarantine", sum))
+	return refuse(verdictQuarantine, replyQueuedOK, append(timing, "quarantine", sum))
 }
 
 // relay sends the (possibly rewritten) message upstream and relays the
 // upstream's reply to the final dot (DESIGN invariant 1).
-func (s *Session) relay(ctx context.Context, sp *spool.Spool, msg *mimeparse.Message, v rules.Verdict, timing []any) {
-	ed := &s.tx.edits
+func (s *Session) relay(ctx context.Context, sp *spool.Spool, msg *mimeparse.Message, timing []any) outcome {
+	ed := s.tx.pol.Edits()
 	body, err := sp.Reader()
 	if err != nil {
 		s.log.Error("reading spool", "err", err)
-		s.finishRefused(ctx, "local-error", replyLocalError, timing)
-		return
+		return refuse(verdictLocalError, replyLocalError, timing)
 	}
 	if s.up == nil {
-		s.finish("upstream-failed", replyUpstreamFailed, timing)
-		return
+		return outcome{reply: replyUpstreamFailed, end: verdictUpstreamFailed, logArgs: timing}
 	}
 	if rp, ok := s.applyRcptEdits(ctx, ed); !ok {
-		s.finish("upstream-refused", rp, timing)
-		return
+		return outcome{reply: rp, end: verdictUpstreamRefused, logArgs: timing}
 	}
 	if len(s.tx.rcpts) == 0 {
 		// Every recipient was removed: nothing to deliver.
-		s.upstreamRset(ctx)
-		s.finish("discard", r(250, 2, 0, 0, "Ok"), timing)
-		return
+		return refuse(verdictDiscard, replyQueuedOK, timing)
 	}
 	var rw *rewriter
 	if !ed.Empty() && s.rt.engine != nil && msg != nil {
@@ -276,20 +219,18 @@ func (s *Session) relay(ctx context.Context, sp *spool.Spool, msg *mimeparse.Mes
 		// drops it (invariant 1); so does mailgate's connection to it.
 		s.log.Error("rewriting failed", "err", rerr)
 		s.closeUpstream(true)
-		s.finish("local-error", replyLocalError, timing)
-		return
+		return outcome{reply: replyLocalError, end: verdictLocalError, logArgs: timing}
 	}
 	if err != nil {
 		s.upstreamFailed(err)
-		s.finish("upstream-failed", replyUpstreamFailed, timing)
-		return
+		return outcome{reply: replyUpstreamFailed, end: verdictUpstreamFailed, logArgs: timing}
 	}
 	s.tx.upstream = rp
-	verdict := "accept"
+	v := verdictAccept
 	if rp.Code/100 != 2 {
-		verdict = "upstream-refused"
+		v = verdictUpstreamRefused
 	}
-	s.finish(verdict, rp, timing)
+	return outcome{reply: rp, end: v, logArgs: timing}
 }
 
 // rewriter streams the rewritten message (the spool with the verdict's

@@ -34,6 +34,7 @@ const (
 // canonical CRLF unless a violation was recorded.
 type dotScanner struct {
 	normalize bool
+	chunked   bool // BDAT content: no dot-stuffing, no end-of-data line; line endings checked alike
 	bol       int  // how the current line began (bolNone: mid-line)
 	dot       bool // the current line so far is a single (removed) leading dot
 	cr        bool // a CR is pending: is it the first half of CRLF?
@@ -44,6 +45,24 @@ type dotScanner struct {
 
 func newDotScanner(normalize bool) dotScanner {
 	return dotScanner{normalize: normalize, bol: bolReal}
+}
+
+// newChunkScanner is the scanner of BDAT content (RFC 3030): the same
+// line-ending and NUL checks as DATA, without dot-stuffing or an
+// end-of-data line; the message ends where the LAST chunk does (finish).
+func newChunkScanner(normalize bool) dotScanner {
+	return dotScanner{normalize: normalize, chunked: true, bol: bolReal}
+}
+
+// finish ends chunked content: a CR still waiting for its LF is bare.
+func (s *dotScanner) finish(dst []byte) []byte {
+	if s.cr {
+		s.cr = false
+		s.bareCR = true
+		dst = s.lineBreakBare(dst, '\r')
+	}
+	s.done = true
+	return dst
 }
 
 // scan consumes src up to and including the end-of-data line, appending the
@@ -99,7 +118,7 @@ func (s *dotScanner) scan(dst, src []byte) ([]byte, int) {
 		case 0:
 			s.nul = true
 		}
-		if s.bol != bolNone && c == '.' && !s.dot {
+		if s.bol != bolNone && c == '.' && !s.dot && !s.chunked {
 			// RFC 5321 §4.5.2: a leading dot is removed.
 			s.dot = true
 			continue

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"mailgate/config"
+	"mailgate/internal/bounded"
 	"net"
 	"net/netip"
 	"os"
@@ -330,8 +331,14 @@ func (l *testLog) String() string {
 // returns its address; it fails the test if a session panicked.
 func startServer(t *testing.T, cfg *config.Config, engine Engine) (string, *Server, *testLog) {
 	t.Helper()
+	return startServerWork(t, cfg, engine, nil)
+}
+
+// startServerWork is startServer with the server's bounded-work runner.
+func startServerWork(t *testing.T, cfg *config.Config, engine Engine, work *bounded.Runner) (string, *Server, *testLog) {
+	t.Helper()
 	lg := &testLog{}
-	opts := Options{Logger: NewLogger(lg, "json", "debug")}
+	opts := Options{Logger: NewLogger(lg, "json", "debug"), Work: work}
 	if engine != nil {
 		opts.LoadEngine = func(*config.Config) (Engine, error) { return engine, nil }
 	}

@@ -53,8 +53,7 @@ var (
 	replyLocalError     = r(451, 4, 3, 0, "Error: local error in processing")
 	replyUpstreamDown   = r(451, 4, 4, 1, "Error: upstream server unavailable, try again later")
 	replyUpstreamFailed = r(451, 4, 4, 2, "Error: upstream server failed, try again later")
-	replyDefaultReject  = r(550, 5, 7, 1, "Message rejected by policy")
-	replyDefaultTemp    = r(451, 4, 7, 1, "Message deferred by policy, try again later")
+	replyQueuedOK       = r(250, 2, 0, 0, "Ok") // a message accepted and discarded or held
 	replySMTPUTF8       = r(553, 5, 6, 7, "Error: non-ASCII address needs SMTPUTF8")
 )
 

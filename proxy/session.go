@@ -38,8 +38,9 @@ type Session struct {
 	log      *slog.Logger
 	remote   netip.AddrPort
 	listener string
-	trusted  bool // a trusted forwarder: XFORWARD/XCLIENT believed
-	eval     Evaluator
+	trusted  bool        // a trusted forwarder: XFORWARD/XCLIENT believed
+	eval     Evaluator   // the policies; replaced when one is abandoned at timeouts.policy
+	pol      *rules.Conn // the policy side of the connection (rules/transaction.go)
 	up       upstream.Conn
 	errors   int
 	quit     bool
@@ -53,9 +54,6 @@ type Session struct {
 	tls        bool
 	client     rules.Client // the original client (after XFORWARD/XCLIENT)
 	clientName string
-	acceptAll  bool // a connect or helo rule said accept: skip policies
-	preDone    bool // connect/helo rules of a trusted forwarder's client ran
-	preVerdict *rules.Verdict
 
 	// transaction
 	tx *transaction
@@ -69,10 +67,7 @@ type transaction struct {
 	params          []param
 	mp              mailParams
 	rcpts           []rcptTo
-	accepted        bool           // a policy said accept: no more rules this transaction
-	final           *rules.Verdict // discard or quarantine decided before DATA
-	edits           rules.Edits    // accumulated from stages before DATA
-	rules           []string
+	pol             *rules.Tx  // the policy side: decided before DATA, edits, rules
 	upstream        Reply      // last upstream reply
 	bdat            *bdatState // chunks so far (RFC 3030)
 }
@@ -96,6 +91,7 @@ func (s *Session) reset() {
 	s.rset()
 	s.helo, s.esmtp = "", false
 	s.client.HELO = ""
+	s.pol.UpdateClient(s.client)
 }
 
 // deadlineReader bounds every read from the client: each by idle, and all
@@ -140,10 +136,23 @@ func newSession(srv *Server, rt *liveConfig, c net.Conn, id string) *Session {
 		}
 	}
 	s.log = srv.log.With("session", id, "client", s.remote.String())
+	var ev rules.StageEvaluator // nil: no policies
 	if rt.engine != nil {
 		s.eval = rt.engine.NewEvaluator()
+		ev = sessionEval{s}
 	}
+	// A trusted forwarder's connect and helo stages wait for its
+	// XFORWARD/XCLIENT, until the first MAIL.
+	s.pol = rules.NewConn(ev, s.client, s.trusted)
 	return s
+}
+
+// sessionEval is the session's policies as the transaction object runs
+// them: bounded by timeouts.policy, counted and logged.
+type sessionEval struct{ s *Session }
+
+func (e sessionEval) Eval(stage rules.Stage, f *rules.Facts) rules.Verdict {
+	return e.s.evaluate(stage, f)
 }
 
 // serve runs the session to its end. Panics stay inside: logged with the
@@ -159,7 +168,7 @@ func (s *Session) serve(ctx context.Context) {
 			s.bw.Flush()
 		}
 		if s.tx != nil {
-			s.endTx("client-gone", Reply{}, nil) // releases a BDAT spool too
+			s.endTx(verdictClientGone, Reply{}, nil) // releases a BDAT spool too
 		}
 		s.closeUpstream(false)
 		s.conn.Close()
@@ -203,7 +212,8 @@ func (s *Session) serve(ctx context.Context) {
 			continue
 		}
 		if err != nil {
-			s.readFailed(err, "reading command")
+			s.act(ctx, s.readFailed(err, "reading command"))
+			s.bw.Flush()
 			return
 		}
 		// Commands run to their end even while a shutdown drains: the
@@ -223,25 +233,20 @@ func (s *Session) serve(ctx context.Context) {
 // parameters and XFORWARD need more).
 const maxCommandLine = 4096
 
-// readFailed handles a read error from the client: a timeout gets 421.
-func (s *Session) readFailed(err error, what string) {
+// readFailed is the outcome of a read error from the client: a timeout
+// gets 421, a closed connection nothing.
+func (s *Session) readFailed(err error, what string) outcome {
 	var ne net.Error
-	verdict := "client-gone"
 	switch {
 	case errors.As(err, &ne) && ne.Timeout() && s.srv.stopping.Load():
-		verdict = "shutdown"
 		s.log.Info("session cut off by shutdown", "during", what)
-		s.reply(replyShutdown)
-		s.bw.Flush()
+		return outcome{reply: replyShutdown, end: verdictShutdown}
 	case errors.As(err, &ne) && ne.Timeout():
-		verdict = "timeout"
 		s.log.Info("client timeout", "during", what)
-		s.reply(replyTimeout)
-		s.bw.Flush()
-	default:
-		s.log.Info("client gone", "during", what, "err", err)
+		return outcome{reply: replyTimeout, end: verdictTimeout}
 	}
-	s.endTx(verdict, Reply{}, nil)
+	s.log.Info("client gone", "during", what, "err", err)
+	return outcome{silent: true, end: verdictClientGone}
 }
 
 func (s *Session) countError() bool {
@@ -252,16 +257,15 @@ func (s *Session) countError() bool {
 // greet runs the connect stage, pauses for timeouts.greet_delay, and sends
 // the greeting; false ends the session.
 func (s *Session) greet() bool {
-	if !s.trusted {
-		if v, ok := s.evalPre(rules.StageConnect); !ok {
-			s.log.Info("connection refused by policy", "reply", v.String())
-			s.reply(v)
-			s.bw.Flush()
-			return false
-		}
-		if d := s.rt.cfg.Timeouts.GreetDelay; d > 0 && !s.greetDelay(d) {
-			return false
-		}
+	if d := s.pol.Connect(); d.Refused() {
+		rp := withEnhanced(d.Reply)
+		s.log.Info("connection refused by policy", "reply", rp.String())
+		s.reply(rp)
+		s.bw.Flush()
+		return false
+	}
+	if d := s.rt.cfg.Timeouts.GreetDelay; d > 0 && !s.trusted && !s.greetDelay(d) {
+		return false
 	}
 	s.replyRaw(Reply{Code: 220, Text: s.rt.cfg.Hostname + " ESMTP mailgate"})
 	return true
@@ -283,6 +287,7 @@ func (s *Session) greetDelay(d time.Duration) bool {
 	switch {
 	case err == nil:
 		s.client.Pregreet = true
+		s.pol.UpdateClient(s.client)
 		s.log.Info("pregreet: the client sent data before the greeting", "client_ip", s.client.IP, "bytes", s.br.Buffered())
 		time.Sleep(time.Until(end))
 	case errors.As(err, &ne) && ne.Timeout():
@@ -291,25 +296,6 @@ func (s *Session) greetDelay(d time.Duration) bool {
 		return false
 	}
 	return true
-}
-
-// evalPre runs a connect or helo stage; false with the reply when it
-// refuses.
-func (s *Session) evalPre(stage rules.Stage) (Reply, bool) {
-	if s.eval == nil || s.acceptAll {
-		return Reply{}, true
-	}
-	v := s.evaluate(stage, &rules.Facts{Client: s.client})
-	switch v.Action {
-	case rules.ActionAccept:
-		s.acceptAll = true
-	case rules.ActionReject, rules.ActionTempfail:
-		return verdictReply(v), false
-	case rules.ActionDiscard, rules.ActionQuarantine:
-		vv := v
-		s.preVerdict = &vv
-	}
-	return Reply{}, true
 }
 
 // evaluate runs one stage and counts and logs what the rules did.
@@ -322,9 +308,6 @@ func (s *Session) evaluate(stage rules.Stage, f *rules.Facts) rules.Verdict {
 	}
 	if len(v.Monitor) > 0 {
 		s.log.Info("monitor rules matched", "stage", stage.String(), "rules", v.Monitor)
-	}
-	if s.tx != nil {
-		s.tx.rules = append(s.tx.rules, v.Rules...)
 	}
 	return v
 }
@@ -354,23 +337,6 @@ func (s *Session) evalBounded(stage rules.Stage, f *rules.Facts) rules.Verdict {
 		s.log.Error("policy evaluation failed", "stage", stage.String(), "err", err)
 	}
 	return rules.Verdict{Action: rules.ActionTempfail, Reply: replyLocalError}
-}
-
-// verdictReply is the reply a refusing verdict gives, with the defaults of
-// the rules contract when the rule gave none.
-func verdictReply(v rules.Verdict) Reply {
-	rp := v.Reply
-	switch v.Action {
-	case rules.ActionTempfail:
-		if rp.Code/100 != 4 {
-			return replyDefaultTemp
-		}
-	case rules.ActionReject:
-		if rp.Code/100 != 5 && rp.Code/100 != 4 {
-			return replyDefaultReject
-		}
-	}
-	return withEnhanced(rp)
 }
 
 // reply writes one reply; it goes out when the client's pipelined input
@@ -497,25 +463,25 @@ func (s *Session) startTLS(cfg *tls.Config) error {
 	s.bw.Reset(tc)
 	s.tls = true
 	s.client.TLS = true
-	s.reset()
+	s.reset() // the policy's client gets TLS too
 	return nil
 }
 
 // endTx logs the transaction in one line (DESIGN "The SMTP side") and
 // forgets it.
-func (s *Session) endTx(verdict string, rp Reply, extra []any) {
+func (s *Session) endTx(v verdict, rp Reply, extra []any) {
 	tx := s.tx
 	if tx == nil {
 		return
 	}
-	s.srv.metrics.transactions.WithLabelValues(verdict).Inc()
+	s.srv.metrics.transactions.WithLabelValues(string(v)).Inc()
 	rcpts := make([]string, len(tx.rcpts))
 	for i, r := range tx.rcpts {
 		rcpts[i] = r.addr
 	}
 	args := []any{
 		"helo", s.client.HELO, "client_ip", s.client.IP, "tls", s.tls, "from", tx.from, "rcpts", rcpts,
-		"verdict", verdict, "rules", tx.rules,
+		"verdict", string(v), "rules", tx.pol.Rules(),
 	}
 	if !rp.IsZero() {
 		args = append(args, "reply", rp.String())

@@ -120,8 +120,7 @@ func TestAbandonedPile(t *testing.T) {
 		}
 		return rules.Verdict{Action: rules.ActionContinue}
 	}}
-	addr, srv, lg := startServer(t, cfg, eng)
-	srv.work = bounded.New(1)
+	addr, srv, lg := startServerWork(t, cfg, eng, bounded.New(1))
 	c := dialClient(t, addr)
 	c.cmd("EHLO client.test", "250")
 	if rp := c.sendMail("slow@example.org", []string{"b@example.net"}, stuff(cleanMsg)); !strings.HasPrefix(rp, "451 4.3.0 ") {

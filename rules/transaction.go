@@ -60,13 +60,21 @@ type Conn struct {
 	deferPre bool // connect/helo wait for the first MAIL (trusted forwarder)
 	preDone  bool // the deferred stages ran
 
-	acceptAll bool     // connect or helo said accept
-	pre       *Verdict // discard or quarantine decided at connect or helo
-	preEdits  Edits
-	preScore  float64
-	preTags   []string
-	preRules  []string
-	trace     []StageResult
+	// What the connect and the helo stage decided, kept for every
+	// transaction of the connection. A new HELO/EHLO replaces the helo
+	// stage's (its score is not counted twice).
+	pre   [2]preResult
+	trace []StageResult
+}
+
+// preResult is what one connect or helo stage decided.
+type preResult struct {
+	accept bool     // accept: no more rules for the connection
+	final  *Verdict // discard or quarantine: every transaction's verdict
+	edits  Edits
+	score  float64
+	tags   []string
+	rules  []string
 }
 
 // NewConn starts the policy side of a connection. With deferPre (a trusted
@@ -90,25 +98,20 @@ func (c *Conn) eval(stage Stage, f *Facts) Verdict {
 // Client is the client the rules see.
 func (c *Conn) Client() Client { return c.client }
 
-// SetClient replaces the client after XFORWARD or XCLIENT (or TLS, AUTH):
-// what the connection decided before no longer holds, and the connect and
-// helo stages run again at the next Mail.
+// SetClient replaces the client after XFORWARD or XCLIENT: what the
+// connection decided before no longer holds, and the connect and helo
+// stages run again at the next Mail.
 func (c *Conn) SetClient(cl Client) {
 	c.client = cl
-	c.forget()
+	c.preDone = false
+	c.pre = [2]preResult{}
 }
 
 // UpdateClient changes client facts that do not restart the policy (TLS
-// negotiated, AUTH succeeded, a new HELO name).
+// negotiated, AUTH succeeded, a pregreet seen, a HELO refused).
 func (c *Conn) UpdateClient(cl Client) { c.client = cl }
 
-func (c *Conn) forget() {
-	c.preDone = false
-	c.acceptAll = false
-	c.pre = nil
-	c.preEdits = Edits{}
-	c.preScore, c.preTags, c.preRules = 0, nil, nil
-}
+func (c *Conn) acceptAll() bool { return c.pre[0].accept || c.pre[1].accept }
 
 // Connect runs the connect stage. A refusal ends the connection.
 func (c *Conn) Connect() Decision {
@@ -128,28 +131,35 @@ func (c *Conn) Helo(name string) Decision {
 }
 
 func (c *Conn) runPre(stage Stage) Decision {
-	if c.ev == nil || c.acceptAll {
+	slot := &c.pre[0]
+	if stage == StageHelo {
+		slot = &c.pre[1]
+	}
+	*slot = preResult{}
+	if c.ev == nil || c.acceptAll() {
 		return decideContinue
 	}
-	f := Facts{Client: c.client, Score: c.preScore, Tags: c.preTags}
+	f := Facts{Client: c.client, Score: c.pre[0].score, Tags: c.pre[0].tags}
 	v := c.eval(stage, &f)
 	c.trace = append(c.trace, StageResult{Stage: stage, Verdict: v})
-	c.preRules = appendNew(c.preRules, v.Rules...)
+	slot.rules = v.Rules
 	switch v.Action {
 	case ActionReject, ActionTempfail:
 		return refusal(v)
 	case ActionAccept:
-		c.acceptAll = true
+		slot.accept = true
 	case ActionDiscard, ActionQuarantine:
-		if c.pre == nil {
-			vv := v
-			c.pre = &vv
-		}
+		vv := v
+		slot.final = &vv
 	}
-	c.preScore += v.Score
-	c.preTags = appendNew(c.preTags, v.Tags...)
-	mergeEdits(&c.preEdits, &v.Edits)
+	slot.score, slot.tags = v.Score, v.Tags
+	mergeEdits(&slot.edits, &v.Edits)
 	return decideContinue
+}
+
+// preRules are the rules the connect and helo stages matched.
+func (c *Conn) preRules() []string {
+	return appendNew(appendNew(nil, c.pre[0].rules...), c.pre[1].rules...)
 }
 
 // refusal is the decision of a refusing verdict, with the defaults of the
@@ -193,23 +203,24 @@ func (c *Conn) Mail(from string, size int, smtputf8 bool) (*Tx, Decision) {
 		c.preDone = true
 		for _, st := range []Stage{StageConnect, StageHelo} {
 			if d := c.runPre(st); d.Refused() {
-				t.rules = appendNew(t.rules, c.preRules...)
-				t.trace = append(t.trace, c.trace...)
-				c.trace = nil
+				t.rules = c.preRules()
+				t.trace, c.trace = c.trace, nil
 				return t, d
 			}
 		}
 	}
-	t.trace = append(t.trace, c.trace...)
-	c.trace = nil
-	t.rules = appendNew(t.rules, c.preRules...)
-	t.score, t.tags = c.preScore, appendNew(nil, c.preTags...)
-	mergeEdits(&t.edits, &c.preEdits)
-	t.accepted = c.acceptAll
-	if c.pre != nil {
-		vv := *c.pre
-		t.final = &vv
+	t.trace, c.trace = c.trace, nil
+	t.rules = c.preRules()
+	for _, p := range c.pre {
+		t.score += p.score
+		t.tags = appendNew(t.tags, p.tags...)
+		mergeEdits(&t.edits, &p.edits)
+		if p.final != nil && t.final == nil {
+			vv := *p.final
+			t.final = &vv
+		}
 	}
+	t.accepted = c.acceptAll()
 	return t, t.eval(StageMail, "")
 }
 
@@ -439,7 +450,7 @@ func Simulate(ev StageEvaluator, in SimInput) SimResult {
 	helo := client.HELO
 	c.client.HELO = ""
 	pre := func(d Decision) SimResult {
-		t := &Tx{conn: c, trace: c.trace, rules: c.preRules}
+		t := &Tx{conn: c, trace: c.trace, rules: c.preRules()}
 		return SimResult{Decision: d, Tx: t}
 	}
 	if d := c.Connect(); d.Refused() {

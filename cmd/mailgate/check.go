@@ -40,13 +40,14 @@ type checkOptions struct {
 	offline  bool
 	dns      string
 	dnsbl    listFlag
+	limits   mimeparse.Limits // the parser's: -c's limits.*, else the defaults
 }
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	var o checkOptions
+	o := checkOptions{limits: mimeparse.DefaultLimits()}
 	fs := newFlags("check", "[-c FILE | -p POLICY ... [-l NAME=FILE ...]] [--from A] [--rcpt B ...] [--client-ip IP] [--helo H]\n"+
 		"                 [--json] [--out DIR] [--explain] [--offline | --dns SERVERS [--dnsbl NAME=ZONE ...]] PATH...", stderr)
-	fs.StringVar(&o.config, "c", "", "config `file` (mailgate.yaml), read as serve reads it: its policies, lists and rule_error")
+	fs.StringVar(&o.config, "c", "", "config `file` (mailgate.yaml), read as serve reads it: its policies, lists, rule_error, limits and lookup sections")
 	fs.Var(&o.policies, "p", "policy `file` (repeatable, evaluated in order; default: the embedded default pack)")
 	o.lists = listFlag{}
 	fs.Var(o.lists, "l", "list for the policies given with -p, as `NAME=FILE` (repeatable)")
@@ -131,6 +132,7 @@ func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources,
 		if err != nil {
 			return nil, nil, nil, err
 		}
+		o.limits = cfg.MimeLimits()
 		rc, fsys := cfg.RulesConfig(mailgate.Tree)
 		return set, chkReadRuleSources(fsys, rc.Policies), cfg, nil
 	case len(o.policies) > 0:
@@ -216,7 +218,7 @@ func (c *checker) message(in chkInput) {
 	}
 	// Parse fails only on a read error, and bytes.Reader has none; its
 	// anomalies are defects in msg.
-	msg, err := mimeparse.Parse(bytes.NewReader(raw), mimeparse.DefaultLimits())
+	msg, err := mimeparse.Parse(bytes.NewReader(raw), c.opts.limits)
 	if msg == nil {
 		fmt.Fprintf(c.stderr, "mailgate check: %s: parsing: %v\n", in.name, err)
 		c.failed = true

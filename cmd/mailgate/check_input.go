@@ -21,6 +21,22 @@ type chkInput struct {
 	read      func() ([]byte, error)
 }
 
+// outRel is where a PATH argument's messages go under --out: the path as
+// given on the command line (docs/DESIGN.md "Wave 2 contract"), kept
+// inside the directory: a leading "/" and ".." elements are dropped.
+func outRel(path string) string {
+	var keep []string
+	for _, e := range strings.Split(filepath.ToSlash(filepath.Clean(path)), "/") {
+		if e != "" && e != "." && e != ".." {
+			keep = append(keep, e)
+		}
+	}
+	if len(keep) == 0 {
+		return "."
+	}
+	return strings.Join(keep, "/")
+}
+
 // chkWalkInputs finds the messages under path and hands each to fn, in a
 // stable order: a file (a message, or an mbox when it starts with "From "),
 // a Maildir (cur/ and new/), or a directory searched recursively for .eml
@@ -32,7 +48,7 @@ func chkWalkInputs(path string, fn func(chkInput), fail func(error)) {
 		fail(err)
 		return
 	}
-	base := filepath.Base(filepath.Clean(path))
+	base := outRel(path)
 	if !fi.IsDir() {
 		chkFileInputs(path, base, fn, fail, true)
 		return

@@ -55,7 +55,7 @@ func TestCheckLateHeaderFields(t *testing.T) {
 	if j.Verdict != "accept" || strings.Join(j.Rules, ",") != "remove-internal-routing,classify" {
 		t.Fatalf("pack without the refusal: got %+v", j)
 	}
-	got, err := os.ReadFile(filepath.Join(out, "late-internal-route.eml"))
+	got, err := os.ReadFile(filepath.Join(out, outRel(src)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func TestCheckDangerousAttachments(t *testing.T) {
 			t.Errorf("%s: verdict %s rules %v stripped %v headers %v, want accept unchanged", f, j.Verdict, j.Rules, j.Stripped, j.HeadersAdded)
 		}
 		orig, _ := os.ReadFile(f)
-		written, err := os.ReadFile(filepath.Join(out, "benign", filepath.Base(f)))
+		written, err := os.ReadFile(filepath.Join(out, outRel(f)))
 		if err != nil || !bytes.Equal(orig, written) {
 			t.Errorf("%s: --out copy differs from the original (err %v)", f, err)
 		}
@@ -146,7 +146,7 @@ func TestCheckRewrites(t *testing.T) {
 		t.Fatalf("got %+v", j)
 	}
 	orig, _ := os.ReadFile(src)
-	rewritten, err := os.ReadFile(filepath.Join(out, "docm-macros.eml"))
+	rewritten, err := os.ReadFile(filepath.Join(out, outRel(src)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,5 +345,17 @@ func TestCheckLists(t *testing.T) {
 	j := decodeLines(t, stdout)[0]
 	if j.Verdict != "accept" || j.HeadersAdded["X-Classification"] != "INTERNAL; sender-domain=corp.example.org" || chkContains(j.Tags, "external") {
 		t.Errorf("got %+v", j)
+	}
+}
+
+// TestOutRel: --out keeps the path as given, inside DIR.
+func TestOutRel(t *testing.T) {
+	for in, want := range map[string]string{
+		"a.eml": "a.eml", "in/x/a.eml": "in/x/a.eml", "../../testdata/b.eml": "testdata/b.eml",
+		"/var/mail/c.eml": "var/mail/c.eml", "./d/../e.eml": "e.eml", "/": ".",
+	} {
+		if got := outRel(in); got != want {
+			t.Errorf("outRel(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -50,48 +50,71 @@ const (
 
 // Run runs work and waits for it at most d. It returns nil when work
 // finished in time; ErrTimeout when it was abandoned (it then ends on its
-// own); ErrBusy, without running work, when the pile of
-// abandoned work is full. A panic in work is raised again in the caller,
-// whose session recovers it (docs/DEVELOPING.md rule 13); one in abandoned work
-// goes to OnPanic.
+// own); ErrBusy, without running work, when the pile of abandoned work is
+// full. A panic in work is raised again in the caller, whose session
+// recovers it (docs/DEVELOPING.md rule 13); one in abandoned work goes to
+// OnPanic.
 func (r *Runner) Run(d time.Duration, work func()) error {
-	if r.abandoned.Load() >= r.max {
-		return ErrBusy
+	j, err := r.Go(work)
+	if err != nil {
+		return err
 	}
-	var state atomic.Int32
-	var pv any // the panic's value and stack, read after done
-	var stack []byte
-	done := make(chan struct{})
+	return j.Wait(d)
+}
+
+// Job is work started by Go.
+type Job struct {
+	r     *Runner
+	state atomic.Int32
+	done  chan struct{}
+	pv    any // the panic's value and stack, read after done
+	stack []byte
+}
+
+// Go starts work now, to be waited for later (a parse that reads the
+// message while it arrives); ErrBusy when the pile of abandoned work is
+// full. Every Job must be waited for once.
+func (r *Runner) Go(work func()) (*Job, error) {
+	if r.abandoned.Load() >= r.max {
+		return nil, ErrBusy
+	}
+	j := &Job{r: r, done: make(chan struct{})}
 	go func() {
 		defer func() {
 			if v := recover(); v != nil {
-				pv, stack = v, debug.Stack()
+				j.pv, j.stack = v, debug.Stack()
 			}
-			close(done)
-			if !state.CompareAndSwap(workRunning, workDone) {
+			close(j.done)
+			if !j.state.CompareAndSwap(workRunning, workDone) {
 				// Abandoned: nobody waits any more.
-				if pv != nil && r.OnPanic != nil {
-					r.OnPanic(pv, stack)
+				if j.pv != nil && r.OnPanic != nil {
+					r.OnPanic(j.pv, j.stack)
 				}
 				r.abandoned.Add(-1)
 			}
 		}()
 		work()
 	}()
+	return j, nil
+}
+
+// Wait waits for the job at most d: nil when it finished, ErrTimeout when
+// it was abandoned. A panic in the job is raised again here.
+func (j *Job) Wait(d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-done:
+	case <-j.done:
 	case <-t.C:
-		r.abandoned.Add(1)
-		if state.CompareAndSwap(workRunning, workAbandoned) {
+		j.r.abandoned.Add(1)
+		if j.state.CompareAndSwap(workRunning, workAbandoned) {
 			return ErrTimeout
 		}
-		r.abandoned.Add(-1) // it finished meanwhile
-		<-done
+		j.r.abandoned.Add(-1) // it finished meanwhile
+		<-j.done
 	}
-	if pv != nil {
-		panic(fmt.Sprintf("%v\n%s", pv, stack))
+	if j.pv != nil {
+		panic(fmt.Sprintf("%v\n%s", j.pv, j.stack))
 	}
 	return nil
 }
