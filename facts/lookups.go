@@ -174,6 +174,7 @@ func (l *Lookups) Message() *MessageChecker {
 	defer l.mu.Unlock()
 	if l.msg == nil {
 		l.msg = NewMessageChecker(l.ctx, cfg.Resolver, cfg.DKIM || cfg.DMARC, cfg.ARC)
+		l.msg.prefetchDMARC = cfg.DMARC
 	}
 	return l.msg
 }

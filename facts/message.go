@@ -26,25 +26,28 @@ const (
 // as received), so the spool is never read a second time. Close ends the
 // message and returns the results.
 type MessageChecker struct {
-	ctx      context.Context
-	r        *Resolver
-	dkimOn   bool
-	arcOn    bool
-	hdr      bytes.Buffer
-	hdrDone  bool
-	hdrOver  bool
-	fields   []headerField
-	arcSets  []arcSet
-	arcOK    bool
-	arcHave  bool
-	arcBody  *bodyCanon
-	pw       *io.PipeWriter
-	queue    chan []byte // chunks on their way to the DKIM verifier
-	fed      chan struct{}
-	dkimRes  chan []*dkim.Verification
-	closeOne sync.Once
-	closed   bool
-	result   MessageResult
+	ctx    context.Context
+	r      *Resolver
+	dkimOn bool
+	arcOn  bool
+	// prefetchDMARC: start the From domain's DMARC lookup at the end of
+	// the header (Lookups sets it when auth_checks.dmarc is on).
+	prefetchDMARC bool
+	hdr           bytes.Buffer
+	hdrDone       bool
+	hdrOver       bool
+	fields        []headerField
+	arcSets       []arcSet
+	arcOK         bool
+	arcHave       bool
+	arcBody       *bodyCanon
+	pw            *io.PipeWriter
+	queue         chan []byte // chunks on their way to the DKIM verifier
+	fed           chan struct{}
+	dkimRes       chan []*dkim.Verification
+	closeOne      sync.Once
+	closed        bool
+	result        MessageResult
 }
 
 // MessageResult is what the message checks found.
@@ -129,6 +132,14 @@ func (m *MessageChecker) captureHeader(p []byte) {
 	body := b[end+2:]
 	m.fields = splitHeader(b[:end])
 	m.hdr.Truncate(end)
+	if m.prefetchDMARC {
+		// The From domain is known at the end of the header: look its
+		// DMARC record up while the body streams in, so that the check
+		// after the message finds it cached.
+		if from := fromDomain(m.fields); from != "" {
+			go lookupDMARC(m.ctx, m.r, from)
+		}
+	}
 	if !m.arcOn {
 		return
 	}
