@@ -11,26 +11,27 @@ import (
 	"mailgate/rules"
 )
 
-// TestColdLookupsConcurrent: with a server that answers in 20 ms and cold
-// caches, the client's lookups (PTR then A, and four blocklists) take the
-// longest chain (two answers), not the sum (six).
+// TestColdLookupsConcurrent: with a server that answers in 100 ms and
+// cold caches, the client's lookups (PTR then A, and four blocklists)
+// take the longest chain (two answers), not the sum (six). The slow
+// server keeps the margin above a loaded machine's scheduling noise.
 func TestColdLookupsConcurrent(t *testing.T) {
 	d := newTestDNS(t,
 		`10.2.0.192.in-addr.arpa. 300 IN PTR mail.example.org.`,
 		`mail.example.org. 300 IN A 192.0.2.10`,
 		`10.2.0.192.bl1.example. 300 IN A 127.0.0.2`,
 	)
-	d.delay.Store(int64(20 * time.Millisecond))
-	r := d.resolver(t)
+	d.delay.Store(int64(100 * time.Millisecond))
+	r, _ := NewResolver(ResolverConfig{Servers: []string{d.addr}, Timeout: 2 * time.Second})
 	zones := map[string]string{"a": "bl1.example", "b": "bl2.example", "c": "bl3.example", "d": "bl4.example"}
 	start := time.Now()
 	res := CheckClient(context.Background(), r, netip.MustParseAddr("192.0.2.10"), zones)
 	el := time.Since(start)
-	t.Logf("cold client lookups: %v (chain of 2 answers = 40ms; sequential would be 120ms)", el)
+	t.Logf("cold client lookups: %v (chain of 2 answers = 200 ms; one after another: 600 ms)", el)
 	if !res.FCrDNS || len(res.DNSBL["a"]) != 1 {
 		t.Fatalf("%+v", res)
 	}
-	if el >= 100*time.Millisecond {
+	if el >= 450*time.Millisecond {
 		t.Errorf("client lookups took %v: the blocklists did not run beside PTR→A", el)
 	}
 }
@@ -102,9 +103,9 @@ func BenchmarkDKIM1MB(b *testing.B) {
 }
 
 // TestColdTransactionConcurrent: a whole transaction with cold caches and
-// a server answering in 20 ms (PTR→A, one DNSBL, SPF with an include,
-// the DKIM key, DMARC) adds about its longest chain of dependent lookups,
-// not the sum of them (seven answers, 140 ms).
+// a server answering in 100 ms (PTR→A, one DNSBL, SPF with an include,
+// the DKIM key, DMARC) adds about its longest chain of dependent lookups
+// (two answers), not the sum of them (seven answers, 700 ms).
 func TestColdTransactionConcurrent(t *testing.T) {
 	key := newTestKey(t, false)
 	d := newTestDNS(t,
@@ -119,8 +120,9 @@ func TestColdTransactionConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.delay.Store(int64(20 * time.Millisecond))
-	c := NewChecker(Config{Resolver: d.resolver(t), DNSBL: map[string]string{"zen": "bl.example"}, PTR: true, SPF: true, DKIM: true, DMARC: true, ARC: true}, NeedsOf(nil))
+	d.delay.Store(int64(100 * time.Millisecond))
+	r, _ := NewResolver(ResolverConfig{Servers: []string{d.addr}, Timeout: 2 * time.Second})
+	c := NewChecker(Config{Resolver: r, DNSBL: map[string]string{"zen": "bl.example"}, PTR: true, SPF: true, DKIM: true, DMARC: true, ARC: true}, NeedsOf(nil))
 	ip := netip.MustParseAddr("192.0.2.10")
 	start := time.Now()
 	l := c.New(context.Background())
@@ -131,11 +133,11 @@ func TestColdTransactionConcurrent(t *testing.T) {
 	f := &rules.Facts{Client: rules.Client{IP: ip.String(), HELO: "mail.example.org"}, Envelope: rules.Envelope{From: "alice@example.org"}}
 	l.Enrich(rules.StageData, f)
 	el := time.Since(start)
-	t.Logf("cold transaction, every lookup: %v (longest chain: 2 answers = 40 ms; all of them one after another: 140 ms)", el)
+	t.Logf("cold transaction, every lookup: %v (longest chain: 2 answers = 200 ms; all of them one after another: 700 ms)", el)
 	if f.Auth.DMARC != "pass" || f.Auth.SPF != "pass" || !f.Client.FCrDNS {
 		t.Fatalf("%+v %+v", f.Auth, f.Client)
 	}
-	if el >= 100*time.Millisecond {
+	if el >= 500*time.Millisecond {
 		t.Errorf("the lookups took %v: they did not run concurrently", el)
 	}
 }
