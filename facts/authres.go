@@ -46,7 +46,8 @@ func AuthenticationResults(authservID string, a rules.Auth, in AuthInputs) strin
 		// authres.Format does not name ARCResult's method (v0.7.0): generic.
 		res = append(res, &authres.GenericResult{Method: "arc", Value: authres.ResultValue(a.ARC)})
 	}
-	return strings.TrimSpace(authres.Format(authservID, res))
+	// authres.Format leaves a space after a result without properties.
+	return strings.ReplaceAll(strings.TrimSpace(authres.Format(authservID, res)), " ;", ";")
 }
 
 // ClaimsAuthservID reports whether an incoming Authentication-Results

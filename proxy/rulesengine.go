@@ -1,12 +1,10 @@
 package proxy
 
 import (
-	"errors"
 	"io"
 	"io/fs"
 	"mailgate/config"
 
-	"mailgate/facts"
 	"mailgate/mimeparse"
 	"mailgate/rules"
 )
@@ -34,12 +32,6 @@ func PolicyLoader(defaults fs.FS) func(*config.Config) (Engine, error) {
 		set, err := config.LoadPolicies(c, defaults, st)
 		if err != nil {
 			return nil, err
-		}
-		// The session does not run the lookups yet: a policy reading their
-		// facts would only ever see empty values and pass what it means to
-		// refuse, so serve refuses it (fail closed) until it does.
-		if n := facts.NeedsOf(set); n.Client || n.SPF || n.Message || set.Uses("DNSBL") || set.Uses("Auth") {
-			return nil, errors.New("the policies read lookup facts (Client.PTR, Client.FCrDNS, Client.Blocklisted, DNSBL, Auth): serve does not compute them yet; use them with check --dns or the policy tests")
 		}
 		return rulesEngine{set}, nil
 	}

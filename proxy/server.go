@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"mailgate/config"
+	"mailgate/facts"
 	"mailgate/internal/bounded"
 	"mailgate/spool"
 	"mailgate/upstream"
@@ -32,6 +33,7 @@ import (
 type liveConfig struct {
 	cfg      *config.Config
 	engine   Engine // nil: no policies
+	lookups  lookupSetup
 	upstream upstream.Upstream
 	tls      *tls.Config
 	// noXclientWarn logs, once per configuration, that xclient is on but
@@ -80,6 +82,11 @@ type Server struct {
 	// timeouts.inspect; past them they are abandoned, and while too many
 	// still run new messages are tempfailed (internal/bounded).
 	work *bounded.Runner
+
+	// resolver is the one DNS resolver of the lookups, made with the
+	// first configuration that needs it (lookups.go).
+	resolverMu sync.Mutex
+	resolver   *facts.Resolver
 
 	refusedConns  atomic.Int64 // connections refused since the last log line
 	refusedLogged atomic.Int64 // when that line was written (unix ns)
@@ -140,6 +147,9 @@ func (s *Server) build(cfg *config.Config) (*liveConfig, error) {
 		if rt.engine, err = s.opts.LoadEngine(cfg); err != nil {
 			return nil, err
 		}
+	}
+	if rt.lookups, err = s.buildLookups(cfg, rt.engine); err != nil {
+		return nil, err
 	}
 	return rt, nil
 }

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mailgate/facts"
 	"mailgate/rules"
 )
 
@@ -38,9 +39,10 @@ type Session struct {
 	log      *slog.Logger
 	remote   netip.AddrPort
 	listener string
-	trusted  bool        // a trusted forwarder: XFORWARD/XCLIENT believed
-	eval     Evaluator   // the policies; replaced when one is abandoned at timeouts.policy
-	pol      *rules.Conn // the policy side of the connection (rules/transaction.go)
+	trusted  bool           // a trusted forwarder: XFORWARD/XCLIENT believed
+	eval     Evaluator      // the policies; replaced when one is abandoned at timeouts.policy
+	pol      *rules.Conn    // the policy side of the connection (rules/transaction.go)
+	lookups  *facts.Lookups // DNS lookups of the connection (lookups.go); nil: none
 	up       upstream.Conn
 	errors   int
 	quit     bool
@@ -81,6 +83,9 @@ type rcptTo struct {
 func (s *Session) rset() {
 	if s.tx != nil && s.tx.bdat != nil {
 		s.tx.bdat.close()
+	}
+	if s.tx != nil {
+		s.endLookups()
 	}
 	s.tx = nil
 }
@@ -144,6 +149,7 @@ func newSession(srv *Server, rt *liveConfig, c net.Conn, id string) *Session {
 	// A trusted forwarder's connect and helo stages wait for its
 	// XFORWARD/XCLIENT, until the first MAIL.
 	s.pol = rules.NewConn(ev, s.client, s.trusted)
+	s.startLookups()
 	return s
 }
 

@@ -3,7 +3,7 @@
 
 pydkim.py sign KEYFILE SELECTOR DOMAIN ALG   < message > signed message
 pydkim.py arcsign KEYFILE SELECTOR DOMAIN SRVID < message > sealed message
-pydkim.py verify DNSJSON     < message   (exit 0: every DKIM signature verifies)
+pydkim.py verify DNSJSON     < message   (exit 0: the first, newest, DKIM signature verifies)
 pydkim.py arcverify DNSJSON  < message   (prints pass, fail or none)
 
 DNSJSON maps TXT names to their record, so no resolver is needed.
@@ -44,8 +44,7 @@ def main():
         out.write(b''.join(sig) + msg)
     elif cmd == 'verify':
         d = dkim.DKIM(msg)
-        n = len([h for h in d.headers if h[0].lower() == b'dkim-signature'])
-        ok = n > 0 and all(d.verify(idx=i, dnsfunc=dnsfunc_of(sys.argv[2])) for i in range(n))
+        ok = d.verify(idx=0, dnsfunc=dnsfunc_of(sys.argv[2]))
         sys.exit(0 if ok else 1)
     elif cmd == 'arcverify':
         cv, _, reason = dkim.arc_verify(msg, dnsfunc=dnsfunc_of(sys.argv[2]))
