@@ -266,6 +266,9 @@ func matrix(e *env, o options, stdout, stderr io.Writer) int {
 	defer func() {
 		for _, t := range targets {
 			t.proc.stop()
+			if t.extra != nil {
+				t.extra.stop()
+			}
 		}
 	}()
 	failed := false
@@ -390,13 +393,27 @@ func startTarget(e *env, name string) (*target, error) {
 	case "byte-pump":
 		return startPump(e)
 	case "mailgate-default":
-		return startMailgate(e, name, []string{filepath.Join(e.root, "policies", "default.yaml")}, 2000)
+		return startMailgate(e, name, []string{filepath.Join(e.root, "policies", "default.yaml")}, 2000, "")
+	case "mailgate-auth":
+		// The default pack with every authentication check and one
+		// blocklist on, through a private unbound (issue 13's figure).
+		p, dns, err := startUnbound(e)
+		if err != nil {
+			return nil, err
+		}
+		t, err := startMailgate(e, name, []string{filepath.Join(e.root, "policies", "default.yaml")}, 2000, authSections(dns))
+		if err != nil {
+			p.stop()
+			return nil, err
+		}
+		t.extra = p
+		return t, nil
 	case "mailgate-packs":
 		p, err := packPolicies(e)
 		if err != nil {
 			return nil, err
 		}
-		return startMailgate(e, name, p, 2000)
+		return startMailgate(e, name, p, 2000, "")
 	case "haraka":
 		return startHaraka(e, runtime.NumCPU())
 	}
