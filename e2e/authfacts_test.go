@@ -9,6 +9,7 @@ package e2e_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -85,15 +86,30 @@ func TestServeLookupsThroughUnbound(t *testing.T) {
 	send("127.0.0.5", plain, "550 5.7.1") // SPF fails, no DKIM: DMARC fails, p=reject
 	send("127.0.0.1", plain, "250")       // SPF passes for 127.0.0.1
 	send("127.0.0.5", signed, "250")      // SPF fails, aligned DKIM passes: DMARC passes
+	// The same through BDAT: DKIM reads the chunks as they arrive too
+	// (without them DMARC would fail and the message be refused).
+	s := dialRawFrom(t, "127.0.0.5", addr)
+	s.send("EHLO client.example\r\n")
+	s.expect("250")
+	s.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.net>\r\n")
+	s.expect("250")
+	s.expect("250")
+	half := len(signed) / 2
+	s.send(fmt.Sprintf("BDAT %d\r\n%s", half, signed[:half]))
+	s.expect("250")
+	s.send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(signed)-half, signed[half:]))
+	s.expect("250")
+	s.send("QUIT\r\n")
 	got := e2e.ReadMaildir(filepath.Join(dir, "mail"))
-	if len(got) != 2 {
-		t.Fatalf("delivered %d messages, want 2\n%s", len(got), p.Output())
+	if len(got) != 3 {
+		t.Fatalf("delivered %d messages, want 3\n%s", len(got), p.Output())
 	}
 	recs := filepath.Join(dir, "dns.json")
 	js, _ := json.Marshal(map[string]string{"mg1._domainkey.example.org": ourRec})
 	os.WriteFile(recs, js, 0o644)
 	for i, want := range []string{
 		"Authentication-Results: mx.example.net; spf=pass smtp.mailfrom=alice@example.org; dkim=none; dmarc=pass header.from=example.org; arc=none",
+		"Authentication-Results: mx.example.net; spf=fail smtp.mailfrom=alice@example.org; dkim=pass header.d=example.org header.s=s1; dmarc=pass header.from=example.org; arc=none",
 		"Authentication-Results: mx.example.net; spf=fail smtp.mailfrom=alice@example.org; dkim=pass header.d=example.org header.s=s1; dmarc=pass header.from=example.org; arc=none",
 	} {
 		m := strings.ReplaceAll(string(got[i].Data), "\r\n", "\n")
