@@ -23,7 +23,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"mailgate/clamd"
 	"mailgate/facts"
+	"mailgate/redisstate"
 )
 
 // Config is mailgate's configuration: mailgate.yaml (docs/DESIGN.md
@@ -53,7 +55,10 @@ type Config struct {
 	AuthChecks        AuthChecks        // auth_checks: SPF, DKIM, DMARC, ARC
 	DNSBL             map[string]string // dnsbl: NAME → zone
 	DKIMSign          *DKIMSign         // dkim_sign: nil when absent
+	Clamd             *Clamd            // nil: no virus scanning (a policy reading Virus is refused)
+	State             *State            // nil: rate() and greylisting in the in-process LRU
 	File              string            // the config file read, "" for the embedded defaults
+	Data              []byte            // the file's bytes (its tests: are read from them)
 	Dir               string            // relative paths resolve from here
 }
 
@@ -79,6 +84,27 @@ type Limits struct {
 	// (limit-archive-dict), checked from the coder properties before opening it.
 	ArchiveDict int64
 }
+
+// Clamd is the `clamd:` section: where clamd listens, how long a scan may
+// take, and the largest message sent (clamd's StreamMaxLength; a larger
+// one gets the defect limit-virus-scan-size instead of a scan).
+type Clamd struct {
+	Address string // tcp://host:port or unix:/path
+	Timeout time.Duration
+	MaxSize int64
+}
+
+// State is the `state:` section: rate() and greylisting kept in Redis,
+// shared by every mailgate that names the same Redis.
+type State struct {
+	Redis string // redis://host:port/db (go-redis URL)
+}
+
+// Defaults of the clamd section (docs/DESIGN.md "Wave 2 contract").
+const (
+	DefaultClamdTimeout = 60 * time.Second
+	DefaultClamdMaxSize = 25 << 20
+)
 
 // Timeouts bound every wait.
 type Timeouts struct {
@@ -170,6 +196,21 @@ type fileConfig struct {
 	AuthChecks        *fileAuthChecks   `yaml:"auth_checks"`
 	DNSBL             map[string]string `yaml:"dnsbl"`
 	DKIMSign          *fileDKIMSign     `yaml:"dkim_sign"`
+	Clamd             *fileClamd        `yaml:"clamd"`
+	State             *fileState        `yaml:"state"`
+	// Tests of the combined behaviour of the packs the file loads; read
+	// by rules.Set.RunConfigTests (`mailgate test -c`, `lint -c`).
+	Tests yaml.Node `yaml:"tests"`
+}
+
+type fileClamd struct {
+	Address string    `yaml:"address"`
+	Timeout *duration `yaml:"timeout"`
+	MaxSize *size     `yaml:"max_size"`
+}
+
+type fileState struct {
+	Redis string `yaml:"redis"`
 }
 
 type fileTLS struct {
@@ -329,7 +370,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, &Error{Problems: positioned(path, &root, err)}
 	}
 	c := Default()
-	c.File = path
+	c.File, c.Data = path, data
 	c.Dir = filepath.Dir(path)
 	var probs []string
 	bad := func(keys []string, format string, args ...any) {
@@ -406,10 +447,13 @@ func Parse(path string, data []byte) (*Config, error) {
 	if fc.SpoolDir != "" {
 		c.SpoolDir = c.abs(fc.SpoolDir)
 	}
+	// A quarantine_dir the file gives is relative to the file; the
+	// default stays relative to the working directory, as without a file,
+	// so that contrib/mailgate.service (WorkingDirectory= its
+	// StateDirectory=) keeps held mail out of the read-only /etc.
 	if fc.QuarantineDir != "" {
-		c.QuarantineDir = fc.QuarantineDir
+		c.QuarantineDir = c.abs(fc.QuarantineDir)
 	}
-	c.QuarantineDir = c.abs(c.QuarantineDir)
 	// policies: absent keeps the embedded default pack (DefaultConfig's
 	// EmbeddedPolicy); only an explicit empty list runs without policies
 	// (docs/DESIGN.md "Configuration"). Paths are resolved here, once:
@@ -444,6 +488,31 @@ func Parse(path string, data []byte) (*Config, error) {
 		bad([]string{"metrics_listen"}, "metrics_listen: %q: want host:port (port 0-65535)", c.MetricsListen)
 	}
 	c.applyLookups(&fc, bad)
+	if fc.Clamd != nil {
+		c.Clamd = &Clamd{Address: fc.Clamd.Address, Timeout: DefaultClamdTimeout, MaxSize: DefaultClamdMaxSize}
+		if fc.Clamd.Timeout != nil {
+			c.Clamd.Timeout = time.Duration(*fc.Clamd.Timeout)
+		}
+		if fc.Clamd.MaxSize != nil {
+			c.Clamd.MaxSize = int64(*fc.Clamd.MaxSize)
+			if c.Clamd.MaxSize <= 0 {
+				bad([]string{"clamd", "max_size"}, "clamd.max_size: %d must be greater than 0", c.Clamd.MaxSize)
+			}
+		}
+		if c.Clamd.Address == "" {
+			bad([]string{"clamd"}, "clamd.address: required (tcp://127.0.0.1:3310 or unix:/run/clamav/clamd.ctl)")
+		} else if _, _, err := clamd.ParseAddress(c.Clamd.Address); err != nil {
+			bad([]string{"clamd", "address"}, "clamd.address: %v", err)
+		}
+	}
+	if fc.State != nil {
+		c.State = &State{Redis: fc.State.Redis}
+		if c.State.Redis == "" {
+			bad([]string{"state"}, "state.redis: required (redis://127.0.0.1:6379/0); without state:, rate() and greylisting stay in this process")
+		} else if err := redisstate.CheckURL(c.State.Redis); err != nil {
+			bad([]string{"state", "redis"}, "state.redis: %v", err)
+		}
+	}
 	if strings.HasPrefix(c.Upstream, "maildir:") {
 		c.Upstream = "maildir:" + c.abs(strings.TrimPrefix(c.Upstream, "maildir:"))
 	}

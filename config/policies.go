@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"io/fs"
 
 	"mailgate/mimeparse"
@@ -29,12 +30,36 @@ func (c *Config) RulesConfig(defaults fs.FS) (rules.Config, fs.FS) {
 // LoadPolicies compiles the policy set c names; every command that takes
 // a config file (serve, check -c, lint -c, test -c) loads it through here,
 // so all of them run the same rules. With `policies: []` the set is empty.
-func LoadPolicies(c *Config, defaults fs.FS, st *rules.State) (*rules.Set, error) {
+func LoadPolicies(c *Config, defaults fs.FS, st rules.Store) (*rules.Set, error) {
 	rc, fsys := c.RulesConfig(defaults)
+	var set *rules.Set
+	var err error
 	if fsys != nil {
-		return rules.LoadFS(fsys, rc, st)
+		set, err = rules.LoadFS(fsys, rc, st)
+	} else {
+		set, err = rules.Load(rc, st)
 	}
-	return rules.Load(rc, st)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.CheckFacts(set); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// CheckFacts refuses a policy set that reads a fact no configured section
+// feeds (docs/DESIGN.md "Wave 2 contract": without the section, serve,
+// check -c and lint -c refuse it; lint -p and test -p accept it).
+func (c *Config) CheckFacts(set *rules.Set) error {
+	if set.Uses("Virus") && c.Clamd == nil {
+		where := c.File
+		if where == "" {
+			where = "configuration"
+		}
+		return &Error{Problems: []string{fmt.Sprintf("%s: a policy reads Virus (clamd's verdict), but no clamd: section is configured (clamd: {address: tcp://127.0.0.1:3310})", where)}}
+	}
+	return nil
 }
 
 // Bounds are the fact sizes c's limits allow, for the policies' cost

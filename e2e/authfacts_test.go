@@ -112,7 +112,7 @@ func TestServeLookupsThroughUnbound(t *testing.T) {
 		"Authentication-Results: mx.example.net; spf=fail smtp.mailfrom=alice@example.org; dkim=pass header.d=example.org header.s=s1; dmarc=pass header.from=example.org; arc=none",
 		"Authentication-Results: mx.example.net; spf=fail smtp.mailfrom=alice@example.org; dkim=pass header.d=example.org header.s=s1; dmarc=pass header.from=example.org; arc=none",
 	} {
-		m := strings.ReplaceAll(string(got[i].Data), "\r\n", "\n")
+		m := stripDelivery(strings.ReplaceAll(string(got[i].Data), "\r\n", "\n"))
 		t.Logf("delivered message %d:\n%s", i+1, m)
 		if unfolded := strings.ReplaceAll(m, "\n ", " "); !strings.Contains(unfolded, want+"\n") {
 			t.Errorf("message %d lacks %q", i+1, want)
@@ -145,4 +145,19 @@ func pythonDKIM(t *testing.T) string {
 	}
 	e2e.Missing(t, "python3-dkim is not installed")
 	return ""
+}
+
+// stripDelivery drops the fields the Maildir delivery adds on top
+// (Return-Path, Delivered-To, Received): what mailgate relayed follows.
+func stripDelivery(m string) string {
+	for {
+		line, rest, _ := strings.Cut(m, "\n")
+		switch {
+		case strings.HasPrefix(line, "Return-Path:"), strings.HasPrefix(line, "Delivered-To:"), strings.HasPrefix(line, "Received:"),
+			strings.HasPrefix(line, " "), strings.HasPrefix(line, "\t"):
+			m = rest
+		default:
+			return m
+		}
+	}
 }

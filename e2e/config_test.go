@@ -244,7 +244,7 @@ func ruleLines(out string) string {
 	return strings.Join(names, ",")
 }
 
-var tableEndRE = regexp.MustCompile(`^\d+ messages:`)
+var tableEndRE = regexp.MustCompile(`^\d+ messages?:`)
 
 // checkTableRules joins the rule names of check's hit table.
 func checkTableRules(out string) string {

@@ -152,6 +152,7 @@ func startGate(t *testing.T, up *fakeUpstream, o gateOpts) *gate {
 		t.Fatal(err)
 	}
 	g.proc = e2e.StartMailgate(t, dir, g.addr, "serve", "-c", cfgPath)
+	up.skipProbe()
 	return g
 }
 

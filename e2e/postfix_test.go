@@ -431,4 +431,43 @@ func TestQuickStart(t *testing.T) {
 	if len(got) != 1 || !bytes.Contains(got[0].Data, []byte("first message through mailgate")) {
 		t.Fatalf("want the message in ./mailgate-mail/new, found %d", len(got))
 	}
+	// A local delivery: the envelope is in the file.
+	for _, want := range []string{"Return-Path: <alice@example.org>\n", "Delivered-To: bob@example.net\n", " (mailgate) with ESMTP id "} {
+		if !bytes.Contains(got[0].Data, []byte(want)) {
+			t.Errorf("delivered file lacks %q:\n%s", want, got[0].Data)
+		}
+	}
+}
+
+// TestQuickStartTwoRecipients: with the embedded Maildir, two recipients
+// (one of them only in the envelope, a Bcc) get a file each, each with
+// its own Delivered-To.
+func TestQuickStartTwoRecipients(t *testing.T) {
+	dir := t.TempDir()
+	addr := e2e.FreeAddr(t)
+	e2e.StartMailgate(t, dir, addr, "serve", "--listen", addr)
+	out, ok := swaks(t, addr, "--from", "alice@example.org", "--to", "bob@example.net,carol@example.net",
+		"--header", "To: bob@example.net", "--header", "Subject: hello", "--body", "to two")
+	if !ok {
+		t.Fatalf("swaks:\n%s", out)
+	}
+	got := e2e.ReadMaildir(filepath.Join(dir, "mailgate-mail"))
+	if len(got) != 2 {
+		t.Fatalf("%d files for two recipients, want 2", len(got))
+	}
+	seen := map[string]bool{}
+	for _, d := range got {
+		if !bytes.HasPrefix(d.Data, []byte("Return-Path: <alice@example.org>\nDelivered-To: ")) || bytes.Contains(d.Data, []byte("\r\n")) {
+			t.Errorf("delivered file:\n%s", d.Data)
+		}
+		for _, r := range []string{"bob@example.net", "carol@example.net"} {
+			if bytes.Contains(d.Data, []byte("Delivered-To: "+r+"\n")) {
+				seen[r] = true
+			}
+		}
+	}
+	if len(seen) != 2 {
+		t.Errorf("Delivered-To of the files: %v", seen)
+	}
+	t.Logf("%s:\n%s", filepath.Base(got[0].Path), got[0].Data)
 }

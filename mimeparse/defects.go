@@ -144,4 +144,10 @@ const (
 	// taken for a delimiter. Body lines are not measured (it would cost a
 	// scan of every line; transfer decoders do not care).
 	DefectLimitLineLength = "limit-line-length"
+	// DefectLimitVirusScanSize: the message is larger than clamd.max_size
+	// (clamd's StreamMaxLength), so it was not sent to clamd and has no
+	// virus verdict. Not the parser's: the front-end adds it to
+	// Message.Defects when a policy reads Virus (package clamd's Enricher);
+	// it is named here so that the vocabulary stays in one place.
+	DefectLimitVirusScanSize = "limit-virus-scan-size"
 )

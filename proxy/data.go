@@ -84,13 +84,33 @@ func (s *Session) message(ctx context.Context, sp *spool.Spool, tooBig bool, lin
 	if pol.NeedsMessage() || s.needsParse() {
 		var o *outcome
 		if msg, o = s.parse(sp, &timing); o != nil {
+			// No Message-ID: an abandoned parse may still be reading
+			// the spool file, whose offset a second reader would move.
 			return *o
 		}
+		s.tx.messageID = oneLine(msg.Header("Message-ID"))
 		if len(msg.Defects) > 0 {
 			// The parser's findings (a closed vocabulary, each once), so
 			// a refusal by a rule such as fail-closed-limits says which.
 			timing = append(timing, "defects", msg.Defects)
 		}
+	}
+	if msg == nil {
+		s.tx.messageID = spoolMessageID(sp) // no policy needs the parse
+	}
+	if s.av != nil {
+		// The whole message as received, streamed to clamd from the spool
+		// when the data stage runs (clamd.Enricher); only the policies
+		// that read Virus get here (newSession).
+		s.av.Ctx, s.av.Open = ctx, func() (io.Reader, int64, error) {
+			r, err := sp.Reader()
+			return r, sp.Size(), err
+		}
+		s.av.Observe = func(outcome string, d time.Duration) {
+			s.srv.metrics.observeScan(outcome, d)
+			timing = append(timing, "virus", outcome, "virus_ms", d.Milliseconds())
+		}
+		defer func() { s.av.Ctx, s.av.Open, s.av.Observe = nil, nil, s.srv.metrics.observeScan }()
 	}
 	t1 := time.Now()
 	d := pol.Data(msg, int(sp.Size()))

@@ -13,22 +13,32 @@ import (
 // string value is escaped (escapeLog), so nothing a client sends can forge
 // a log line (issue 7: no CR/LF/control injection).
 func NewLogger(w io.Writer, format, level string) *slog.Logger {
-	var lv slog.Level
-	switch level {
-	case "debug":
-		lv = slog.LevelDebug
-	case "warn":
-		lv = slog.LevelWarn
-	case "error":
-		lv = slog.LevelError
-	default:
-		lv = slog.LevelInfo
-	}
+	lv := new(slog.LevelVar)
+	lv.Set(ParseLevel(level))
+	return NewLoggerLevel(w, format, lv)
+}
+
+// NewLoggerLevel is NewLogger with a level that can change while it runs
+// (Options.LogLevel: a reload applies log.level).
+func NewLoggerLevel(w io.Writer, format string, lv *slog.LevelVar) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: escapeAttr}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// ParseLevel reads log.level (debug, info, warn, error; default info).
+func ParseLevel(level string) slog.Level {
+	switch level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 func escapeAttr(groups []string, a slog.Attr) slog.Attr {

@@ -93,7 +93,7 @@ func (s *Session) startLookups() {
 		return
 	}
 	s.lookups = s.rt.lookups.checker.New(context.Background())
-	s.pol.SetEnricher(s.lookups)
+	s.pol.AddEnricher(s.lookups)
 	if !s.trusted {
 		s.lookups.StartClient(s.remote.Addr())
 	}

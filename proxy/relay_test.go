@@ -83,7 +83,15 @@ func TestMaildirUpstream(t *testing.T) {
 		t.Fatalf("maildir new/: %v %v", ents, err)
 	}
 	got, _ := os.ReadFile(filepath.Join(dir, "new", ents[0].Name()))
-	if want := strings.ReplaceAll(cleanMsg, "\r\n", "\n"); string(got) != want {
+	// A local delivery: the envelope in Return-Path and Delivered-To, a
+	// Received field naming mailgate, then the message with LF endings.
+	head, body, _ := strings.Cut(string(got), "\nReceived: ")
+	if head != "Return-Path: <a@example.org>\nDelivered-To: b@example.net" {
+		t.Errorf("maildir file starts %q", head)
+	}
+	_, body, _ = strings.Cut(body, "\n\tfor <b@example.net>; ")
+	_, body, _ = strings.Cut(body, "\n")
+	if want := strings.ReplaceAll(cleanMsg, "\r\n", "\n"); body != want {
 		t.Errorf("maildir file:\n got %q\nwant %q", got, want)
 	}
 	if tmp, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(tmp) != 0 {

@@ -3,9 +3,11 @@ package proxy
 import (
 	"io"
 	"io/fs"
-	"mailgate/config"
+	"sync"
 
+	"mailgate/config"
 	"mailgate/mimeparse"
+	"mailgate/redisstate"
 	"mailgate/rules"
 )
 
@@ -20,16 +22,49 @@ func (e rulesEngine) Rewrite(w io.Writer, raw io.Reader, msg *mimeparse.Message,
 	return rules.Rewrite(w, raw, msg, ed)
 }
 
+// Uses reports whether a rule reads the top-level fact (rules.Set.Uses):
+// the session scans with clamd only when the set reads Virus.
+func (e rulesEngine) Uses(name string) bool { return e.set.Uses(name) }
+
+// factUser is implemented by engines that know which facts their rules
+// read (rulesEngine); an engine that does not is taken to read none.
+type factUser interface{ Uses(name string) bool }
+
+// engineUses reports whether eng's rules read the fact name.
+func engineUses(eng Engine, name string) bool {
+	fu, ok := eng.(factUser)
+	return ok && fu.Uses(name)
+}
+
 // PolicyLoader returns an Options.LoadEngine that compiles the policies a
 // config names (LoadPolicies); with `policies: []` it returns no engine.
-// One rules.State (rate and greylist caches) is shared across reloads.
+// rate() and greylisting keep their state across reloads: one rules.State
+// (the in-process LRU) or, with `state: {redis: URL}`, one
+// redisstate.Store per URL, shared by every mailgate naming that Redis.
 func PolicyLoader(defaults fs.FS) func(*config.Config) (Engine, error) {
 	st := rules.NewState(100000, nil)
+	var mu sync.Mutex
+	stores := map[string]*redisstate.Store{}
 	return func(c *config.Config) (Engine, error) {
 		if c.RunsNoPolicy() || (len(c.Policies) == 0 && defaults == nil) {
 			return nil, nil
 		}
-		set, err := config.LoadPolicies(c, defaults, st)
+		var store rules.Store = st
+		if c.State != nil {
+			mu.Lock()
+			rs, ok := stores[c.State.Redis]
+			if !ok {
+				var err error
+				if rs, err = redisstate.New(c.State.Redis); err != nil {
+					mu.Unlock()
+					return nil, err
+				}
+				stores[c.State.Redis] = rs
+			}
+			mu.Unlock()
+			store = rs
+		}
+		set, err := config.LoadPolicies(c, defaults, store)
 		if err != nil {
 			return nil, err
 		}

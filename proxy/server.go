@@ -12,14 +12,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mailgate/clamd"
 	"mailgate/config"
 	"mailgate/facts"
 	"mailgate/internal/bounded"
+	"mailgate/redisstate"
 	"mailgate/spool"
 	"mailgate/upstream"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +39,9 @@ type liveConfig struct {
 	lookups  lookupSetup
 	upstream upstream.Upstream
 	tls      *tls.Config
+	// clamd scans messages when the engine reads Virus (nil: no clamd:
+	// section; config.LoadPolicies then refuses a set that reads Virus).
+	clamd *clamd.Client
 	// noXclientWarn logs, once per configuration, that xclient is on but
 	// the upstream does not offer XCLIENT.
 	noXclientWarn sync.Once
@@ -52,6 +58,9 @@ type Options struct {
 	Dialer upstream.Dialer // upstream dialer; nil: net.Dialer
 	// Upstream replaces the config's upstream (tests, benchmarks).
 	Upstream upstream.Upstream
+	// LogLevel is the level of Logger; a reload sets it to log.level.
+	// nil: a changed log.level is logged as needing a restart.
+	LogLevel *slog.LevelVar
 }
 
 // Server accepts client sessions on the configured addresses.
@@ -62,17 +71,19 @@ type Server struct {
 	metrics    *metrics
 	active     atomic.Int64
 	panicCount atomic.Int64
+	first      *config.Config // the config the server started with: its listeners, log format
 	seq        atomic.Uint64
 	idPrefix   string
 
-	mu        sync.Mutex
-	listeners []net.Listener
-	sessions  map[*Session]struct{}
-	wg        sync.WaitGroup
-	stopping  atomic.Bool
-	ctx       context.Context // cancelled when shutdown begins
-	cancel    context.CancelFunc
-	metricsHS *http.Server
+	mu          sync.Mutex
+	listeners   []net.Listener
+	sessions    map[*Session]struct{}
+	wg          sync.WaitGroup
+	stopping    atomic.Bool
+	ctx         context.Context // cancelled when shutdown begins
+	cancel      context.CancelFunc
+	metricsHS   *http.Server
+	metricsAddr string // metrics_listen as bound
 
 	// spoolBudget bounds the message bytes all sessions hold in memory;
 	// sized from the first config (limits.spool_memory_total), like listen.
@@ -116,7 +127,9 @@ func NewServer(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.rt.Store(rt)
+	s.first = cfg
 	s.spoolBudget = spool.NewBudget(cfg.Limits.SpoolTotal)
+	s.metrics.reloadSuccess(true, time.Now())
 	s.logPolicies(rt)
 	return s, nil
 }
@@ -130,6 +143,34 @@ func (s *Server) logPolicies(rt *liveConfig) {
 		return
 	}
 	s.log.Info("policies loaded", "config", rt.cfg.File, "rules", strings.Join(rt.engine.RuleNames(), ","))
+	s.checkServices(rt)
+}
+
+// checkServices says at start and at each reload whether clamd and Redis
+// answer. Neither being down stops serve: the rules that read them
+// tempfail until they are back (docs/DESIGN.md "Wave 2 contract").
+func (s *Server) checkServices(rt *liveConfig) {
+	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
+	defer cancel()
+	if rt.clamd != nil && engineUses(rt.engine, "Virus") {
+		if err := rt.clamd.Ping(ctx); err != nil {
+			s.log.Warn("clamd does not answer: messages are tempfailed until it does", "clamd", rt.cfg.Clamd.Address, "err", err)
+		} else {
+			s.log.Info("virus scanning with clamd", "clamd", rt.cfg.Clamd.Address, "max_size", rt.cfg.Clamd.MaxSize)
+		}
+	}
+	if rt.cfg.State != nil {
+		rs, err := redisstate.New(rt.cfg.State.Redis)
+		if err == nil {
+			err = rs.Ping(ctx)
+			rs.Close()
+		}
+		if err != nil {
+			s.log.Warn("state.redis does not answer: rules reading rate() or greylisting tempfail until it does", "err", err)
+		} else {
+			s.log.Info("rate() and greylisting in Redis, shared with every mailgate naming it")
+		}
+	}
 }
 
 func (s *Server) build(cfg *config.Config) (*liveConfig, error) {
@@ -142,6 +183,11 @@ func (s *Server) build(cfg *config.Config) (*liveConfig, error) {
 	}
 	if rt.tls, err = config.ServerTLS(cfg.TLSCert, cfg.TLSKey); err != nil {
 		return nil, err
+	}
+	if cfg.Clamd != nil {
+		if rt.clamd, err = clamd.New(cfg.Clamd.Address, cfg.Clamd.Timeout, cfg.Clamd.MaxSize); err != nil {
+			return nil, err
+		}
 	}
 	if s.opts.LoadEngine != nil {
 		if rt.engine, err = s.opts.LoadEngine(cfg); err != nil {
@@ -156,19 +202,56 @@ func (s *Server) build(cfg *config.Config) (*liveConfig, error) {
 
 // Reload builds the new config's liveConfig (policies included) and swaps it
 // in atomically; on error the running one stays (docs/DEVELOPING.md rule 18).
-// Listen addresses and metrics_listen keep their first values.
+// log.level is applied (with Options.LogLevel); listen, metrics_listen and
+// log.format keep their first values, and a change to them is logged as
+// needing a restart.
 func (s *Server) Reload(cfg *config.Config) error {
 	rt, err := s.build(cfg)
 	if err != nil {
-		s.metrics.reloads.WithLabelValues("failed").Inc()
-		s.log.Error("reload failed, keeping the running configuration", "err", err)
+		s.ReloadFailed(err)
 		return err
 	}
 	s.rt.Store(rt)
 	s.metrics.reloads.WithLabelValues("ok").Inc()
+	s.metrics.reloadSuccess(true, time.Now())
 	s.log.Info("configuration reloaded", "file", cfg.File)
+	s.applyRestartOnly(cfg)
 	s.logPolicies(rt)
 	return nil
+}
+
+// ReloadFailed counts and logs a reload that failed before a config could
+// be built (a syntax error in the file): the running configuration stays.
+func (s *Server) ReloadFailed(err error) {
+	s.metrics.reloads.WithLabelValues("failed").Inc()
+	s.metrics.reloadSuccess(false, time.Time{})
+	s.log.Error("reload failed, keeping the running configuration", "err", err)
+}
+
+// applyRestartOnly compares the keys a reload cannot apply with the values
+// the server started with, and applies log.level.
+func (s *Server) applyRestartOnly(cfg *config.Config) {
+	first := s.first
+	if lv := s.opts.LogLevel; lv != nil {
+		if want := ParseLevel(cfg.LogLevel); lv.Level() != want {
+			lv.Set(want)
+			s.log.Info("log level changed", "level", cfg.LogLevel)
+		}
+	} else if cfg.LogLevel != first.LogLevel {
+		s.log.Warn("log.level changed: restart mailgate to apply it", "running", first.LogLevel, "new", cfg.LogLevel)
+	}
+	if cfg.LogFormat != first.LogFormat {
+		s.log.Warn("log.format changed: restart mailgate to apply it", "running", first.LogFormat, "new", cfg.LogFormat)
+	}
+	if !slices.Equal(cfg.Listen, first.Listen) {
+		s.log.Warn("listen changed: restart mailgate to apply it", "running", first.Listen, "new", cfg.Listen)
+	}
+	s.mu.Lock()
+	running := s.metricsAddr
+	s.mu.Unlock()
+	if cfg.MetricsListen != running {
+		s.log.Warn("metrics_listen changed: restart mailgate to apply it", "running", running, "new", cfg.MetricsListen)
+	}
 }
 
 // Listen binds every configured address.
@@ -377,6 +460,7 @@ func (s *Server) ListenMetrics(addr string) (net.Addr, error) {
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
 	s.metricsHS = hs
+	s.metricsAddr = addr
 	s.mu.Unlock()
 	go hs.Serve(l)
 	return l.Addr(), nil

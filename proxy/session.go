@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mailgate/clamd"
 	"mailgate/facts"
 	"mailgate/rules"
 )
@@ -39,16 +40,20 @@ type Session struct {
 	log      *slog.Logger
 	remote   netip.AddrPort
 	listener string
-	trusted  bool           // a trusted forwarder: XFORWARD/XCLIENT believed
-	eval     Evaluator      // the policies; replaced when one is abandoned at timeouts.policy
-	pol      *rules.Conn    // the policy side of the connection (rules/transaction.go)
-	lookups  *facts.Lookups // DNS lookups of the connection (lookups.go); nil: none
-	up       upstream.Conn
-	errors   int
-	quit     bool
-	last     Reply       // the last reply sent, for the command metrics
-	idle     atomic.Bool // waiting for a command outside a transaction (Shutdown may wake it)
-	start    time.Time
+	trusted  bool        // a trusted forwarder: XFORWARD/XCLIENT believed
+	eval     Evaluator   // the policies; replaced when one is abandoned at timeouts.policy
+	pol      *rules.Conn // the policy side of the connection (rules/transaction.go)
+	// av scans the message with clamd before the data stage when the
+	// policies read Virus (nil otherwise); its Open is set per message.
+	av *clamd.Enricher
+	// lookups are the connection's DNS lookups (lookups.go); nil: none.
+	lookups *facts.Lookups
+	up      upstream.Conn
+	errors  int
+	quit    bool
+	last    Reply       // the last reply sent, for the command metrics
+	idle    atomic.Bool // waiting for a command outside a transaction (Shutdown may wake it)
+	start   time.Time
 
 	// HELO/TLS state
 	helo       string
@@ -71,6 +76,7 @@ type transaction struct {
 	rcpts           []rcptTo
 	pol             *rules.Tx  // the policy side: decided before DATA, edits, rules
 	upstream        Reply      // last upstream reply
+	messageID       string     // the message's Message-ID, for the transaction line
 	bdat            *bdatState // chunks so far (RFC 3030)
 }
 
@@ -149,6 +155,10 @@ func newSession(srv *Server, rt *liveConfig, c net.Conn, id string) *Session {
 	// A trusted forwarder's connect and helo stages wait for its
 	// XFORWARD/XCLIENT, until the first MAIL.
 	s.pol = rules.NewConn(ev, s.client, s.trusted)
+	if rt.clamd != nil && engineUses(rt.engine, "Virus") {
+		s.av = &clamd.Enricher{Client: rt.clamd, Wanted: true, Observe: srv.metrics.observeScan}
+		s.pol.AddEnricher(s.av)
+	}
 	s.startLookups()
 	return s
 }
@@ -492,8 +502,16 @@ func (s *Session) endTx(v verdict, rp Reply, extra []any) {
 	if !rp.IsZero() {
 		args = append(args, "reply", rp.String())
 	}
+	if tx.messageID != "" {
+		args = append(args, "message_id", tx.messageID)
+	}
 	if !tx.upstream.IsZero() {
 		args = append(args, "upstream_reply", tx.upstream.String())
+		// The upstream's queue id matches this line with its own log
+		// (Postfix: "queued as X", README "Operations").
+		if id := upstream.QueueID(tx.upstream); id != "" {
+			args = append(args, "queue_id", id)
+		}
 	}
 	args = append(args, extra...)
 	args = append(args, "duration_ms", time.Since(tx.start).Milliseconds())

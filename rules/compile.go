@@ -355,6 +355,12 @@ func (c *compiler) compile(rname, field string, s scalar, src string, off int, s
 				roff = fe.From
 			}
 		}
+		// expr reports a panic inside a function it runs at compile time
+		// (a constant regular expression that does not compile) with the
+		// goroutine's stack: the position and the message say enough.
+		if i := strings.Index(msg, "\ngoroutine "); i >= 0 {
+			msg = strings.TrimSpace(msg[:i])
+		}
 		if kind == kindBool && strings.HasPrefix(msg, "expected bool") {
 			msg = "must be true or false: " + msg
 		}
@@ -368,7 +374,44 @@ func (c *compiler) compile(rname, field string, s scalar, src string, off int, s
 	if !c.walk(rname, field, s, src, off, stage) {
 		return nil
 	}
+	if kind == kindAny {
+		if t := prog.Node().Type(); !templateType(t) {
+			line, col := scalarPos(c.src, s, off)
+			c.at(line, col, "%s%s: {{ %s }} is a %s: a template gives a string, a number, true/false or a list of strings (e.g. {{ len(Attachments) }}, {{ join(map(Attachments, .Filename), \", \") }})",
+				rulePrefix(rname), field, strings.TrimSpace(src), typeName(t))
+			return nil
+		}
+	}
 	return prog
+}
+
+// templateType reports whether a {{ expr }} of type t writes a readable
+// value into a header: a string, number, bool or list of strings. A type
+// the checker does not know (an interface: a ternary with nil, a map()
+// result) passes, and writeValue writes it as best it can.
+func templateType(t reflect.Type) bool {
+	if t == nil {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Interface, reflect.String, reflect.Bool,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return true
+	case reflect.Slice, reflect.Array:
+		e := t.Elem()
+		return e.Kind() == reflect.String || e.Kind() == reflect.Interface
+	}
+	return false
+}
+
+// typeName names a type as a policy author sees it.
+func typeName(t reflect.Type) string {
+	s := t.String()
+	s = strings.ReplaceAll(s, "*mimeparse.Part", "Part")
+	s = strings.ReplaceAll(s, "inspect.Entry", "ArchiveEntry")
+	return s
 }
 
 // compileSafe compiles (with the part-field rewrite, partfields.go),
@@ -430,6 +473,8 @@ func (w *stageWalker) Visit(node *ast.Node) {
 			w.add(n, "%s reads the message header, only known at stage data (this rule runs at stage %s)", n.Value, w.stage)
 		case n.Value == "DNSBL" && !w.c.s.cfg.Facts.All && len(w.c.s.cfg.Facts.DNSBL) == 0:
 			w.add(n, "DNSBL needs the dnsbl: section of the configuration (no blocklist is configured)")
+		case lookupFacts[n.Value] > w.stage:
+			w.add(n, "%s is only known from stage %s on (this rule runs at stage %s)", n.Value, lookupFacts[n.Value], w.stage)
 		case n.Value == "Rcpt" && w.stage != StageRcpt:
 			w.add(n, "Rcpt is the recipient being decided, only set at stage rcpt (this rule runs at stage %s); use Envelope.Rcpts", w.stage)
 		}

@@ -80,7 +80,7 @@ var scanBuiltins = map[string]bool{
 	"trim": true, "trimPrefix": true, "trimSuffix": true, "upper": true, "lower": true, "split": true,
 	"splitAfter": true, "replace": true, "repeat": true, "join": true, "indexOf": true, "lastIndexOf": true,
 	"toJSON": true, "fromJSON": true, "toBase64": true, "fromBase64": true, "string": true,
-	"domain": true, "rate": true,
+	"domain": true, "rate": true, "subdomain": true,
 }
 
 // scanOperators are binary operators that read whole strings.

@@ -51,6 +51,9 @@ type Env struct {
 	Score float64
 	Tags  []string
 
+	// Virus is clamd's verdict (stage data; zero before).
+	Virus Virus
+
 	Lists map[string]map[string]struct{}
 
 	// DNSBL maps each configured blocklist NAME to its answers for the
@@ -80,6 +83,12 @@ var headerFacts = map[string]bool{
 	"FromDomain": true, "To": true, "Cc": true, "MessageID": true,
 }
 
+// lookupFacts are top-level facts that a lookup outside the message
+// computes, known only from a stage on (docs/DESIGN.md "Wave 2 contract").
+var lookupFacts = map[string]Stage{
+	"Virus": StageData,
+}
+
 // memberFacts are fields known only from a stage on (docs/policy.md,
 // "Stages"): reading one at an earlier stage is a load error.
 var memberFacts = map[string]Stage{
@@ -96,7 +105,7 @@ func memberName(id *ast.IdentifierNode, prop *ast.StringNode) string {
 }
 
 // funcNames are the functions mailgate adds to expr's builtins.
-var funcNames = []string{"cidr", "domain", "lower", "rate"}
+var funcNames = []string{"cidr", "domain", "lower", "rate", "subdomain"}
 
 // envNames lists the top-level names of Env (for suggestions).
 func envNames() []string {
@@ -129,6 +138,8 @@ func fieldNames(typeName string) []string {
 		t = reflect.TypeOf(&DKIMResult{})
 	case "rules.Envelope", "*rules.Envelope":
 		t = reflect.TypeOf(&Envelope{})
+	case "rules.Virus", "*rules.Virus":
+		t = reflect.TypeOf(&Virus{})
 	default:
 		return nil
 	}
@@ -185,7 +196,46 @@ func exprFuncs(prefixes map[uintptr][]netip.Prefix) []expr.Option {
 		expr.Function("lower", func(params ...any) (any, error) {
 			return strings.ToLower(params[0].(string)), nil
 		}, new(func(string) string)),
+		expr.Function("subdomain", func(params ...any) (any, error) {
+			d := strings.TrimSuffix(strings.ToLower(params[0].(string)), ".")
+			switch parent := params[1].(type) {
+			case string:
+				return isSubdomain(d, strings.TrimSuffix(strings.ToLower(parent), ".")), nil
+			case map[string]struct{}:
+				return inDomainList(d, parent), nil
+			}
+			return false, fmt.Errorf("subdomain: unexpected domain argument %T", params[1])
+		},
+			new(func(string, string) bool),
+			new(func(string, map[string]struct{}) bool),
+		),
 	}
+}
+
+// isSubdomain reports whether d is parent or a subdomain of it
+// (docs/policy.md "Lists": a domain list matches exactly with in, and
+// domains below its entries with subdomain()).
+func isSubdomain(d, parent string) bool {
+	if d == "" || parent == "" {
+		return false
+	}
+	return d == parent || strings.HasSuffix(d, "."+parent)
+}
+
+// inDomainList reports whether d or one of its parent domains is in the
+// list: one lookup per label.
+func inDomainList(d string, list map[string]struct{}) bool {
+	for d != "" {
+		if _, ok := list[d]; ok {
+			return true
+		}
+		i := strings.IndexByte(d, '.')
+		if i < 0 {
+			return false
+		}
+		d = d[i+1:]
+	}
+	return false
 }
 
 // parsePrefix parses "10.0.0.0/8", or a bare address as a single-host prefix.

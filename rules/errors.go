@@ -104,7 +104,7 @@ func yamlProblem(file string, src []byte, err error) Problem {
 		if m := yamlLineRE.FindStringSubmatchIndex(msg); m != nil {
 			msg = msg[:m[0]] + msg[m[1]:]
 		}
-		return Problem{File: file, Line: l, Col: firstNonSpace(src, l), Msg: msg, Snippet: snippet(src, l, firstNonSpace(src, l))}
+		return Problem{File: file, Line: l, Col: firstNonSpace(src, l), Msg: msg + quoteHint(src, l, msg), Snippet: snippet(src, l, firstNonSpace(src, l))}
 	}
 	if m := yamlLineRE.FindStringSubmatchIndex(msg); m != nil {
 		line, _ = strconv.Atoi(msg[m[2]:m[3]])
@@ -122,7 +122,38 @@ func yamlProblem(file string, src []byte, err error) Problem {
 	if col < 1 {
 		col = 1
 	}
-	return Problem{File: file, Line: line, Col: col, Msg: msg, Snippet: snippet(src, line, col)}
+	return Problem{File: file, Line: line, Col: col, Msg: msg + quoteHint(src, line, msg), Snippet: snippet(src, line, col)}
+}
+
+// valueSyntaxError reports whether a yaml.v3 error is one that YAML
+// syntax inside an unquoted value causes (not an indentation mistake).
+func valueSyntaxError(msg string) bool {
+	for _, s := range []string{"mapping values are not allowed", "did not find expected key", "cannot start any token",
+		"did not find expected ','", "did not find expected node content", "could not find expected ':'", "found unexpected end of stream"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// expressionKeyRE matches a line that gives an expression key an unquoted
+// value.
+var expressionKeyRE = regexp.MustCompile(`^\s*(?:-\s+)?(when|strip|subject_prefix):\s+([^'"|>\s].*)$`)
+
+// quoteHint suggests quoting when the line of a YAML error gives when:
+// (or strip:, subject_prefix:) an unquoted expression: YAML reads ": ",
+// " #", a leading "[", "{", "!", "&", "*" or "%" in it as its own syntax.
+func quoteHint(src []byte, line int, msg string) string {
+	lines := strings.Split(string(src), "\n")
+	if line < 1 || line > len(lines) {
+		return ""
+	}
+	m := expressionKeyRE.FindStringSubmatch(strings.TrimRight(lines[line-1], "\r"))
+	if m == nil || !valueSyntaxError(msg) {
+		return ""
+	}
+	return fmt.Sprintf(" (quote the expression: %s: '%s', and write a ' inside it as '')", m[1], strings.ReplaceAll(strings.TrimSpace(m[2]), "'", "''"))
 }
 
 // yamlErrorLine returns the first line n such that the first n lines of src

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -18,10 +19,13 @@ import (
 // is not goroutine-safe: use one per session goroutine.
 type Evaluator struct {
 	set *Set
-	st  *State
-	vm  vm.VM
-	env Env
-	msg *mimeparse.Message
+	st  Store
+	// stateErr is the Store's failure during the current rule: it turns
+	// the rule's error into a tempfail whatever rule_error says.
+	stateErr error
+	vm       vm.VM
+	env      Env
+	msg      *mimeparse.Message
 
 	envAny any  // env boxed once per Eval: what the programs run with
 	stale  bool // Score or Tags changed since envAny was boxed
@@ -39,7 +43,7 @@ type Evaluator struct {
 // NewEvaluator returns an Evaluator of s using the Set's State.
 func (s *Set) NewEvaluator() *Evaluator { return s.newEvaluator(s.st) }
 
-func (s *Set) newEvaluator(st *State) *Evaluator {
+func (s *Set) newEvaluator(st Store) *Evaluator {
 	e := &Evaluator{set: s, st: st}
 	// expr's own bound on what one run may allocate (docs/DEVELOPING.md §3.6); the
 	// work is bounded at load (cost.go).
@@ -86,7 +90,20 @@ func (e *Evaluator) rate(key, window string) int {
 	if err != nil || d <= 0 {
 		panic(fmt.Sprintf("rate: window %q is not a duration such as 1m", window))
 	}
-	return e.st.rate(key, d)
+	n, err := e.st.Rate(key, d)
+	if err != nil {
+		e.stateErr = stateError(err)
+		panic(e.stateErr) // expr's VM turns it into the rule's error, wrapped
+	}
+	return n
+}
+
+// stateError makes sure a Store's error wraps ErrState.
+func stateError(err error) error {
+	if errors.Is(err, ErrState) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrState, err)
 }
 
 // prepare builds the environment once per Eval call: envelope and derived
@@ -120,6 +137,10 @@ func (e *Evaluator) prepare(stage Stage, f *Facts) {
 	env.Subject, env.From, env.FromDomain, env.MessageID, env.Text = "", "", "", "", ""
 	env.To, env.Cc, env.Parts, env.Attachments, env.Defects = nil, nil, nil, nil, nil
 	env.Size = 0
+	env.Virus = Virus{}
+	if stage == StageData {
+		env.Virus = f.Virus
+	}
 	if stage != StageData || f.Msg == nil {
 		return
 	}
@@ -201,9 +222,21 @@ func own[T any](s []T) []T {
 
 func (e *Evaluator) run(stage Stage, f *Facts, v *Verdict) {
 	for _, r := range e.set.byStage[stage] {
+		e.stateErr = nil
 		done, err := e.apply(r, stage, f, v)
 		if err != nil {
 			v.Errors = append(v.Errors, fmt.Errorf("rule %s (%s:%d): %w", r.name, r.file, r.line, err))
+			if e.stateErr != nil {
+				// The shared state could not answer: a count or a triple
+				// nobody checked must not let the message pass, so this
+				// tempfails even with rule_error: continue
+				// (docs/DESIGN.md "Wave 2 contract", Redis state).
+				if !errors.Is(err, ErrState) {
+					v.Errors[len(v.Errors)-1] = fmt.Errorf("rule %s (%s:%d): %w (%v)", r.name, r.file, r.line, e.stateErr, err)
+				}
+				v.Action, v.Reply, v.Rule = ActionTempfail, ReplyStateError, r.name
+				return
+			}
 			if e.set.ruleErrorContinue {
 				continue
 			}
@@ -273,7 +306,11 @@ func (e *Evaluator) apply(r *rule, stage Stage, f *Facts, v *Verdict) (done bool
 	}
 	deferred := false
 	if r.isGrey {
-		deferred = e.greylist(r, stage, f)
+		deferred, err = e.greylist(r, stage, f)
+		if err != nil {
+			e.stateErr = err
+			return false, err
+		}
 		if !deferred {
 			return false, nil // passed: the rule lets the transaction go on
 		}
@@ -341,20 +378,30 @@ func orDefault(r, def Reply) Reply {
 
 // greylist reports whether this attempt is deferred: at rcpt stage for the
 // recipient being decided, at data stage for any recipient of the envelope.
-func (e *Evaluator) greylist(r *rule, stage Stage, f *Facts) bool {
+// A Store error is returned wrapping ErrState.
+func (e *Evaluator) greylist(r *rule, stage Stage, f *Facts) (bool, error) {
+	grey := func(rcpt string) (bool, error) {
+		d, err := e.st.Greylist(GreylistKey(f.Client.IP, f.Envelope.From, rcpt), r.greylist)
+		if err != nil {
+			return false, fmt.Errorf("greylist: %w", stateError(err))
+		}
+		return d, nil
+	}
 	if stage == StageRcpt {
-		return e.st.greylist(f.Client.IP, f.Envelope.From, f.Rcpt, r.greylist)
+		return grey(f.Rcpt)
+	}
+	if len(f.Envelope.Rcpts) == 0 {
+		return grey("")
 	}
 	deferred := false
 	for _, rc := range f.Envelope.Rcpts {
-		if e.st.greylist(f.Client.IP, f.Envelope.From, rc, r.greylist) {
-			deferred = true // record every triple, then defer once
+		d, err := grey(rc)
+		if err != nil {
+			return false, err
 		}
+		deferred = deferred || d // record every triple, then defer once
 	}
-	if len(f.Envelope.Rcpts) == 0 {
-		deferred = e.st.greylist(f.Client.IP, f.Envelope.From, "", r.greylist)
-	}
-	return deferred
+	return deferred, nil
 }
 
 // collectParts turns a strip: result (a slice whose elements are parts)

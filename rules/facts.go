@@ -58,7 +58,7 @@ type lookupFact struct {
 	fed     func(FactSources) bool
 }
 
-var lookupFacts = map[string]lookupFact{
+var lookupMemberFacts = map[string]lookupFact{
 	"Client.PTR":         {StageConnect, "dns:", func(s FactSources) bool { return s.DNS }},
 	"Client.FCrDNS":      {StageConnect, "dns:", func(s FactSources) bool { return s.DNS }},
 	"Client.Blocklisted": {StageConnect, "dnsbl:", func(s FactSources) bool { return len(s.DNSBL) > 0 }},
@@ -84,7 +84,7 @@ func (s *Set) checkLookupFact(name string, stage Stage) string {
 		}
 		return ""
 	}
-	lf, ok := lookupFacts[name]
+	lf, ok := lookupMemberFacts[name]
 	if !ok {
 		return ""
 	}
@@ -95,34 +95,6 @@ func (s *Set) checkLookupFact(name string, stage Stage) string {
 		return fmt.Sprintf("%s needs %s in the configuration (nothing computes it otherwise)", name, lf.section)
 	}
 	return ""
-}
-
-// StaticFacts is an Enricher that gives fixed lookup results: the policy
-// tests' facts: key and `check --offline` (every lookup none). Each fact
-// appears from its stage on, as the live lookups give it.
-type StaticFacts struct {
-	PTR    string
-	FCrDNS bool
-	DNSBL  map[string][]string // NAME → answers; a name absent is not listed
-	Auth   Auth                // "" results read as none
-}
-
-// Enrich implements Enricher.
-func (sf *StaticFacts) Enrich(stage Stage, f *Facts) {
-	f.Client.PTR, f.Client.FCrDNS = sf.PTR, sf.FCrDNS
-	f.DNSBL = sf.DNSBL
-	f.Client.Blocklisted = Blocklisted(sf.DNSBL)
-	if stage < StageMail {
-		return
-	}
-	f.Auth.SPF = orNone(sf.Auth.SPF)
-	if stage < StageData {
-		return
-	}
-	f.Auth.DKIM = sf.Auth.DKIM
-	f.Auth.DMARC = orNone(sf.Auth.DMARC)
-	f.Auth.DMARCPolicy = sf.Auth.DMARCPolicy
-	f.Auth.ARC = orNone(sf.Auth.ARC)
 }
 
 // Blocklisted lists, sorted, the names whose answers list the client.

@@ -29,7 +29,7 @@ func tcompare(t *testing.T, what string, got, want any) {
 
 // loadSrc loads one policy given as YAML text, named p.yaml, with lists
 // written to a temporary directory.
-func loadSrc(t testing.TB, src string, lists map[string]string, st *State) (*Set, error) {
+func loadSrc(t testing.TB, src string, lists map[string]string, st Store) (*Set, error) {
 	t.Helper()
 	cfg := Config{Policies: []string{"p.yaml"}}
 	if len(lists) > 0 {
@@ -44,7 +44,7 @@ func loadSrc(t testing.TB, src string, lists map[string]string, st *State) (*Set
 	return LoadFS(fstest.MapFS{"p.yaml": {Data: []byte(src)}}, cfg, st)
 }
 
-func mustLoad(t *testing.T, src string, lists map[string]string, st *State) *Set {
+func mustLoad(t *testing.T, src string, lists map[string]string, st Store) *Set {
 	t.Helper()
 	s, err := loadSrc(t, src, lists, st)
 	tcheck(t, err, "loading policy")

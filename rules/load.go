@@ -19,17 +19,17 @@ import (
 // Load reads, validates and compiles every policy and list. On error it
 // returns *LoadError whose Error() is one "file:line:col: message" line per
 // problem (plus snippet lines). st may be nil (a private State is made).
-func Load(cfg Config, st *State) (*Set, error) {
+func Load(cfg Config, st Store) (*Set, error) {
 	return load(nil, cfg, st)
 }
 
 // LoadFS is Load for policies read from an fs.FS (the embedded default
 // pack). Lists are still read from the file system (Config.BaseDir).
-func LoadFS(fsys fs.FS, cfg Config, st *State) (*Set, error) {
+func LoadFS(fsys fs.FS, cfg Config, st Store) (*Set, error) {
 	return load(fsys, cfg, st)
 }
 
-func load(fsys fs.FS, cfg Config, st *State) (*Set, error) {
+func load(fsys fs.FS, cfg Config, st Store) (*Set, error) {
 	if st == nil {
 		st = NewState(0, nil)
 	}

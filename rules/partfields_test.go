@@ -58,7 +58,7 @@ const partFieldPolicy = `rules:
     when: 'any(Parts, len(.Names) > 2 || len(.Archive) < 0 || any(.Archive, len(.Name) > 30))'
     score: 1
   - name: tmpl
-    headers: {add: {X-Parts: '{{ join(map(Attachments, .Filename + ":" + .Ext + ":" + string(.Size) + ":" + string(.Macros)), ",") }} {{ len(Attachments) > 0 ? Attachments[0].Archive : nil }} {{ map(Parts, .Path) }}'}}
+    headers: {add: {X-Parts: '{{ join(map(Attachments, .Filename + ":" + .Ext + ":" + string(.Size) + ":" + string(.Macros)), ",") }} {{ len(Attachments) > 0 ? map(Attachments[0].Archive, .Name) : nil }} {{ map(Parts, .Path) }}'}}
   - name: strip-macros
     strip: 'filter(Attachments, .Macros || any(.Archive, .Executable))'
   - name: archive-builtins

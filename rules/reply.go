@@ -12,6 +12,9 @@ var (
 	ReplyTempfailed = Reply{451, [3]int{4, 7, 1}, "Temporarily deferred by policy, try again later"}
 	ReplyGreylisted = Reply{450, [3]int{4, 7, 1}, "Greylisted, please try again later"}
 	ReplyRuleError  = Reply{451, [3]int{4, 3, 0}, "Temporary local problem, try again later"}
+	// ReplyStateError: the shared state (Redis) behind rate() or
+	// greylisting could not answer.
+	ReplyStateError = Reply{451, [3]int{4, 3, 0}, "Temporary local problem (policy state), try again later"}
 )
 
 // parseReply parses "550 5.7.1 text" (RFC 5321 §4.2 code, RFC 3463

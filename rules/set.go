@@ -12,7 +12,7 @@ import (
 // use. Evaluate it through an Evaluator (one per goroutine).
 type Set struct {
 	cfg               Config
-	st                *State
+	st                Store
 	fsys              fs.FS // policies were read from here (nil: the OS)
 	files             []*policyFile
 	byStage           [StageData + 1][]*rule

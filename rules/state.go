@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"sync"
@@ -8,6 +9,35 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 )
+
+// Store is what rate() and greylisting remember between messages. State
+// (this file), the in-process LRU, is the default; package redisstate
+// keeps it in Redis, shared by every mailgate of a deployment (config
+// `state: {redis: URL}`, docs/DESIGN.md "Wave 2 contract"). A Store is used
+// by every session at once: it must be safe for concurrent use.
+//
+// An error means the store could not answer (Redis down, timeout): the
+// rule that read it fails, and the evaluation tempfails whatever
+// rule_error says (never pass on a count or a triple nobody checked).
+// Errors should wrap ErrState.
+type Store interface {
+	// Rate records one hit of key and returns how many hits the key had
+	// within window, this one included.
+	Rate(key string, window time.Duration) (int, error)
+	// Greylist records an attempt of the triple key (GreylistKey) and
+	// reports whether it must be deferred: first attempt, or a retry
+	// before delay has passed since the first.
+	Greylist(key string, delay time.Duration) (deferred bool, err error)
+}
+
+// ErrState is wrapped by the errors of a Store that could not answer.
+var ErrState = errors.New("policy state unavailable")
+
+// GreylistKey is the key of a greylisting triple: the client's network
+// (clientNet), the sender and the recipient, lower case, NUL-separated.
+func GreylistKey(clientIP, from, rcpt string) string {
+	return clientNet(clientIP) + "\x00" + strings.ToLower(from) + "\x00" + strings.ToLower(rcpt)
+}
 
 // State holds the bounded caches behind rate() and greylist. One per
 // process; it survives policy reloads. Memory is bounded by size entries per
@@ -62,6 +92,16 @@ func NewState(size int, now func() time.Time) *State {
 	}
 }
 
+// Rate implements Store; the in-process State never fails.
+func (s *State) Rate(key string, window time.Duration) (int, error) {
+	return s.rate(key, window), nil
+}
+
+// Greylist implements Store; the in-process State never fails.
+func (s *State) Greylist(key string, delay time.Duration) (bool, error) {
+	return s.greylist(key, delay), nil
+}
+
 // rate records one hit of key in window and returns how many hits the key
 // had within the window, this one included.
 func (s *State) rate(key string, window time.Duration) int {
@@ -99,8 +139,7 @@ func (s *State) rate(key string, window time.Duration) int {
 
 // greylist decides one triple: it returns true when the attempt must be
 // deferred (first attempt, or a retry before delay has passed).
-func (s *State) greylist(clientIP, from, rcpt string, delay time.Duration) bool {
-	key := clientNet(clientIP) + "\x00" + strings.ToLower(from) + "\x00" + strings.ToLower(rcpt)
+func (s *State) greylist(key string, delay time.Duration) bool {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

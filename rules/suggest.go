@@ -76,5 +76,8 @@ func exprHint(msg string) string {
 	if m := noFieldRE.FindStringSubmatch(msg); m != nil {
 		return msg + DidYouMean(m[2], fieldNames(m[1]))
 	}
+	if strings.HasPrefix(msg, "invalid operation: in (mismatched types string and string)") {
+		return msg + " (to find text in a string, write Subject contains \"text\"; in tests membership of a list or map)"
+	}
 	return msg
 }

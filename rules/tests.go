@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"gopkg.in/yaml.v3"
+
 	"mailgate/mimeparse"
 )
 
@@ -24,14 +26,6 @@ type TestResult struct {
 	Pass     bool
 	Problems []string
 }
-
-// Defaults of a test's envelope, for what a test does not say.
-const (
-	TestDefaultFrom     = "sender@example.com"
-	TestDefaultRcpt     = "user@example.org"
-	TestDefaultClientIP = "192.0.2.10"
-	TestDefaultHelo     = "mail.example.com"
-)
 
 var verdictNames = []string{"accept", "reject", "tempfail", "discard", "quarantine"}
 
@@ -57,6 +51,23 @@ func (c *compiler) checkTests(tests []testYAML) {
 		}
 		if fy := t.Facts; fy != nil {
 			c.checkFacts(fy)
+		}
+		if fy := t.Facts; fy != nil {
+			if vy := fy.Virus; vy != nil {
+				if v, ok := c.str("", "tests: facts: virus: found", vy.Found); ok && v != "true" && v != "false" {
+					c.atScalar(vy.Found, "tests: facts: virus: found: %q is not true or false", v)
+				}
+				for _, n := range vy.Names {
+					c.str("", "tests: facts: virus: names", n)
+				}
+				c.str("", "tests: facts: virus: error", vy.Error)
+				if vy.Found.Value == "true" && len(vy.Names) == 0 {
+					c.atScalar(vy.Found, "tests: facts: virus: found: true needs names: (the signatures clamd reported)")
+				}
+			}
+			for _, d := range fy.Defects {
+				c.str("", "tests: facts: defects", d)
+			}
 		}
 		x := t.Expect
 		if x == nil {
@@ -110,6 +121,57 @@ func (s *Set) RunTests() []TestResult {
 		}
 	}
 	return out
+}
+
+// configTestsYAML is the part of a configuration file rules reads: its
+// own tests of the combined behaviour.
+type configTestsYAML struct {
+	Tests []testYAML `yaml:"tests"`
+}
+
+// RunConfigTests runs the tests: of a configuration file (mailgate.yaml,
+// data as read from file) against the whole set: what the packs do
+// together, as serve runs them. Their messages resolve from the file's
+// directory. A malformed test is a *LoadError with the file's positions.
+func (s *Set) RunConfigTests(file string, data []byte) ([]TestResult, error) {
+	return s.configTests(file, data, true)
+}
+
+// CheckConfigTests checks a configuration file's tests: as RunConfigTests
+// would load them, without running them (`mailgate lint -c`).
+func (s *Set) CheckConfigTests(file string, data []byte) error {
+	_, err := s.configTests(file, data, false)
+	return err
+}
+
+func (s *Set) configTests(file string, data []byte, run bool) ([]TestResult, error) {
+	var cy configTestsYAML
+	if err := yaml.Unmarshal(data, &cy); err != nil {
+		le := &LoadError{}
+		le.Problems = append(le.Problems, yamlProblem(file, data, err))
+		return nil, le
+	}
+	if len(cy.Tests) == 0 {
+		return nil, nil
+	}
+	le := &LoadError{}
+	c := newCompiler(s, le)
+	c.file, c.src = file, data
+	c.checkTests(cy.Tests)
+	if len(le.Problems) > 0 {
+		return nil, le
+	}
+	if !run {
+		return nil, nil
+	}
+	pf := &policyFile{name: file, tests: cy.Tests}
+	whole := *s
+	whole.fsys = nil // the configuration is a file on disk
+	var out []TestResult
+	for i := range cy.Tests {
+		out = append(out, whole.runTest(pf, &cy.Tests[i], i))
+	}
+	return out, nil
 }
 
 // only is the set restricted to one file's rules: same lists, same
@@ -170,16 +232,23 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 			return res
 		}
 	}
+	// What the test does not give comes from the default envelope
+	// (envelope.go), as in `mailgate check`.
+	defFrom, rcpts := DefaultEnvelope(msg)
 	f := Facts{
-		Client:   Client{IP: TestDefaultClientIP, Port: 25, HELO: TestDefaultHelo, Listener: "127.0.0.1:25"},
-		Envelope: Envelope{From: TestDefaultFrom, Size: int(msg.Size)},
+		Client:   Client{IP: DefaultClientIP, Port: 25, HELO: DefaultHelo, Listener: "127.0.0.1:25"},
+		Envelope: Envelope{From: defFrom, Size: int(msg.Size)},
 	}
-	rcpts := []string{TestDefaultRcpt}
-	var lookups *StaticFacts
+	if fy := t.Facts; fy != nil && fy.Client != nil {
+		f.Client.Pregreet = fy.Client.Pregreet.Value == "true"
+	}
+	// Every lookup a test does not give is none, as check --offline.
+	static := &StaticFacts{}
 	if fy := t.Facts; fy != nil {
-		lookups = staticFacts(fy)
-		if fy.Client != nil {
-			f.Client.Pregreet = fy.Client.Pregreet.Value == "true"
+		static = staticFacts(fy)
+		static.Defects = values(fy.Defects)
+		if vy := fy.Virus; vy != nil {
+			static.Virus = Virus{Found: vy.Found.Value == "true", Names: values(vy.Names), Error: vy.Error.Value}
 		}
 	}
 	if env := t.Envelope; env != nil {
@@ -199,7 +268,7 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 			}
 		}
 	}
-	run := s.simulate(s.newEvaluator(NewState(1024, nil)), &f, rcpts, msg, lookups)
+	run := s.simulate(s.newEvaluator(NewState(1024, nil)), &f, rcpts, msg, static)
 	res.Problems = compareExpect(t.Expect, run)
 	res.Pass = len(res.Problems) == 0
 	return res
@@ -207,13 +276,8 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 
 // simulate runs a transaction through the same Conn and Tx that serve
 // drives (transaction.go), with an upstream that accepts every command.
-func (s *Set) simulate(e *Evaluator, f *Facts, rcpts []string, msg *mimeparse.Message, lookups *StaticFacts) testRun {
-	in := SimInput{Client: f.Client, From: f.Envelope.From, Rcpts: rcpts, Msg: msg, Size: f.Envelope.Size}
-	if lookups == nil {
-		lookups = &StaticFacts{} // every lookup none, as check --offline
-	}
-	in.Enrich = lookups
-	res := Simulate(e, in)
+func (s *Set) simulate(e *Evaluator, f *Facts, rcpts []string, msg *mimeparse.Message, enrich Enricher) testRun {
+	res := Simulate(e, SimInput{Client: f.Client, From: f.Envelope.From, Rcpts: rcpts, Msg: msg, Size: f.Envelope.Size, Enrich: enrich})
 	t := res.Tx
 	return testRun{
 		verdict: res.Decision.Action,

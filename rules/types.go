@@ -93,6 +93,18 @@ type Envelope struct {
 	SMTPUTF8    bool
 }
 
+// Virus is clamd's verdict on the whole message (docs/DESIGN.md "Wave 2
+// contract": Virus.Found, Virus.Names, Virus.Error), known at stage data.
+// Error is non-empty when clamd could not answer (unreachable, timeout, an
+// ERROR reply): the message was not scanned, and Found says nothing. A
+// message larger than clamd.max_size is not sent at all: Error stays empty
+// and the message gets the defect limit-virus-scan-size instead.
+type Virus struct {
+	Found bool
+	Names []string
+	Error string
+}
+
 // Facts is everything known about a transaction at a stage. Msg is nil
 // before the data stage.
 type Facts struct {
@@ -108,6 +120,9 @@ type Facts struct {
 	// transaction accumulated; the stage's rules add to them.
 	Score float64
 	Tags  []string
+	// Virus is filled by the front-end's clamd lookup (an Enricher) at
+	// stage data, only when the set reads Virus (Set.Uses).
+	Virus Virus
 }
 
 // HeaderEdit is one header change, with the rule that asked for it.

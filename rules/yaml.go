@@ -61,6 +61,17 @@ type factsYAML struct {
 	Client *clientFactsYAML    `yaml:"client"`
 	Auth   *authFactsYAML      `yaml:"auth"`
 	DNSBL  map[string][]scalar `yaml:"dnsbl"` // NAME → answers
+	Virus  *virusFactsYAML     `yaml:"virus"`
+	// Defects are the defects a front-end adds to the message's own
+	// (limit-virus-scan-size: too large to be sent to clamd).
+	Defects []scalar `yaml:"defects"`
+}
+
+// virusFactsYAML is clamd's verdict, as Virus.Found, .Names, .Error.
+type virusFactsYAML struct {
+	Found scalar   `yaml:"found"`
+	Names []scalar `yaml:"names"`
+	Error scalar   `yaml:"error"`
 }
 
 type clientFactsYAML struct {

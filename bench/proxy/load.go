@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
@@ -41,6 +42,34 @@ func sourceRun(ctx context.Context, addr, file string, msgs, sessions int, timeo
 		return d, fmt.Errorf("smtp-source: %v: %s", err, firstLines(out.String(), 3))
 	}
 	return d, nil
+}
+
+// sourceRunAll is sourceRun split evenly over several instances at once
+// (the sessions and messages divided between them); the wall time is the
+// slowest one's.
+func sourceRunAll(ctx context.Context, addrs []string, file string, msgs, sessions int, timeout time.Duration) (time.Duration, error) {
+	if len(addrs) == 1 {
+		return sourceRun(ctx, addrs[0], file, msgs, sessions, timeout)
+	}
+	n := len(addrs)
+	var wg sync.WaitGroup
+	ds, errs := make([]time.Duration, n), make([]error, n)
+	for i, a := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ds[i], errs[i] = sourceRun(ctx, a, file, max(1, msgs/n), max(1, sessions/n), timeout)
+		}()
+	}
+	wg.Wait()
+	return slices.Max(ds), errors.Join(errs...)
+}
+
+// latencyRunAll is latencyRun over several instances, each client taking
+// them in turn.
+func latencyRunAll(addrs []string, wire []byte, total, sessions int, timeout time.Duration) (p50, p99 time.Duration, errs int, firstErr error) {
+	var next atomic.Uint64
+	return latencyRunPick(func() string { return addrs[int(next.Add(1))%len(addrs)] }, wire, total, sessions, timeout)
 }
 
 func firstLines(s string, n int) string {
@@ -165,6 +194,12 @@ func sendOne(addr string, wire []byte, timeout time.Duration) (time.Duration, er
 // latencyRun times total transactions sent by sessions concurrent
 // clients, each sequential, and returns p50 and p99.
 func latencyRun(addr string, wire []byte, total, sessions int, timeout time.Duration) (p50, p99 time.Duration, errs int, firstErr error) {
+	return latencyRunPick(func() string { return addr }, wire, total, sessions, timeout)
+}
+
+// latencyRunPick is latencyRun with the address of each transaction
+// chosen by pick.
+func latencyRunPick(pick func() string, wire []byte, total, sessions int, timeout time.Duration) (p50, p99 time.Duration, errs int, firstErr error) {
 	var next atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -176,7 +211,7 @@ func latencyRun(addr string, wire []byte, total, sessions int, timeout time.Dura
 			defer wg.Done()
 			var mine []time.Duration
 			for next.Add(1) <= int64(total) && time.Now().Before(deadline) {
-				d, err := sendOne(addr, wire, 60*time.Second)
+				d, err := sendOne(pick(), wire, 60*time.Second)
 				mu.Lock()
 				if err != nil {
 					errs++

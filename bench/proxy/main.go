@@ -265,10 +265,7 @@ func matrix(e *env, o options, stdout, stderr io.Writer) int {
 	var notes []string
 	defer func() {
 		for _, t := range targets {
-			t.proc.stop()
-			if t.extra != nil {
-				t.extra.stop()
-			}
+			t.stop()
 		}
 	}()
 	failed := false
@@ -325,7 +322,7 @@ outer:
 					s := sample{Target: t.name, Size: size, Sessions: sess, Run: r + 1, Msgs: load}
 					var d time.Duration
 					var err error
-					runLoad := func() { d, err = sourceRun(ctx, t.addr, files[size], load, sess, 3*time.Minute) }
+					runLoad := func() { d, err = sourceRunAll(ctx, t.addrs(), files[size], load, sess, 3*time.Minute) }
 					if o.pprofDir != "" && t.metrics != "" && r == 0 && sess == slices.Max(o.sessions) {
 						label := fmt.Sprintf("%s-%s-s%d", t.name, size, sess)
 						notes = append(notes, profileDuring(o.pprofDir, t.metrics, label, int(loadSeconds), runLoad))
@@ -337,7 +334,7 @@ outer:
 						s.MsgsPerS = float64(load) / d.Seconds()
 						est[t.name+"/"+size] = s.MsgsPerS
 						s.MBPerS = s.MsgsPerS * float64(bytesOf[size]) / 1e6
-						p50, p99, errs, lerr := latencyRun(t.addr, wires[size], lat, sess, 2*time.Minute)
+						p50, p99, errs, lerr := latencyRunAll(t.addrs(), wires[size], lat, sess, 2*time.Minute)
 						s.P50ms, s.P99ms = ms(p50), ms(p99)
 						if errs > 0 {
 							err = fmt.Errorf("latency client: %d of %d failed, first: %v", errs, lat, lerr)
@@ -393,7 +390,7 @@ func startTarget(e *env, name string) (*target, error) {
 	case "byte-pump":
 		return startPump(e)
 	case "mailgate-default":
-		return startMailgate(e, name, []string{filepath.Join(e.root, "policies", "default.yaml")}, 2000, "")
+		return startMailgate(e, name, []string{filepath.Join(e.root, "policies", "default.yaml")}, 2000)
 	case "mailgate-auth":
 		// The default pack with every authentication check and one
 		// blocklist on, through a private unbound (issue 13's figure).
@@ -401,21 +398,23 @@ func startTarget(e *env, name string) (*target, error) {
 		if err != nil {
 			return nil, err
 		}
-		t, err := startMailgate(e, name, []string{filepath.Join(e.root, "policies", "default.yaml")}, 2000, authSections(dns))
+		t, err := startMailgateExtra(e, name, []string{filepath.Join(e.root, "policies", "default.yaml")}, 2000, authSections(dns))
 		if err != nil {
 			p.stop()
 			return nil, err
 		}
-		t.extra = p
+		t.services = append(t.services, p)
 		return t, nil
 	case "mailgate-packs":
 		p, err := packPolicies(e)
 		if err != nil {
 			return nil, err
 		}
-		return startMailgate(e, name, p, 2000, "")
+		return startMailgate(e, name, p, 2000)
 	case "haraka":
 		return startHaraka(e, runtime.NumCPU())
+	case "mailgate-rate-lru", "mailgate-rate-redis", "mailgate-rate-redis-x2", "mailgate-av-off", "mailgate-av":
+		return startServiceTarget(e, name)
 	}
 	return nil, fmt.Errorf("unknown target %q", name)
 }

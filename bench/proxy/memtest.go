@@ -69,7 +69,7 @@ func memTest(e *env, mo memOptions, stdout, stderr io.Writer) int {
 	var t *target
 	switch mo.target {
 	case "mailgate":
-		t, err = startMailgate(e, "mailgate-memtest", []string{filepath.Join(e.root, "policies", "default.yaml")}, mo.sessions+100, "")
+		t, err = startMailgate(e, "mailgate-memtest", []string{filepath.Join(e.root, "policies", "default.yaml")}, mo.sessions+100)
 	case "byte-pump":
 		t, err = startPump(e)
 		if t != nil {

@@ -6,23 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mailgate/clamd"
 	"mailgate/config"
 	"mailgate/facts"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"mailgate"
 	"mailgate/mimeparse"
 	"mailgate/rules"
-)
-
-// Envelope defaults of `mailgate check` (DESIGN: check).
-const (
-	checkDefaultFrom     = "sender@example.com"
-	checkDefaultRcpt     = "rcpt@example.net"
-	checkDefaultClientIP = "192.0.2.1"
-	checkDefaultHelo     = "mail.example.com"
 )
 
 // checkOptions are the flags of `mailgate check`.
@@ -31,6 +25,7 @@ type checkOptions struct {
 	policies stringList
 	lists    listFlag
 	from     string
+	fromSet  bool
 	rcpts    stringList
 	clientIP string
 	helo     string
@@ -51,10 +46,13 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&o.policies, "p", "policy `file` (repeatable, evaluated in order; default: the embedded default pack)")
 	o.lists = listFlag{}
 	fs.Var(o.lists, "l", "list for the policies given with -p, as `NAME=FILE` (repeatable)")
-	fs.StringVar(&o.from, "from", checkDefaultFrom, "envelope sender `address`")
-	fs.Var(&o.rcpts, "rcpt", "envelope recipient `address` (repeatable; default "+checkDefaultRcpt+")")
-	fs.StringVar(&o.clientIP, "client-ip", checkDefaultClientIP, "client `IP` address")
-	fs.StringVar(&o.helo, "helo", checkDefaultHelo, "client HELO `name`")
+	fs.Func("from", "envelope sender `address` (default: Return-Path, else the From address, else "+rules.DefaultFrom+")", func(v string) error {
+		o.from, o.fromSet = v, true
+		return nil
+	})
+	fs.Var(&o.rcpts, "rcpt", "envelope recipient `address` (repeatable; default: Delivered-To, else X-Original-To, else To and Cc, else "+rules.DefaultRcpt+")")
+	fs.StringVar(&o.clientIP, "client-ip", rules.DefaultClientIP, "client `IP` address")
+	fs.StringVar(&o.helo, "helo", rules.DefaultHelo, "client HELO `name`")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per message (hit table on stderr)")
 	fs.StringVar(&o.out, "out", "", "write each message, rewritten when accepted with edits, under `dir`")
 	fs.BoolVar(&o.explain, "explain", false, "show every rule's result and why")
@@ -74,11 +72,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mailgate check: -c excludes -p and -l (the config names policies and lists)")
 		return 2
 	}
-	if len(o.rcpts) == 0 {
-		o.rcpts = stringList{checkDefaultRcpt}
-	}
 	clock := &chkClock{base: time.Now()}
-	set, src, cfg, err := loadCheckSet(&o, rules.NewState(0, clock.now))
+	set, src, cfg, av, err := loadCheckSet(&o, rules.NewState(0, clock.now))
 	if err != nil {
 		fmt.Fprintf(stderr, "mailgate check: %v\n", err)
 		return 1
@@ -92,8 +87,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
+	if av == nil && set.Uses("Virus") {
+		fmt.Fprintln(stderr, "mailgate check: warning: a policy reads Virus, but nothing scans (no -c with a clamd: section): every message looks clean to it")
+	}
 	c := &checker{
-		clock: clock, opts: o, set: set, ev: set.NewEvaluator(), src: src, lookups: lookups,
+		clock: clock, opts: o, set: set, ev: set.NewEvaluator(), src: src, av: av, lookups: lookups,
 		stdout: stdout, stderr: stderr,
 		hits: map[string]int{}, monitorHits: map[string]int{}, verdicts: map[string]int{},
 		progress: chkIsTerminal(stderr), lastProgress: time.Now(),
@@ -104,7 +102,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			c.clearProgress()
 			fmt.Fprintf(stderr, "mailgate check: %v\n", err)
 			code = 1
-		})
+		}, &c.skipped)
 	}
 	if c.failed {
 		code = 1
@@ -115,39 +113,54 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		table = stderr
 	}
 	c.writeTable(table)
+	c.skipped.write(table)
+	if len(c.notWritten) > 0 {
+		fmt.Fprintf(table, "not written to %s (refused, not sent upstream): %s\n", o.out, strings.Join(c.notWritten, ", "))
+	}
 	return code
 }
 
 // loadCheckSet loads the policies named by -c or -p, or the embedded
-// default pack, and returns the rules' sources for --explain.
-func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources, *config.Config, error) {
+// default pack, and returns the rules' sources for --explain, the config
+// (nil without -c) for the lookups, and the config's clamd (nil without
+// -c or without clamd:), which scans each message as serve would when the
+// set reads Virus. rate() and greylisting stay in check's own State even
+// when the config names a Redis: a back-test judges each message alone
+// and must not touch production's counts.
+func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources, *config.Config, *clamd.Client, error) {
 	switch {
 	case o.config != "":
 		// Read as serve reads it, and the same policy set (lint.go loadRuleSet).
 		cfg, err := config.Load(o.config)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		set, err := config.LoadPolicies(cfg, mailgate.Tree, st)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
+		}
+		var av *clamd.Client
+		if cfg.Clamd != nil {
+			if av, err = clamd.New(cfg.Clamd.Address, cfg.Clamd.Timeout, cfg.Clamd.MaxSize); err != nil {
+				return nil, nil, nil, nil, err
+			}
 		}
 		o.limits = cfg.MimeLimits()
 		rc, fsys := cfg.RulesConfig(mailgate.Tree)
-		return set, chkReadRuleSources(fsys, rc.Policies), cfg, nil
+		return set, chkReadRuleSources(fsys, rc.Policies), cfg, av, nil
 	case len(o.policies) > 0:
 		set, err := rules.Load(rules.Config{Policies: o.policies, Lists: o.lists, Facts: rules.FactSources{All: true}}, st)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
-		return set, chkReadRuleSources(nil, o.policies), nil, nil
+		return set, chkReadRuleSources(nil, o.policies), nil, nil, nil
 	}
 	cfg := rules.Config{Policies: []string{mailgate.DefaultPack}, Lists: o.lists, Facts: rules.FactSources{All: true}}
 	set, err := rules.LoadFS(mailgate.Tree, cfg, st)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	return set, chkReadRuleSources(mailgate.Tree, cfg.Policies), nil, nil
+	return set, chkReadRuleSources(mailgate.Tree, cfg.Policies), nil, nil, nil
 }
 
 // chkClock is the clock of rate() and greylisting during a back-test. A
@@ -172,6 +185,7 @@ type checker struct {
 	opts  checkOptions
 	set   *rules.Set
 	ev    *rules.Evaluator
+	av    *clamd.Client // -c with clamd: (nil: Virus stays empty)
 	src   chkRuleSources
 	// lookups computes the DNS facts (nil: offline, every lookup none).
 	lookups *facts.Checker
@@ -180,6 +194,8 @@ type checker struct {
 
 	n, files     int
 	failed       bool
+	skipped      chkSkipped
+	notWritten   []string       // --out: messages refused, so not written
 	hits         map[string]int // rule → messages it matched
 	monitorHits  map[string]int
 	verdicts     map[string]int
@@ -224,6 +240,14 @@ func (c *checker) message(in chkInput) {
 		c.failed = true
 		return
 	}
+	shown := in.name
+	if in.inBox {
+		// A message of an mbox or a Maildir is named by its position or
+		// file and its Message-ID (--json: in message_id).
+		if id := strings.TrimSpace(msg.Header("Message-ID")); id != "" {
+			shown += " " + chkOneLine(id)
+		}
+	}
 	c.clock.next()
 	res := c.evaluate(msg, raw)
 	c.n++
@@ -238,15 +262,27 @@ func (c *checker) message(in chkInput) {
 		fmt.Fprintf(c.stderr, "mailgate check: %s: %v\n", in.name, e)
 	}
 	c.clearProgress()
-	if c.opts.json {
-		chkWriteJSON(c.stdout, in.name, msg, &res)
-	} else {
-		chkWriteLine(c.stdout, in.name, &res)
+	switch {
+	case c.opts.json:
+		// --explain goes inside the object, so that the output stays one
+		// JSON object per line.
+		explain := ""
+		if c.opts.explain {
+			var b strings.Builder
+			c.writeExplain(&b, msg, &res)
+			explain = b.String()
+		}
+		chkWriteJSON(c.stdout, in.name, msg, &res, explain)
+	default:
+		chkWriteLine(c.stdout, shown, &res)
+		if c.opts.explain {
+			c.writeExplain(c.stdout, msg, &res)
+		}
 	}
-	if c.opts.explain {
-		c.writeExplain(c.stdout, msg, &res)
-	}
-	if c.opts.out != "" {
+	if c.opts.out != "" && res.verdict != rules.ActionAccept {
+		// Only what would be sent upstream is written.
+		c.notWritten = append(c.notWritten, shown+" ("+string(res.verdict)+")")
+	} else if c.opts.out != "" {
 		if err := c.writeOut(in.rel, raw, msg, &res); err != nil {
 			fmt.Fprintf(c.stderr, "mailgate check: %s: %v\n", in.name, err)
 			c.failed = true
@@ -259,15 +295,33 @@ func (c *checker) message(in chkInput) {
 // serve drives, with an upstream that accepts every command.
 func (c *checker) evaluate(msg *mimeparse.Message, raw []byte) chkResult {
 	client := rules.Client{IP: c.opts.clientIP, Port: 25, HELO: c.opts.helo}
-	var enrich rules.Enricher = &rules.StaticFacts{} // offline: every lookup none
+	// What the flags do not give comes from the message (rules.DefaultEnvelope),
+	// as in policy tests.
+	from, rcpts := rules.DefaultEnvelope(msg)
+	if c.opts.fromSet {
+		from = c.opts.from
+	}
+	if len(c.opts.rcpts) > 0 {
+		rcpts = c.opts.rcpts
+	}
+	in := rules.SimInput{Client: client, From: from, Rcpts: rcpts, Msg: msg, Size: len(raw)}
+	var enrich rules.Enrichers
 	if c.lookups != nil {
 		l := c.lookups.New(context.Background())
 		if mc := l.Message(); mc != nil {
 			mc.Write(chkCRLF(raw)) // DKIM and ARC hash the bytes as SMTP carries them
 		}
-		enrich = l
+		enrich = append(enrich, l)
+	} else {
+		enrich = append(enrich, &rules.StaticFacts{}) // offline: every lookup none
 	}
-	sim := rules.Simulate(c.ev, rules.SimInput{Client: client, From: c.opts.from, Rcpts: c.opts.rcpts, Msg: msg, Size: len(raw), Enrich: enrich})
+	if c.av != nil {
+		enrich = append(enrich, &clamd.Enricher{Client: c.av, Wanted: c.set.Uses("Virus"), Open: func() (io.Reader, int64, error) {
+			return bytes.NewReader(raw), int64(len(raw)), nil
+		}})
+	}
+	in.Enrich = enrich
+	sim := rules.Simulate(c.ev, in)
 	t := sim.Tx
 	res := chkResult{
 		verdict: sim.Decision.Action,
@@ -285,8 +339,8 @@ func (c *checker) evaluate(msg *mimeparse.Message, raw []byte) chkResult {
 	return res
 }
 
-// writeOut writes the message under --out: rewritten when it is accepted
-// with edits, byte for byte otherwise.
+// writeOut writes an accepted message under --out as it would go
+// upstream: rewritten when there are edits, byte for byte otherwise.
 func (c *checker) writeOut(rel string, raw []byte, msg *mimeparse.Message, res *chkResult) error {
 	dst := filepath.Join(c.opts.out, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -296,7 +350,7 @@ func (c *checker) writeOut(rel string, raw []byte, msg *mimeparse.Message, res *
 	if err != nil {
 		return err
 	}
-	if res.verdict == rules.ActionAccept && !res.edits.Empty() {
+	if !res.edits.Empty() {
 		_, err = rules.Rewrite(f, bytes.NewReader(raw), msg, &res.edits)
 	} else {
 		_, err = f.Write(raw)

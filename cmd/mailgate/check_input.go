@@ -19,7 +19,59 @@ import (
 type chkInput struct {
 	name, rel string
 	read      func() ([]byte, error)
+	// inBox: one message of an mbox or a Maildir, whose reports add its
+	// Message-ID to the name (position or file name alone do not say
+	// which message it is).
+	inBox bool
 }
+
+// chkSkipped collects the files a directory walk passed over, by reason,
+// so check can say what it did not read (and a user can name a file to
+// check it anyway).
+type chkSkipped struct {
+	n       int
+	reasons map[string][]string // reason → paths
+}
+
+func (s *chkSkipped) add(path, reason string) {
+	if s.reasons == nil {
+		s.reasons = map[string][]string{}
+	}
+	s.n++
+	s.reasons[reason] = append(s.reasons[reason], path)
+}
+
+// write prints one line per reason with a few of the files.
+func (s *chkSkipped) write(w io.Writer) {
+	if s.n == 0 {
+		return
+	}
+	fmt.Fprintf(w, "skipped %s (name a file to check it anyway):\n", plural(s.n, "file"))
+	for _, r := range chkSortedKeys(s.reasons) {
+		paths := s.reasons[r]
+		ex := paths
+		if len(ex) > 3 {
+			ex = ex[:3]
+		}
+		more := ""
+		if len(paths) > len(ex) {
+			more = ", ..."
+		}
+		fmt.Fprintf(w, "  %d %s: %s%s\n", len(paths), r, strings.Join(ex, ", "), more)
+	}
+}
+
+// The reasons a directory walk skips a file.
+const (
+	skipHidden    = "hidden (name starts with a dot)"
+	skipNotFile   = "not a regular file"
+	skipEmpty     = "empty"
+	skipNoHeader  = "not a message: the first line is not a header field"
+	skipNoCommon  = "not a message: no From, To, Subject, Date, Received, Message-ID, MIME-Version or Content-Type field in its first 4 KiB"
+	skipTmp       = "in a Maildir's tmp/ (delivery in progress)"
+	stdinName     = "-"
+	stdinRelative = "stdin.eml"
+)
 
 // outRel is where a PATH argument's messages go under --out: the path as
 // given on the command line (docs/DESIGN.md "Wave 2 contract"), kept
@@ -42,7 +94,16 @@ func outRel(path string) string {
 // a Maildir (cur/ and new/), or a directory searched recursively for .eml
 // files, other files that start like a message, mbox files and Maildirs. Unreadable files and directories are
 // reported to fail and skipped.
-func chkWalkInputs(path string, fn func(chkInput), fail func(error)) {
+func chkWalkInputs(path string, fn func(chkInput), fail func(error), skipped *chkSkipped) {
+	if path == stdinName {
+		data, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			fail(fmt.Errorf("reading standard input: %w", err))
+			return
+		}
+		chkBytesInputs(data, stdinName, stdinRelative, fn, fail)
+		return
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		fail(err)
@@ -50,7 +111,7 @@ func chkWalkInputs(path string, fn func(chkInput), fail func(error)) {
 	}
 	base := outRel(path)
 	if !fi.IsDir() {
-		chkFileInputs(path, base, fn, fail, true)
+		chkFileInputs(path, base, fn, fail, true, false)
 		return
 	}
 	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
@@ -68,16 +129,28 @@ func chkWalkInputs(path string, fn func(chkInput), fail func(error)) {
 				return fs.SkipDir
 			}
 			if d.Name() == "tmp" && chkIsMaildir(filepath.Dir(p)) {
+				if ents, err := os.ReadDir(p); err == nil {
+					for _, e := range ents {
+						skipped.add(filepath.Join(p, e.Name()), skipTmp)
+					}
+				}
 				return fs.SkipDir // RFC-less but universal: tmp/ holds deliveries in progress
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), ".") {
+		switch {
+		case strings.HasPrefix(d.Name(), "."):
+			skipped.add(p, skipHidden)
+			return nil
+		case !d.Type().IsRegular():
+			skipped.add(p, skipNotFile)
 			return nil
 		}
 		inMaildir := chkIsMaildir(filepath.Dir(filepath.Dir(p))) &&
 			(filepath.Base(filepath.Dir(p)) == "cur" || filepath.Base(filepath.Dir(p)) == "new")
-		chkFileInputs(p, rel, fn, fail, inMaildir || strings.EqualFold(filepath.Ext(p), ".eml"))
+		if reason := chkFileInputs(p, rel, fn, fail, inMaildir || strings.EqualFold(filepath.Ext(p), ".eml"), inMaildir); reason != "" {
+			skipped.add(p, reason)
+		}
 		return nil
 	})
 	if err != nil {
@@ -98,52 +171,90 @@ func chkIsMaildir(dir string) bool {
 
 // chkFileInputs hands over one file: an mbox (it starts with a "From " line)
 // message by message, else, when whole is true, the file as one message.
-func chkFileInputs(path, rel string, fn func(chkInput), fail func(error), whole bool) {
+// A UTF-8 byte-order mark before either is passed over. It returns why it
+// skipped the file, or "".
+func chkFileInputs(path, rel string, fn func(chkInput), fail func(error), whole, inMaildir bool) string {
 	f, err := os.Open(path)
 	if err != nil {
 		fail(err)
-		return
+		return ""
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 64<<10)
 	head, err := br.Peek(4096)
 	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
 		fail(fmt.Errorf("%s: %w", path, err))
-		return
+		return ""
+	}
+	if bytes.HasPrefix(head, utf8BOM) && bytes.HasPrefix(head[len(utf8BOM):], []byte("From ")) {
+		br.Discard(len(utf8BOM))
+		head = head[len(utf8BOM):]
 	}
 	if bytes.HasPrefix(head, []byte("From ")) {
 		if err := chkSplitMbox(br, func(n int, msg []byte) {
 			name := path + ":" + strconv.Itoa(n)
-			fn(chkInput{name: name, rel: rel + "/" + strconv.Itoa(n) + ".eml", read: func() ([]byte, error) { return msg, nil }})
+			fn(chkInput{name: name, rel: rel + "/" + strconv.Itoa(n) + ".eml", read: func() ([]byte, error) { return msg, nil }, inBox: true})
 		}); err != nil {
 			fail(fmt.Errorf("%s: %w", path, err))
 		}
-		return
+		return ""
 	}
-	if !whole && !chkLooksLikeMessage(head) {
-		return
+	if !whole {
+		if reason := chkNotMessage(head); reason != "" {
+			return reason
+		}
 	}
-	fn(chkInput{name: path, rel: rel, read: func() ([]byte, error) {
+	fn(chkInput{name: path, rel: rel, inBox: inMaildir, read: func() ([]byte, error) {
 		data, err := io.ReadAll(br)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		return data, nil
 	}})
+	return ""
 }
 
-// chkHeaderLine matches a header field line as mail software writes them.
-var chkHeaderLine = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*:`)
+// chkBytesInputs hands over data read from standard input: an mbox
+// message by message, else one message.
+func chkBytesInputs(data []byte, name, rel string, fn func(chkInput), fail func(error)) {
+	body := bytes.TrimPrefix(data, utf8BOM)
+	if bytes.HasPrefix(body, []byte("From ")) {
+		if err := chkSplitMbox(bufio.NewReader(bytes.NewReader(body)), func(n int, msg []byte) {
+			fn(chkInput{name: name + ":" + strconv.Itoa(n), rel: "stdin/" + strconv.Itoa(n) + ".eml",
+				read: func() ([]byte, error) { return msg, nil }, inBox: true})
+		}); err != nil {
+			fail(fmt.Errorf("standard input: %w", err))
+		}
+		return
+	}
+	fn(chkInput{name: name, rel: rel, read: func() ([]byte, error) { return data, nil }})
+}
+
+var utf8BOM = []byte("\xef\xbb\xbf")
+
+// chkHeaderLine matches a header field line as mail software writes them,
+// and the obsolete form with white space before the colon (RFC 5322 §4.5).
+var chkHeaderLine = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*[ \t]*:`)
 
 // chkCommonField matches, at a line start, a field nearly every message has.
-var chkCommonField = regexp.MustCompile(`(?im)^(from|to|subject|date|received|message-id|mime-version|content-type|return-path|delivered-to):`)
+var chkCommonField = regexp.MustCompile(`(?im)^(from|to|subject|date|received|message-id|mime-version|content-type|return-path|delivered-to)[ \t]*:`)
 
-// chkLooksLikeMessage tells, in a directory walk, a message saved without
+// chkNotMessage tells, in a directory walk, a message saved without
 // the .eml extension (Maildir-less exports, test corpora: .msg, .txt, no
-// extension) from other files: its first line is a header field and its
-// first bytes hold a field every message has.
-func chkLooksLikeMessage(head []byte) bool {
-	return chkHeaderLine.Match(head) && chkCommonField.Match(head)
+// extension) from other files: its first line (after a byte-order mark)
+// is a header field and its first bytes hold a field every message has.
+// It returns why head is not a message, or "".
+func chkNotMessage(head []byte) string {
+	head = bytes.TrimPrefix(head, utf8BOM)
+	switch {
+	case len(head) == 0:
+		return skipEmpty
+	case !chkHeaderLine.Match(head):
+		return skipNoHeader
+	case !chkCommonField.Match(head):
+		return skipNoCommon
+	}
+	return ""
 }
 
 // chkSplitMbox reads an mbox (mboxo/mboxrd as most tools write it): a message

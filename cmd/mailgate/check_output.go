@@ -28,6 +28,8 @@ type checkJSON struct {
 	Monitor      []string          `json:"monitor"`
 	Defects      []string          `json:"defects"`
 	Parts        []chkPartJSON     `json:"parts"`
+	MessageID    string            `json:"message_id"`
+	Explain      string            `json:"explain,omitempty"` // --explain: the text it prints without --json
 }
 
 type chkPartJSON struct {
@@ -113,8 +115,11 @@ func chkPart(p *mimeparse.Part) chkPartJSON {
 	return pj
 }
 
-func chkWriteJSON(w io.Writer, name string, msg *mimeparse.Message, res *chkResult) {
-	data, err := json.Marshal(chkNewCheckJSON(name, msg, res))
+func chkWriteJSON(w io.Writer, name string, msg *mimeparse.Message, res *chkResult, explain string) {
+	j := chkNewCheckJSON(name, msg, res)
+	j.MessageID = strings.TrimSpace(msg.Header("Message-ID"))
+	j.Explain = explain
+	data, err := json.Marshal(j)
 	if err != nil {
 		panic(err) // only plain types above: cannot fail
 	}
@@ -167,7 +172,7 @@ func (c *checker) writeTable(w io.Writer) {
 	for _, v := range chkSortedKeys(c.verdicts) {
 		parts = append(parts, fmt.Sprintf("%s %d", v, c.verdicts[v]))
 	}
-	fmt.Fprintf(w, "%d messages: %s\n", c.n, strings.Join(parts, ", "))
+	fmt.Fprintf(w, "%s: %s\n", plural(c.n, "message"), strings.Join(parts, ", "))
 }
 
 // chkRuleSource is what --explain shows of a rule: where it is and its

@@ -28,7 +28,7 @@ func runLint(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	set, desc, err := loadRuleSet(cfgFile, pols, lists)
+	set, desc, _, err := loadRuleSet(cfgFile, pols, lists)
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -38,7 +38,7 @@ func runLint(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "ok: %s: %d rules\n", desc, len(set.RuleNames()))
+	fmt.Fprintf(stdout, "ok: %s: %s\n", desc, plural(len(set.RuleNames()), "rule"))
 	if verbose {
 		for _, n := range set.RuleNames() {
 			fmt.Fprintf(stdout, "rule %s\n", n)
@@ -72,7 +72,7 @@ func (e usageError) Error() string { return e.msg }
 // through proxy.LoadPolicies, the loader serve uses: `policies:` absent is
 // the embedded default pack, `policies: []` none. desc names what was
 // loaded, for messages.
-func loadRuleSet(cfgFile string, pols []string, lists map[string]string) (*rules.Set, string, error) {
+func loadRuleSet(cfgFile string, pols []string, lists map[string]string) (*rules.Set, string, *config.Config, error) {
 	switch {
 	case cfgFile != "":
 		cfg, err := config.Load(cfgFile)
@@ -80,16 +80,20 @@ func loadRuleSet(cfgFile string, pols []string, lists map[string]string) (*rules
 			err = cfg.CheckFiles()
 		}
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		set, err := config.LoadPolicies(cfg, mailgate.Tree, nil)
-		return set, cfgFile + configPolicyDesc(cfg), err
+		if err == nil {
+			// The file's own tests: of the combined behaviour load too.
+			err = set.CheckConfigTests(cfg.File, cfg.Data)
+		}
+		return set, cfgFile + configPolicyDesc(cfg), cfg, err
 	case len(pols) > 0:
 		set, err := rules.Load(rules.Config{Policies: pols, Lists: lists, Facts: rules.FactSources{All: true}}, nil)
-		return set, fmt.Sprint(len(pols), " policy file(s)"), err
+		return set, plural(len(pols), "policy file"), nil, err
 	}
 	set, err := loadDefaultPack(rules.Config{Lists: lists, Facts: rules.FactSources{All: true}})
-	return set, "embedded default pack", err
+	return set, "embedded default pack", nil, err
 }
 
 // configPolicyDesc says, for messages, which policy set a config runs when

@@ -19,7 +19,7 @@ func TestLintCommand(t *testing.T) {
 		stderr []string // substrings, in order
 	}{
 		{"embedded default", nil, 0, "ok: embedded default pack", nil},
-		{"shipped pack", []string{"-p", "../../policies/default.yaml"}, 0, "ok: 1 policy file(s)", nil},
+		{"shipped pack", []string{"-p", "../../policies/default.yaml"}, 0, "ok: 1 policy file: ", nil},
 		{"misspelt field", []string{"-p", bad + "bad-misspelt.yaml"}, 1, "",
 			[]string{bad + "bad-misspelt.yaml:3:30: rule block-executables: when: type mimeparse.Part has no field Extension (did you mean Ext?)"}},
 		{"non-bool when", []string{"-p", bad + "bad-nonbool.yaml"}, 1, "",
@@ -32,7 +32,7 @@ func TestLintCommand(t *testing.T) {
 			[]string{bad + "bad-stage.yaml:4:39: ", bad + "bad-list.yaml:3:41: "}},
 		{"rule over the cost budget", []string{"-p", bad + "bad-cost.yaml"}, 1, "",
 			[]string{bad + "bad-cost.yaml:6:12: rule parts-cubed: when: estimated worst-case cost 7.0e+09 steps is over the budget of 1.0e+09 (mime_parts 1000, archive_entries 1000)"}},
-		{"pack needing a list", []string{"-p", "../../policies/compliance-headers.yaml", "-l", "internal_domains=../../policies/lists/internal_domains.txt"}, 0, "ok: 1 policy file(s)", nil},
+		{"pack needing a list", []string{"-p", "../../policies/compliance-headers.yaml", "-l", "internal_domains=../../policies/lists/internal_domains.txt"}, 0, "ok: 1 policy file: ", nil},
 		{"pack without its list", []string{"-p", "../../policies/compliance-headers.yaml"}, 1, "", []string{"list internal_domains is not configured"}},
 		{"bad list flag", []string{"-l", "nolist"}, 2, "", []string{"want NAME=FILE"}},
 		{"missing file", []string{"-p", "nowhere.yaml"}, 1, "", []string{"nowhere.yaml:1:1: reading policy: no such file or directory"}},
@@ -129,16 +129,44 @@ func TestTestConfigEveryPack(t *testing.T) {
 	if len(packs) < 5 {
 		t.Fatalf("found %d packs", len(packs))
 	}
-	cfg := fmt.Sprintf("upstream: maildir:./mail\npolicies: [%s]\nlists: {internal_domains: %s}\n",
-		strings.Join(packs, ", "), filepath.Join(root, "policies", "lists", "internal_domains.txt"))
+	// The configuration's own tests check what the packs do together: an
+	// executable is refused by the first pack that sees it; an external
+	// message is tagged by compliance-headers and its subject prefixed by
+	// spam-basics' rules only when they match.
+	cfg := fmt.Sprintf("upstream: maildir:./mail\npolicies: [%s]\nlists: {internal_domains: %s}\n"+
+		"tests:\n"+
+		"  - name: every pack together refuses an executable\n"+
+		"    message: %s\n"+
+		"    expect: {verdict: reject}\n"+
+		"  - name: every pack together passes a PDF\n"+
+		"    message: %s\n"+
+		"    expect: {verdict: accept}\n",
+		strings.Join(packs, ", "), filepath.Join(root, "policies", "lists", "internal_domains.txt"),
+		filepath.Join(root, "testdata", "attacks", "exe-attachment.eml"), filepath.Join(root, "testdata", "benign", "pdf-attachment.eml"))
 	file := filepath.Join(t.TempDir(), "mailgate.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out, errb strings.Builder
-	code := runTest([]string{"-c", file}, &out, &errb)
-	if code != 0 || !strings.Contains(out.String(), " 0 failed") {
+	code := runTest([]string{"-v", "-c", file}, &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), " passed, 0 failed") ||
+		!strings.Contains(out.String(), "mailgate.yaml:5: every pack together refuses an executable") ||
+		!strings.Contains(out.String(), "mailgate.yaml:8: every pack together passes a PDF") {
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
 	}
-	t.Log(strings.TrimSpace(out.String()))
+	t.Log(lastLine(out.String()))
+	// A broken test in the configuration is a load error with its place.
+	bad := strings.Replace(cfg, "expect: {verdict: accept}", "expect: {verdict: acept}", 1)
+	if err := os.WriteFile(file, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errb.Reset()
+	if code := runLint([]string{"-c", file}, &out, &errb); code != 1 || !strings.Contains(errb.String(), `mailgate.yaml:10:23: tests: expect: verdict: "acept" is not one of`) {
+		t.Fatalf("lint -c with a broken config test: exit %d\n%s", code, errb.String())
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndex(s, "\n")+1:]
 }

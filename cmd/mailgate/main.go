@@ -20,11 +20,13 @@ type command struct {
 }
 
 var summaries = map[string]string{
-	"serve": "run the SMTP proxy (no config file: embedded defaults, Maildir upstream)",
-	"check": "evaluate policies on .eml files, directories, mbox and Maildir",
-	"lint":  "load, compile and type-check policies; exit 1 on error",
-	"test":  "run the tests written inside policy files",
-	"parse": "print the MIME tree of a message as mailgate sees it",
+	"serve":      "run the SMTP proxy (no config file: embedded defaults, Maildir upstream)",
+	"check":      "evaluate policies on .eml files, directories, mbox and Maildir",
+	"lint":       "load, compile and type-check policies; exit 1 on error",
+	"test":       "run the tests written inside policy files",
+	"parse":      "print the MIME tree of a message as mailgate sees it",
+	"quarantine": "list, show, release, delete and expire held messages",
+	"version":    "print mailgate's version and the Go version it was built with",
 }
 
 var commands []command
@@ -36,13 +38,15 @@ func init() {
 		{"lint", summaries["lint"], runLint},
 		{"test", summaries["test"], runTest},
 		{"parse", summaries["parse"], runParse},
+		{"quarantine", summaries["quarantine"], runQuarantine},
+		{"version", summaries["version"], runVersion},
 	}
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "mailgate: a transparent SMTP policy proxy\n\nUsage:\n  mailgate <command> [flags] [args]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-6s  %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s  %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun 'mailgate <command> -h' for a command's flags.\n")
 }
@@ -60,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "-h", "-help", "--help", "help":
 		usage(stdout)
 		return 0
+	case "-version", "--version":
+		return runVersion(nil, stdout, stderr)
 	}
 	for _, c := range commands {
 		if c.name == args[0] {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"mailgate"
+	"mailgate/config"
 	"mailgate/rules"
 )
 
@@ -29,6 +30,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 	}
 	var set *rules.Set
 	var desc string
+	var cfg *config.Config
 	var err error
 	if len(pols) == 0 && cfgFile == "" {
 		// The embedded default pack, with the fixtures its tests name
@@ -36,7 +38,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 		desc = "embedded " + mailgate.DefaultPack
 		set, err = rules.LoadFS(mailgate.Tree, rules.Config{Policies: []string{mailgate.DefaultPack}, Facts: rules.FactSources{All: true}}, rules.NewState(1024, nil))
 	} else {
-		set, desc, err = loadRuleSet(cfgFile, pols, lists)
+		set, desc, cfg, err = loadRuleSet(cfgFile, pols, lists)
 	}
 	if err != nil {
 		var ue usageError
@@ -48,12 +50,21 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if verbose {
-		fmt.Fprintf(stdout, "policies: %s: %d rules\n", desc, len(set.RuleNames()))
+		fmt.Fprintf(stdout, "policies: %s: %s\n", desc, plural(len(set.RuleNames()), "rule"))
 		for _, n := range set.RuleNames() {
 			fmt.Fprintf(stdout, "rule %s\n", n)
 		}
 	}
 	results := set.RunTests()
+	if cfg != nil {
+		// The configuration's own tests, against every pack it loads.
+		more, err := set.RunConfigTests(cfg.File, cfg.Data)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		results = append(results, more...)
+	}
 	failed := 0
 	for _, r := range results {
 		if r.Pass {
@@ -68,7 +79,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "      %s\n", strings.ReplaceAll(p, "\n", "\n      "))
 		}
 	}
-	fmt.Fprintf(stdout, "%d tests, %d passed, %d failed\n", len(results), len(results)-failed, failed)
+	fmt.Fprintf(stdout, "%s, %d passed, %d failed\n", plural(len(results), "test"), len(results)-failed, failed)
 	if failed > 0 {
 		return 1
 	}

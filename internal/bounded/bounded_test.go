@@ -59,3 +59,20 @@ func TestRunPanics(t *testing.T) {
 		t.Fatal("OnPanic not called for abandoned work")
 	}
 }
+
+// TestRunLateFinish: work that finished but ran past its deadline is a
+// timeout, whichever the waiter saw first.
+func TestRunLateFinish(t *testing.T) {
+	r := New(1)
+	j, err := r.Go(func() { time.Sleep(20 * time.Millisecond) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(40 * time.Millisecond) // done before Wait looks
+	if err := j.Wait(10 * time.Millisecond); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("late finish: %v, want ErrTimeout", err)
+	}
+	if r.Abandoned() != 0 {
+		t.Fatalf("a finished job counted as abandoned: %d", r.Abandoned())
+	}
+}
