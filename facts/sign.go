@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/mail"
 	"os"
 	"strings"
 
@@ -138,4 +139,14 @@ func (s *Signer) SignDelivered(msg io.Reader, fromDomain string, edits *rules.Ed
 		return "", nil
 	}
 	return sig, err
+}
+
+// HeaderFromDomain is the lower-cased domain of a From field's one
+// address (the decoded value), "" when it has none or several.
+func HeaderFromDomain(v string) string {
+	a, err := mail.ParseAddress(strings.TrimSpace(v))
+	if err != nil {
+		return ""
+	}
+	return addrDomain(a.Address)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net/mail"
 	"net/netip"
 	"strings"
 
@@ -181,7 +180,7 @@ func (s *Session) resign(body io.Reader, msg *mimeparse.Message, all, ruleEdits 
 	if sg == nil || ruleEdits.Empty() || msg == nil {
 		return nil, nil, nil
 	}
-	from := headerFromDomain(msg.Header("From"))
+	from := facts.HeaderFromDomain(msg.Header("From"))
 	if !strings.EqualFold(from, sg.Domain) {
 		return nil, nil, nil
 	}
@@ -210,19 +209,6 @@ func (s *Session) resign(body io.Reader, msg *mimeparse.Message, all, ruleEdits 
 		return nil, nil, err
 	}
 	return io.MultiReader(bytes.NewReader([]byte(sig)), rd), func() { out.Close() }, nil
-}
-
-// headerFromDomain is the domain of a From field's one address.
-func headerFromDomain(v string) string {
-	a, err := mail.ParseAddress(strings.TrimSpace(v))
-	if err != nil {
-		return ""
-	}
-	i := strings.LastIndexByte(a.Address, '@')
-	if i < 0 {
-		return ""
-	}
-	return strings.ToLower(strings.TrimSuffix(a.Address[i+1:], "."))
 }
 
 // parseClientIP reads the client address the rules see.

@@ -9,6 +9,7 @@ import (
 	"mailgate/clamd"
 	"mailgate/config"
 	"mailgate/facts"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,11 +88,22 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
+	var authservID string
+	var signer *facts.Signer
+	if cfg != nil && lookups != nil && cfg.AuthChecks.On() {
+		authservID = cfg.AuthChecks.AuthservID
+	}
+	if cfg != nil && cfg.DKIMSign != nil {
+		if signer, err = facts.LoadSigner(cfg.DKIMSign.Domain, cfg.DKIMSign.Selector, cfg.DKIMSign.Key); err != nil {
+			fmt.Fprintf(stderr, "mailgate check: dkim_sign.key: %v\n", err)
+			return 1
+		}
+	}
 	if av == nil && set.Uses("Virus") {
 		fmt.Fprintln(stderr, "mailgate check: warning: a policy reads Virus, but nothing scans (no -c with a clamd: section): every message looks clean to it")
 	}
 	c := &checker{
-		clock: clock, opts: o, set: set, ev: set.NewEvaluator(), src: src, av: av, lookups: lookups,
+		clock: clock, opts: o, set: set, ev: set.NewEvaluator(), src: src, av: av, lookups: lookups, authservID: authservID, signer: signer,
 		stdout: stdout, stderr: stderr,
 		hits: map[string]int{}, monitorHits: map[string]int{}, verdicts: map[string]int{},
 		progress: chkIsTerminal(stderr), lastProgress: time.Now(),
@@ -189,8 +201,12 @@ type checker struct {
 	src   chkRuleSources
 	// lookups computes the DNS facts (nil: offline, every lookup none).
 	lookups *facts.Checker
-	stdout  io.Writer
-	stderr  io.Writer
+	// authservID: -c's auth_checks is on, and --out writes the
+	// Authentication-Results field serve adds; signer: -c's dkim_sign.
+	authservID string
+	signer     *facts.Signer
+	stdout     io.Writer
+	stderr     io.Writer
 
 	n, files     int
 	failed       bool
@@ -215,6 +231,9 @@ type chkResult struct {
 	edits   rules.Edits
 	errors  []error
 	stages  []chkStageResult // for --explain
+	// authResults are the Authentication-Results edits serve would add
+	// (remove ours, add one), for --out; nil without auth_checks.
+	authResults []rules.HeaderEdit
 }
 
 type chkStageResult struct {
@@ -306,12 +325,13 @@ func (c *checker) evaluate(msg *mimeparse.Message, raw []byte) chkResult {
 	}
 	in := rules.SimInput{Client: client, From: from, Rcpts: rcpts, Msg: msg, Size: len(raw)}
 	var enrich rules.Enrichers
+	var lookups *facts.Lookups
 	if c.lookups != nil {
-		l := c.lookups.New(context.Background())
-		if mc := l.Message(); mc != nil {
+		lookups = c.lookups.New(context.Background())
+		if mc := lookups.Message(); mc != nil {
 			mc.Write(chkCRLF(raw)) // DKIM and ARC hash the bytes as SMTP carries them
 		}
-		enrich = append(enrich, l)
+		enrich = append(enrich, lookups)
 	} else {
 		enrich = append(enrich, &rules.StaticFacts{}) // offline: every lookup none
 	}
@@ -336,6 +356,11 @@ func (c *checker) evaluate(msg *mimeparse.Message, raw []byte) chkResult {
 	for _, sr := range t.Trace() {
 		res.stages = append(res.stages, chkStageResult{sr.Stage, sr.Rcpt, sr.Verdict})
 	}
+	if lookups != nil && c.authservID != "" && res.verdict == rules.ActionAccept {
+		ip, _ := netip.ParseAddr(client.IP)
+		v := lookups.AuthenticationResultsField(c.authservID, ip, client.HELO, from)
+		res.authResults = facts.AuthResultsEdits(c.authservID, v)
+	}
 	return res
 }
 
@@ -350,10 +375,25 @@ func (c *checker) writeOut(rel string, raw []byte, msg *mimeparse.Message, res *
 	if err != nil {
 		return err
 	}
-	if !res.edits.Empty() {
-		_, err = rules.Rewrite(f, bytes.NewReader(raw), msg, &res.edits)
+	// As serve relays it: the rules' edits and the Authentication-Results
+	// field spliced in, then re-signed when dkim_sign applies (proxy/lookups.go).
+	all := res.edits
+	all.Headers = append(append([]rules.HeaderEdit(nil), res.edits.Headers...), res.authResults...)
+	var out bytes.Buffer
+	if !all.Empty() {
+		_, err = rules.Rewrite(&out, bytes.NewReader(raw), msg, &all)
 	} else {
-		_, err = f.Write(raw)
+		out.Write(raw)
+	}
+	if err == nil && c.signer != nil {
+		var sig string
+		sig, err = c.signer.SignDelivered(bytes.NewReader(out.Bytes()), facts.HeaderFromDomain(msg.Header("From")), &res.edits)
+		if err == nil && sig != "" {
+			_, err = f.Write([]byte(sig))
+		}
+	}
+	if err == nil {
+		_, err = f.Write(out.Bytes())
 	}
 	return errors.Join(err, f.Close())
 }

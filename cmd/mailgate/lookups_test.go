@@ -2,6 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"mailgate/facts"
 )
 
 // serveDNS answers from zone-file records on a loopback UDP port:
@@ -105,5 +113,59 @@ func TestLookupFactsCommands(t *testing.T) {
 	}
 	if code, _, _ = run("--offline", "--dns", addr); code != 2 {
 		t.Errorf("--offline with --dns: exit %d", code)
+	}
+}
+
+// TestCheckOutAuthResults: check -c --out writes what serve relays: the
+// Authentication-Results field (a forged one claiming our id removed) and,
+// for our own rewritten mail, a DKIM signature that verifies.
+func TestCheckOutAuthResults(t *testing.T) {
+	dir := t.TempDir()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	os.WriteFile(filepath.Join(dir, "dkim.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	rec := "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(pub)
+	var parts []string
+	for s := rec; len(s) > 0; s = s[min(200, len(s)):] {
+		parts = append(parts, `"`+s[:min(200, len(s))]+`"`)
+	}
+	addr := serveDNS(t,
+		`example.org. 300 IN TXT "v=spf1 ip4:192.0.2.0/24 -all"`,
+		`_dmarc.example.org. 300 IN TXT "v=DMARC1; p=none"`,
+		`mg1._domainkey.example.org. 300 IN TXT `+strings.Join(parts, " "),
+	)
+	os.WriteFile(filepath.Join(dir, "local.yaml"), []byte("rules:\n  - name: tag\n    when: 'FromDomain == \"example.org\"'\n    subject_prefix: \"[x] \"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "mailgate.yaml"), []byte("upstream: smtp://127.0.0.1:10025\nhostname: mx.example.net\npolicies: [local.yaml]\n"+
+		"dns: {servers: [\""+addr+"\"]}\nauth_checks: {spf: true, dkim: true, dmarc: true, arc: true, authserv_id: mx.example.net}\n"+
+		"dkim_sign: {domain: example.org, selector: mg1, key: dkim.pem}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "m.eml"), []byte("Authentication-Results: mx.example.net; dkim=pass\r\nFrom: Alice <alice@example.org>\r\nTo: bob@example.net\r\n"+
+		"Subject: hi\r\nDate: Mon, 07 Dec 2026 01:00:00 +0000\r\nMessage-ID: <o@example.org>\r\n\r\nhello\r\n"), 0o644)
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := runCheckT(t, "-c", filepath.Join(dir, "mailgate.yaml"), "--client-ip", "192.0.2.10", "--from", "alice@example.org", "--out", out, filepath.Join(dir, "m.eml"))
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	got, err := os.ReadFile(filepath.Join(out, dir, "m.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(got)
+	if !strings.HasPrefix(s, "DKIM-Signature: ") || strings.Count(s, "Authentication-Results: mx.example.net") != 1 ||
+		!strings.Contains(strings.ReplaceAll(s, "\r\n ", " "), "Authentication-Results: mx.example.net; spf=pass smtp.mailfrom=alice@example.org; dkim=none; dmarc=pass header.from=example.org; arc=none") ||
+		!strings.Contains(s, "Subject: [x] hi") {
+		t.Fatalf("--out:\n%s", s)
+	}
+	r, err := facts.NewResolver(facts.ResolverConfig{Servers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := facts.NewMessageChecker(context.Background(), r, true, false)
+	mc.Write(got)
+	if res := mc.Close(); len(res.DKIM) != 1 || res.DKIM[0].Result != "pass" || res.DKIM[0].Selector != "mg1" {
+		t.Errorf("re-signature: %+v", res)
 	}
 }
