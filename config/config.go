@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"mailgate/clamd"
+	"mailgate/facts"
 	"mailgate/redisstate"
 )
 
@@ -51,11 +52,15 @@ type Config struct {
 	LogFormat         string            // "json" or "text"
 	LogLevel          string            // "debug", "info", "warn", "error"
 	MetricsListen     string
-	Clamd             *Clamd // nil: no virus scanning (a policy reading Virus is refused)
-	State             *State // nil: rate() and greylisting in the in-process LRU
-	File              string // the config file read, "" for the embedded defaults
-	Data              []byte // the file's bytes (its tests: are read from them)
-	Dir               string // relative paths resolve from here
+	DNS               DNS               // dns: the resolver of every lookup (lookups.go)
+	AuthChecks        AuthChecks        // auth_checks: SPF, DKIM, DMARC, ARC
+	DNSBL             map[string]string // dnsbl: NAME → zone
+	DKIMSign          *DKIMSign         // dkim_sign: nil when absent
+	Clamd             *Clamd            // nil: no virus scanning (a policy reading Virus is refused)
+	State             *State            // nil: rate() and greylisting in the in-process LRU
+	File              string            // the config file read, "" for the embedded defaults
+	Data              []byte            // the file's bytes (its tests: are read from them)
+	Dir               string            // relative paths resolve from here
 }
 
 // Limits bound sessions and messages (DESIGN invariant 3).
@@ -155,6 +160,7 @@ func Default() *Config {
 		RuleError:      "tempfail",
 		SpoolDir:       "",
 		QuarantineDir:  "mailgate-quarantine",
+		DNS:            DNS{Timeout: DefaultDNSTimeout, CacheSize: DefaultDNSCacheSize, CacheBytes: DefaultDNSCacheBytes},
 		EmbeddedPolicy: DefaultEmbeddedPolicy,
 		LogFormat:      "text",
 		LogLevel:       "info",
@@ -188,6 +194,10 @@ type fileConfig struct {
 	Lists             map[string]string `yaml:"lists"`
 	Log               fileLog           `yaml:"log"`
 	MetricsListen     string            `yaml:"metrics_listen"`
+	DNS               *fileDNS          `yaml:"dns"`
+	AuthChecks        *fileAuthChecks   `yaml:"auth_checks"`
+	DNSBL             map[string]string `yaml:"dnsbl"`
+	DKIMSign          *fileDKIMSign     `yaml:"dkim_sign"`
 	Clamd             *fileClamd        `yaml:"clamd"`
 	State             *fileState        `yaml:"state"`
 	// Tests of the combined behaviour of the packs the file loads; read
@@ -490,6 +500,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	if c.MetricsListen != "" && !validListenAddr(c.MetricsListen) {
 		bad([]string{"metrics_listen"}, "metrics_listen: %q: want host:port (port 0-65535)", c.MetricsListen)
 	}
+	c.applyLookups(&fc, bad)
 	if fc.Clamd != nil {
 		c.Clamd = &Clamd{Address: fc.Clamd.Address, Timeout: DefaultClamdTimeout, MaxSize: DefaultClamdMaxSize}
 		if fc.Clamd.Timeout != nil {
@@ -591,6 +602,11 @@ func validListenAddr(a string) bool {
 func (c *Config) CheckFiles() error {
 	if _, err := ServerTLS(c.TLSCert, c.TLSKey); err != nil {
 		return &Error{Problems: []string{fmt.Sprintf("%s: %v", c.File, err)}}
+	}
+	if c.DKIMSign != nil {
+		if _, err := facts.LoadSigner(c.DKIMSign.Domain, c.DKIMSign.Selector, c.DKIMSign.Key); err != nil {
+			return &Error{Problems: []string{fmt.Sprintf("%s: dkim_sign.key: %v", c.File, err)}}
+		}
 	}
 	return nil
 }

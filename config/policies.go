@@ -19,7 +19,7 @@ func (c *Config) RunsNoPolicy() bool { return len(c.Policies) == 0 && c.Embedded
 // BaseDir stays empty: joining the config's directory a second time would
 // read sub/sub/local.yaml for `-c sub/mailgate.yaml`.
 func (c *Config) RulesConfig(defaults fs.FS) (rules.Config, fs.FS) {
-	rc := rules.Config{Policies: c.Policies, Lists: c.Lists, RuleError: c.RuleError, Bounds: c.Bounds()}
+	rc := rules.Config{Policies: c.Policies, Lists: c.Lists, RuleError: c.RuleError, Bounds: c.Bounds(), Facts: c.FactSources()}
 	if len(c.Policies) == 0 && c.EmbeddedPolicy != "" && defaults != nil {
 		rc.Policies = []string{c.EmbeddedPolicy}
 		return rc, defaults

@@ -68,7 +68,8 @@ func TestPolicyDocExamples(t *testing.T) {
 		for _, m := range listRef.FindAllStringSubmatch(b, -1) {
 			lists[m[1]] = list
 		}
-		_, err := rules.Load(rules.Config{Policies: []string{name}, Lists: lists}, rules.NewState(16, nil))
+		// Examples may read lookup facts, as lint -p accepts them.
+		_, err := rules.Load(rules.Config{Policies: []string{name}, Lists: lists, Facts: rules.FactSources{All: true}}, rules.NewState(16, nil))
 		if err != nil {
 			t.Errorf("%s:%d: example does not load:\n%s\n%v", policyDoc, lines[i], b, err)
 		}

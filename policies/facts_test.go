@@ -19,7 +19,7 @@ func TestFactPacks(t *testing.T) {
 	}
 	for _, name := range names {
 		t.Run(strings.TrimSuffix(filepath.Base(name), ".yaml"), func(t *testing.T) {
-			set, err := rules.Load(rules.Config{Policies: []string{name}}, rules.NewState(1024, nil))
+			set, err := rules.Load(rules.Config{Policies: []string{name}, Facts: rules.FactSources{All: true}}, rules.NewState(1024, nil)) // as lint -p
 			if err != nil {
 				t.Fatalf("%s does not load:\n%v", name, err)
 			}

@@ -96,3 +96,18 @@ func TestPacksTogether(t *testing.T) {
 		t.Errorf("%d tests ran; every pack's tests should", len(results))
 	}
 }
+
+// TestLookupFactPack: the authentication pack reads lookup facts:
+// without the configuration that feeds them (serve, check -c, lint -c)
+// it is refused, naming the section to add; with them it loads.
+func TestLookupFactPack(t *testing.T) {
+	const name = "facts/authentication.yaml"
+	_, err := rules.Load(rules.Config{Policies: []string{name}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "in the configuration") {
+		t.Errorf("%s loads without the config sections that feed its facts: %v", name, err)
+	}
+	fed := rules.FactSources{DNS: true, DNSBL: []string{"spamhaus"}, SPF: true, DKIM: true, DMARC: true, ARC: true}
+	if _, err := rules.Load(rules.Config{Policies: []string{name}, Facts: fed}, nil); err != nil {
+		t.Errorf("authentication pack with its sections configured: %v", err)
+	}
+}

@@ -22,6 +22,7 @@ type bdatState struct {
 	start time.Time
 	limit int64 // limits.message_size
 	buf   []byte
+	tee   io.Writer // the lookups' message checks (lookups.go); nil: none
 }
 
 func (b *bdatState) close() { b.sp.Close() }
@@ -43,6 +44,9 @@ func (b *bdatState) spool(p []byte) {
 		return
 	}
 	b.sp.Write(p) // a spool error is sticky and checked at LAST
+	if b.tee != nil {
+		b.tee.Write(p) // DKIM and ARC see the bytes as they arrive
+	}
 }
 
 // cmdBdat handles BDAT size [LAST] (RFC 3030 §2). The chunk is always read,
@@ -59,7 +63,8 @@ func (s *Session) cmdBdat(ctx context.Context, arg string) outcome {
 	cfg := s.rt.cfg
 	if s.tx != nil && s.tx.bdat == nil && len(s.tx.rcpts) > 0 {
 		s.tx.bdat = &bdatState{sp: spool.New(cfg.SpoolDir, cfg.Limits.SpoolMemory, s.srv.spoolBudget),
-			scan: newChunkScanner(cfg.BareNewline == "normalize"), start: time.Now(), limit: cfg.Limits.MessageSize}
+			scan: newChunkScanner(cfg.BareNewline == "normalize"), start: time.Now(), limit: cfg.Limits.MessageSize,
+			tee: s.messageTee()}
 	}
 	var b *bdatState
 	if s.tx != nil {

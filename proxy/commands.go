@@ -116,6 +116,7 @@ func (s *Session) cmdMail(ctx context.Context, arg string) outcome {
 	}
 	// The transaction object runs a trusted forwarder's deferred connect
 	// and helo stages first, with the client its XFORWARD/XCLIENT named.
+	s.mailLookups(pa.Addr)
 	pol, d := s.pol.Mail(pa.Addr, int(mp.Size), mp.SMTPUTF8)
 	s.tx = &transaction{start: time.Now(), from: pa.Addr, params: pa.Params, mp: mp, pol: pol}
 	if d.Refused() {
@@ -339,6 +340,7 @@ func (s *Session) applyAttrs(attrs map[string]string) {
 	// A new client: the connect and helo stages run again for it at the
 	// next MAIL, and nothing the previous one was granted stays.
 	s.pol.SetClient(s.client)
+	s.clientChanged()
 }
 
 // cmdAuth relays the SASL exchange to the upstream (auth: relay), which

@@ -43,7 +43,11 @@ func (s *Session) cmdData(ctx context.Context, arg string) outcome {
 	defer sp.Close()
 	dr := newDotReader(s.br, cfg.BareNewline == "normalize")
 	lr := &limitReader{r: dr, n: cfg.Limits.MessageSize}
-	io.Copy(sp, lr)    // the message, spooled (a spool error is sticky)
+	var sink io.Writer = sp
+	if tee := s.messageTee(); tee != nil {
+		sink = teeWriter{sp: sp, tee: tee} // DKIM and ARC see the bytes as they arrive
+	}
+	io.Copy(sink, lr)  // the message, spooled (a spool error is sticky)
 	derr := dr.drain() // on to the real end of data, whatever happened
 	s.rd.idle, s.rd.hard = cfg.Timeouts.Command, time.Time{}
 	timing := []any{"size", sp.Size(), "read_ms", time.Since(t0).Milliseconds()}
@@ -77,7 +81,7 @@ func (s *Session) message(ctx context.Context, sp *spool.Spool, tooBig bool, lin
 	}
 	pol := s.tx.pol
 	var msg *mimeparse.Message
-	if pol.NeedsMessage() {
+	if pol.NeedsMessage() || s.needsParse() {
 		var o *outcome
 		if msg, o = s.parse(sp, &timing); o != nil {
 			// No Message-ID: an abandoned parse may still be reading
@@ -225,11 +229,29 @@ func (s *Session) relay(ctx context.Context, sp *spool.Spool, msg *mimeparse.Mes
 		// Every recipient was removed: nothing to deliver.
 		return refuse(verdictDiscard, replyQueuedOK, timing)
 	}
+	ruleEdits := ed
+	if ar := s.authResults(); len(ar) > 0 {
+		all := *ed
+		all.Headers = append(append([]rules.HeaderEdit(nil), ed.Headers...), ar...)
+		ed = &all
+	}
 	var rw *rewriter
-	if !ed.Empty() && s.rt.engine != nil && msg != nil {
+	signed, release, err := s.resign(body, msg, ed, ruleEdits)
+	if err != nil {
+		s.log.Error("DKIM re-signing failed", "err", err)
+		return refuse(verdictLocalError, replyLocalError, timing)
+	}
+	if release != nil {
+		defer release()
+	}
+	switch {
+	case signed != nil:
+		body = signed
+		timing = append(timing, "rewritten", true, "dkim_resigned", true)
+	case !ed.Empty() && msg != nil:
 		rw = s.startRewrite(body, msg, ed)
 		body = rw.pr
-		timing = append(timing, "rewritten", true)
+		timing = append(timing, "rewritten", !ruleEdits.Empty())
 	}
 	t1 := time.Now()
 	rp, err := s.up.Data(ctx, body)
@@ -266,10 +288,13 @@ type rewriter struct {
 func (s *Session) startRewrite(body io.Reader, msg *mimeparse.Message, ed *rules.Edits) *rewriter {
 	pr, pw := io.Pipe()
 	rw := &rewriter{pr: pr, done: make(chan struct{})}
-	eng := s.rt.engine
+	rewrite := rules.Rewrite // the Authentication-Results field needs no engine
+	if eng := s.rt.engine; eng != nil {
+		rewrite = eng.Rewrite
+	}
 	go func() {
 		defer close(rw.done)
-		_, rw.err = eng.Rewrite(pw, body, msg, ed)
+		_, rw.err = rewrite(pw, body, msg, ed)
 		pw.CloseWithError(rw.err) // nil: the reader sees EOF
 	}()
 	return rw

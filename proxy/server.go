@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"mailgate/clamd"
 	"mailgate/config"
+	"mailgate/facts"
 	"mailgate/internal/bounded"
 	"mailgate/redisstate"
 	"mailgate/spool"
@@ -35,6 +36,7 @@ import (
 type liveConfig struct {
 	cfg      *config.Config
 	engine   Engine // nil: no policies
+	lookups  lookupSetup
 	upstream upstream.Upstream
 	tls      *tls.Config
 	// clamd scans messages when the engine reads Virus (nil: no clamd:
@@ -91,6 +93,11 @@ type Server struct {
 	// timeouts.inspect; past them they are abandoned, and while too many
 	// still run new messages are tempfailed (internal/bounded).
 	work *bounded.Runner
+
+	// resolver is the one DNS resolver of the lookups, made with the
+	// first configuration that needs it (lookups.go).
+	resolverMu sync.Mutex
+	resolver   *facts.Resolver
 
 	refusedConns  atomic.Int64 // connections refused since the last log line
 	refusedLogged atomic.Int64 // when that line was written (unix ns)
@@ -186,6 +193,9 @@ func (s *Server) build(cfg *config.Config) (*liveConfig, error) {
 		if rt.engine, err = s.opts.LoadEngine(cfg); err != nil {
 			return nil, err
 		}
+	}
+	if rt.lookups, err = s.buildLookups(cfg, rt.engine); err != nil {
+		return nil, err
 	}
 	return rt, nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"mailgate/clamd"
+	"mailgate/facts"
 	"mailgate/rules"
 )
 
@@ -44,13 +45,15 @@ type Session struct {
 	pol      *rules.Conn // the policy side of the connection (rules/transaction.go)
 	// av scans the message with clamd before the data stage when the
 	// policies read Virus (nil otherwise); its Open is set per message.
-	av     *clamd.Enricher
-	up     upstream.Conn
-	errors int
-	quit   bool
-	last   Reply       // the last reply sent, for the command metrics
-	idle   atomic.Bool // waiting for a command outside a transaction (Shutdown may wake it)
-	start  time.Time
+	av *clamd.Enricher
+	// lookups are the connection's DNS lookups (lookups.go); nil: none.
+	lookups *facts.Lookups
+	up      upstream.Conn
+	errors  int
+	quit    bool
+	last    Reply       // the last reply sent, for the command metrics
+	idle    atomic.Bool // waiting for a command outside a transaction (Shutdown may wake it)
+	start   time.Time
 
 	// HELO/TLS state
 	helo       string
@@ -86,6 +89,9 @@ type rcptTo struct {
 func (s *Session) rset() {
 	if s.tx != nil && s.tx.bdat != nil {
 		s.tx.bdat.close()
+	}
+	if s.tx != nil {
+		s.endLookups()
 	}
 	s.tx = nil
 }
@@ -151,8 +157,9 @@ func newSession(srv *Server, rt *liveConfig, c net.Conn, id string) *Session {
 	s.pol = rules.NewConn(ev, s.client, s.trusted)
 	if rt.clamd != nil && engineUses(rt.engine, "Virus") {
 		s.av = &clamd.Enricher{Client: rt.clamd, Wanted: true, Observe: srv.metrics.observeScan}
-		s.pol.SetEnricher(s.av)
+		s.pol.AddEnricher(s.av)
 	}
+	s.startLookups()
 	return s
 }
 

@@ -471,6 +471,8 @@ func (w *stageWalker) Visit(node *ast.Node) {
 			w.add(n, "%s is a body fact, only known at stage data (this rule runs at stage %s)", n.Value, w.stage)
 		case headerFacts[n.Value] && w.stage != StageData:
 			w.add(n, "%s reads the message header, only known at stage data (this rule runs at stage %s)", n.Value, w.stage)
+		case n.Value == "DNSBL" && !w.c.s.cfg.Facts.All && len(w.c.s.cfg.Facts.DNSBL) == 0:
+			w.add(n, "DNSBL needs the dnsbl: section of the configuration (no blocklist is configured)")
 		case lookupFacts[n.Value] > w.stage:
 			w.add(n, "%s is only known from stage %s on (this rule runs at stage %s)", n.Value, lookupFacts[n.Value], w.stage)
 		case n.Value == "Rcpt" && w.stage != StageRcpt:
@@ -484,6 +486,9 @@ func (w *stageWalker) Visit(node *ast.Node) {
 		}
 		if from, ok := memberFacts[memberName(id, prop)]; ok && w.stage < from {
 			w.add(n.Property, "%s is only known from stage %s on (this rule runs at stage %s)", memberName(id, prop), from, w.stage)
+		}
+		if msg := w.c.s.checkLookupFact(memberName(id, prop), w.stage); msg != "" {
+			w.add(n.Property, "%s", msg)
 		}
 		if ok1 && ok2 && id.Value == "Lists" {
 			if _, ok := w.c.s.lists[prop.Value]; !ok {

@@ -10,6 +10,7 @@ type Config struct {
 	Lists     map[string]string // list name → file (one entry a line, '#' comments)
 	RuleError string            // what a rule's runtime error does: "tempfail" (default) | "continue"
 	BaseDir   string            // relative policy/list paths resolve from here ("" = cwd)
+	Facts     FactSources       // which lookup facts the configuration feeds (facts.go)
 	Bounds    Bounds            // fact sizes for the cost estimate (cost.go); zero fields: the defaults
 }
 

@@ -56,6 +56,11 @@ type Env struct {
 
 	Lists map[string]map[string]struct{}
 
+	// DNSBL maps each configured blocklist NAME to its answers for the
+	// client (empty: not listed); Auth holds SPF, DKIM, DMARC and ARC.
+	DNSBL map[string][]string
+	Auth  Auth
+
 	// Rate is rate(key, window): how many times key was seen within window
 	// (a Go duration such as "1m"), this time included. Each call counts
 	// one hit. Counts are kept in window/16 buckets in the State's bounded
@@ -127,6 +132,10 @@ func fieldNames(typeName string) []string {
 		t = reflect.TypeOf(&mimeparse.ArchiveEntry{})
 	case "rules.Client", "*rules.Client":
 		t = reflect.TypeOf(&Client{})
+	case "rules.Auth", "*rules.Auth":
+		t = reflect.TypeOf(&Auth{})
+	case "rules.DKIMResult", "*rules.DKIMResult":
+		t = reflect.TypeOf(&DKIMResult{})
 	case "rules.Envelope", "*rules.Envelope":
 		t = reflect.TypeOf(&Envelope{})
 	case "rules.Virus", "*rules.Virus":

@@ -132,6 +132,7 @@ func (e *Evaluator) prepare(stage Stage, f *Facts) {
 		env.Rcpt = f.Rcpt
 	}
 	env.Score, env.Tags = f.Score, f.Tags
+	env.DNSBL, env.Auth = f.DNSBL, f.Auth
 	e.msg = nil
 	env.Subject, env.From, env.FromDomain, env.MessageID, env.Text = "", "", "", "", ""
 	env.To, env.Cc, env.Parts, env.Attachments, env.Defects = nil, nil, nil, nil, nil

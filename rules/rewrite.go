@@ -200,6 +200,12 @@ func (p *planner) headers(ed *Edits) {
 			p.removeFields(name)
 			removed[strings.ToLower(name)] = true
 			dropAdds(name)
+		case OpRemoveToken:
+			for _, f := range p.fields {
+				if strings.EqualFold(f.Name, name) && strings.EqualFold(FirstToken(f.Raw), h.Value) {
+					p.deleteField(f)
+				}
+			}
 		}
 	}
 	if ed.SubjectPrefix != "" {
@@ -349,4 +355,37 @@ func encodeValue(v string) string {
 		}
 	}
 	return v
+}
+
+// OpRemoveToken is the header edit that removes only the fields called
+// Name whose value begins with the token Value (case-insensitive, a final
+// dot ignored): how mailgate drops incoming Authentication-Results fields
+// that claim its authserv-id (RFC 8601 §5) and keeps the others.
+const OpRemoveToken = "remove-token"
+
+// FirstToken is the first word of a structured field value: comments and
+// whitespace before it skipped (so "(x) mx.example.org; ..." still names
+// mx.example.org), up to whitespace, ';' or '(' , without a final dot.
+func FirstToken(v string) string {
+	depth := 0
+	i := 0
+	for ; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '\\' && depth > 0:
+			i++
+		case c == '(':
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case depth > 0, c == ' ', c == '\t', c == '\r', c == '\n':
+		default:
+			j := i
+			for j < len(v) && !strings.ContainsRune(" \t\r\n;(", rune(v[j])) {
+				j++
+			}
+			return strings.TrimSuffix(v[i:j], ".")
+		}
+	}
+	return ""
 }

@@ -49,10 +49,8 @@ func (c *compiler) checkTests(tests []testYAML) {
 				}
 			}
 		}
-		if fy := t.Facts; fy != nil && fy.Client != nil {
-			if v, ok := c.str("", "tests: facts: client: pregreet", fy.Client.Pregreet); ok && v != "true" && v != "false" {
-				c.atScalar(fy.Client.Pregreet, "tests: facts: client: pregreet: %q is not true or false", v)
-			}
+		if fy := t.Facts; fy != nil {
+			c.checkFacts(fy)
 		}
 		if fy := t.Facts; fy != nil {
 			if vy := fy.Virus; vy != nil {
@@ -244,9 +242,11 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 	if fy := t.Facts; fy != nil && fy.Client != nil {
 		f.Client.Pregreet = fy.Client.Pregreet.Value == "true"
 	}
-	var static *StaticFacts
-	if fy := t.Facts; fy != nil && (fy.Virus != nil || len(fy.Defects) > 0) {
-		static = &StaticFacts{Defects: values(fy.Defects)}
+	// Every lookup a test does not give is none, as check --offline.
+	static := &StaticFacts{}
+	if fy := t.Facts; fy != nil {
+		static = staticFacts(fy)
+		static.Defects = values(fy.Defects)
 		if vy := fy.Virus; vy != nil {
 			static.Virus = Virus{Found: vy.Found.Value == "true", Names: values(vy.Names), Error: vy.Error.Value}
 		}
@@ -268,11 +268,7 @@ func (s *Set) runTest(pf *policyFile, t *testYAML, idx int) TestResult {
 			}
 		}
 	}
-	var enrich Enricher
-	if static != nil {
-		enrich = static
-	}
-	run := s.simulate(s.newEvaluator(NewState(1024, nil)), &f, rcpts, msg, enrich)
+	run := s.simulate(s.newEvaluator(NewState(1024, nil)), &f, rcpts, msg, static)
 	res.Problems = compareExpect(t.Expect, run)
 	res.Pass = len(res.Problems) == 0
 	return res

@@ -87,6 +87,19 @@ func NewConn(ev StageEvaluator, c Client, deferPre bool) *Conn {
 // SetEnricher installs the lookups that fill in facts before each stage.
 func (c *Conn) SetEnricher(e Enricher) { c.enrich = e }
 
+// AddEnricher adds lookups to those already installed (DNS and clamd);
+// they fill in facts in the order added.
+func (c *Conn) AddEnricher(e Enricher) {
+	switch es := c.enrich.(type) {
+	case nil:
+		c.enrich = e
+	case Enrichers:
+		c.enrich = append(es, e)
+	default:
+		c.enrich = Enrichers{es, e}
+	}
+}
+
 // eval runs one stage with the facts the lookups give.
 func (c *Conn) eval(stage Stage, f *Facts) Verdict {
 	if c.enrich != nil {

@@ -75,6 +75,12 @@ type Client struct {
 	// Pregreet: the client sent data before the greeting (the proxy's
 	// timeouts.greet_delay); known from stage helo (memberFacts).
 	Pregreet bool
+	// PTR, FCrDNS and Blocklisted come from the DNS lookups made once the
+	// original client is known (connect, or XFORWARD/XCLIENT); see
+	// docs/policy.md "Client.PTR" and the facts package.
+	PTR         string   // first PTR name of the client IP, "" if none
+	FCrDNS      bool     // PTR resolves back to the client IP
+	Blocklisted []string // configured DNSBL names that list the client
 }
 
 // Envelope is the SMTP envelope so far.
@@ -106,6 +112,10 @@ type Facts struct {
 	Envelope Envelope
 	Rcpt     string // the recipient being decided (rcpt stage)
 	Msg      *mimeparse.Message
+	// DNSBL and Auth are what the lookups found (an Enricher fills them
+	// in before each stage): NAME → answers, and SPF/DKIM/DMARC/ARC.
+	DNSBL map[string][]string
+	Auth  Auth
 	// Score and Tags are what earlier stages of the connection and the
 	// transaction accumulated; the stage's rules add to them.
 	Score float64
@@ -117,7 +127,7 @@ type Facts struct {
 
 // HeaderEdit is one header change, with the rule that asked for it.
 type HeaderEdit struct {
-	Op    string // "add", "set" or "remove"
+	Op    string // "add", "set", "remove", or OpRemoveToken (rewrite.go)
 	Name  string
 	Value string // expanded template ("" for remove)
 	Rule  string

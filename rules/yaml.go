@@ -58,8 +58,10 @@ type testYAML struct {
 // compute (shared contract: docs/DESIGN.md "Wave 2 contract", `facts:`),
 // so packs test without DNS, clamd or Redis.
 type factsYAML struct {
-	Client *clientFactsYAML `yaml:"client"`
-	Virus  *virusFactsYAML  `yaml:"virus"`
+	Client *clientFactsYAML    `yaml:"client"`
+	Auth   *authFactsYAML      `yaml:"auth"`
+	DNSBL  map[string][]scalar `yaml:"dnsbl"` // NAME → answers
+	Virus  *virusFactsYAML     `yaml:"virus"`
 	// Defects are the defects a front-end adds to the message's own
 	// (limit-virus-scan-size: too large to be sent to clamd).
 	Defects []scalar `yaml:"defects"`
@@ -74,6 +76,23 @@ type virusFactsYAML struct {
 
 type clientFactsYAML struct {
 	Pregreet scalar `yaml:"pregreet"`
+	PTR      scalar `yaml:"ptr"`
+	FCrDNS   scalar `yaml:"fcrdns"`
+}
+
+type authFactsYAML struct {
+	SPF         scalar         `yaml:"spf"`
+	DKIM        []dkimFactYAML `yaml:"dkim"`
+	DMARC       scalar         `yaml:"dmarc"`
+	DMARCPolicy scalar         `yaml:"dmarc_policy"`
+	ARC         scalar         `yaml:"arc"`
+}
+
+type dkimFactYAML struct {
+	Domain   scalar `yaml:"domain"`
+	Selector scalar `yaml:"selector"`
+	Result   scalar `yaml:"result"`
+	Aligned  scalar `yaml:"aligned"`
 }
 
 type tenvYAML struct {

@@ -391,6 +391,20 @@ func startTarget(e *env, name string) (*target, error) {
 		return startPump(e)
 	case "mailgate-default":
 		return startMailgate(e, name, []string{filepath.Join(e.root, "policies", "default.yaml")}, 2000)
+	case "mailgate-auth":
+		// The default pack with every authentication check and one
+		// blocklist on, through a private unbound (issue 13's figure).
+		p, dns, err := startUnbound(e)
+		if err != nil {
+			return nil, err
+		}
+		t, err := startMailgateExtra(e, name, []string{filepath.Join(e.root, "policies", "default.yaml")}, 2000, authSections(dns))
+		if err != nil {
+			p.stop()
+			return nil, err
+		}
+		t.services = append(t.services, p)
+		return t, nil
 	case "mailgate-packs":
 		p, err := packPolicies(e)
 		if err != nil {

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"mailgate/clamd"
 	"mailgate/config"
+	"mailgate/facts"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,14 +33,17 @@ type checkOptions struct {
 	json     bool
 	out      string
 	explain  bool
+	offline  bool
+	dns      string
+	dnsbl    listFlag
 	limits   mimeparse.Limits // the parser's: -c's limits.*, else the defaults
 }
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	o := checkOptions{limits: mimeparse.DefaultLimits()}
 	fs := newFlags("check", "[-c FILE | -p POLICY ... [-l NAME=FILE ...]] [--from A] [--rcpt B ...] [--client-ip IP] [--helo H]\n"+
-		"                 [--json] [--out DIR] [--explain] PATH...", stderr)
-	fs.StringVar(&o.config, "c", "", "config `file` (mailgate.yaml), read as serve reads it: its policies, lists, rule_error and limits")
+		"                 [--json] [--out DIR] [--explain] [--offline | --dns SERVERS [--dnsbl NAME=ZONE ...]] PATH...", stderr)
+	fs.StringVar(&o.config, "c", "", "config `file` (mailgate.yaml), read as serve reads it: its policies, lists, rule_error, limits and lookup sections")
 	fs.Var(&o.policies, "p", "policy `file` (repeatable, evaluated in order; default: the embedded default pack)")
 	o.lists = listFlag{}
 	fs.Var(o.lists, "l", "list for the policies given with -p, as `NAME=FILE` (repeatable)")
@@ -51,6 +57,10 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per message (hit table on stderr)")
 	fs.StringVar(&o.out, "out", "", "write each message, rewritten when accepted with edits, under `dir`")
 	fs.BoolVar(&o.explain, "explain", false, "show every rule's result and why")
+	fs.BoolVar(&o.offline, "offline", false, "no DNS lookups: every lookup fact is none (the default without --dns or a config's dns:, auth_checks: or dnsbl:)")
+	fs.StringVar(&o.dns, "dns", "", "look the facts up through these DNS `servers` (comma-separated host[:port]; with -c, instead of the config's)")
+	o.dnsbl = listFlag{}
+	fs.Var(o.dnsbl, "dnsbl", "blocklist for -p, as `NAME=ZONE` (repeatable; with -c the config's dnsbl: applies)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -64,16 +74,36 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	clock := &chkClock{base: time.Now()}
-	set, src, av, err := loadCheckSet(&o, rules.NewState(0, clock.now))
+	set, src, cfg, av, err := loadCheckSet(&o, rules.NewState(0, clock.now))
 	if err != nil {
 		fmt.Fprintf(stderr, "mailgate check: %v\n", err)
 		return 1
+	}
+	lookups, err := chkLookups(&o, cfg, set)
+	if err != nil {
+		fmt.Fprintf(stderr, "mailgate check: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	var authservID string
+	var signer *facts.Signer
+	if cfg != nil && lookups != nil && cfg.AuthChecks.On() {
+		authservID = cfg.AuthChecks.AuthservID
+	}
+	if cfg != nil && cfg.DKIMSign != nil {
+		if signer, err = facts.LoadSigner(cfg.DKIMSign.Domain, cfg.DKIMSign.Selector, cfg.DKIMSign.Key); err != nil {
+			fmt.Fprintf(stderr, "mailgate check: dkim_sign.key: %v\n", err)
+			return 1
+		}
 	}
 	if av == nil && set.Uses("Virus") {
 		fmt.Fprintln(stderr, "mailgate check: warning: a policy reads Virus, but nothing scans (no -c with a clamd: section): every message looks clean to it")
 	}
 	c := &checker{
-		clock: clock, opts: o, set: set, ev: set.NewEvaluator(), src: src, av: av,
+		clock: clock, opts: o, set: set, ev: set.NewEvaluator(), src: src, av: av, lookups: lookups, authservID: authservID, signer: signer,
 		stdout: stdout, stderr: stderr,
 		hits: map[string]int{}, monitorHits: map[string]int{}, verdicts: map[string]int{},
 		progress: chkIsTerminal(stderr), lastProgress: time.Now(),
@@ -103,46 +133,46 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 // loadCheckSet loads the policies named by -c or -p, or the embedded
-// default pack, and returns the rules' sources for --explain, and the
-// config's clamd (nil without -c or without clamd:), which scans each
-// message as serve would when the set reads Virus. rate() and greylisting
-// stay in check's own State even when the config names a Redis: a
-// back-test judges each message alone and must not touch production's
-// counts.
-func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources, *clamd.Client, error) {
+// default pack, and returns the rules' sources for --explain, the config
+// (nil without -c) for the lookups, and the config's clamd (nil without
+// -c or without clamd:), which scans each message as serve would when the
+// set reads Virus. rate() and greylisting stay in check's own State even
+// when the config names a Redis: a back-test judges each message alone
+// and must not touch production's counts.
+func loadCheckSet(o *checkOptions, st *rules.State) (*rules.Set, chkRuleSources, *config.Config, *clamd.Client, error) {
 	switch {
 	case o.config != "":
 		// Read as serve reads it, and the same policy set (lint.go loadRuleSet).
 		cfg, err := config.Load(o.config)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		set, err := config.LoadPolicies(cfg, mailgate.Tree, st)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		var av *clamd.Client
 		if cfg.Clamd != nil {
 			if av, err = clamd.New(cfg.Clamd.Address, cfg.Clamd.Timeout, cfg.Clamd.MaxSize); err != nil {
-				return nil, nil, nil, err
+				return nil, nil, nil, nil, err
 			}
 		}
 		o.limits = cfg.MimeLimits()
 		rc, fsys := cfg.RulesConfig(mailgate.Tree)
-		return set, chkReadRuleSources(fsys, rc.Policies), av, nil
+		return set, chkReadRuleSources(fsys, rc.Policies), cfg, av, nil
 	case len(o.policies) > 0:
-		set, err := rules.Load(rules.Config{Policies: o.policies, Lists: o.lists}, st)
+		set, err := rules.Load(rules.Config{Policies: o.policies, Lists: o.lists, Facts: rules.FactSources{All: true}}, st)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
-		return set, chkReadRuleSources(nil, o.policies), nil, nil
+		return set, chkReadRuleSources(nil, o.policies), nil, nil, nil
 	}
-	cfg := rules.Config{Policies: []string{mailgate.DefaultPack}, Lists: o.lists}
+	cfg := rules.Config{Policies: []string{mailgate.DefaultPack}, Lists: o.lists, Facts: rules.FactSources{All: true}}
 	set, err := rules.LoadFS(mailgate.Tree, cfg, st)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	return set, chkReadRuleSources(mailgate.Tree, cfg.Policies), nil, nil
+	return set, chkReadRuleSources(mailgate.Tree, cfg.Policies), nil, nil, nil
 }
 
 // chkClock is the clock of rate() and greylisting during a back-test. A
@@ -163,14 +193,20 @@ func (c *chkClock) next()          { c.n++ }
 
 // checker evaluates messages one by one and keeps the totals.
 type checker struct {
-	clock  *chkClock
-	opts   checkOptions
-	set    *rules.Set
-	ev     *rules.Evaluator
-	av     *clamd.Client // -c with clamd: (nil: Virus stays empty)
-	src    chkRuleSources
-	stdout io.Writer
-	stderr io.Writer
+	clock *chkClock
+	opts  checkOptions
+	set   *rules.Set
+	ev    *rules.Evaluator
+	av    *clamd.Client // -c with clamd: (nil: Virus stays empty)
+	src   chkRuleSources
+	// lookups computes the DNS facts (nil: offline, every lookup none).
+	lookups *facts.Checker
+	// authservID: -c's auth_checks is on, and --out writes the
+	// Authentication-Results field serve adds; signer: -c's dkim_sign.
+	authservID string
+	signer     *facts.Signer
+	stdout     io.Writer
+	stderr     io.Writer
 
 	n, files     int
 	failed       bool
@@ -195,6 +231,9 @@ type chkResult struct {
 	edits   rules.Edits
 	errors  []error
 	stages  []chkStageResult // for --explain
+	// authResults are the Authentication-Results edits serve would add
+	// (remove ours, add one), for --out; nil without auth_checks.
+	authResults []rules.HeaderEdit
 }
 
 type chkStageResult struct {
@@ -285,11 +324,23 @@ func (c *checker) evaluate(msg *mimeparse.Message, raw []byte) chkResult {
 		rcpts = c.opts.rcpts
 	}
 	in := rules.SimInput{Client: client, From: from, Rcpts: rcpts, Msg: msg, Size: len(raw)}
-	if c.av != nil {
-		in.Enrich = &clamd.Enricher{Client: c.av, Wanted: c.set.Uses("Virus"), Open: func() (io.Reader, int64, error) {
-			return bytes.NewReader(raw), int64(len(raw)), nil
-		}}
+	var enrich rules.Enrichers
+	var lookups *facts.Lookups
+	if c.lookups != nil {
+		lookups = c.lookups.New(context.Background())
+		if mc := lookups.Message(); mc != nil {
+			mc.Write(chkCRLF(raw)) // DKIM and ARC hash the bytes as SMTP carries them
+		}
+		enrich = append(enrich, lookups)
+	} else {
+		enrich = append(enrich, &rules.StaticFacts{}) // offline: every lookup none
 	}
+	if c.av != nil {
+		enrich = append(enrich, &clamd.Enricher{Client: c.av, Wanted: c.set.Uses("Virus"), Open: func() (io.Reader, int64, error) {
+			return bytes.NewReader(raw), int64(len(raw)), nil
+		}})
+	}
+	in.Enrich = enrich
 	sim := rules.Simulate(c.ev, in)
 	t := sim.Tx
 	res := chkResult{
@@ -305,6 +356,11 @@ func (c *checker) evaluate(msg *mimeparse.Message, raw []byte) chkResult {
 	for _, sr := range t.Trace() {
 		res.stages = append(res.stages, chkStageResult{sr.Stage, sr.Rcpt, sr.Verdict})
 	}
+	if lookups != nil && c.authservID != "" && res.verdict == rules.ActionAccept {
+		ip, _ := netip.ParseAddr(client.IP)
+		v := lookups.AuthenticationResultsField(c.authservID, ip, client.HELO, from)
+		res.authResults = facts.AuthResultsEdits(c.authservID, v)
+	}
 	return res
 }
 
@@ -319,10 +375,25 @@ func (c *checker) writeOut(rel string, raw []byte, msg *mimeparse.Message, res *
 	if err != nil {
 		return err
 	}
-	if !res.edits.Empty() {
-		_, err = rules.Rewrite(f, bytes.NewReader(raw), msg, &res.edits)
+	// As serve relays it: the rules' edits and the Authentication-Results
+	// field spliced in, then re-signed when dkim_sign applies (proxy/lookups.go).
+	all := res.edits
+	all.Headers = append(append([]rules.HeaderEdit(nil), res.edits.Headers...), res.authResults...)
+	var out bytes.Buffer
+	if !all.Empty() {
+		_, err = rules.Rewrite(&out, bytes.NewReader(raw), msg, &all)
 	} else {
-		_, err = f.Write(raw)
+		out.Write(raw)
+	}
+	if err == nil && c.signer != nil {
+		var sig string
+		sig, err = c.signer.SignDelivered(bytes.NewReader(out.Bytes()), facts.HeaderFromDomain(msg.Header("From")), &res.edits)
+		if err == nil && sig != "" {
+			_, err = f.Write([]byte(sig))
+		}
+	}
+	if err == nil {
+		_, err = f.Write(out.Bytes())
 	}
 	return errors.Join(err, f.Close())
 }

@@ -89,10 +89,10 @@ func loadRuleSet(cfgFile string, pols []string, lists map[string]string) (*rules
 		}
 		return set, cfgFile + configPolicyDesc(cfg), cfg, err
 	case len(pols) > 0:
-		set, err := rules.Load(rules.Config{Policies: pols, Lists: lists}, nil)
+		set, err := rules.Load(rules.Config{Policies: pols, Lists: lists, Facts: rules.FactSources{All: true}}, nil)
 		return set, plural(len(pols), "policy file"), nil, err
 	}
-	set, err := loadDefaultPack(rules.Config{Lists: lists})
+	set, err := loadDefaultPack(rules.Config{Lists: lists, Facts: rules.FactSources{All: true}})
 	return set, "embedded default pack", nil, err
 }
 

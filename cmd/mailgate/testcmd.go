@@ -36,7 +36,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 		// The embedded default pack, with the fixtures its tests name
 		// (embedded beside it, at their source-tree paths).
 		desc = "embedded " + mailgate.DefaultPack
-		set, err = rules.LoadFS(mailgate.Tree, rules.Config{Policies: []string{mailgate.DefaultPack}}, rules.NewState(1024, nil))
+		set, err = rules.LoadFS(mailgate.Tree, rules.Config{Policies: []string{mailgate.DefaultPack}, Facts: rules.FactSources{All: true}}, rules.NewState(1024, nil))
 	} else {
 		set, desc, cfg, err = loadRuleSet(cfgFile, pols, lists)
 	}
