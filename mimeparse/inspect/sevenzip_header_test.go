@@ -113,3 +113,35 @@ func TestSevenZipHeaderWalk(t *testing.T) {
 		t.Errorf("2000 files: %d listed, defects %v", len(r.Archive), r.Defects)
 	}
 }
+
+// FuzzSevenZipHeader: any 7z header record, plain or packed (Copy), behind
+// a valid signature header (the start header's CRC is the one thing a
+// mutation would break). Properties: no panic, and listing it allocates
+// less than 128 MiB (the walk's limit is 64 MiB; the rest is the inspector).
+func FuzzSevenZipHeader(f *testing.F) {
+	num := func(b []byte, v uint64) []byte { return binary.LittleEndian.AppendUint64(append(b, 0xff), v) }
+	f.Add(emptyFilesHeader(3), false)
+	f.Add(emptyFilesHeader(3), true)
+	f.Add(hostile.SevenZipFiles(4<<20), false)
+	f.Add(append(num(num([]byte{0x01, 0x04, 0x06}, 0), 100<<20), 0x0a, 0x01), false)
+	if b, err := os.ReadFile(filepath.Join("testdata", "t0.7z")); err == nil && len(b) > 32 {
+		off := binary.LittleEndian.Uint64(b[12:])
+		if off < uint64(len(b))-32 {
+			f.Add(b[32+off:], false)
+		}
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, h []byte, packed bool) {
+		body := hostile.SevenZipHeader(h)
+		if packed {
+			body = hostile.SevenZipEncodedHeader(hostile.Coder{ID: hostile.Copy}, h, uint64(len(h)))
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		inspectBytes(t, Options{SpillDir: dir, ArchiveEntries: 50}, body)
+		runtime.ReadMemStats(&after)
+		if d := after.TotalAlloc - before.TotalAlloc; d > 128<<20 {
+			t.Fatalf("allocated %d bytes for a %d-byte archive", d, len(body))
+		}
+	})
+}
