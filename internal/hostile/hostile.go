@@ -228,3 +228,21 @@ var bzip2Zeros64M = []byte{
 	0x36, 0x32, 0x8a, 0x88, 0x4d, 0x2a, 0x2a, 0x21, 0x38, 0xbb, 0x92, 0x29,
 	0xc2, 0x84, 0x85, 0x00, 0xbb, 0x83, 0xe8,
 }
+
+// SevenZipHeader returns a 7z archive whose plain header record is h
+// (starting with kHeader, 0x01) and which holds no packed streams: the
+// header's counts are whatever h says.
+func SevenZipHeader(h []byte) []byte {
+	return append(signature(0, h), h...)
+}
+
+// SevenZipFiles is a header record declaring n files and nothing else
+// about them: five bytes that ask the reader for n file headers.
+func SevenZipFiles(n uint64) []byte {
+	b := []byte{0x01, 0x05} // kHeader, kFilesInfo
+	b = num(b, n)
+	return append(b, 0x00, 0x00) // end of FilesInfo, end of Header
+}
+
+// Copy is the 7z Copy method: the packed bytes are the data.
+var Copy = []byte{0x00}

@@ -210,6 +210,16 @@ const sevenZipMaxStream = 32 << 20
 // decompresses the entries before it: that is charged to the budget first,
 // and entries past the budget are listed without a sniffed type.
 func (w *walker) sevenZip(src readerAtSize, depth int) {
+	// The reader allocates what the header's counts ask for before it
+	// reads them: walk the header first (sevenzip_header.go).
+	switch sevenZipHeaderCheck(src, w.opts.ArchiveDict, w.opts.ArchiveDict) {
+	case sevenZipTooBig:
+		w.res.addDefect(DefectLimitArchiveDict)
+		return
+	case sevenZipCorrupt:
+		w.corrupt()
+		return
+	}
 	var zr *sevenzip.Reader
 	var err error
 	if sevenZipCall(w.opts.ArchiveDict, func() { zr, err = sevenzip.NewReader(src, src.Size()) }) {
