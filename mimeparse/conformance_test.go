@@ -92,8 +92,8 @@ func pythonPaths(m *Message) map[string]*Part {
 	}
 	var stack []*open
 	for _, p := range m.Parts {
-		if strings.Contains(p.Path, ".u") || strings.Contains(p.Path, ".t") {
-			continue
+		if strings.Contains(p.Path, ".u") || strings.Contains(p.Path, ".t") || p.Reading != "" {
+			continue // not parts of Python's (primary) reading
 		}
 		for len(stack) > 0 && stack[len(stack)-1].depth >= p.Depth {
 			stack = stack[:len(stack)-1]
@@ -120,7 +120,7 @@ func isLeaf(m *Message, p *Part) bool {
 // body (uuencode, TNEF) or enclosed in a transfer-encoded message/rfc822.
 // Its offsets are those of the part that holds it.
 func decodedOnly(m *Message, p *Part) bool {
-	if strings.Contains(p.Path, ".u") || strings.Contains(p.Path, ".t") {
+	if strings.Contains(p.Path, ".u") || strings.Contains(p.Path, ".t") || p.Reading != "" {
 		return true
 	}
 	for _, q := range m.Parts {
@@ -135,7 +135,7 @@ func decodedOnly(m *Message, p *Part) bool {
 func hasChildren(m *Message, p *Part) bool {
 	for i, q := range m.Parts {
 		if q == p {
-			return i+1 < len(m.Parts) && m.Parts[i+1].Depth > p.Depth &&
+			return i+1 < len(m.Parts) && m.Parts[i+1].Depth > p.Depth && m.Parts[i+1].Reading == p.Reading &&
 				!strings.Contains(m.Parts[i+1].Path, ".u") && !strings.Contains(m.Parts[i+1].Path, ".t")
 		}
 	}
@@ -402,7 +402,8 @@ func checkOffsets(t *testing.T, name string, raw []byte, m *Message) {
 		}
 		// An unencoded leaf's body is exactly its bytes between BodyOffset
 		// and EndOffset.
-		if isLeaf(m, p) && !decodedOnly(m, p) && !slices.Contains(p.Defects, DefectMissingStartBoundary) {
+		if isLeaf(m, p) && !decodedOnly(m, p) && !slices.Contains(p.Defects, DefectMissingStartBoundary) &&
+			!slices.Contains(p.Defects, DefectEmptyMultipart) {
 			switch p.TransferEncoding {
 			case "", "7bit", "8bit", "binary":
 				sum := sha256.Sum256(raw[p.BodyOffset:p.EndOffset])

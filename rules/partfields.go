@@ -116,6 +116,7 @@ const (
 	fHeaderOffset
 	fBodyOffset
 	fEndOffset
+	fReading
 	fName // ArchiveEntry only
 	nFields
 
@@ -133,7 +134,7 @@ var fieldName = [nFields]string{
 	fSize: "Size", fSHA256: "SHA256", fDetectedType: "DetectedType", fExecutable: "Executable",
 	fEncrypted: "Encrypted", fMacros: "Macros", fArchive: "Archive", fDefects: "Defects",
 	fFields: "Fields", fHeaderOffset: "HeaderOffset", fBodyOffset: "BodyOffset", fEndOffset: "EndOffset",
-	fName: "Name",
+	fReading: "Reading", fName: "Name",
 }
 
 func (f field) String() string {
@@ -553,6 +554,8 @@ func partString(p *mimeparse.Part, f field) string {
 		return p.SHA256
 	case fDetectedType:
 		return p.DetectedType
+	case fReading:
+		return p.Reading
 	}
 	panic(fmt.Sprintf("cannot get %s from a part", f))
 }

@@ -266,6 +266,7 @@ func TestPartFieldSwitch(t *testing.T) {
 	p.Fields = []mimeparse.Field{{Name: "A", Value: "b"}}
 	p.Path, p.Charset, p.TransferEncoding, p.Executable, p.Encrypted, p.Macros, p.IsMultipart = "2.1", "utf-8", "base64", true, true, true, true
 	p.HeaderOffset, p.BodyOffset, p.EndOffset = 10, 200, 3000
+	p.Reading = "last-content-type"
 	a := p.Archive[1]
 	a.Executable, a.Encrypted, a.Depth = true, true, 2
 	for x, v := range map[any]reflect.Value{&p: reflect.ValueOf(p), a: reflect.ValueOf(a)} {

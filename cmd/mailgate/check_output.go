@@ -42,6 +42,9 @@ type chkPartJSON struct {
 	Executable   bool             `json:"executable"`
 	Archive      []chkArchiveJSON `json:"archive"`
 	Defects      []string         `json:"defects"`
+	// Reading names the alternative reading the part exists in; omitted
+	// for the primary reading (mimeparse/readings.go).
+	Reading string `json:"reading,omitempty"`
 }
 
 type chkArchiveJSON struct {
@@ -105,7 +108,7 @@ func chkPart(p *mimeparse.Part) chkPartJSON {
 	pj := chkPartJSON{
 		Path: p.Path, ContentType: p.ContentType, Filename: p.Filename, Ext: p.Ext,
 		DetectedType: p.DetectedType, Size: p.Size, SHA256: p.SHA256, IsAttachment: p.IsAttachment,
-		Executable: p.Executable, Archive: []chkArchiveJSON{}, Defects: chkNonNil(p.Defects),
+		Executable: p.Executable, Archive: []chkArchiveJSON{}, Defects: chkNonNil(p.Defects), Reading: p.Reading,
 	}
 	for _, a := range p.Archive {
 		pj.Archive = append(pj.Archive, chkArchiveJSON(a))
