@@ -255,11 +255,13 @@ func TestTricks(t *testing.T) {
 			check: func(t *testing.T, m *Message) { tcompare(t, m.Parts[1].Executable, true) }},
 		{file: "boundary-params.eml", nparts: 4, defects: []string{DefectMultipleBoundaries, DefectMissingFinalBoundary},
 			check: func(t *testing.T, m *Message) { tcompare(t, m.Parts[1].SHA256, sha256hex("part")) }},
-		{file: "no-boundary.eml", nparts: 1, defects: []string{DefectMultipartWithoutBoundary},
+		{file: "no-boundary.eml", nparts: 3, defects: []string{DefectMultipartWithoutBoundary},
 			parts: []partSpec{{path: "1", ctype: "multipart/mixed"}},
 			check: func(t *testing.T, m *Message) {
 				tcompare(t, m.Parts[0].IsMultipart, false)
-				tcompare(t, len(m.Attachments()), 1)
+				// the body as one leaf, and a.exe of the guessed boundary's reading
+				tcompare(t, len(m.Attachments()), 2)
+				tcompare(t, findPart(m, "1.r1.1").Reading, ReadingGuessedBoundary)
 			}},
 		{file: "no-blank-line.eml", nparts: 2, defects: []string{DefectMissingHeaderBodySeparator},
 			parts: []partSpec{{path: "1", ctype: "text/plain"}}},

@@ -332,11 +332,20 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 			l.sink.also = nest
 		}
 	}
-	m = p.scanBody(l.dec, 0)
+	var body io.Writer = l.dec
+	var guess *guesser
+	if hd.boundary == "" && part.Defects != nil && slicesContains(part.Defects, DefectMultipartWithoutBoundary) {
+		guess = &guesser{p: p, idx: idx, part: part}
+		body = teeWriter{l.dec, guess}
+	}
+	m = p.scanBody(body, 0)
 	part.EndOffset = m.end
 	p.finishLeaf(idx, l)
 	if nest != nil {
 		p.finishNested(idx, nest)
+	}
+	if guess != nil {
+		guess.close()
 	}
 	p.endReadings(alts, m.end)
 	return m, true

@@ -501,3 +501,118 @@ func sharedDelimiter(outer []byte, inner string) bool {
 	o := string(outer)
 	return o == inner || o == inner+"--" || inner == o+"--"
 }
+
+// ReadingGuessedBoundary: a multipart without a boundary parameter, split
+// by its first line that starts with "--", as clients that guess the
+// boundary do.
+const ReadingGuessedBoundary = "guessed-boundary"
+
+// guesser watches the raw body of a multipart without a boundary for its
+// first "--boundary" line and from there on feeds the reading
+// "guessed-boundary".
+type guesser struct {
+	p        *parser
+	idx      int
+	part     *Part
+	head     []byte
+	skipping bool
+	alt      *alt
+}
+
+func (g *guesser) Write(b []byte) (int, error) {
+	n := len(b)
+	if g.alt != nil {
+		g.alt.write(b)
+		return n, nil
+	}
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if g.skipping {
+			if i < 0 {
+				return n, nil
+			}
+			b = b[i+1:]
+			g.skipping = false
+			continue
+		}
+		end := len(b)
+		if i >= 0 {
+			end = i + 1
+		}
+		take := min(end, epilogueHead-len(g.head))
+		g.head = append(g.head, b[:take]...)
+		complete := i >= 0 && take == end
+		if !complete && len(g.head) < epilogueHead {
+			return n, nil
+		}
+		b = b[take:]
+		if g.look() {
+			g.alt.write(b)
+			return n, nil
+		}
+		if !complete {
+			g.skipping = true
+		}
+	}
+	return n, nil
+}
+
+// look starts the reading at the line in head when it can be a delimiter.
+func (g *guesser) look() bool {
+	line := g.head
+	g.head = g.head[:0]
+	bnd := guessBoundary(line)
+	if bnd == "" {
+		return false
+	}
+	var b strings.Builder
+	rawHeader(&b, g.part.Fields, func(i int, f *Field) bool { return fieldKey(f.Name) == "content-type" })
+	b.WriteString("Content-Type: " + g.part.ContentType + "; boundary=\"" + quoteParam(bnd) + "\"\r\n\r\n")
+	a := g.p.startAlt(ReadingGuessedBoundary, g.idx, b.String(), false)
+	if a == nil {
+		return false
+	}
+	g.alt = a
+	a.write(line)
+	return true
+}
+
+// guessBoundary returns the boundary a "--boundary" line declares
+// (RFC 2046 §5.1.1: 1 to 70 characters, not ending in a space), "" when
+// line is no such line. A close delimiter gives its boundary too.
+func guessBoundary(line []byte) string {
+	if len(line) < 3 || line[0] != '-' || line[1] != '-' {
+		return ""
+	}
+	s := strings.TrimRight(string(line[2:]), " \t\r\n")
+	if t, ok := strings.CutSuffix(s, "--"); ok && t != "" {
+		s = t
+	}
+	if s == "" || len(s) > 70 {
+		return ""
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			return ""
+		}
+	}
+	return s
+}
+
+func (g *guesser) close() {
+	if g.alt == nil && len(g.head) > 0 {
+		g.look()
+	}
+	if g.alt != nil {
+		g.p.finishAlt(g.alt)
+	}
+}
+
+// teeWriter writes to both.
+type teeWriter struct{ a, b io.Writer }
+
+func (t teeWriter) Write(p []byte) (int, error) {
+	t.a.Write(p)
+	t.b.Write(p)
+	return len(p), nil
+}

@@ -22,6 +22,7 @@ func TestReadings(t *testing.T) {
 		{"epilogue-part", ReadingEpilogue},
 		{"multiple-boundaries", ReadingLastBoundary},
 		{"duplicate-cte", ReadingLastCTE},
+		{"reading-guessed-boundary", ReadingGuessedBoundary},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
