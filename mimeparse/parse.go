@@ -302,11 +302,12 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 				}
 			}
 		}
+		bnd := []byte(hd.boundary)
 		n := &node{
 			part:         part,
 			idx:          idx,
-			boundary:     []byte(hd.boundary),
-			partBoundary: []byte(hd.boundary),
+			boundary:     bnd,
+			partBoundary: bnd,
 			preamble:     true,
 			digest:       part.ContentType == "multipart/digest",
 			alts:         alts,

@@ -227,25 +227,33 @@ func (p *parser) startReadings(idx int, part *Part, hd described, junkLine bool)
 		out = append(out, a)
 		return a
 	}
-	var cts, ctes []int
+	// the first and last Content-Type and Content-Transfer-Encoding fields
+	// (no allocation: this runs for every part)
+	ct0, ct1, cte0, cte1 := -1, -1, -1, -1
 	for i := range part.Fields {
 		switch fieldKey(part.Fields[i].Name) {
 		case "content-type":
-			cts = append(cts, i)
+			if ct0 < 0 {
+				ct0 = i
+			}
+			ct1 = i
 		case "content-transfer-encoding":
-			ctes = append(ctes, i)
+			if cte0 < 0 {
+				cte0 = i
+			}
+			cte1 = i
 		}
 	}
 	norm := func(i int) string { return strings.ToLower(strings.TrimSpace(unfold(part.Fields[i].Raw))) }
-	if len(cts) > 1 && norm(cts[0]) != norm(cts[len(cts)-1]) {
-		last := cts[len(cts)-1]
+	if ct1 != ct0 && norm(ct0) != norm(ct1) {
+		last := ct1
 		var b strings.Builder
 		rawHeader(&b, part.Fields, func(i int, f *Field) bool { return fieldKey(f.Name) == "content-type" && i != last })
 		b.WriteString("\r\n")
 		start(ReadingLastContentType, b.String(), false)
 	}
-	if len(ctes) > 1 && norm(ctes[0]) != norm(ctes[len(ctes)-1]) {
-		last := ctes[len(ctes)-1]
+	if cte1 != cte0 && norm(cte0) != norm(cte1) {
+		last := cte1
 		var b strings.Builder
 		rawHeader(&b, part.Fields, func(i int, f *Field) bool {
 			return fieldKey(f.Name) == "content-transfer-encoding" && i != last
@@ -253,7 +261,7 @@ func (p *parser) startReadings(idx int, part *Part, hd described, junkLine bool)
 		b.WriteString("\r\n")
 		start(ReadingLastCTE, b.String(), false)
 	}
-	if len(ctes) > 0 {
+	if cte0 >= 0 {
 		if tok := cteFirstToken(part.TransferEncoding); tok != "" {
 			var b strings.Builder
 			rawHeader(&b, part.Fields, func(i int, f *Field) bool { return fieldKey(f.Name) == "content-transfer-encoding" })
