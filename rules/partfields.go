@@ -568,6 +568,8 @@ func entryValue(e *mimeparse.ArchiveEntry, f field) any {
 		return e.Executable
 	case fEncrypted:
 		return e.Encrypted
+	case fMacros:
+		return e.Macros
 	case fDepth:
 		return e.Depth
 	}

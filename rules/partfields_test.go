@@ -268,7 +268,7 @@ func TestPartFieldSwitch(t *testing.T) {
 	p.HeaderOffset, p.BodyOffset, p.EndOffset = 10, 200, 3000
 	p.Reading = "last-content-type"
 	a := p.Archive[1]
-	a.Executable, a.Encrypted, a.Depth = true, true, 2
+	a.Executable, a.Encrypted, a.Macros, a.Depth = true, true, true, 2
 	for x, v := range map[any]reflect.Value{&p: reflect.ValueOf(p), a: reflect.ValueOf(a)} {
 		for i := 0; i < v.NumField(); i++ {
 			sf := v.Type().Field(i)

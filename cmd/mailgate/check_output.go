@@ -54,6 +54,7 @@ type chkArchiveJSON struct {
 	DetectedType string `json:"detected_type"`
 	Executable   bool   `json:"executable"`
 	Encrypted    bool   `json:"encrypted"`
+	Macros       bool   `json:"macros"`
 	Depth        int    `json:"depth"`
 }
 

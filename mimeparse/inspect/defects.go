@@ -73,6 +73,11 @@ const (
 	// created or written (disk full, permissions); nothing needing random
 	// access was inspected.
 	DefectSpillFailed = "spill-failed"
+	// DefectLimitDeflate64: a zip entry compressed with Deflate64 (method
+	// 9, what Windows Explorer uses for large files), for which there is no
+	// decoder here: the entry is listed by name and size, its content was
+	// not inspected (fail closed).
+	DefectLimitDeflate64 = "limit-deflate64"
 )
 
 // AllDefects lists every defect this package can report, for documentation
@@ -82,5 +87,5 @@ var AllDefects = []string{
 	DefectLimitArchiveBytes, DefectLimitDecompressedBytes, DefectLimitArchiveDict, DefectLimitEmbedded, DefectZipNameMismatch, DefectZipHiddenEntry,
 	DefectZipPrefix, DefectArchiveCorrupt, DefectArchiveEncryptedHeaders,
 	DefectArchiveUnsupported, DefectOLECorrupt, DefectTNEFCorrupt,
-	DefectUUEncodeUnterminated, DefectUUEncodeCorrupt, DefectSpillFailed,
+	DefectUUEncodeUnterminated, DefectUUEncodeCorrupt, DefectSpillFailed, DefectLimitDeflate64,
 }

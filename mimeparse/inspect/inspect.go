@@ -115,7 +115,11 @@ type Entry struct {
 	DetectedType string
 	Executable   bool
 	Encrypted    bool
-	Depth        int
+	// Macros: the entry is an Office document with VBA or Excel 4.0 macro
+	// sheets (OOXML or OLE2), or an archive holding one. The attachment's
+	// Result.Macros is set too.
+	Macros bool
+	Depth  int
 }
 
 // Result describes one decoded body.
