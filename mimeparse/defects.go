@@ -158,6 +158,10 @@ const (
 	// or with more than 5000 fields (50000 in the whole message); the fields past the limit were not
 	// recorded (a Content-Type among them is not seen: fail closed).
 	DefectLimitHeaderBytes = "limit-header-bytes"
+	// DefectLimitReadings: the message has more ambiguities than the
+	// alternative readings the parser parses for one message (16); the
+	// readings past that were not inspected.
+	DefectLimitReadings = "limit-readings"
 	// DefectLimitLineLength: a header line longer than Limits.LineLength.
 	// Lines longer than the 64 KiB read buffer are cut there: the rest of
 	// such a header line is dropped, and such a line in a body is never

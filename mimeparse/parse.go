@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Parse reads the raw message from r to its end in one pass and describes it.
@@ -28,6 +29,9 @@ import (
 func Parse(r io.Reader, lim Limits) (*Message, error) {
 	if lim.budget == nil {
 		lim.budget = inspect.NewBudget(lim.DecompressedBytes)
+	}
+	if lim.readings == nil {
+		lim.readings = new(atomic.Int32)
 	}
 	p := &parser{
 		lim:        lim,

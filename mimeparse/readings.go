@@ -34,6 +34,12 @@ const (
 	ReadingOuterBoundary    = "outer-boundary"                 // a delimiter shared by two multiparts given to the outer one
 )
 
+// maxReadings bounds the alternative readings of one message, those of
+// enclosed messages and of other readings included: each re-reads bytes
+// of the message once more, and nested ambiguities would otherwise
+// multiply them. Past it: limit-readings (fail closed).
+const maxReadings = 16
+
 // alt is one alternative reading being parsed.
 type alt struct {
 	name     string
@@ -59,6 +65,12 @@ type alt struct {
 // leaves no room (the limit's defect is then recorded).
 func (p *parser) startAlt(name string, carrier int, header string, outerFirst bool) *alt {
 	part := p.msg.Parts[carrier]
+	if p.lim.readings.Add(1) > maxReadings {
+		// readings of readings could multiply with the nesting depth
+		p.partDefect(part, DefectLimitReadings)
+		p.msgDefect(DefectLimitReadings)
+		return nil
+	}
 	nest := p.startNestedWith(part, outerFirst)
 	if nest == nil {
 		return nil

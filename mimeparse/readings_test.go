@@ -2,6 +2,7 @@ package mimeparse
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -176,4 +177,28 @@ func FuzzParamComments(f *testing.F) {
 		}
 		parseMediaHeader("attachment" + s) // never panics
 	})
+}
+
+// TestReadingsBounded: nested ambiguities (each multipart with two
+// Content-Type fields that read the same structure) would double the
+// readings at each level; their number is capped and the cap is a limit
+// defect.
+func TestReadingsBounded(t *testing.T) {
+	var b strings.Builder
+	const depth = 12
+	b.WriteString("From: a@example.org\r\n")
+	for i := 0; i < depth; i++ {
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"=_%d\"\r\nContent-Type: multipart/mixed; boundary=\"=_%d\"; x=y\r\n\r\n--=_%d\r\n", i, i, i)
+	}
+	b.WriteString("Content-Type: text/plain\r\n\r\nleaf\r\n")
+	for i := depth - 1; i >= 0; i-- {
+		fmt.Fprintf(&b, "--=_%d--\r\n", i)
+	}
+	m, _ := Parse(strings.NewReader(b.String()), DefaultLimits())
+	if !slices.Contains(m.Defects, DefectLimitReadings) {
+		t.Errorf("defects %q, want %s", m.Defects, DefectLimitReadings)
+	}
+	if len(m.Parts) > 2000 {
+		t.Errorf("%d parts: readings multiplied", len(m.Parts))
+	}
 }

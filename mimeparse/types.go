@@ -9,6 +9,7 @@ package mimeparse
 
 import (
 	"strings"
+	"sync/atomic"
 
 	"mailgate/mimeparse/inspect"
 )
@@ -205,6 +206,10 @@ type Limits struct {
 	// budget is DecompressedBytes as one count for the whole message,
 	// created by Parse and shared with the parses of enclosed messages.
 	budget *inspect.Budget
+	// readings counts the alternative readings started for the whole
+	// message, the parses of enclosed messages and of readings included
+	// (maxReadings; readings.go).
+	readings *atomic.Int32
 	// outerFirst gives a delimiter line that two open multiparts share to
 	// the outermost (the reading "outer-boundary"); set only for that
 	// reading's nested parse.
