@@ -29,6 +29,7 @@ func (p *parser) startNested(part *Part) *nested {
 
 // startNestedWith is startNested with Limits.outerFirst set as given.
 func (p *parser) startNestedWith(part *Part, outerFirst bool) *nested {
+	p.readingCount() // shared from here on with every nested parse
 	lim := p.lim
 	lim.outerFirst = outerFirst
 	if lim.MimeDepth > 0 {

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 )
 
 // Parse reads the raw message from r to its end in one pass and describes it.
@@ -30,9 +29,7 @@ func Parse(r io.Reader, lim Limits) (*Message, error) {
 	if lim.budget == nil {
 		lim.budget = inspect.NewBudget(lim.DecompressedBytes)
 	}
-	if lim.readings == nil {
-		lim.readings = new(atomic.Int32)
-	}
+
 	p := &parser{
 		lim:        lim,
 		msg:        &Message{},

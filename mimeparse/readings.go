@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // Alternative readings (docs/DESIGN.md invariant 4: where two readings of a
@@ -40,6 +41,16 @@ const (
 // multiply them. Past it: limit-readings (fail closed).
 const maxReadings = 16
 
+// readingCount returns the message's count of readings, created when the
+// first nested parse or reading starts (an unambiguous message allocates
+// nothing for it) and handed to every nested parse after.
+func (p *parser) readingCount() *atomic.Int32 {
+	if p.lim.readings == nil {
+		p.lim.readings = new(atomic.Int32)
+	}
+	return p.lim.readings
+}
+
 // alt is one alternative reading being parsed.
 type alt struct {
 	name     string
@@ -65,7 +76,7 @@ type alt struct {
 // leaves no room (the limit's defect is then recorded).
 func (p *parser) startAlt(name string, carrier int, header string, outerFirst bool) *alt {
 	part := p.msg.Parts[carrier]
-	if p.lim.readings.Add(1) > maxReadings {
+	if p.readingCount().Add(1) > maxReadings {
 		// readings of readings could multiply with the nesting depth
 		p.partDefect(part, DefectLimitReadings)
 		p.msgDefect(DefectLimitReadings)
