@@ -71,9 +71,9 @@ type alt struct {
 	closed  bool
 }
 
-// startAlt starts the nested parse of a reading of Parts[carrier] whose
-// part sits at depth; header is written to it first. nil when a limit
-// leaves no room (the limit's defect is then recorded).
+// startAlt starts the nested parse of a reading whose bytes are those of
+// Parts[carrier]; header is written to it first. nil when a limit leaves
+// no room (the limit's defect is then recorded).
 func (p *parser) startAlt(name string, carrier int, header string, outerFirst bool) *alt {
 	part := p.msg.Parts[carrier]
 	if p.readingCount().Add(1) > maxReadings {
@@ -106,7 +106,8 @@ func (a *alt) write(b []byte) {
 	}
 }
 
-// feed takes raw bytes at raw offset off (from input.advance).
+// feed takes the raw bytes input.advance consumes, from raw offset
+// holdOff+len(hold) on.
 func (a *alt) feed(b []byte) {
 	a.hold = append(a.hold, b...)
 	cut := holdCut(a.hold)
