@@ -92,8 +92,8 @@ func pythonPaths(m *Message) map[string]*Part {
 	}
 	var stack []*open
 	for _, p := range m.Parts {
-		if inBody(p) || underByContent(m, p) {
-			continue
+		if inBody(p) || underByContent(m, p) || p.Reading != "" {
+			continue // not parts of Python's (primary) reading
 		}
 		for len(stack) > 0 && stack[len(stack)-1].depth >= p.Depth {
 			stack = stack[:len(stack)-1]
@@ -138,7 +138,7 @@ func underByContent(m *Message, p *Part) bool {
 // body (uuencode, TNEF) or enclosed in a transfer-encoded message/rfc822.
 // Its offsets are those of the part that holds it.
 func decodedOnly(m *Message, p *Part) bool {
-	if inBody(p) {
+	if inBody(p) || p.Reading != "" {
 		return true
 	}
 	for _, q := range m.Parts {
@@ -154,7 +154,7 @@ func decodedOnly(m *Message, p *Part) bool {
 func hasChildren(m *Message, p *Part) bool {
 	for i, q := range m.Parts {
 		if q == p {
-			return i+1 < len(m.Parts) && m.Parts[i+1].Depth > p.Depth && !inBody(m.Parts[i+1]) &&
+			return i+1 < len(m.Parts) && m.Parts[i+1].Depth > p.Depth && !inBody(m.Parts[i+1]) && m.Parts[i+1].Reading == p.Reading &&
 				!slices.Contains(p.Defects, DefectMessageByContent)
 		}
 	}
@@ -421,7 +421,8 @@ func checkOffsets(t *testing.T, name string, raw []byte, m *Message) {
 		}
 		// An unencoded leaf's body is exactly its bytes between BodyOffset
 		// and EndOffset.
-		if isLeaf(m, p) && !decodedOnly(m, p) && !slices.Contains(p.Defects, DefectMissingStartBoundary) {
+		if isLeaf(m, p) && !decodedOnly(m, p) && !slices.Contains(p.Defects, DefectMissingStartBoundary) &&
+			!slices.Contains(p.Defects, DefectEmptyMultipart) {
 			switch p.TransferEncoding {
 			case "", "7bit", "8bit", "binary":
 				sum := sha256.Sum256(raw[p.BodyOffset:p.EndOffset])

@@ -6,7 +6,8 @@ import (
 
 // described holds what describe learnt that the Part has no field for.
 type described struct {
-	boundary string
+	boundary   string
+	boundaries []string // every boundary= value, in order (several: multiple-boundary-parameters)
 }
 
 // describe fills part's MIME fields from its header: effective type,
@@ -67,6 +68,11 @@ func (p *parser) describe(part *Part, defaultType string) described {
 		}
 		if b, ok := ct.get("boundary"); ok {
 			out.boundary = strings.TrimRight(b, " \t")
+			if all := ct.getAll("boundary"); len(all) > 1 {
+				for _, x := range all {
+					out.boundaries = append(out.boundaries, strings.TrimRight(x, " \t"))
+				}
+			}
 		}
 	}
 	if part.Charset == "" && strings.HasPrefix(part.ContentType, "text/") {
@@ -152,6 +158,15 @@ func (p *parser) describe(part *Part, defaultType string) described {
 	}
 	for _, n := range all {
 		nameDefects(n, add)
+	}
+	for _, n := range all {
+		if k := controlIndex(n); k >= 0 {
+			// C-string consumers see the name up to the control character
+			add(DefectControlCharInFilename)
+			if cut := strings.TrimSpace(n[:k]); cut != "" {
+				all = appendUnique(all, cut)
+			}
+		}
 	}
 	if len(all) > 1 {
 		part.Names = all

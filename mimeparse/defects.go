@@ -42,6 +42,16 @@ const (
 	// control characters (RLO and friends), which make "exe.pdf" look like
 	// "fdp.exe".
 	DefectBidiInFilename = "bidi-control-in-filename"
+	// DefectControlCharInFilename: a declared name holds a control character
+	// (RFC 2231 %00, a raw NUL, another C0 or DEL). Programs that use C
+	// strings stop there: the name up to it is added to Names, so
+	// "invoice.js%00.pdf" is seen as invoice.js.
+	DefectControlCharInFilename = "control-char-in-filename"
+	// DefectCommentInParameters: an RFC 5322 comment "(...)" among the
+	// parameters of Content-Type or Content-Disposition. A comment-aware
+	// reader and a naive one see different parameters; the names of both
+	// are in Names.
+	DefectCommentInParameters = "comment-in-parameters"
 	// DefectTrailingDotSpace: the filename ends in dots or spaces, which
 	// Windows drops when saving ("a.exe." is a.exe); Ext is computed without them.
 	DefectTrailingDotSpace = "trailing-dot-or-space-in-filename"
@@ -49,9 +59,16 @@ const (
 	// content (an executable declared as something else, or a different
 	// major type such as image/* that is really application/*).
 	DefectTypeMismatch = "declared-type-mismatch"
-	// DefectBytesAfterFinalBoundary: non-blank bytes after a multipart's
-	// closing boundary (the epilogue), where some clients find more parts.
+	// DefectBytesAfterFinalBoundary: the epilogue (after a multipart's
+	// closing boundary) holds a delimiter line of the multipart, or starts
+	// with a Content-* field: readers that go on after the close delimiter
+	// find parts there. Those parts are parsed as the reading "epilogue"
+	// (readings.go) and are in Parts and Attachments.
 	DefectBytesAfterFinalBoundary = "bytes-after-final-boundary"
+	// DefectEpilogueText: non-blank text after a multipart's closing
+	// boundary with no delimiter or part header in it (a mailing-list
+	// footer, RFC 2046's own example). Harmless: no reader finds a part.
+	DefectEpilogueText = "epilogue-text"
 	// DefectMissingFinalBoundary: a multipart ended (end of message or an
 	// outer boundary) without its closing boundary.
 	DefectMissingFinalBoundary = "missing-final-boundary"
@@ -59,9 +76,12 @@ const (
 	// of, an enclosing multipart's boundary (RFC 2046 §5.1.2 forbids it), so
 	// a delimiter line can be read as either's. The innermost gets it.
 	DefectAmbiguousBoundary = "ambiguous-boundary"
-	// DefectMissingStartBoundary: a multipart whose boundary never appears;
-	// its whole body is inspected as one leaf.
+	// DefectMissingStartBoundary: a multipart whose boundary never appears
+	// in a body that is not empty; its whole body is inspected as one leaf.
 	DefectMissingStartBoundary = "missing-start-boundary"
+	// DefectEmptyMultipart: a multipart with nothing (or only white space)
+	// between its header and its end: no parts, nothing hidden.
+	DefectEmptyMultipart = "empty-multipart"
 	// DefectMultipartWithoutBoundary: multipart/* without a boundary
 	// parameter; the body is inspected as one leaf.
 	DefectMultipartWithoutBoundary = "multipart-without-boundary"
@@ -145,6 +165,10 @@ const (
 	// or with more than 5000 fields (50000 in the whole message); the fields past the limit were not
 	// recorded (a Content-Type among them is not seen: fail closed).
 	DefectLimitHeaderBytes = "limit-header-bytes"
+	// DefectLimitReadings: the message has more ambiguities than the
+	// alternative readings the parser parses for one message (16); the
+	// readings past that were not inspected.
+	DefectLimitReadings = "limit-readings"
 	// DefectLimitLineLength: a header line longer than Limits.LineLength.
 	// Lines longer than the 64 KiB read buffer are cut there: the rest of
 	// such a header line is dropped, and such a line in a body is never

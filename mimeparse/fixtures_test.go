@@ -53,6 +53,7 @@ type goldenPart struct {
 	Executable   bool     `json:"executable,omitempty"`
 	Defects      []string `json:"defects,omitempty"`
 	Offsets      [3]int64 `json:"offsets"`
+	Reading      string   `json:"reading,omitempty"`
 }
 
 type golden struct {
@@ -73,7 +74,7 @@ func summarize(m *Message) golden {
 			Disposition: p.Disposition, Filename: p.Filename, Names: p.Names, Ext: p.Ext,
 			CTE: p.TransferEncoding, IsMultipart: p.IsMultipart, IsAttachment: p.IsAttachment,
 			Size: p.Size, SHA256: p.SHA256, DetectedType: p.DetectedType, Executable: p.Executable,
-			Defects: p.Defects, Offsets: [3]int64{p.HeaderOffset, p.BodyOffset, p.EndOffset},
+			Defects: p.Defects, Offsets: [3]int64{p.HeaderOffset, p.BodyOffset, p.EndOffset}, Reading: p.Reading,
 		})
 	}
 	return g
@@ -148,7 +149,7 @@ func TestTricks(t *testing.T) {
 		{file: "partial-external.eml", nparts: 3, defects: []string{DefectPartialMessage, DefectExternalBody}, parts: []partSpec{
 			{path: "1", ctype: "message/partial", defects: []string{DefectPartialMessage}},
 			{path: "2", ctype: "message/external-body", defects: []string{DefectExternalBody}}}},
-		{file: "encoded-multipart.eml", nparts: 1, defects: []string{DefectEncodedMultipart, DefectMissingStartBoundary}},
+		{file: "encoded-multipart.eml", nparts: 3, defects: []string{DefectEncodedMultipart, DefectMissingStartBoundary}},
 		{file: "uuencode-cte.eml", nparts: 2, parts: []partSpec{
 			{path: "1", filename: "invoice.txt"}, {path: "1.u1", filename: "invoice.exe", ext: "exe"}},
 			check: func(t *testing.T, m *Message) {
@@ -214,7 +215,7 @@ func TestTricks(t *testing.T) {
 			}},
 		{file: "missing-final-boundary.eml", nparts: 3, defects: []string{DefectMissingFinalBoundary},
 			parts: []partSpec{{path: "2", ctype: "application/pdf", filename: "doc.pdf", ext: "pdf"}}},
-		{file: "epilogue.eml", nparts: 2, defects: []string{DefectBytesAfterFinalBoundary}},
+		{file: "epilogue.eml", nparts: 3, defects: []string{DefectBytesAfterFinalBoundary}},
 		{file: "rfc822.eml", nparts: 8, parts: []partSpec{
 			{path: "2", ctype: "message/rfc822"}, {path: "2.0", ctype: "multipart/mixed"},
 			{path: "2.1", ctype: "text/plain"}, {path: "2.2", filename: "inner.exe", ext: "exe"},
@@ -237,7 +238,7 @@ func TestTricks(t *testing.T) {
 			{path: "1", filename: "€ rates report.xlsx", ext: "xlsx"},
 			{path: "2", filename: "naïve.txt", ext: "txt"},
 			{path: "3", filename: "ac.txt", defects: []string{DefectBrokenRFC2231}}}},
-		{file: "duplicates.eml", nparts: 2,
+		{file: "duplicates.eml", nparts: 6,
 			defects: []string{DefectDuplicateContentType, DefectDuplicateCTE, DefectDuplicateDisposition},
 			parts: []partSpec{{path: "1", ctype: "text/plain", filename: "readme.txt",
 				names: []string{"readme.txt", "setup.exe"}, ext: "txt"}}},
@@ -252,20 +253,22 @@ func TestTricks(t *testing.T) {
 		{file: "type-mismatch.eml", nparts: 2, defects: []string{DefectTypeMismatch},
 			parts: []partSpec{{path: "1", ctype: "image/jpeg", filename: "photo.jpg", ext: "jpg"}},
 			check: func(t *testing.T, m *Message) { tcompare(t, m.Parts[1].Executable, true) }},
-		{file: "boundary-params.eml", nparts: 2, defects: []string{DefectMultipleBoundaries},
+		{file: "boundary-params.eml", nparts: 4, defects: []string{DefectMultipleBoundaries, DefectMissingFinalBoundary},
 			check: func(t *testing.T, m *Message) { tcompare(t, m.Parts[1].SHA256, sha256hex("part")) }},
-		{file: "no-boundary.eml", nparts: 1, defects: []string{DefectMultipartWithoutBoundary},
+		{file: "no-boundary.eml", nparts: 3, defects: []string{DefectMultipartWithoutBoundary},
 			parts: []partSpec{{path: "1", ctype: "multipart/mixed"}},
 			check: func(t *testing.T, m *Message) {
 				tcompare(t, m.Parts[0].IsMultipart, false)
-				tcompare(t, len(m.Attachments()), 1)
+				// the body as one leaf, and a.exe of the guessed boundary's reading
+				tcompare(t, len(m.Attachments()), 2)
+				tcompare(t, findPart(m, "1.r1.1").Reading, ReadingGuessedBoundary)
 			}},
-		{file: "no-blank-line.eml", nparts: 1, defects: []string{DefectMissingHeaderBodySeparator},
+		{file: "no-blank-line.eml", nparts: 2, defects: []string{DefectMissingHeaderBodySeparator},
 			parts: []partSpec{{path: "1", ctype: "text/plain"}}},
 		{file: "deep.eml", nparts: 21, defects: []string{DefectLimitMimeDepth}},
 		{file: "digest.eml", nparts: 4, parts: []partSpec{
 			{path: "1", ctype: "message/rfc822"}, {path: "1.1", ctype: "text/plain"}, {path: "2", ctype: "text/plain"}}},
-		{file: "ambiguous-boundary.eml", nparts: 3, defects: []string{DefectAmbiguousBoundary}},
+		{file: "ambiguous-boundary.eml", nparts: 5, defects: []string{DefectAmbiguousBoundary, DefectEmptyMultipart}},
 		{file: "encoded-message.eml", nparts: 3, defects: []string{DefectEncodedMessage},
 			parts: []partSpec{{path: "1", ctype: "message/rfc822"}, {path: "1.1", ctype: "text/plain"}},
 			check: func(t *testing.T, m *Message) {

@@ -33,10 +33,12 @@ func FuzzParse(f *testing.F) {
 		checkOffsets(t, "fuzz", raw, m)
 		var prev int64
 		for i, p := range m.Parts {
-			if p.HeaderOffset < prev {
-				t.Fatalf("part %s starts at %d before the previous part (%d)", p.Path, p.HeaderOffset, prev)
+			if p.Reading == "" { // parts of other readings have their carrier's offsets
+				if p.HeaderOffset < prev {
+					t.Fatalf("part %s starts at %d before the previous part (%d)", p.Path, p.HeaderOffset, prev)
+				}
+				prev = p.HeaderOffset
 			}
-			prev = p.HeaderOffset
 			if i > 0 && p.Depth > m.Parts[i-1].Depth+1 {
 				t.Fatalf("part %s skips a level", p.Path)
 			}

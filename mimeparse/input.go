@@ -19,11 +19,19 @@ type input struct {
 	off  int64 // raw offset of buf[r]
 	eof  bool  // rd will give no more bytes
 	err  error // first read error other than io.EOF
+	// taps are alternative readings that get every consumed byte
+	// (readings.go); empty for an unambiguous message.
+	taps []*alt
 }
 
 func (in *input) avail() []byte { return in.buf[in.r:in.w] }
 
 func (in *input) advance(n int) {
+	if len(in.taps) > 0 {
+		for _, t := range in.taps {
+			t.feed(in.buf[in.r : in.r+n])
+		}
+	}
 	in.r += n
 	in.off += int64(n)
 }

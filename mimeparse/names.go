@@ -34,6 +34,17 @@ func extOf(name string) string {
 	return strings.ToLower(strings.TrimSpace(name[i+1:]))
 }
 
+// controlIndex returns the index of the first C0 control character or DEL
+// in name, -1 if none.
+func controlIndex(name string) int {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c == 0x7f {
+			return i
+		}
+	}
+	return -1
+}
+
 // nameDefects checks a declared file name.
 func nameDefects(name string, add func(string)) {
 	if hasBidi(name) {

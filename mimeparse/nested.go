@@ -24,7 +24,14 @@ type nestedResult struct {
 // startNested starts the nested parse, or returns nil when a limit leaves
 // no room for it (the part then stays a leaf, with the limit's defect).
 func (p *parser) startNested(part *Part) *nested {
+	return p.startNestedWith(part, p.lim.outerFirst)
+}
+
+// startNestedWith is startNested with Limits.outerFirst set as given.
+func (p *parser) startNestedWith(part *Part, outerFirst bool) *nested {
+	p.readingCount() // shared from here on with every nested parse
 	lim := p.lim
+	lim.outerFirst = outerFirst
 	if lim.MimeDepth > 0 {
 		lim.MimeDepth -= part.Depth + 1
 		if lim.MimeDepth <= 0 {

@@ -1,6 +1,7 @@
 package mimeparse
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,6 +58,107 @@ func parseMediaHeader(s string) mediaHeader {
 // parseMediaHeaderWith is parseMediaHeader; fast false skips resolvePlain,
 // so that tests can check it gives the same as the general resolve.
 func parseMediaHeaderWith(s string, fast bool) mediaHeader {
+	m := parseParams(s, fast)
+	if i := strings.IndexByte(s, ';'); i >= 0 && strings.IndexByte(s[i:], '(') >= 0 {
+		if aware, naive, ok := paramComments(s[i:]); ok {
+			// Two more readings of the parameters: a comment-aware one
+			// (RFC 5322 comments dropped) and a naive one (the parentheses
+			// taken for separators). Every value they give is kept in all.
+			for _, alt := range []string{aware, naive} {
+				o := parseParams(m.value+alt, fast)
+				for _, op := range o.params {
+					if (op.name == "filename" || op.name == "name") && m.mergeParam(op) {
+						m.addDefect(DefectCommentInParameters)
+					}
+				}
+			}
+		}
+	}
+	return m
+}
+
+// mergeParam adds the values of op (from another reading) to the
+// parameter of the same name, or adds it, and reports whether that added
+// a value.
+func (m *mediaHeader) mergeParam(op param) bool {
+	for i := range m.params {
+		if m.params[i].name == op.name {
+			n := len(m.params[i].all)
+			for _, v := range op.all {
+				m.params[i].all = appendUnique(slices.Clip(m.params[i].all), v)
+			}
+			return len(m.params[i].all) > n
+		}
+	}
+	m.params = append(m.params, param{name: op.name, value: op.value, all: append([]string(nil), op.all...)})
+	return true
+}
+
+// paramComments returns the parameter section s (from its first ";") read
+// two ways: comment-aware (RFC 5322 comments outside quoted strings
+// dropped) and naive (quoted strings recognised everywhere, parentheses
+// taken for ";"), and whether s had a comment at all.
+func paramComments(s string) (aware, naive string, ok bool) {
+	var a strings.Builder
+	depth := 0
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if depth > 0 {
+			switch c {
+			case '\\':
+				i++
+			case '(':
+				depth++
+			case ')':
+				depth--
+			}
+			continue
+		}
+		switch {
+		case quoted && c == '\\' && i+1 < len(s):
+			a.WriteByte(c)
+			i++
+			c = s[i]
+		case quoted && c == '"':
+			quoted = false
+		case !quoted && c == '"':
+			quoted = true
+		case !quoted && c == '(' && commentStart(s[:i]):
+			depth, ok = 1, true
+			continue
+		}
+		a.WriteByte(c)
+	}
+	n := []byte(s)
+	quoted = false
+	for i := 0; i < len(n); i++ {
+		switch c := n[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"':
+			quoted = !quoted
+		case !quoted && c == '(' && commentStart(s[:i]), !quoted && c == ')' && ok:
+			n[i] = ';'
+		}
+	}
+	return a.String(), string(n), ok
+}
+
+// commentStart reports whether a "(" after before starts a comment: it
+// follows white space, ";" or "=" (in "file(1).pdf" it is part of a value).
+func commentStart(before string) bool {
+	if before == "" {
+		return true
+	}
+	switch before[len(before)-1] {
+	case ' ', '\t', ';', '=', '\n', '\r', '"':
+		return true
+	}
+	return false
+}
+
+func parseParams(s string, fast bool) mediaHeader {
 	var m mediaHeader
 	i := strings.IndexByte(s, ';')
 	if i < 0 {

@@ -29,6 +29,7 @@ func Parse(r io.Reader, lim Limits) (*Message, error) {
 	if lim.budget == nil {
 		lim.budget = inspect.NewBudget(lim.DecompressedBytes)
 	}
+
 	p := &parser{
 		lim:        lim,
 		msg:        &Message{},
@@ -80,6 +81,11 @@ type node struct {
 	epi      *epilogue     // after the close delimiter
 	digest   bool          // multipart/digest: children default to message/rfc822
 	msgBase  string        // message containers: base of the enclosed message's paths
+	// partBoundary is the multipart's boundary, kept after the close
+	// delimiter (the epilogue looks for it).
+	partBoundary []byte
+	alts         []*alt // alternative readings of the container, ended where it ends
+	outerAlt     bool   // the reading "outer-boundary" of this multipart started
 }
 
 // entity says where the next part's header starts and what it belongs to.
@@ -109,6 +115,7 @@ type parser struct {
 	nfields int      // header fields kept so far (maxTotalFields)
 	texts   []string // decoded text of text/* leaves, joined into Message.Text
 
+	nreadings int     // alternative readings grafted so far (their paths "P.rK")
 	fieldBuf  []byte  // headerState.cur, reused from field to field and block to block
 	fieldSlab []Field // room for the next header blocks' fields: one allocation for several blocks
 }
@@ -172,7 +179,7 @@ func (p *parser) run() {
 				break
 			}
 			n.boundary = nil
-			n.epi = &epilogue{}
+			n.epi = &epilogue{p: p, node: n}
 			m = p.scanBody(n.epi, m.lineBrk)
 		}
 	}
@@ -217,8 +224,10 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 	if ended {
 		part.BodyOffset = hm.end
 	}
+	junkLine := false
 	for _, d := range h.defects {
 		p.partDefect(part, d)
+		junkLine = junkLine || d == DefectMissingHeaderBodySeparator
 	}
 	defaultType := "text/plain"
 	if e.parent != nil && e.parent.digest {
@@ -262,7 +271,7 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 	if ended && kind != kindLeaf {
 		// the header ran into a delimiter: there is no body to hold parts
 		if kind == kindMultipart {
-			p.partDefect(part, DefectMissingStartBoundary)
+			p.partDefect(part, DefectEmptyMultipart)
 		}
 		kind = kindLeaf
 	}
@@ -279,22 +288,30 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 		}
 		return hm, true
 	}
+	alts := p.startReadings(idx, part, hd, junkLine)
 	switch kind {
 	case kindMultipart:
 		for _, o := range p.stack {
 			if o.boundary != nil && (bytes.HasPrefix(o.boundary, []byte(hd.boundary)) || strings.HasPrefix(hd.boundary, string(o.boundary))) {
 				// RFC 2046 §5.1.2: an inner boundary must not be a prefix of
 				// an outer one (or equal). Readers disagree on who owns the
-				// line; we give it to the innermost, Python to the outer.
+				// line; we give it to the innermost, Python to the outer,
+				// whose reading is parsed too ("outer-boundary").
 				p.partDefect(part, DefectAmbiguousBoundary)
+				if sharedDelimiter(o.boundary, hd.boundary) {
+					p.startOuterReading(o, part)
+				}
 			}
 		}
+		bnd := []byte(hd.boundary)
 		n := &node{
-			part:     part,
-			idx:      idx,
-			boundary: []byte(hd.boundary),
-			preamble: true,
-			digest:   part.ContentType == "multipart/digest",
+			part:         part,
+			idx:          idx,
+			boundary:     bnd,
+			partBoundary: bnd,
+			preamble:     true,
+			digest:       part.ContentType == "multipart/digest",
+			alts:         alts,
 		}
 		if part.Path == "0" || strings.HasSuffix(part.Path, ".0") {
 			n.prefix = e.base
@@ -306,7 +323,7 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 		m := p.scanBody(n.pre, 0)
 		return m, true
 	case kindMessage:
-		n := &node{part: part, idx: idx, msgBase: part.Path + "."}
+		n := &node{part: part, idx: idx, msgBase: part.Path + ".", alts: alts}
 		p.stack = append(p.stack, n)
 		return scanEnd{}, false
 	}
@@ -317,12 +334,22 @@ func (p *parser) entity(e entity) (m scanEnd, ok bool) {
 			l.sink.also = nest
 		}
 	}
-	m = p.scanBody(l.dec, 0)
+	var body io.Writer = l.dec
+	var guess *guesser
+	if hd.boundary == "" && part.Defects != nil && slicesContains(part.Defects, DefectMultipartWithoutBoundary) {
+		guess = &guesser{p: p, idx: idx, part: part}
+		body = teeWriter{l.dec, guess}
+	}
+	m = p.scanBody(body, 0)
 	part.EndOffset = m.end
 	p.finishLeaf(idx, l)
 	if nest != nil {
 		p.finishNested(idx, nest)
 	}
+	if guess != nil {
+		guess.close()
+	}
+	p.endReadings(alts, m.end)
 	return m, true
 }
 
@@ -378,9 +405,12 @@ func (p *parser) closeAbove(k int, end int64, brk []byte) {
 			p.noParts(n, brk)
 		case n.boundary != nil:
 			p.partDefect(n.part, DefectMissingFinalBoundary)
-		case n.epi != nil && n.epi.nonws:
+		case n.epi != nil && n.epi.close():
 			p.partDefect(n.part, DefectBytesAfterFinalBoundary)
+		case n.epi != nil && n.epi.nonws:
+			p.partDefect(n.part, DefectEpilogueText)
 		}
+		p.endReadings(n.alts, n.part.EndOffset)
 	}
 }
 
@@ -388,13 +418,17 @@ func (p *parser) closeAbove(k int, end int64, brk []byte) {
 // comes and it is the body. The inspector starts with the first byte: most
 // preambles are empty.
 type preambleSink struct {
-	opts inspect.Options
-	insp *inspect.Inspector
+	opts  inspect.Options
+	insp  *inspect.Inspector
+	nonws bool // a byte other than white space was written
 }
 
 func (s *preambleSink) Write(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
+	}
+	if !s.nonws {
+		s.nonws = len(bytes.TrimLeft(b, " \t\r\n")) > 0
 	}
 	if s.insp == nil {
 		s.insp = inspect.New(s.opts)
@@ -421,7 +455,11 @@ func (s *preambleSink) discard() {
 func (p *parser) noParts(n *node, brk []byte) {
 	n.preamble = false
 	n.pre.Write(brk)
-	p.partDefect(n.part, DefectMissingStartBoundary)
+	if n.pre.nonws {
+		p.partDefect(n.part, DefectMissingStartBoundary)
+	} else {
+		p.partDefect(n.part, DefectEmptyMultipart)
+	}
 	n.part.IsMultipart = false
 	res := n.pre.close()
 	n.pre = nil
@@ -453,7 +491,12 @@ func (p *parser) finish() {
 	if len(p.msg.Parts) > 0 {
 		p.msg.Parts[0].EndOffset = p.in.off
 	}
-	for _, part := range p.msg.Parts {
+	for i, part := range p.msg.Parts {
+		if part.origin == originReading && part.Reading != "" {
+			// grafted before their carrier's end was final (the root's)
+			c := p.msg.Parts[p.msg.Carrier(i)]
+			part.HeaderOffset, part.BodyOffset, part.EndOffset = c.HeaderOffset, c.BodyOffset, c.EndOffset
+		}
 		for _, d := range part.Defects {
 			p.msgDefect(d)
 		}

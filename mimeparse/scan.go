@@ -35,6 +35,7 @@ type delimSearch struct {
 	bounds [][]byte
 	start  bool // the window begins at the body's first line, still a candidate
 	noNL   int  // bytes of the pending candidate line known to hold no "\n"
+	outer  bool // outermost boundary first (Limits.outerFirst)
 }
 
 // delimStep is what scan found in a window b.
@@ -113,7 +114,7 @@ func (s *delimSearch) scan(b []byte, eof, full bool) delimStep {
 		if j >= 0 {
 			le = ls + j + 1
 		}
-		if node, isClose, ok := matchBounds(w[ls:le], s.bounds); ok {
+		if node, isClose, ok := matchBounds(w[ls:le], s.bounds, s.outer); ok {
 			return delimStep{n: pos + bs, brk: ls - bs, line: le - ls, node: node, isClose: isClose,
 				first: s.start && ls == 0}
 		}
@@ -123,8 +124,20 @@ func (s *delimSearch) scan(b []byte, eof, full bool) delimStep {
 }
 
 // matchBounds checks a candidate delimiter line against bounds, innermost
-// (last) first.
-func matchBounds(line []byte, bounds [][]byte) (node int, isClose, ok bool) {
+// (last) first, or outermost first when outer is set (the reading
+// "outer-boundary", readings.go).
+func matchBounds(line []byte, bounds [][]byte, outer bool) (node int, isClose, ok bool) {
+	if outer {
+		for i := range bounds {
+			if bounds[i] == nil {
+				continue
+			}
+			if c, ok := matchDelimiter(line, bounds[i]); ok {
+				return i, c, true
+			}
+		}
+		return -1, false, false
+	}
 	for i := len(bounds) - 1; i >= 0; i-- {
 		if bounds[i] == nil {
 			continue
@@ -152,7 +165,7 @@ func (p *parser) openBounds() [][]byte {
 // matchStack checks a candidate delimiter line against the boundaries of
 // every open multipart, innermost first.
 func (p *parser) matchStack(line []byte) (node int, isClose, ok bool) {
-	return matchBounds(line, p.openBounds())
+	return matchBounds(line, p.openBounds(), p.lim.outerFirst)
 }
 
 // anyBound reports whether any multipart is waiting for its delimiter.
@@ -175,7 +188,7 @@ func anyBound(bounds [][]byte) bool {
 // delimiter: the epilogue is empty, the part ends before that break).
 func (p *parser) scanBody(sink io.Writer, prevBreak int) scanEnd {
 	in := &p.in
-	s := delimSearch{bounds: p.openBounds(), start: true}
+	s := delimSearch{bounds: p.openBounds(), start: true, outer: p.lim.outerFirst}
 	full := false
 	for {
 		b := in.avail()
@@ -202,23 +215,3 @@ func (p *parser) scanBody(sink io.Writer, prevBreak int) scanEnd {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// epilogue counts the bytes after a close delimiter and whether any is not
-// white space.
-type epilogue struct {
-	n     int64
-	nonws bool
-}
-
-func (e *epilogue) Write(p []byte) (int, error) {
-	e.n += int64(len(p))
-	if !e.nonws {
-		for _, c := range p {
-			if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-				e.nonws = true
-				break
-			}
-		}
-	}
-	return len(p), nil
-}

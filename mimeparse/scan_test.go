@@ -78,7 +78,7 @@ func refScan(in []byte, bs [][]byte) delimStep {
 		if ls == le {
 			break
 		}
-		if node, isClose, ok := matchBounds(in[ls:le], bs); ok {
+		if node, isClose, ok := matchBounds(in[ls:le], bs, false); ok {
 			brk := 0
 			if ls > 0 {
 				brk = 1
@@ -184,7 +184,7 @@ func FuzzBoundary(f *testing.F) {
 			t.Fatalf("buffer %d: ended at %d, before %d", c, got.n, want.n)
 		}
 		if got.node >= 0 {
-			if _, _, ok := matchBounds(in[got.n+got.brk:got.n+got.brk+got.line], bs); !ok {
+			if _, _, ok := matchBounds(in[got.n+got.brk:got.n+got.brk+got.line], bs, false); !ok {
 				t.Fatalf("buffer %d: %+v is no delimiter", c, got)
 			}
 		}

@@ -34,8 +34,8 @@ func sniffLines(out []string, name string, raw []byte) []string {
 		return append(out, fmt.Sprintf("%s\terror %v", name, err))
 	}
 	for _, p := range m.Parts {
-		if p.IsMultipart {
-			continue
+		if p.IsMultipart || p.Reading != "" {
+			continue // the readings are TestReadings's
 		}
 		out = append(out, fmt.Sprintf("%s\t%s\t%s\t%t", name, p.Path, p.DetectedType, p.Executable))
 		for _, e := range p.Archive {

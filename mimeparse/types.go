@@ -9,6 +9,7 @@ package mimeparse
 
 import (
 	"strings"
+	"sync/atomic"
 
 	"mailgate/mimeparse/inspect"
 )
@@ -61,6 +62,11 @@ type Part struct {
 	Archive []ArchiveEntry
 	Defects []string
 	Fields  []Field // this part's own header fields (the root's are Message.Fields)
+	// Reading is "" for a part of the primary reading of the message, else
+	// the name of the alternative reading it exists in (readings.go: e.g.
+	// "last-content-type", "epilogue", "decoded-multipart"). Such parts
+	// have paths "P.rK...." and are in Parts and Attachments too.
+	Reading string
 
 	// Byte offsets in the raw message: where the part's header starts, where
 	// its body starts, and just past its last body byte (before the line
@@ -78,6 +84,7 @@ const (
 	originOwn     origin = iota // its header and body are bytes of the raw message
 	originFound                 // a file an inspector found in its parent's decoded body (uuencode, TNEF)
 	originDecoded               // a part of a message enclosed with a transfer encoding (nested.go)
+	originReading               // a part of an alternative reading (readings.go)
 )
 
 // Header returns the first decoded value of the part's field name, or "".
@@ -154,7 +161,7 @@ func isMessageContainer(parts []*Part, i int) bool {
 		return false
 	}
 	next := parts[i+1]
-	return next.Parent == i && next.origin != originFound
+	return next.Parent == i && next.origin != originFound && next.origin != originReading
 }
 
 // Carrier returns the index of the part whose raw bytes hold Parts[i]: i
@@ -206,6 +213,14 @@ type Limits struct {
 	// budget is DecompressedBytes as one count for the whole message,
 	// created by Parse and shared with the parses of enclosed messages.
 	budget *inspect.Budget
+	// readings counts the alternative readings started for the whole
+	// message, the parses of enclosed messages and of readings included
+	// (maxReadings; readings.go).
+	readings *atomic.Int32
+	// outerFirst gives a delimiter line that two open multiparts share to
+	// the outermost (the reading "outer-boundary"); set only for that
+	// reading's nested parse.
+	outerFirst bool
 }
 
 // DefaultLimits are the limits of docs/DESIGN.md's configuration.

@@ -117,6 +117,7 @@ const (
 	fBodyOffset
 	fEndOffset
 	fActive
+	fReading
 	fName // ArchiveEntry only
 	nFields
 
@@ -134,7 +135,7 @@ var fieldName = [nFields]string{
 	fSize: "Size", fSHA256: "SHA256", fDetectedType: "DetectedType", fExecutable: "Executable",
 	fEncrypted: "Encrypted", fMacros: "Macros", fArchive: "Archive", fDefects: "Defects",
 	fFields: "Fields", fHeaderOffset: "HeaderOffset", fBodyOffset: "BodyOffset", fEndOffset: "EndOffset",
-	fActive: "Active", fName: "Name",
+	fActive: "Active", fReading: "Reading", fName: "Name",
 }
 
 func (f field) String() string {
@@ -556,6 +557,8 @@ func partString(p *mimeparse.Part, f field) string {
 		return p.SHA256
 	case fDetectedType:
 		return p.DetectedType
+	case fReading:
+		return p.Reading
 	}
 	panic(fmt.Sprintf("cannot get %s from a part", f))
 }
@@ -568,6 +571,8 @@ func entryValue(e *mimeparse.ArchiveEntry, f field) any {
 		return e.Executable
 	case fEncrypted:
 		return e.Encrypted
+	case fMacros:
+		return e.Macros
 	case fDepth:
 		return e.Depth
 	case fActive:

@@ -267,8 +267,9 @@ func TestPartFieldSwitch(t *testing.T) {
 	p.Path, p.Charset, p.TransferEncoding, p.Executable, p.Encrypted, p.Macros, p.IsMultipart = "2.1", "utf-8", "base64", true, true, true, true
 	p.HeaderOffset, p.BodyOffset, p.EndOffset = 10, 200, 3000
 	p.Active = []string{"script"}
+	p.Reading = "last-content-type"
 	a := p.Archive[1]
-	a.Executable, a.Encrypted, a.Depth, a.Active = true, true, 2, []string{"pdf-launch"}
+	a.Executable, a.Encrypted, a.Macros, a.Depth, a.Active = true, true, true, 2, []string{"pdf-launch"}
 	for _, xv := range []struct {
 		x any
 		v reflect.Value

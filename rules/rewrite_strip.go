@@ -30,7 +30,9 @@ func (p *planner) strips(strips []Strip) {
 	}
 	// A part found inside a body (uuencode, TNEF, the parts of an encoded
 	// message/rfc822) has no bytes of its own in the raw message: the part
-	// that carries it is what gets replaced.
+	// that carries it is what gets replaced. So is a part of another
+	// reading of an ambiguous message (Part.Reading, mimeparse/readings.go):
+	// replacing its carrier removes its bytes from every reading.
 	targets := map[int]*stripTarget{}
 	for _, s := range strips {
 		i, ok := byPath[s.Path]

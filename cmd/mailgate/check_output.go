@@ -45,6 +45,9 @@ type chkPartJSON struct {
 	Active       []string         `json:"active"`
 	Archive      []chkArchiveJSON `json:"archive"`
 	Defects      []string         `json:"defects"`
+	// Reading names the alternative reading the part exists in; omitted
+	// for the primary reading (mimeparse/readings.go).
+	Reading string `json:"reading,omitempty"`
 }
 
 type chkArchiveJSON struct {
@@ -54,6 +57,7 @@ type chkArchiveJSON struct {
 	DetectedType string   `json:"detected_type"`
 	Executable   bool     `json:"executable"`
 	Encrypted    bool     `json:"encrypted"`
+	Macros       bool     `json:"macros"`
 	Depth        int      `json:"depth"`
 	Active       []string `json:"active,omitempty"`
 }
@@ -109,7 +113,7 @@ func chkPart(p *mimeparse.Part) chkPartJSON {
 	pj := chkPartJSON{
 		Path: p.Path, ContentType: p.ContentType, Filename: p.Filename, Ext: p.Ext,
 		DetectedType: p.DetectedType, Size: p.Size, SHA256: p.SHA256, IsAttachment: p.IsAttachment,
-		Executable: p.Executable, Active: chkNonNil(p.Active), Archive: []chkArchiveJSON{}, Defects: chkNonNil(p.Defects),
+		Executable: p.Executable, Active: chkNonNil(p.Active), Archive: []chkArchiveJSON{}, Defects: chkNonNil(p.Defects), Reading: p.Reading,
 	}
 	for _, a := range p.Archive {
 		pj.Archive = append(pj.Archive, chkArchiveJSON(a))

@@ -102,6 +102,9 @@ func printTree(w io.Writer, m *mimeparse.Message) {
 		if p.Filename != "" {
 			fmt.Fprintf(w, " %q", p.Filename)
 		}
+		if p.Reading != "" {
+			fmt.Fprintf(w, " [reading %s]", p.Reading)
+		}
 		if !p.IsMultipart && p.ContentType != "message/rfc822" && p.ContentType != "message/global" || p.SHA256 != "" {
 			fmt.Fprintf(w, " %d bytes", p.Size)
 			if p.DetectedType != "" && p.DetectedType != p.ContentType {

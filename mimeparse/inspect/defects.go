@@ -83,6 +83,11 @@ const (
 	// uses a filter the reader does not decode (only FlateDecode,
 	// ASCIIHexDecode and ASCII85Decode are); its content was not looked at.
 	DefectPDFUnsupportedFilter = "pdf-unsupported-filter"
+	// DefectLimitDeflate64: a zip entry compressed with Deflate64 (method
+	// 9, what Windows Explorer uses for large files), for which there is no
+	// decoder here: the entry is listed by name and size, its content was
+	// not inspected (fail closed).
+	DefectLimitDeflate64 = "limit-deflate64"
 )
 
 // AllDefects lists every defect this package can report, for documentation
@@ -92,6 +97,6 @@ var AllDefects = []string{
 	DefectLimitArchiveBytes, DefectLimitDecompressedBytes, DefectLimitArchiveDict, DefectLimitEmbedded, DefectZipNameMismatch, DefectZipHiddenEntry,
 	DefectZipPrefix, DefectArchiveCorrupt, DefectArchiveEncryptedHeaders,
 	DefectArchiveUnsupported, DefectOLECorrupt, DefectTNEFCorrupt,
-	DefectUUEncodeUnterminated, DefectUUEncodeCorrupt, DefectSpillFailed,
+	DefectUUEncodeUnterminated, DefectUUEncodeCorrupt, DefectSpillFailed, DefectLimitDeflate64,
 	DefectCarrierCorrupt, DefectPDFUnsupportedFilter,
 }

@@ -30,6 +30,8 @@ func seedBodies(f *testing.F) [][]byte {
 		append([]byte("text\r\n"), uuencode("u.exe", pe)...),
 		buildRAR5(f, "r.exe", pe),
 		buildCab([]string{"a.exe"}, []uint32{1}),
+		buildCabData(f, 1, []string{"a.txt", "b.zip"}, [][]byte{pe, buildZip(f, zent{name: "c.exe", data: pe})}),
+		buildCabData(f, 0, []string{"a.txt"}, [][]byte{pe}),
 		buildISO([]isoFile{{name: "A.EXE", joliet: "a.exe", data: pe}}),
 		zstdBytes(f, pe),
 		xzBytes(f, buildTar(f, map[string][]byte{"a": pe}, "a")),

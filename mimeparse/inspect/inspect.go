@@ -115,8 +115,12 @@ type Entry struct {
 	DetectedType string
 	Executable   bool
 	Encrypted    bool
-	Depth        int
-	Active       []string // the entry is a carrier (HTML, PDF, ...): what it would do when opened (see carrier.go)
+	// Macros: the entry is an Office document with VBA or Excel 4.0 macro
+	// sheets (OOXML or OLE2), or an archive holding one. The attachment's
+	// Result.Macros is set too.
+	Macros bool
+	Depth  int
+	Active []string // the entry is a carrier (HTML, PDF, ...): what it would do when opened (see carrier.go)
 }
 
 // Result describes one decoded body.

@@ -209,6 +209,7 @@ func (w *walker) member(e *Entry, r io.Reader) (ok bool, err error) {
 		if f, err := readCFB(nested); err == nil {
 			if f.macros {
 				w.res.Macros = true
+				e.Macros = true
 			}
 			e.Executable = e.Executable || f.msi
 			e.Encrypted = e.Encrypted || f.encrypted
@@ -230,7 +231,15 @@ func (w *walker) member(e *Entry, r io.Reader) (ok bool, err error) {
 		return false, err
 	}
 	if nested != nil {
+		// macros found inside (a .docm in a zip, a zip in a zip holding
+		// one) belong to this entry as well as to the attachment
+		at, had := len(w.res.Archive)-1, w.res.Macros
+		w.res.Macros = false
 		w.container(k, nested, e.Depth)
+		if w.res.Macros {
+			w.res.Archive[at].Macros = true
+		}
+		w.res.Macros = w.res.Macros || had
 	}
 	return !w.full, err
 }

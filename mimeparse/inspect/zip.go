@@ -12,6 +12,9 @@ import (
 )
 
 // zip lists a zip archive (and OOXML documents, which are zips).
+// methodDeflate64 is zip compression method 9 (APPNOTE.TXT 4.4.5).
+const methodDeflate64 = 9
+
 func (w *walker) zip(src readerAtSize, depth int) {
 	// The directory is read here first, as far as the entry limit, and
 	// archive/zip is handed a view that holds only those records: it would
@@ -70,6 +73,13 @@ func (w *walker) zip(src readerAtSize, depth int) {
 		case enc || f.FileInfo().IsDir():
 			ok = w.add(e)
 		default:
+			if f.Method == methodDeflate64 {
+				// Deflate64 (what Windows Explorer picks for big files) has
+				// no decoder here: listed, content not inspected.
+				w.res.addDefect(DefectLimitDeflate64)
+				ok = w.add(e)
+				break
+			}
 			rc, err := f.Open()
 			if err != nil {
 				// Unknown method (or a corrupt header): listed, not sniffed.
