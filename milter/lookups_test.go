@@ -1,15 +1,24 @@
 package milter
 
 import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	gomilter "github.com/d--j/go-milter"
 	"github.com/miekg/dns"
+
+	"mailgate/facts"
 )
 
 // testDNS is an in-process authoritative server (as facts' unit tests
@@ -126,5 +135,62 @@ func TestMilterLookupFacts(t *testing.T) {
 	}
 	if len(others) != 1 || !strings.Contains(others[0], "other.example") {
 		t.Errorf("other servers' fields: %q, want the one of other.example kept", others)
+	}
+}
+
+// Our own mail that the rules rewrote (compliance-headers.yaml: a subject
+// prefix and added fields) gets a DKIM-Signature inserted at the top,
+// computed over the message as the MTA holds it after every action, and
+// it verifies there; third-party mail rewritten the same way is not
+// signed.
+func TestMilterResignsOwnRewrittenMail(t *testing.T) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "dkim.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sg, err := facts.LoadSigner("example.org", "mg1", keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsAddr := startDNS(t, fmt.Sprintf("mg1._domainkey.example.org. 60 IN TXT %q", sg.PublicRecord()))
+	cfg := testConfig(t, []string{"compliance-headers.yaml"}, lookupConfig(t, dnsAddr,
+		fmt.Sprintf("dkim_sign: {domain: example.org, selector: mg1, key: %q}", keyFile)))
+	_, addr := startMilter(t, cfg)
+	res, err := facts.NewResolver(facts.ResolverConfig{Servers: []string{dnsAddr}, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	own := []byte(strings.Replace(arMessage, "alice@example.com", "alice@example.org", 1))
+	r := sendMsgFrom(t, addr, "192.0.2.7", "alice@example.org", []string{"bob@example.net"}, own)
+	if r.stage != "" || r.act.Type != gomilter.ActionAccept {
+		t.Fatalf("stopped at %q: %v", r.stage, r.act)
+	}
+	fs, body := deliver(t, own, r)
+	if len(fs) == 0 || !strings.EqualFold(fs[0].name, "DKIM-Signature") {
+		t.Fatalf("no DKIM-Signature at the top:\n%s", modsString(r.mods))
+	}
+	if got := fieldVals(fs, "Subject"); len(got) != 1 || !strings.Contains(got[0], "[EXT]") {
+		t.Fatalf("not rewritten: Subject %q", got)
+	}
+	mc := facts.NewMessageChecker(context.Background(), res, true, false)
+	mc.Write(canonical(fs, body))
+	v := mc.Close()
+	if len(v.DKIM) != 1 || v.DKIM[0].Result != "pass" || v.DKIM[0].Domain != "example.org" {
+		t.Errorf("the delivered message's signature: %+v\n%s", v.DKIM, canonical(fs, body))
+	}
+
+	r = sendMsgFrom(t, addr, "192.0.2.7", "alice@example.com", []string{"bob@example.net"}, []byte(arMessage))
+	fs, _ = deliver(t, []byte(arMessage), r)
+	if got := fieldVals(fs, "DKIM-Signature"); len(got) != 0 {
+		t.Errorf("third-party mail signed: %q", got)
 	}
 }
