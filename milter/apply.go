@@ -39,7 +39,7 @@ func (ss *session) endOfMessage(m gomilter.Modifier) *gomilter.Response {
 		return fail("spooling failed", sp.Err())
 	}
 	var msg *mimeparse.Message
-	if tx.NeedsMessage() {
+	if tx.NeedsMessage() || ss.needsParse() {
 		t0 := time.Now()
 		var ok bool
 		if msg, ok = ss.parse(); !ok {
@@ -78,6 +78,14 @@ func (ss *session) endOfMessage(m gomilter.Modifier) *gomilter.Response {
 		ss.endTx(tx, "discard", rules.Reply{}, timing)
 		return gomilter.RespDiscard
 	}
+	ruleEdits := ed
+	if ar := ss.authResults(); len(ar) > 0 {
+		// The Authentication-Results field goes through the same plan
+		// as the rules' edits (proxy/data.go relay does the same).
+		all := *ed
+		all.Headers = append(append([]rules.HeaderEdit(nil), ed.Headers...), ar...)
+		ed = &all
+	}
 	var ops []hdrOp
 	var body []mimeparse.Edit
 	if msg != nil && !ed.Empty() {
@@ -89,10 +97,19 @@ func (ss *session) endOfMessage(m gomilter.Modifier) *gomilter.Response {
 			return fail("mapping edits to milter actions", err)
 		}
 	}
+	sig, err := ss.resign(msg, ed, ruleEdits)
+	if err != nil {
+		return fail("DKIM re-signing failed", err)
+	}
+	if sig != nil {
+		// Inserted last, at the top: after every other header action.
+		ops = append(ops, *sig)
+		timing = append(timing, "dkim_resigned", true)
+	}
 	if err := ss.modify(m, removed, added, ops, body); err != nil {
 		return fail("sending modifications", err)
 	}
-	if len(ops) > 0 || len(body) > 0 {
+	if !ruleEdits.Empty() && (len(ops) > 0 || len(body) > 0) {
 		timing = append(timing, "rewritten", true)
 	}
 	ss.endTx(tx, "accept", rules.Reply{}, timing)

@@ -105,9 +105,17 @@ type result struct {
 // calls a milter (macros included).
 func sendMsg(t testing.TB, addr, from string, rcpts []string, raw []byte) result {
 	t.Helper()
+	return sendMsgFrom(t, addr, "192.0.2.7", from, rcpts, raw)
+}
+
+// sendMsgFrom is sendMsg for a client at clientIP (the {client_addr}
+// macro; the connect event names 192.0.2.7, as an MTA behind a proxy
+// might: the macro is what counts).
+func sendMsgFrom(t testing.TB, addr, clientIP, from string, rcpts []string, raw []byte) result {
+	t.Helper()
 	cl := gomilter.NewClient("tcp", addr, gomilter.WithReadTimeout(30*time.Second))
 	mb := gomilter.NewMacroBag()
-	mb.Set(gomilter.MacroClientAddr, "192.0.2.7")
+	mb.Set(gomilter.MacroClientAddr, clientIP)
 	mb.Set(gomilter.MacroClientName, "client.example.com")
 	mb.Set(gomilter.MacroDaemonAddr, "127.0.0.1")
 	mb.Set(gomilter.MacroDaemonPort, "25")

@@ -19,6 +19,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"mailgate/config"
+	"mailgate/facts"
 	"mailgate/internal/bounded"
 	"mailgate/rules"
 	"mailgate/spool"
@@ -42,8 +43,9 @@ type Options struct {
 // live is what a reload replaces at once; a milter connection keeps the
 // one it started with.
 type live struct {
-	cfg *config.Config
-	set *rules.Set // nil: no policies
+	cfg     *config.Config
+	set     *rules.Set  // nil: no policies
+	lookups lookupSetup // the DNS lookups and DKIM re-signing (lookups.go)
 }
 
 // Server serves the milter protocol on the configured milter_listen
@@ -61,6 +63,11 @@ type Server struct {
 	listeners []net.Listener
 	sockets   []string // unix socket paths to remove at the end
 	panics    atomic.Int64
+
+	// resolver is the one DNS resolver of the lookups, made with the
+	// first configuration that needs it (lookups.go).
+	resolverMu sync.Mutex
+	resolver   *facts.Resolver
 
 	// observe, when set (tests), is told each transaction's verdict and
 	// rules as endTx logs them.
@@ -161,6 +168,10 @@ func (s *Server) build(cfg *config.Config) (*live, error) {
 			return nil, err
 		}
 		rt.set = set
+	}
+	var err error
+	if rt.lookups, err = s.buildLookups(cfg, rt.set); err != nil {
+		return nil, err
 	}
 	return rt, nil
 }

@@ -13,6 +13,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"mailgate/config"
+	"mailgate/facts"
 	"mailgate/internal/bounded"
 	"mailgate/mimeparse"
 	"mailgate/rules"
@@ -39,6 +40,8 @@ type session struct {
 	client   rules.Client
 	hostname string // {client_name}, logged
 	refused  bool   // the connection was refused at connect or helo
+	// lookups are the connection's DNS lookups (lookups.go); nil: none.
+	lookups *facts.Lookups
 
 	// The transaction.
 	tx      *rules.Tx
@@ -153,7 +156,7 @@ func (ss *session) Connect(host string, family string, port uint16, addr string,
 		}
 	}
 	ss.client.TLS = m.Get(gomilter.MacroTlsVersion) != ""
-	ss.conn = rules.NewConn(ss.stageEval(), ss.client, false)
+	ss.conn = ss.newConn()
 	d := ss.conn.Connect()
 	if d.Refused() {
 		ss.refused = true
@@ -166,7 +169,7 @@ func (ss *session) Connect(host string, family string, port uint16, addr string,
 func (ss *session) Helo(name string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer ss.guard(&resp, &err)
 	if ss.conn == nil { // the MTA sent no connect event
-		ss.conn = rules.NewConn(ss.stageEval(), ss.client, false)
+		ss.conn = ss.newConn()
 	}
 	ss.updateClient(m)
 	d := ss.conn.Helo(name)
@@ -193,12 +196,13 @@ func (ss *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) 
 	defer ss.guard(&resp, &err)
 	ss.rset()
 	if ss.conn == nil {
-		ss.conn = rules.NewConn(ss.stageEval(), ss.client, false)
+		ss.conn = ss.newConn()
 	}
 	ss.updateClient(m)
 	size, utf8 := mailParams(esmtpArgs)
 	ss.from, ss.start = from, time.Now()
 	ss.queueID = m.Get(gomilter.MacroQueueId)
+	ss.mailLookups(from)
 	tx, d := ss.conn.Mail(from, size, utf8)
 	if d.Refused() {
 		ss.endTx(tx, "refused-mail", d.Reply, nil)
@@ -319,6 +323,7 @@ func (ss *session) write(p []byte) {
 		return
 	}
 	sp.Write(p)
+	ss.tee(p) // DKIM and ARC see the bytes as they are spooled
 }
 
 // EndOfMessage decides the transaction on the whole message and applies
@@ -361,6 +366,7 @@ func (ss *session) rset() {
 	if ss.sp != nil {
 		ss.sp.Close()
 	}
+	ss.endLookups()
 	ss.tx, ss.sp, ss.fields, ss.hdrEnd, ss.tooBig, ss.from, ss.queueID = nil, nil, nil, -1, false, "", ""
 }
 
