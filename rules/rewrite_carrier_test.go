@@ -19,6 +19,7 @@ func TestStripCarriedFileStripsCarrier(t *testing.T) {
 		{"../testdata/carriers/attack-pdf-embedded-exe.eml", "2.e1", "invoice.exe"},
 		{"../testdata/carriers/attack-rtf-objdata.eml", "2.e1", "setup.exe"},
 		{"../testdata/carriers/attack-vhd-exe.eml", "2.e1", "SETUP.EXE"},
+		{"../testdata/carriers/attack-iso-exe.eml", "2.e2", "SETUP.EXE"},
 		{"../testdata/carriers/attack-eml-as-octet.eml", "2.2", "scan.exe"},
 	} {
 		raw, err := os.ReadFile(c.file)

@@ -266,11 +266,58 @@ func TestISO(t *testing.T) {
 	pe := minimalPE()
 	iso := buildISO([]isoFile{{name: "README.TXT", data: []byte("hello")}, {name: "INVOICE.PDF", joliet: "Invoice.exe", data: pe}})
 	runArchiveCases(t, []archiveCase{
-		{name: "primary-and-joliet", body: iso, entries: []string{"README.TXT|1|", "INVOICE.PDF|1|x", "Invoice.exe|1|x"}},
-		{name: "by-name", body: append([]byte("not zero"), iso[8:]...), opts: Options{Name: "a.iso"},
-			entries: []string{"README.TXT|1|", "INVOICE.PDF|1|x", "Invoice.exe|1|x"}},
+		// the image's own files are leaves, not entries: TestISOLeaves
+		{name: "primary-and-joliet", body: iso},
+		{name: "by-name", body: append([]byte("not zero"), iso[8:]...), opts: Options{Name: "a.iso"}},
 		{name: "zeros-not-iso", body: make([]byte, 40000)},
 		{name: "iso-in-zip", body: buildZip(t, zent{name: "disk.img", data: iso}),
 			entries: []string{"disk.img|1|", "README.TXT|2|", "INVOICE.PDF|2|x", "Invoice.exe|2|x"}},
 	})
+}
+
+// An ISO image that is the attachment itself carries its files as leaves
+// (Kind 'e', "2.e1" in mimeparse), like a FAT image: a program inside is an
+// attachment with Executable set, not only an archive entry.
+func TestISOLeaves(t *testing.T) {
+	pe := minimalPE()
+	exe := "application/vnd.microsoft.portable-executable"
+	iso := buildISO([]isoFile{{name: "README.TXT", data: []byte("hello")}, {name: "INVOICE.PDF", joliet: "Invoice.exe", data: pe}})
+	cases := []struct {
+		name    string
+		body    []byte
+		opts    Options
+		want    []string
+		defects []string
+	}{
+		{"primary-and-joliet", iso, Options{},
+			[]string{"e:README.TXT:text/plain", "e:INVOICE.PDF:" + exe + ":x", "e:Invoice.exe:" + exe + ":x"}, nil},
+		{"by-name", append([]byte("not zero"), iso[8:]...), Options{Name: "a.iso"},
+			[]string{"e:README.TXT:text/plain", "e:INVOICE.PDF:" + exe + ":x", "e:Invoice.exe:" + exe + ":x"}, nil},
+		{"zip-inside", buildISO([]isoFile{{name: "A.ZIP", data: buildZip(t, zent{name: "b.exe", data: pe})}}), Options{},
+			[]string{"e:A.ZIP:application/zip"}, nil},
+		// the files' bytes count against the message's budget: reading
+		// stops where it runs out (8 bytes: "hello" and 3 bytes of the PE)
+		{"budget", iso, Options{Budget: NewBudget(8)},
+			[]string{"e:README.TXT:text/plain", "e:INVOICE.PDF:" + exe + ":x"}, []string{DefectLimitDecompressedBytes}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.opts.SpillDir = t.TempDir()
+			r := inspectBytes(t, c.opts, c.body)
+			if got := embShape(r.Embedded); !reflect.DeepEqual(got, nonNil(c.want)) {
+				t.Errorf("embedded\n got %q\nwant %q", got, c.want)
+			}
+			if len(r.Archive) != 0 {
+				t.Errorf("archive entries %q, want none", shapes(r.Archive))
+			}
+			if !reflect.DeepEqual(nonNil(r.Defects), nonNil(c.defects)) {
+				t.Errorf("defects %q, want %q", r.Defects, c.defects)
+			}
+		})
+	}
+	// the zip inside is inspected as a leaf of its own
+	r := inspectBytes(t, Options{SpillDir: t.TempDir()}, buildISO([]isoFile{{name: "A.ZIP", data: buildZip(t, zent{name: "b.exe", data: pe})}}))
+	if len(r.Embedded) != 1 || shapes(r.Embedded[0].Result.Archive)[0] != "b.exe|1|x" {
+		t.Errorf("zip leaf: %+v", r.Embedded)
+	}
 }

@@ -58,6 +58,7 @@ func TestCarriers(t *testing.T) {
 		{"attack-msc.eml", "report.msc", "", []string{"msc-script"}, ""},
 		{"attack-vhd-exe.eml", "backup.vhd", "", nil, "SETUP.EXE:exe"},
 		{"attack-img-exe.eml", "backup.bin", "", nil, "SETUP.EXE:exe"},
+		{"attack-iso-exe.eml", "photos.iso", "", nil, "README.TXT:,SETUP.EXE:exe"},
 		{"benign-html-newsletter.eml", "newsletter.html", "text/html", nil, ""},
 		{"benign-svg-logo.eml", "logo.svg", "image/svg+xml", nil, ""},
 		{"benign-pdf-link.eml", "invoice.pdf", "", []string{"pdf-openaction"}, ""},
@@ -170,7 +171,7 @@ func carrierSeeds(f *testing.F) [][]byte {
 		{"attack-onenote-exe.eml", "invoice.one"}, {"attack-pdf-embedded-exe.eml", "invoice.pdf"},
 		{"attack-pdf-launch.eml", "invoice.pdf"}, {"attack-rtf-objdata.eml", "report.doc"},
 		{"attack-msc.eml", "report.msc"}, {"attack-vhd-exe.eml", "backup.vhd"}, {"attack-img-exe.eml", "backup.bin"},
-		{"benign-pdf-facturx.eml", "invoice.pdf"}, {"benign-html-newsletter.eml", "newsletter.html"},
+		{"attack-iso-exe.eml", "photos.iso"}, {"benign-pdf-facturx.eml", "invoice.pdf"}, {"benign-html-newsletter.eml", "newsletter.html"},
 		{"attack-docx-ole-package.eml", "report.docx"},
 	} {
 		out = append(out, fixtureAttachment(f, c[0], c[1]))

@@ -85,6 +85,30 @@ func FuzzInspect(f *testing.F) {
 	})
 }
 
+// FuzzISO: the ISO 9660 reader, as the attachment itself (files become
+// leaves) and inside an archive (files become entries), without the panic
+// recovery of walker.container. Properties: no panic; leaves and entries
+// within their limits; what is read stays within the budget given.
+func FuzzISO(f *testing.F) {
+	pe := minimalPE()
+	f.Add(buildISO([]isoFile{{name: "A.EXE", joliet: "a.exe", data: pe}}), false)
+	f.Add(buildISO([]isoFile{{name: "README.TXT", data: []byte("hello")}, {name: "B.ZIP", data: buildZip(f, zent{name: "c.exe", data: pe})}}), true)
+	f.Fuzz(func(t *testing.T, b []byte, inArchive bool) {
+		const budget = 1 << 20
+		var res Result
+		o := Options{Budget: NewBudget(budget), Spill: 4 << 20, ArchiveEntries: 50}.withDefaults()
+		w := newWalker(o, &res, 0)
+		depth := 0
+		if inArchive {
+			depth = 1
+		}
+		w.iso(bytes.NewReader(b), depth)
+		if len(res.Embedded) > maxEmbedded || len(res.Archive) > 50 || o.Budget.Left() < 0 {
+			t.Fatalf("%d leaves, %d entries, budget left %d", len(res.Embedded), len(res.Archive), o.Budget.Left())
+		}
+	})
+}
+
 // FuzzCFB: the OLE2 directory reader never panics and stays bounded.
 func FuzzCFB(f *testing.F) {
 	f.Add(buildCFB([]string{"WordDocument", "Macros", "VBA"}, nil))

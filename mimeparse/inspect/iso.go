@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"bytes"
 	"encoding/binary"
 	"io"
 	"strings"
@@ -12,7 +13,13 @@ import (
 // do not look inside. Their signature sits at byte 32769, past the sniffed
 // head, so a body is spilled as a possible image when its first 3 KiB are
 // all zero (the system area) or its name or type says disk image; it is
-// listed only if the signature is really there.
+// read only if the signature is really there.
+//
+// Like a FAT image (fat.go), an image that is the attachment itself
+// carries its files as leaves of their own (Embedded, Kind 'e': "2.e1",
+// see carrier.go), each read from its extent in the image, inspected like
+// any attachment and charged to the decompression budget; an image inside
+// an archive lists its files as archive entries one level deeper.
 
 const (
 	isoMaxDirs  = 4096 // directories visited per image
@@ -40,8 +47,10 @@ func maybeISO(head []byte, o *Options) bool {
 	return strings.Contains(o.Declared, "iso9660") || o.Declared == "application/x-cd-image"
 }
 
-// iso lists an ISO 9660 image: the primary tree and the Joliet tree (the
-// names Windows shows), both, when present. A UDF volume descriptor means
+// iso reads an ISO 9660 image: the primary tree and the Joliet tree (the
+// names Windows shows), both, when present; depth 0 is the attachment
+// itself (its files become Embedded leaves), deeper is inside an archive
+// (its files become entries). A UDF volume descriptor means
 // Windows may show a tree that was not listed: defect archive-unsupported.
 func (w *walker) iso(src readerAtSize, depth int) {
 	var vd [2048]byte
@@ -139,6 +148,18 @@ func (w *walker) isoDir(src readerAtSize, rec []byte, prefix string, joliet bool
 		}
 		seen[full] = true
 		fext, fsize := int64(le.Uint32(r[2:])), int64(le.Uint32(r[10:]))
+		if depth == 0 {
+			// The attachment itself: the file is a leaf. An extent past the
+			// end (a cut image) still gives the leaf its name.
+			var body io.Reader = bytes.NewReader(nil)
+			if fext*2048 <= src.Size() {
+				body = w.limited(io.NewSectionReader(src, fext*2048, fsize))
+			}
+			if !w.carry(full, body, fsize, depth, false) {
+				return false
+			}
+			continue
+		}
 		e := Entry{Name: full, Ext: extOf(full), Size: fsize, Depth: depth + 1}
 		if fext*2048 > src.Size() {
 			if !w.add(e) {
