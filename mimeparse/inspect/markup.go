@@ -113,13 +113,12 @@ func (w *walker) markup(src readerAtSize, out *carried, emb func(string, io.Read
 	}
 }
 
-// markupNeedles are the lower-case strings without which a page can have
-// none of the facts above: the tokenizer (and its allocations) runs only
-// when one is there, or an on* attribute (markupHasHandler).
-var markupNeedles = [][]byte{[]byte("script"), []byte("data:"), []byte("search"), []byte("file:"), []byte(`\\`), []byte("refresh"), []byte("&#"), []byte("%5c")}
-
 // markupWorthTokenizing is a quick pass over the page: most HTML mail
-// bodies have no script, no data: URL and no link worth a look.
+// bodies have no script, no data: URL and no link worth a look. The
+// tokenizer (and its allocations) runs only when the page holds one of the
+// strings without which it can have none of the facts above ("script",
+// "data:", "search", "file:", a UNC "\\\\", "refresh", "&#", "%5c"), or an
+// on* attribute (markupScan).
 func markupWorthTokenizing(src readerAtSize) bool {
 	pb := getCarrierBuf()
 	defer putCarrierBuf(pb)
@@ -134,45 +133,74 @@ func markupWorthTokenizing(src readerAtSize) bool {
 				b[i] = c + 32
 			}
 		}
-		for _, nd := range markupNeedles {
-			if bytes.Contains(b, nd) {
-				return true
-			}
-		}
-		if markupHasHandler(b) {
+		if markupScan(b) {
 			return true
 		}
 	}
 	return false
 }
 
-// markupHasHandler reports an attribute that looks like an event handler:
-// white space, "on", letters, optional white space, "=" (lower-cased b).
-func markupHasHandler(b []byte) bool {
-	for i := 0; ; {
-		j := bytes.Index(b[i:], []byte("on"))
-		if j < 0 {
-			return false
+// markupScan reports whether the lower-cased b holds one of markupNeedles
+// or an event-handler attribute (handlerAt), in one pass:
+// each needle is compared only where its first byte stands. Eight passes
+// of bytes.Contains cost more, as the needles' first bytes are common in
+// text and bytes.Index then stops at each of them.
+func markupScan(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		var hit bool
+		switch b[i] {
+		case 's':
+			hit = hasAt(b, i, "script") || hasAt(b, i, "search")
+		case 'd':
+			hit = hasAt(b, i, "data:")
+		case 'f':
+			hit = hasAt(b, i, "file:")
+		case '\\':
+			hit = hasAt(b, i, `\\`)
+		case 'r':
+			hit = hasAt(b, i, "refresh")
+		case '&':
+			hit = hasAt(b, i, "&#")
+		case '%':
+			hit = hasAt(b, i, "%5c")
+		case 'o':
+			hit = i > 0 && handlerAt(b, i)
 		}
-		k := i + j
-		i = k + 2
-		if k == 0 || !(b[k-1] == ' ' || b[k-1] == '\t' || b[k-1] == '\n' || b[k-1] == '\r' || b[k-1] == '/' || b[k-1] == '"' || b[k-1] == '\'') {
-			continue
-		}
-		e := i
-		for e < len(b) && b[e] >= 'a' && b[e] <= 'z' {
-			e++
-		}
-		if e == i {
-			continue
-		}
-		for e < len(b) && (b[e] == ' ' || b[e] == '\t' || b[e] == '\n' || b[e] == '\r') {
-			e++
-		}
-		if e < len(b) && b[e] == '=' {
+		if hit {
 			return true
 		}
 	}
+	return false
+}
+
+// hasAt reports whether b holds s at i.
+func hasAt(b []byte, i int, s string) bool {
+	return len(b)-i >= len(s) && string(b[i:i+len(s)]) == s
+}
+
+// handlerAt reports an event-handler attribute starting at b[i] ("on"):
+// after white space, "/", or a quote; "on", letters, optional white space,
+// "=".
+func handlerAt(b []byte, i int) bool {
+	if i+1 >= len(b) || b[i+1] != 'n' {
+		return false
+	}
+	switch b[i-1] {
+	case ' ', '\t', '\n', '\r', '/', '"', '\'':
+	default:
+		return false
+	}
+	e := i + 2
+	for e < len(b) && b[e] >= 'a' && b[e] <= 'z' {
+		e++
+	}
+	if e == i+2 {
+		return false
+	}
+	for e < len(b) && (b[e] == ' ' || b[e] == '\t' || b[e] == '\n' || b[e] == '\r') {
+		e++
+	}
+	return e < len(b) && b[e] == '='
 }
 
 // markupURL looks at one URL attribute value.
