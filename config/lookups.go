@@ -1,6 +1,7 @@
 package config
 
 import (
+	"log/slog"
 	"maps"
 	"net"
 	"net/netip"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"mailgate/facts"
 	"mailgate/rules"
 )
 
@@ -160,4 +162,35 @@ func (c *Config) FactSources() rules.FactSources {
 		DNSBL: slices.Sorted(maps.Keys(c.DNSBL)),
 		SPF:   c.AuthChecks.SPF, DKIM: c.AuthChecks.DKIM, DMARC: c.AuthChecks.DMARC, ARC: c.AuthChecks.ARC,
 	}
+}
+
+// HasLookups reports whether c runs any DNS lookup or authentication
+// check (dns:, auth_checks:, dnsbl:).
+func (c *Config) HasLookups() bool {
+	return c.DNS.Configured || c.AuthChecks.On() || len(c.DNSBL) > 0
+}
+
+// ResolverConfig is the dns: section as facts.NewResolver takes it.
+func (c *Config) ResolverConfig() facts.ResolverConfig {
+	return facts.ResolverConfig{Servers: c.DNS.Servers, Timeout: c.DNS.Timeout,
+		CacheSize: c.DNS.CacheSize, CacheBytes: c.DNS.CacheBytes}
+}
+
+// FactsConfig is the lookups c configures, over r, as facts.NewChecker
+// takes them: the proxy, the milter and check -c build their checkers
+// from it alike.
+func (c *Config) FactsConfig(r *facts.Resolver, log *slog.Logger) facts.Config {
+	return facts.Config{
+		Resolver: r, SkipNetworks: c.DNS.SkipNetworks, DNSBL: c.DNSBL, PTR: c.DNS.Configured,
+		SPF: c.AuthChecks.SPF, DKIM: c.AuthChecks.DKIM, DMARC: c.AuthChecks.DMARC, ARC: c.AuthChecks.ARC,
+		Log: log,
+	}
+}
+
+// Signer loads dkim_sign's key; nil without dkim_sign.
+func (c *Config) Signer() (*facts.Signer, error) {
+	if c.DKIMSign == nil {
+		return nil, nil
+	}
+	return facts.LoadSigner(c.DKIMSign.Domain, c.DKIMSign.Selector, c.DKIMSign.Key)
 }

@@ -30,34 +30,23 @@ type lookupSetup struct {
 	signer  *facts.Signer // dkim_sign; nil: no re-signing
 }
 
-// hasLookups reports whether the config runs any lookup (as the proxy's).
-func hasLookups(c *config.Config) bool {
-	return c.DNS.Configured || c.AuthChecks.On() || len(c.DNSBL) > 0
-}
-
 // buildLookups makes the configuration's checker over the server's one
 // resolver (its cache outlives reloads).
 func (s *Server) buildLookups(cfg *config.Config, set *rules.Set) (lookupSetup, error) {
 	var ls lookupSetup
-	if cfg.DKIMSign != nil {
-		sg, err := facts.LoadSigner(cfg.DKIMSign.Domain, cfg.DKIMSign.Selector, cfg.DKIMSign.Key)
-		if err != nil {
-			return ls, err
-		}
-		ls.signer = sg
+	sg, err := cfg.Signer()
+	if err != nil {
+		return ls, err
 	}
-	if !hasLookups(cfg) {
+	ls.signer = sg
+	if !cfg.HasLookups() {
 		return ls, nil
 	}
 	r, err := s.resolverFor(cfg)
 	if err != nil {
 		return ls, err
 	}
-	ls.checker = facts.NewChecker(facts.Config{
-		Resolver: r, SkipNetworks: cfg.DNS.SkipNetworks, DNSBL: cfg.DNSBL, PTR: cfg.DNS.Configured,
-		SPF: cfg.AuthChecks.SPF, DKIM: cfg.AuthChecks.DKIM, DMARC: cfg.AuthChecks.DMARC, ARC: cfg.AuthChecks.ARC,
-		Log: s.log,
-	}, facts.NeedsOf(set))
+	ls.checker = facts.NewChecker(cfg.FactsConfig(r, s.log), facts.NeedsOf(set))
 	return ls, nil
 }
 
@@ -68,8 +57,7 @@ func (s *Server) resolverFor(cfg *config.Config) (*facts.Resolver, error) {
 	if s.resolver != nil {
 		return s.resolver, nil
 	}
-	r, err := facts.NewResolver(facts.ResolverConfig{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout,
-		CacheSize: cfg.DNS.CacheSize, CacheBytes: cfg.DNS.CacheBytes})
+	r, err := facts.NewResolver(cfg.ResolverConfig())
 	if err != nil {
 		return nil, err
 	}

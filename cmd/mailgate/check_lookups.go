@@ -31,12 +31,11 @@ func chkLookups(o *checkOptions, cfg *config.Config, set *rules.Set) (*facts.Che
 		if len(o.dnsbl) > 0 {
 			return nil, usageError{"-c excludes --dnsbl (the config names the blocklists)"}
 		}
-		if !cfg.DNS.Configured && !cfg.AuthChecks.On() && len(cfg.DNSBL) == 0 && o.dns == "" {
+		if !cfg.HasLookups() && o.dns == "" {
 			return nil, nil
 		}
-		fc = facts.Config{DNSBL: cfg.DNSBL, PTR: cfg.DNS.Configured, SkipNetworks: cfg.DNS.SkipNetworks,
-			SPF: cfg.AuthChecks.SPF, DKIM: cfg.AuthChecks.DKIM, DMARC: cfg.AuthChecks.DMARC, ARC: cfg.AuthChecks.ARC}
-		rc = facts.ResolverConfig{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout, CacheSize: cfg.DNS.CacheSize, CacheBytes: cfg.DNS.CacheBytes}
+		fc = cfg.FactsConfig(nil, nil)
+		rc = cfg.ResolverConfig()
 	case o.dns == "":
 		if len(o.dnsbl) > 0 {
 			return nil, usageError{"--dnsbl needs --dns (the servers to ask)"}
