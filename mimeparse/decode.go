@@ -293,6 +293,23 @@ func (d *qpWriter) Write(p []byte) (int, error) {
 			}
 		}
 		p = p[i:]
+		if len(p) >= 3 {
+			// The common escapes decided here, without the state machine:
+			// "=XX" and the soft break "=\r\n" or "=\n".
+			if isHex(p[1]) && isHex(p[2]) {
+				emit(unhex(p[1])<<4 | unhex(p[2]))
+				p = p[3:]
+				continue
+			}
+			if p[1] == '\r' && p[2] == '\n' {
+				p = p[3:]
+				continue
+			}
+			if p[1] == '\n' {
+				p = p[2:]
+				continue
+			}
+		}
 		if len(p) > 0 {
 			d.held = 0
 			p = p[1:]

@@ -286,6 +286,96 @@ func (i *Inspector) decide(final bool) {
 	i.spill.write(i.head)
 }
 
+// textSniffLen bounds the prefix of a plain text part that mimetype reads
+// first (sniffType). Its text checks (JSON and CSV parsing, the
+// binary-byte scan, the search for an MP3 frame) cost in proportion to the
+// bytes read, and plain text parts are most of mail.
+const textSniffLen = 512
+
+// sniffType is mimetype's type for head, without parameters. It gives
+// what mimetype.Detect(head) gives; for a part declared text/* whose head
+// passes textPrefix, it first asks about the head's first textSniffLen
+// bytes, and the answer textPrefix expects ("text/plain", "text/html") is
+// the answer. Any other answer is asked again of the whole head.
+// FuzzSniffType holds the two ways to the same answer, and
+// testdata/sniff-corpus.golden holds the answers for every part of the
+// corpus.
+func sniffType(head []byte, declared string) string {
+	if short, expect := textPrefix(head, declared); expect != "" {
+		if mt := baseType(mimetype.Detect(short).String()); mt == expect {
+			return mt
+		}
+	}
+	return baseType(mimetype.Detect(head).String())
+}
+
+// textPrefix returns the prefix of head that decides mimetype's answer
+// when it is the returned type there ("" when there is no such prefix).
+// Every check of mimetype that looks past the first line of a text or
+// page is ruled out here first, on the whole head:
+//   - a binary data byte (the WHATWG list, mimetype's test for text) or an
+//     0xFF (an MP3 frame is searched for anywhere): binary formats have
+//     signatures anywhere;
+//   - "%PDF-" within 1,024 bytes (mimetype looks for it there);
+//   - "{", "[" first (JSON: parsed as a whole), or "<" other than a page
+//     that opens with "<!DOCTYPE html" or "<html" (SVG and XML are
+//     searched past comments and declarations; such a page is neither);
+//   - for a text, a first line that may start CSV or TSV (",", tab, '"'),
+//     a mail header (": ", and the few other hints mimetype takes from
+//     libmagic), NDJSON, SRT or GEDCOM (a digit, "-", "#", true, false,
+//     null), or that does not end within textSniffLen bytes. The prefix is
+//     then whole lines, which read the same with fewer lines after them.
+func textPrefix(head []byte, declared string) ([]byte, string) {
+	if len(head) <= textSniffLen || !strings.HasPrefix(declared, "text/") {
+		return nil, ""
+	}
+	for _, c := range head {
+		if notPlainByte[c] {
+			return nil, ""
+		}
+	}
+	if bytes.Contains(head[:min(len(head), 1024)], []byte("%PDF-")) {
+		return nil, ""
+	}
+	t := bytes.TrimLeft(head, "\xef\xbb\xbf \t\r\n")
+	if len(t) == 0 || t[0] == '{' || t[0] == '[' {
+		return nil, ""
+	}
+	if t[0] == '<' {
+		if hasPrefixFold(t, "<!doctype html") || hasPrefixFold(t, "<html") {
+			return head[:textSniffLen], "text/html"
+		}
+		return nil, ""
+	}
+	nl := bytes.IndexByte(head, '\n')
+	if nl < 0 || nl >= textSniffLen {
+		return nil, ""
+	}
+	first := bytes.TrimSpace(head[:nl])
+	if len(first) == 0 || bytes.ContainsAny(first, ",\t\"") || bytes.Contains(first, []byte(": ")) {
+		return nil, ""
+	}
+	switch c := first[0]; {
+	case c >= '0' && c <= '9', c == '-', c == '#', c == 'N' && bytes.HasPrefix(first, []byte("N#!")):
+		return nil, ""
+	}
+	for _, p := range []string{"true", "false", "null", "Forward to", "Pipe to"} {
+		if bytes.HasPrefix(first, []byte(p)) {
+			return nil, ""
+		}
+	}
+	end := bytes.LastIndexByte(head[:textSniffLen], '\n')
+	return head[:end+1], "text/plain"
+}
+
+// notPlainByte: the WHATWG binary data bytes, and 0xFF.
+var notPlainByte = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c <= 0x08 || c == 0x0b || 0x0e <= c && c <= 0x1a || 0x1c <= c && c <= 0x1f || c == 0xff
+	}
+	return
+}()
+
 // Close finishes the inspection, removes any spill file and returns the
 // Result. Later calls return the same Result.
 func (i *Inspector) Close() Result {
@@ -302,7 +392,7 @@ func (i *Inspector) Close() Result {
 	var hx [2 * sha256.Size]byte
 	hex.Encode(hx[:], i.h.Sum(sum[:0]))
 	r.SHA256 = string(hx[:]) // one allocation; EncodeToString makes two
-	r.DetectedType = baseType(mimetype.Detect(i.head).String())
+	r.DetectedType = sniffType(i.head, i.opts.Declared)
 	// mt.Is("application/x-ms-installer") would parse both types (two
 	// maps per leaf); no other node of mimetype's tree has that type as
 	// an alias, so comparing the detected type says the same.

@@ -115,56 +115,94 @@ func (w *walker) markup(src readerAtSize, out *carried, emb func(string, io.Read
 
 // markupWorthTokenizing is a quick pass over the page: most HTML mail
 // bodies have no script, no data: URL and no link worth a look. The
-// tokenizer (and its allocations) runs only when the page holds one of the
-// strings without which it can have none of the facts above ("script",
-// "data:", "search", "file:", a UNC "\\\\", "refresh", "&#", "%5c"), or an
-// on* attribute (markupScan).
+// tokenizer (and its allocations) runs only when the page holds, in any
+// case, one of the strings without which it can have none of the facts
+// above ("script", "data:", "search", "file:", a UNC "\\\\", "refresh",
+// "&#", "%5c"), or an on* attribute (markupScan).
 func markupWorthTokenizing(src readerAtSize) bool {
 	pb := getCarrierBuf()
 	defer putCarrierBuf(pb)
-	const overlap = 16
-	buf := (*pb)[:min(int64(cap(*pb)), 64<<10+overlap)]
+	buf := (*pb)[:min(int64(cap(*pb)), 64<<10+markupOverlap)]
 	size := src.Size()
 	for off := int64(0); off < size; off += 64 << 10 {
 		n, _ := src.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
-		b := buf[:n]
-		for i, c := range b {
-			if c >= 'A' && c <= 'Z' {
-				b[i] = c + 32
-			}
-		}
-		if markupScan(b) {
+		if markupScan(buf[:n]) {
 			return true
 		}
 	}
 	return false
 }
 
-// markupScan reports whether the lower-cased b holds one of markupNeedles
-// or an event-handler attribute (handlerAt), in one pass:
-// each needle is compared only where its first byte stands. Eight passes
-// of bytes.Contains cost more, as the needles' first bytes are common in
-// text and bytes.Index then stops at each of them.
+// markupOverlap is how many bytes each 64 KiB chunk of the quick pass
+// reads past its end, so a needle across two chunks is seen.
+const markupOverlap = 16
+
+// Needles of the quick pass, by the pair of bytes they start with: bit k
+// of scanFirst[c] says c (either case) is the first byte of pair k, bit k
+// of scanSecond[c] that it is the second. A position where the two masks
+// share a bit starts pair k, and only there is the needle compared whole.
+// Letters of the text are common (s, r, o, d, f start a quarter of the
+// bytes of English), but the pairs are rare: one branch per byte, rarely
+// taken, and no lower-casing pass.
+const (
+	pairSC = 1 << iota // script
+	pairSE             // search
+	pairDA             // data:
+	pairFI             // file:
+	pairBS             // \\
+	pairRE             // refresh
+	pairAH             // &#
+	pairPC             // %5c
+	pairON             // on...= (handlerAt)
+)
+
+var scanFirst, scanSecond = func() (f, s [256]uint16) {
+	for _, p := range []struct {
+		bit  uint16
+		pair string
+	}{{pairSC, "sc"}, {pairSE, "se"}, {pairDA, "da"}, {pairFI, "fi"}, {pairBS, `\\`},
+		{pairRE, "re"}, {pairAH, "&#"}, {pairPC, "%5"}, {pairON, "on"}} {
+		for k, t := range []*[256]uint16{&f, &s} {
+			c := p.pair[k]
+			t[c] |= p.bit
+			if c >= 'a' && c <= 'z' {
+				t[c-32] |= p.bit
+			}
+		}
+	}
+	return
+}()
+
+// markupScan reports whether b holds, in any case, one of the needles
+// above or an event-handler attribute (handlerAt).
 func markupScan(b []byte) bool {
-	for i := 0; i < len(b); i++ {
+	if len(b) < 2 {
+		return false
+	}
+	next := b[1:]
+	for i, c := range b[:len(next)] {
+		m := scanFirst[c] & scanSecond[next[i]]
+		if m == 0 {
+			continue
+		}
 		var hit bool
-		switch b[i] {
-		case 's':
-			hit = hasAt(b, i, "script") || hasAt(b, i, "search")
-		case 'd':
-			hit = hasAt(b, i, "data:")
-		case 'f':
-			hit = hasAt(b, i, "file:")
-		case '\\':
-			hit = hasAt(b, i, `\\`)
-		case 'r':
-			hit = hasAt(b, i, "refresh")
-		case '&':
-			hit = hasAt(b, i, "&#")
-		case '%':
-			hit = hasAt(b, i, "%5c")
-		case 'o':
+		switch m {
+		case pairSC:
+			hit = hasAtFold(b, i, "script")
+		case pairSE:
+			hit = hasAtFold(b, i, "search")
+		case pairDA:
+			hit = hasAtFold(b, i, "data:")
+		case pairFI:
+			hit = hasAtFold(b, i, "file:")
+		case pairRE:
+			hit = hasAtFold(b, i, "refresh")
+		case pairPC:
+			hit = i+2 < len(b) && b[i+2]|0x20 == 'c'
+		case pairON:
 			hit = i > 0 && handlerAt(b, i)
+		default: // pairBS, pairAH: the pair is the needle
+			hit = true
 		}
 		if hit {
 			return true
@@ -173,16 +211,29 @@ func markupScan(b []byte) bool {
 	return false
 }
 
-// hasAt reports whether b holds s at i.
-func hasAt(b []byte, i int, s string) bool {
-	return len(b)-i >= len(s) && string(b[i:i+len(s)]) == s
+// hasAtFold reports whether b holds s (lower case) at i, ASCII letters of b
+// compared in either case.
+func hasAtFold(b []byte, i int, s string) bool {
+	if len(b)-i < len(s) {
+		return false
+	}
+	for j := 0; j < len(s); j++ {
+		c := b[i+j]
+		if c >= 'A' && c <= 'Z' {
+			c += 32
+		}
+		if c != s[j] {
+			return false
+		}
+	}
+	return true
 }
 
-// handlerAt reports an event-handler attribute starting at b[i] ("on"):
-// after white space, "/", or a quote; "on", letters, optional white space,
-// "=".
+// handlerAt reports an event-handler attribute starting at b[i] ("on", in
+// any case): after white space, "/", or a quote; "on", letters, optional
+// white space, "=".
 func handlerAt(b []byte, i int) bool {
-	if i+1 >= len(b) || b[i+1] != 'n' {
+	if i+1 >= len(b) || b[i+1]|0x20 != 'n' {
 		return false
 	}
 	switch b[i-1] {
@@ -191,7 +242,7 @@ func handlerAt(b []byte, i int) bool {
 		return false
 	}
 	e := i + 2
-	for e < len(b) && b[e] >= 'a' && b[e] <= 'z' {
+	for e < len(b) && (b[e] >= 'a' && b[e] <= 'z' || b[e] >= 'A' && b[e] <= 'Z') {
 		e++
 	}
 	if e == i+2 {
