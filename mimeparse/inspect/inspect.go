@@ -18,6 +18,7 @@ package inspect
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"hash"
 	"os"
@@ -329,10 +330,8 @@ func textPrefix(head []byte, declared string) ([]byte, string) {
 	if len(head) <= textSniffLen || !strings.HasPrefix(declared, "text/") {
 		return nil, ""
 	}
-	for _, c := range head {
-		if notPlainByte[c] {
-			return nil, ""
-		}
+	if hasNotPlainByte(head) {
+		return nil, ""
 	}
 	if bytes.Contains(head[:min(len(head), 1024)], []byte("%PDF-")) {
 		return nil, ""
@@ -366,6 +365,30 @@ func textPrefix(head []byte, declared string) ([]byte, string) {
 	}
 	end := bytes.LastIndexByte(head[:textSniffLen], '\n')
 	return head[:end+1], "text/plain"
+}
+
+// hasNotPlainByte reports whether b holds a notPlainByte, eight bytes at a
+// time: a word with no byte under 0x20 and no 0xFF has none (line breaks
+// and tabs send a word to the byte-by-byte test).
+func hasNotPlainByte(b []byte) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		if ((x-0x20*lo)&^x|(^x-lo)&x)&hi != 0 {
+			for _, c := range b[:8] {
+				if notPlainByte[c] {
+					return true
+				}
+			}
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if notPlainByte[c] {
+			return true
+		}
+	}
+	return false
 }
 
 // notPlainByte: the WHATWG binary data bytes, and 0xFF.

@@ -101,3 +101,17 @@ func TestSniffTypeAgrees(t *testing.T) {
 	}
 	t.Logf("%d texts, %d took the short way", len(cases), short)
 }
+
+// TestHasNotPlainByte: the word-at-a-time test finds each byte the table
+// names, at every offset, and nothing else.
+func TestHasNotPlainByte(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for off := 0; off < 20; off++ {
+			b := []byte(strings.Repeat("a\r\n\tb", 4))
+			b[off] = byte(c)
+			if got := hasNotPlainByte(b); got != notPlainByte[c] {
+				t.Fatalf("byte %#x at %d: %v, want %v", c, off, got, notPlainByte[c])
+			}
+		}
+	}
+}
