@@ -322,7 +322,7 @@ func sniffType(head []byte, declared string) string {
 //     that opens with "<!DOCTYPE html" or "<html" (SVG and XML are
 //     searched past comments and declarations; such a page is neither);
 //   - for a text, a first line that may start CSV or TSV (",", tab, '"'),
-//     a mail header (": ", and the few other hints mimetype takes from
+//     a mail header (":", and the few other hints mimetype takes from
 //     libmagic), NDJSON, SRT or GEDCOM (a digit, "-", "#", true, false,
 //     null), or that does not end within textSniffLen bytes. The prefix is
 //     then whole lines, which read the same with fewer lines after them.
@@ -351,7 +351,7 @@ func textPrefix(head []byte, declared string) ([]byte, string) {
 		return nil, ""
 	}
 	first := bytes.TrimSpace(head[:nl])
-	if len(first) == 0 || bytes.ContainsAny(first, ",\t\"") || bytes.Contains(first, []byte(": ")) {
+	if len(first) == 0 || bytes.ContainsAny(head[:nl], ",\t\":") {
 		return nil, ""
 	}
 	switch c := first[0]; {

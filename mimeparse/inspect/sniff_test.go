@@ -59,7 +59,7 @@ func FuzzSniffType(f *testing.F) {
 // TestSniffTypeAgrees: the seeds, and random texts built from lines that
 // come close to mimetype's text checks, sniff as mimetype sniffs them.
 func TestSniffTypeAgrees(t *testing.T) {
-	lines := []string{"the report is attached", "a,b,c", "1,2,3", "x\ty", "Subject: hello", "From: a@b",
+	lines := []string{"the report is attached", "a,b,c", "1,2,3", "x\ty", "Subject: hello", "From: a@b", "Subject: ", "To: ", "x:y",
 		"\"quoted", "end\"", "{\"k\": 1}", "[1,2]", "1", "00:00:01,000 --> 00:00:02,000", "0 HEAD", "1 GEDC",
 		"%PDF-1.5", "<svg>", "<!DOCTYPE html>", "<html>", "<!-- c -->", "<?xml version=\"1.0\"?>",
 		"<svg xmlns=\"http://www.w3.org/2000/svg\">", "<p>some <b>bold</b> text</p>", "BEGIN:VCARD", "WEBVTT", "", "   ", "true", "null", "#!/usr/bin/env python", "Message-ID: <a@b>"}
