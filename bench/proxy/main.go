@@ -426,7 +426,7 @@ func startTarget(e *env, name string) (*target, error) {
 		return startMailgate(e, name, p, 2000)
 	case "haraka":
 		return startHaraka(e, runtime.NumCPU())
-	case "mailgate-rate-lru", "mailgate-rate-redis", "mailgate-rate-redis-x2", "mailgate-av-off", "mailgate-av":
+	case "mailgate-rate-lru", "mailgate-rate-lru-x2", "mailgate-rate-redis", "mailgate-rate-redis-x2", "mailgate-av-off", "mailgate-av":
 		return startServiceTarget(e, name)
 	}
 	return nil, fmt.Errorf("unknown target %q", name)
