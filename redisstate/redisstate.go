@@ -5,8 +5,10 @@
 // in-process LRU, is used.
 //
 // Each operation is one Lua script, atomic on the server whatever the
-// number of instances: rate() is a sliding window on a sorted set, a
-// greylisting triple is first seen with SET NX and a TTL. Time is the Redis
+// number of instances: rate() counts in a small hash of time buckets, the
+// same buckets as rules.State (rules.RateBuckets), so Redis and the
+// in-process LRU give the same counts; a greylisting triple is first seen
+// with SET NX and a TTL. Time is the Redis
 // server's (TIME), so instances with skewed clocks still agree. Keys are
 // "mailgate:" plus a hash of what the policy built them from (an attacker
 // chooses those strings: the hash keeps them short, printable and unable
@@ -20,13 +22,13 @@ package redisstate
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -39,9 +41,6 @@ import (
 const (
 	// KeyPrefix starts every key mailgate writes.
 	KeyPrefix = "mailgate:"
-	// MaxRateEntries bounds the sorted set of one rate() key: past it the
-	// oldest hits are dropped, so rate() counts at most this many.
-	MaxRateEntries = 100000
 	// GreylistPendingTTL is how long a deferred triple waits for its retry
 	// (a retry later than this is a first attempt again).
 	GreylistPendingTTL = 48 * time.Hour
@@ -53,24 +52,41 @@ const (
 	DefaultTimeout = time.Second
 )
 
-// rateScript: KEYS[1] the sorted set; ARGV window (µs), a unique member,
-// the entry bound. Returns the hits within the window, this one included.
-var rateScript = redis.NewScript(`
+// rateScriptSrc counts one hit of KEYS[1], a hash from bucket number (time
+// in µs divided by the bucket width, ARGV[1], rules.RateBucketWidth) to
+// hits, and returns the hits of the current bucket and the
+// rules.RateBuckets-1 before it, as rules.State does. Fields outside those
+// buckets are deleted (older ones no longer count; newer ones only exist if
+// the server's clock went back), so the hash holds at most
+// rules.RateBuckets fields; the key expires ARGV[2] ms after its last hit.
+// NOW is replaced by the time source: the server's clock (TIME), or the
+// tests' (ARGV[3]). Numbers are formatted with %d: Lua's tostring would
+// round a time in µs to 14 digits.
+const rateScriptSrc = `
 if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local window = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-redis.call('ZADD', KEYS[1], now, ARGV[2])
-local n = redis.call('ZCARD', KEYS[1])
-local cap = tonumber(ARGV[3])
-if n > cap then
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - cap - 1)
-  n = cap
+local now = NOW
+local cur = math.floor(now / tonumber(ARGV[1]))
+local oldest = cur - (BUCKETS - 1)
+local n = 0
+local h = redis.call('HGETALL', KEYS[1])
+for i = 1, #h, 2 do
+  local b = tonumber(h[i])
+  if b == nil or b < oldest or b > cur then
+    redis.call('HDEL', KEYS[1], h[i])
+  elseif b ~= cur then
+    n = n + tonumber(h[i + 1])
+  end
 end
-redis.call('PEXPIRE', KEYS[1], math.floor(window / 1000) + 1000)
+n = n + redis.call('HINCRBY', KEYS[1], string.format('%d', cur), 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return n
-`)
+`
+
+var rateScript = newRateScript(`(function() local t = redis.call('TIME') return tonumber(t[1]) * 1000000 + tonumber(t[2]) end)()`)
+
+func newRateScript(now string) *redis.Script {
+	return redis.NewScript(strings.NewReplacer("NOW", now, "BUCKETS", strconv.Itoa(rules.RateBuckets)).Replace(rateScriptSrc))
+}
 
 // greyScript: KEYS[1] the triple; ARGV delay, pending TTL, passed TTL (ms).
 // The value is the first attempt's time (ms) or "pass". Returns 1 to defer.
@@ -103,9 +119,12 @@ return 1
 type Store struct {
 	c       *redis.Client
 	timeout time.Duration
-	member  string // this process's member prefix (rate entries must be unique)
-	seq     atomic.Uint64
 	errs    atomic.Int64
+
+	// The tests' clock (export_test.go): rate() then counts at now()
+	// instead of the server's TIME.
+	rate *redis.Script
+	now  func() time.Time
 }
 
 var _ rules.Store = (*Store)(nil)
@@ -136,12 +155,10 @@ func New(rawURL string) (*Store, error) {
 	if !q.Has("max_retries") {
 		opts.MaxRetries = 1
 	}
-	var r [8]byte
-	rand.Read(r[:])
 	return &Store{
 		c:       redis.NewClient(opts),
 		timeout: 2*opts.DialTimeout + opts.ReadTimeout + opts.WriteTimeout,
-		member:  hex.EncodeToString(r[:]),
+		rate:    rateScript,
 	}, nil
 }
 
@@ -159,9 +176,11 @@ func (s *Store) Rate(key string, window time.Duration) (int, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	member := s.member + "-" + strconv.FormatUint(s.seq.Add(1), 36)
-	n, err := rateScript.Run(ctx, s.c, []string{Key("r", window.String()+"\x00"+key)},
-		window.Microseconds(), member, MaxRateEntries).Int()
+	args := []any{rules.RateBucketWidth(window), window.Milliseconds() + 1000}
+	if s.now != nil {
+		args = append(args, s.now().UnixMicro())
+	}
+	n, err := s.rate.Run(ctx, s.c, []string{Key("r", window.String()+"\x00"+key)}, args...).Int()
 	if err != nil {
 		return 0, s.fail("rate", err)
 	}

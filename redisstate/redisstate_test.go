@@ -3,6 +3,7 @@ package redisstate_test
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strings"
@@ -91,6 +92,60 @@ func TestRateSlidingWindow(t *testing.T) {
 	key := redisstate.Key("r", (300*time.Millisecond).String()+"\x00k")
 	if ttl := pttl(t, r.Addr, key); ttl <= 0 || ttl > 1300 {
 		t.Errorf("PTTL %s = %d ms, want within window+1s", key, ttl)
+	}
+}
+
+// TestRateSameAsState: Redis and rules.State, the in-process LRU, give the
+// same count for every hit of the same sequence of hits at the same times
+// (rate() through Redis with the tests' clock instead of the server's, the
+// same script otherwise): several keys and windows, hits close together,
+// on bucket boundaries, across whole windows and after long pauses. In
+// Redis a key holds at most rules.RateBuckets counters.
+func TestRateSameAsState(t *testing.T) {
+	r := e2e.StartRedis(t)
+	var now time.Time
+	clock := func() time.Time { return now }
+	s := newStore(t, r.URL)
+	redisstate.SetClock(s, clock)
+	lru := rules.NewState(0, clock)
+	windows := []time.Duration{time.Hour, time.Minute, 10 * time.Second, 7 * time.Millisecond, 10 * time.Microsecond}
+	keys := []string{"from:a@example.com", "conn:192.0.2.1", "rcpt:b@example.org"}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	now = time.Unix(1796000000, 0) // late 2026
+	for i := 0; i < 3000; i++ {
+		w := windows[rnd.IntN(len(windows))]
+		key := keys[rnd.IntN(len(keys))]
+		switch d := rnd.IntN(100); {
+		case d < 60: // close together
+			now = now.Add(time.Duration(rnd.Int64N(int64(w/rules.RateBuckets + 1))))
+		case d < 80: // onto a bucket boundary or the µs before it
+			width := time.Duration(rules.RateBucketWidth(w)) * time.Microsecond
+			next := now.Truncate(width).Add(width)
+			if rnd.IntN(2) == 0 {
+				next = next.Add(-time.Microsecond)
+			}
+			if next.After(now) {
+				now = next
+			}
+		case d < 98: // within a window
+			now = now.Add(time.Duration(rnd.Int64N(int64(w))))
+		default: // a long pause
+			now = now.Add(time.Duration(rnd.Int64N(int64(3 * time.Hour))))
+		}
+		want, _ := lru.Rate(key, w)
+		got, err := s.Rate(key, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("hit %d of %q in %s at %s: Redis %d, rules.State %d", i, key, w, now.Format(time.RFC3339Nano), got, want)
+		}
+		if i%50 == 0 {
+			rk := redisstate.Key("r", w.String()+"\x00"+key)
+			if n := hlen(t, r.Addr, rk); n < 1 || n > rules.RateBuckets {
+				t.Fatalf("HLEN %s = %d, want 1..%d", rk, n, rules.RateBuckets)
+			}
+		}
 	}
 }
 
@@ -208,6 +263,12 @@ func redisCmd(t *testing.T, addr, cmd string) string {
 func pttl(t *testing.T, addr, key string) int64 {
 	var n int64
 	fmt.Sscanf(redisCmd(t, addr, "PTTL "+key), ":%d", &n)
+	return n
+}
+
+func hlen(t *testing.T, addr, key string) int64 {
+	var n int64
+	fmt.Sscanf(redisCmd(t, addr, "HLEN "+key), ":%d", &n)
 	return n
 }
 

@@ -52,14 +52,28 @@ type State struct {
 	grey  *expirable.LRU[string, *greyEntry]
 }
 
-// rateBuckets is the resolution of rate(): a window is counted in this many
-// sub-windows, so a hit leaves the count at most window/rateBuckets late.
-const rateBuckets = 16
+// RateBuckets is the resolution of rate(): a window is counted in this many
+// buckets of RateBucketWidth, so a hit stops counting between
+// window-window/RateBuckets and window after it, never later.
+const RateBuckets = 16
 
-// rateCounter counts hits of one key in one window, in rateBuckets buckets.
+// RateBucketWidth is the width of one bucket of window, in microseconds (at
+// least 1); buckets start at its multiples since the Unix epoch. The count
+// at a time is the sum of the current bucket and the RateBuckets-1 before
+// it. Package redisstate counts with the same buckets in Redis, so both
+// stores give the same counts for the same hits at the same times.
+func RateBucketWidth(window time.Duration) int64 {
+	w := window.Microseconds() / RateBuckets
+	if w <= 0 {
+		w = 1
+	}
+	return w
+}
+
+// rateCounter counts hits of one key in one window, in RateBuckets buckets.
 type rateCounter struct {
-	start [rateBuckets]int64 // bucket start (unix nanoseconds, multiple of the bucket width)
-	n     [rateBuckets]int32
+	start [RateBuckets]int64 // bucket start (unix microseconds, multiple of the bucket width)
+	n     [RateBuckets]int32
 }
 
 // greyEntry is one client-network/sender/recipient triple.
@@ -108,13 +122,10 @@ func (s *State) rate(key string, window time.Duration) int {
 	if window <= 0 {
 		return 1
 	}
-	width := int64(window) / rateBuckets
-	if width <= 0 {
-		width = 1
-	}
-	now := s.now().UnixNano()
+	width := RateBucketWidth(window)
+	now := s.now().UnixMicro()
 	cur := now - now%width
-	oldest := cur - int64(rateBuckets-1)*width // buckets before this are outside the window
+	oldest := cur - int64(RateBuckets-1)*width // buckets before this are outside the window
 	ck := window.String() + "\x00" + key
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -123,7 +134,7 @@ func (s *State) rate(key string, window time.Duration) int {
 		c = new(rateCounter)
 		s.rates.Add(ck, c)
 	}
-	i := (cur / width) % rateBuckets
+	i := (cur / width) % RateBuckets
 	if c.start[i] != cur {
 		c.start[i], c.n[i] = cur, 0
 	}

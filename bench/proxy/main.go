@@ -251,7 +251,11 @@ type sample struct {
 	P50ms    float64 `json:"p50_ms"`
 	P99ms    float64 `json:"p99_ms"`
 	RSSkB    int64   `json:"rss_kb,omitempty"`
-	Err      string  `json:"error,omitempty"`
+	// CPUms is the target's processes' CPU time per message of the
+	// throughput load (mailgate, and redis-server or clamd where the
+	// target runs them): steadier than msg/s on a shared machine.
+	CPUms float64 `json:"cpu_ms_per_msg,omitempty"`
+	Err   string  `json:"error,omitempty"`
 }
 
 func matrix(e *env, o options, stdout, stderr io.Writer) int {
@@ -322,7 +326,13 @@ outer:
 					s := sample{Target: t.name, Size: size, Sessions: sess, Run: r + 1, Msgs: load}
 					var d time.Duration
 					var err error
-					runLoad := func() { d, err = sourceRunAll(ctx, t.addrs(), files[size], load, sess, 3*time.Minute) }
+					pids := t.pids()
+					var cpu time.Duration
+					runLoad := func() {
+						c0 := procsCPU(pids)
+						d, err = sourceRunAll(ctx, t.addrs(), files[size], load, sess, 3*time.Minute)
+						cpu = procsCPU(pids) - c0
+					}
 					if o.pprofDir != "" && t.metrics != "" && r == 0 && sess == slices.Max(o.sessions) {
 						label := fmt.Sprintf("%s-%s-s%d", t.name, size, sess)
 						notes = append(notes, profileDuring(o.pprofDir, t.metrics, label, int(loadSeconds), runLoad))
@@ -334,6 +344,9 @@ outer:
 						s.MsgsPerS = float64(load) / d.Seconds()
 						est[t.name+"/"+size] = s.MsgsPerS
 						s.MBPerS = s.MsgsPerS * float64(bytesOf[size]) / 1e6
+						if len(pids) > 0 {
+							s.CPUms = float64(cpu) / float64(time.Millisecond) / float64(load)
+						}
 						p50, p99, errs, lerr := latencyRunAll(t.addrs(), wires[size], lat, sess, 2*time.Minute)
 						s.P50ms, s.P99ms = ms(p50), ms(p99)
 						if errs > 0 {
@@ -350,8 +363,8 @@ outer:
 					if rs := rss[t.name]; rs != nil {
 						s.RSSkB = rs.max.Load()
 					}
-					fmt.Fprintf(stderr, "bench: run %d %-16s %-15s s=%-3d %7.1f msg/s %7.1f MB/s p50 %6.2f ms p99 %6.2f ms %s\n",
-						r+1, t.name, size, sess, s.MsgsPerS, s.MBPerS, s.P50ms, s.P99ms, s.Err)
+					fmt.Fprintf(stderr, "bench: run %d %-16s %-15s s=%-3d %7.1f msg/s %7.1f MB/s p50 %6.2f ms p99 %6.2f ms cpu %5.3f ms/msg %s\n",
+						r+1, t.name, size, sess, s.MsgsPerS, s.MBPerS, s.P50ms, s.P99ms, s.CPUms, s.Err)
 					samples = append(samples, s)
 				}
 			}
@@ -413,7 +426,7 @@ func startTarget(e *env, name string) (*target, error) {
 		return startMailgate(e, name, p, 2000)
 	case "haraka":
 		return startHaraka(e, runtime.NumCPU())
-	case "mailgate-rate-lru", "mailgate-rate-redis", "mailgate-rate-redis-x2", "mailgate-av-off", "mailgate-av":
+	case "mailgate-rate-lru", "mailgate-rate-lru-x2", "mailgate-rate-redis", "mailgate-rate-redis-x2", "mailgate-av-off", "mailgate-av":
 		return startServiceTarget(e, name)
 	}
 	return nil, fmt.Errorf("unknown target %q", name)

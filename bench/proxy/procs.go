@@ -148,6 +148,32 @@ func procStatusKB(pid int, field string) int64 {
 	return 0
 }
 
+// procsCPU is the CPU time (user and system) the processes pids used so
+// far, from /proc/PID/stat (clock ticks of 10 ms); a process that is gone
+// counts 0.
+func procsCPU(pids []int) time.Duration {
+	var total time.Duration
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || i+2 > len(s) {
+			continue
+		}
+		f := strings.Fields(s[i+2:]) // from field 3 (state): utime is field 14, stime 15
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * 10 * time.Millisecond
+	}
+	return total
+}
+
 // raiseNoFile lifts RLIMIT_NOFILE to its hard limit (children inherit it).
 func raiseNoFile() uint64 {
 	var r syscall.Rlimit

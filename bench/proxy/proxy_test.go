@@ -37,16 +37,16 @@ func TestBigMessage(t *testing.T) {
 
 func TestReportTargets(t *testing.T) {
 	var s []sample
-	add := func(target, size string, sess int, msgs, mb, p50 float64) {
+	add := func(target, size string, sess int, msgs, mb, p50, cpu float64) {
 		for r := 1; r <= 3; r++ {
-			s = append(s, sample{Target: target, Size: size, Sessions: sess, Run: r, MsgsPerS: msgs + float64(r), MBPerS: mb, P50ms: p50, P99ms: 2 * p50})
+			s = append(s, sample{Target: target, Size: size, Sessions: sess, Run: r, MsgsPerS: msgs + float64(r), MBPerS: mb, P50ms: p50, P99ms: 2 * p50, CPUms: cpu * float64(r)})
 		}
 	}
-	add("direct", "2k-text", 1, 900, 2, 0.4)
-	add("byte-pump", "2k-text", 100, 2000, 4, 5)
-	add("mailgate-packs", "2k-text", 100, 1500, 3, 6)
-	add("mailgate-packs", "2k-text", 1, 800, 2, 0.9)
-	add("haraka", "2k-text", 100, 450, 1, 50)
+	add("direct", "2k-text", 1, 900, 2, 0.4, 0)
+	add("byte-pump", "2k-text", 100, 2000, 4, 5, 0)
+	add("mailgate-packs", "2k-text", 100, 1500, 3, 6, 0.5)
+	add("mailgate-packs", "2k-text", 1, 800, 2, 0.9, 0.5)
+	add("haraka", "2k-text", 100, 450, 1, 50, 0)
 	s = append(s, sample{Target: "haraka", Size: "2k-text", Sessions: 100, Run: 4, Err: "boom"})
 	var b bytes.Buffer
 	o := options{sizes: []string{"2k-text"}, sessions: []int{1, 100}, runs: 3}
@@ -54,8 +54,8 @@ func TestReportTargets(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"| 2k-text (2088 B) | 100 | mailgate-packs | 1502 | 3.0 | 75% |",
-		"| 2k-text (2088 B) | 1 | mailgate-packs | 802 | 2.0 | — | 0.90 | 1.80 | +0.50 | +1.00 | 3 / 0 |",
-		"| 2k-text (2088 B) | 100 | haraka | 452 | 1.0 | 23% | 50.00 | 100.00 | — | — | 3 / 1 |",
+		"| 2k-text (2088 B) | 1 | mailgate-packs | 802 | 2.0 | — | 0.90 | 1.80 | +0.50 | +1.00 | 1.000 | 3 / 0 |",
+		"| 2k-text (2088 B) | 100 | haraka | 452 | 1.0 | 23% | 50.00 | 100.00 | — | — | — | 3 / 1 |",
 		"| mailgate-packs | 50.0 MiB |",
 		"packs ≥ 70% of byte-pump msg/s: 75% — met",
 		"packs ≥ 3x Haraka msg/s: 3.32x — met",

@@ -13,8 +13,8 @@ type cellKey struct {
 }
 
 type cellStat struct {
-	msgs, mb, p50, p99 float64
-	n, errs            int
+	msgs, mb, p50, p99, cpu float64
+	n, errs                 int
 }
 
 func median(v []float64) float64 {
@@ -31,7 +31,7 @@ func median(v []float64) float64 {
 
 // summarize takes the median of each cell's successful runs.
 func summarize(samples []sample) map[cellKey]cellStat {
-	type acc struct{ msgs, mb, p50, p99 []float64 }
+	type acc struct{ msgs, mb, p50, p99, cpu []float64 }
 	accs := map[cellKey]*acc{}
 	errs := map[cellKey]int{}
 	for _, s := range samples {
@@ -49,13 +49,16 @@ func summarize(samples []sample) map[cellKey]cellStat {
 		a.mb = append(a.mb, s.MBPerS)
 		a.p50 = append(a.p50, s.P50ms)
 		a.p99 = append(a.p99, s.P99ms)
+		if s.CPUms > 0 {
+			a.cpu = append(a.cpu, s.CPUms)
+		}
 	}
 	out := map[cellKey]cellStat{}
 	for k, n := range errs {
 		out[k] = cellStat{errs: n}
 	}
 	for k, a := range accs {
-		out[k] = cellStat{median(a.msgs), median(a.mb), median(a.p50), median(a.p99), len(a.msgs), errs[k]}
+		out[k] = cellStat{median(a.msgs), median(a.mb), median(a.p50), median(a.p99), median(a.cpu), len(a.msgs), errs[k]}
 	}
 	return out
 }
@@ -70,9 +73,10 @@ func report(w io.Writer, samples []sample, o options, bytesOf map[string]int, pe
 	}
 	fmt.Fprintf(w, "Medians of %d run(s) per cell. msg/s and MB/s: smtp-source (one connection per message) through the target to smtp-sink. "+
 		"p50/p99: the harness's Go client, a whole transaction per connection (connect → 250 after the dot) at the same concurrency; "+
-		"+p50/+p99: minus direct's at the same size and sessions.\n\n", o.runs)
-	fmt.Fprintln(w, "| size | sessions | target | msg/s | MB/s | ÷ byte-pump | p50 ms | p99 ms | +p50 ms | +p99 ms | runs ok / failed |")
-	fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+		"+p50/+p99: minus direct's at the same size and sessions. "+
+		"CPU ms/msg: the target's own processes (mailgate, every instance, and its redis-server or clamd) during the msg/s load.\n\n", o.runs)
+	fmt.Fprintln(w, "| size | sessions | target | msg/s | MB/s | ÷ byte-pump | p50 ms | p99 ms | +p50 ms | +p99 ms | CPU ms/msg | runs ok / failed |")
+	fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, size := range o.sizes {
 		for _, sess := range o.sessions {
 			direct, hasDirect := st[cellKey{"direct", size, sess}]
@@ -90,8 +94,12 @@ func report(w io.Writer, samples []sample, o options, bytesOf map[string]int, pe
 					addP50 = fmt.Sprintf("%+.2f", c.p50-direct.p50)
 					addP99 = fmt.Sprintf("%+.2f", c.p99-direct.p99)
 				}
-				fmt.Fprintf(w, "| %s (%d B) | %d | %s | %.0f | %.1f | %s | %.2f | %.2f | %s | %s | %d / %d |\n",
-					size, bytesOf[size], sess, t, c.msgs, c.mb, ratio, c.p50, c.p99, addP50, addP99, c.n, c.errs)
+				cpu := "—"
+				if c.cpu > 0 {
+					cpu = fmt.Sprintf("%.3f", c.cpu)
+				}
+				fmt.Fprintf(w, "| %s (%d B) | %d | %s | %.0f | %.1f | %s | %.2f | %.2f | %s | %s | %s | %d / %d |\n",
+					size, bytesOf[size], sess, t, c.msgs, c.mb, ratio, c.p50, c.p99, addP50, addP99, cpu, c.n, c.errs)
 			}
 		}
 	}

@@ -33,12 +33,14 @@ const ratePolicy = `rules:
 //	mailgate-rate-lru       default pack + ratePolicy, state in the process
 //	mailgate-rate-redis     the same, state in a private redis-server
 //	mailgate-rate-redis-x2  two instances sharing that Redis, the load split between them
+//	mailgate-rate-lru-x2    two instances, each with its own state in the process (counts
+//	                        not shared): what the second process costs without Redis
 //	mailgate-av-off         default pack + policies/facts/antivirus.yaml's rules with no clamd (baseline)
 //	mailgate-av             default pack + antivirus.yaml, scanning with a private clamd
 func startServiceTarget(e *env, name string) (*target, error) {
 	dflt := filepath.Join(e.root, "policies", "default.yaml")
 	switch name {
-	case "mailgate-rate-lru", "mailgate-rate-redis", "mailgate-rate-redis-x2":
+	case "mailgate-rate-lru", "mailgate-rate-lru-x2", "mailgate-rate-redis", "mailgate-rate-redis-x2":
 		rp := filepath.Join(e.work, "bench-rate.yaml")
 		if err := os.WriteFile(rp, []byte(ratePolicy), 0o644); err != nil {
 			return nil, err
@@ -46,6 +48,19 @@ func startServiceTarget(e *env, name string) (*target, error) {
 		pols := []string{dflt, rp}
 		if name == "mailgate-rate-lru" {
 			return startMailgateExtra(e, name, pols, 2000, "")
+		}
+		if name == "mailgate-rate-lru-x2" {
+			t, err := startMailgateExtra(e, name, pols, 2000, "")
+			if err != nil {
+				return nil, err
+			}
+			t2, err := startMailgateExtra(e, name+"-2", pols, 2000, "")
+			if err != nil {
+				t.stop()
+				return nil, err
+			}
+			t.more = append(t.more, t2)
+			return t, nil
 		}
 		rd, url, err := startRedis(e, name)
 		if err != nil {

@@ -41,6 +41,24 @@ type target struct {
 	services []*proc
 }
 
+// pids is every process of the target that smtp-source's load makes work:
+// its own, its further instances' and its services' (redis-server).
+func (t *target) pids() []int {
+	var out []int
+	if t.proc != nil && t.proc.cmd.Process != nil {
+		out = append(out, t.proc.cmd.Process.Pid)
+	}
+	for _, m := range t.more {
+		out = append(out, m.pids()...)
+	}
+	for _, s := range t.services {
+		if s.cmd.Process != nil {
+			out = append(out, s.cmd.Process.Pid)
+		}
+	}
+	return out
+}
+
 // addrs is every address of the target.
 func (t *target) addrs() []string {
 	out := []string{t.addr}
