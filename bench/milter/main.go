@@ -46,6 +46,8 @@ func main() {
 	timeout := flag.Duration("timeout", 15*time.Minute, "stop starting cells after this")
 	latencyN := flag.Int("latency", 300, "messages for the one-session latency run (2k-text); 0: none")
 	keep := flag.Bool("keep", false, "keep the work directory")
+	flag.StringVar(&pprofDir, "pprof", "", "after the measured cells, fetch a CPU profile (and a heap profile) of mailgate into this directory while each mailgate target takes the first size at the most sessions (gives mailgate a metrics_listen; see profileTarget)")
+	flag.IntVar(&pprofSeconds, "pprof-seconds", 10, "length of each -pprof CPU profile")
 	flag.Parse()
 	if err := run(strings.Split(*sizes, ","), ints(*sessions), *runs, *timeout, *latencyN, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "bench milter:", err)
@@ -64,7 +66,13 @@ func ints(s string) []int {
 	return out
 }
 
+var (
+	pprofDir     string
+	pprofSeconds int
+)
+
 type env struct {
+	metrics                     string // mailgate's metrics_listen (-pprof), else ""
 	work                        string
 	sink, alone, milter, proxy  string // smtp-sink and the three Postfix smtpd addresses
 	reinject, mgProxy, mgMilter string
@@ -224,6 +232,12 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 			fmt.Printf("| %s | %.2f | %+.2f |\n", t, m, m-base)
 		}
 	}
+	if pprofDir != "" {
+		for _, t := range targets[1:] {
+			fmt.Println()
+			fmt.Println(profileTarget(e, t, files[sizes[0]], slices.Max(sessions)))
+		}
+	}
 	fmt.Printf("\nmailgate peak RSS (VmHWM) over the whole run: %d MiB; load average at end %s\n", procStatusKB(e.mg.Process.Pid, "VmHWM")/1024, loadavg())
 	return nil
 }
@@ -306,8 +320,8 @@ spool_dir: %q
 quarantine_dir: %q
 limits: {connections: 5000}
 log: {format: json, level: warn}
-`, e.mgProxy, e.mgMilter, e.reinject, strings.Join(pols, ", "), filepath.Join(root, "policies", "lists", "internal_domains.txt"),
-		e.work, filepath.Join(e.work, "quarantine"))
+%s`, e.mgProxy, e.mgMilter, e.reinject, strings.Join(pols, ", "), filepath.Join(root, "policies", "lists", "internal_domains.txt"),
+		e.work, filepath.Join(e.work, "quarantine"), metricsLine(e))
 	path := filepath.Join(e.work, "mailgate.yaml")
 	os.WriteFile(path, []byte(cfg), 0o644)
 	e.mg = exec.Command(bin, "serve", "-c", path)
