@@ -12,7 +12,8 @@ import (
 // TCP_NODELAY on milter connections) the second waits for the ACK of the
 // first, which a delayed ACK holds back ~40 ms: per stage, per message.
 // Linux clears TCP_QUICKACK again on its own, so it is set before every
-// read of the socket (docs/DESIGN.md "Milter mode").
+// read of the socket (docs/DESIGN.md "Milter mode"). (Nagle is off on
+// mailgate's side: Go's default for TCP connections.)
 func withQuickAck(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
@@ -22,7 +23,6 @@ func withQuickAck(c net.Conn) net.Conn {
 	if err != nil {
 		return newBufConn(c, nil)
 	}
-	tc.SetNoDelay(true)
 	setAck := func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1) }
 	return newBufConn(tc, func() { raw.Control(setAck) })
 }
