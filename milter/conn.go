@@ -31,8 +31,12 @@ import (
 // quickack_linux.go).
 type bufConn struct {
 	net.Conn
-	br         *bufio.Reader
 	beforeRead func()
+
+	// The read side: the session's goroutine reads; Close (from any
+	// goroutine) returns the reader to its pool.
+	rmu sync.Mutex
+	br  *bufio.Reader // nil once closed
 
 	rdl, rdlSet time.Time // requested and applied read deadline
 
@@ -47,11 +51,22 @@ type bufConn struct {
 // is written in go-milter's chunks of up to 64 KiB).
 const writeBuf = 64 << 10
 
+// readers recycles the connections' read buffers (a connection per SMTP
+// session: one per message in the usual case).
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
+
 func newBufConn(c net.Conn, beforeRead func()) *bufConn {
-	return &bufConn{Conn: c, br: bufio.NewReaderSize(c, 8<<10), beforeRead: beforeRead}
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(c)
+	return &bufConn{Conn: c, br: br, beforeRead: beforeRead}
 }
 
 func (c *bufConn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.br == nil {
+		return 0, net.ErrClosed
+	}
 	if c.br.Buffered() == 0 {
 		if err := c.Flush(); err != nil {
 			return 0, err
@@ -143,7 +158,14 @@ func (c *bufConn) Close() error {
 		werr = c.werr
 		c.mu.Unlock()
 	}
-	err := c.Conn.Close()
+	err := c.Conn.Close() // ends a Read under way
+	c.rmu.Lock()
+	if c.br != nil {
+		c.br.Reset(nil)
+		readers.Put(c.br)
+		c.br = nil
+	}
+	c.rmu.Unlock()
 	if err == nil && werr != nil {
 		err = werr
 	}
