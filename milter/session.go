@@ -53,6 +53,7 @@ type session struct {
 	hdrEnd  int64   // offset of the empty line after the header (-1 before EOH)
 	tooBig  bool
 	queueID string
+	line    []byte // Header's field line, reused (the spool and the checks copy what they keep)
 }
 
 // field is one top-level header field as received, at its offsets in the
@@ -276,7 +277,8 @@ func (ss *session) Header(name string, value string, m gomilter.Modifier) (resp 
 	}
 	value = crlf(value)
 	f := field{name: name, value: value, start: sp.Size()}
-	ss.write([]byte(name + ":" + value + "\r\n"))
+	ss.line = append(append(append(append(ss.line[:0], name...), ':'), value...), "\r\n"...)
+	ss.write(ss.line)
 	f.end = sp.Size()
 	ss.fields = append(ss.fields, f)
 	return gomilter.RespContinue, nil
