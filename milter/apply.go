@@ -27,7 +27,7 @@ func (ss *session) endOfMessage(m gomilter.Modifier) *gomilter.Response {
 	size := sp.Size()
 	timing := []any{"size", size}
 	fail := func(why string, err error) *gomilter.Response {
-		ss.log.Error(why, "err", err)
+		ss.logger().Error(why, "err", err)
 		ss.endTx(tx, "local-error", replyLocalError, timing)
 		return respond(replyLocalError)
 	}
@@ -210,7 +210,7 @@ func (ss *session) saveQuarantine(tx *rules.Tx, d rules.Decision) (string, error
 		return "", err
 	}
 	rec := quarantine.Record{
-		Time: time.Now().UTC(), Session: ss.id, ClientIP: ss.client.IP, HELO: ss.client.HELO,
+		Time: time.Now().UTC(), Session: ss.id(), ClientIP: ss.client.IP, HELO: ss.client.HELO,
 		From: ss.from, Rcpts: tx.Rcpts(), Rule: d.Rule, Rules: tx.Rules(), Size: ss.sp.Size(),
 	}
 	return sum, quarantine.Save(ss.rt.cfg.QuarantineDir, raw, sum, rec)

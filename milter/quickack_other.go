@@ -4,4 +4,6 @@ package milter
 
 import "net"
 
-func withQuickAck(c net.Conn) net.Conn { return c }
+// withQuickAck wraps a milter connection (bufConn); quick ACKs are
+// Linux's.
+func withQuickAck(c net.Conn) net.Conn { return newBufConn(c, nil) }

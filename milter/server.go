@@ -200,6 +200,13 @@ func (s *Server) logPolicies(rt *live) {
 	s.log.Info("milter: policies loaded", "config", rt.cfg.File, "rules", strings.Join(rt.set.RuleNames(), ","))
 }
 
+// milterListen binds the milter listeners without TCP keep-alives: the
+// MTA opens a connection per SMTP session, and every wait on it has a
+// deadline already (the negotiation's second, then twice mailgate's
+// command and data timeouts), so the four setsockopt calls Go makes per
+// accepted connection to turn them on bought nothing.
+var milterListen = net.ListenConfig{KeepAlive: -1}
+
 // Listen binds every milter_listen address: host:port (TCP) or
 // unix:/path (a stale socket file at path is replaced).
 func (s *Server) Listen() error {
@@ -211,7 +218,7 @@ func (s *Server) Listen() error {
 				os.Remove(p)
 			}
 		}
-		l, err := net.Listen(network, addr)
+		l, err := milterListen.Listen(context.Background(), network, addr)
 		if err != nil {
 			s.closeListeners()
 			return fmt.Errorf("milter_listen %s: %w", a, err)

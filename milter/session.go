@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,9 +28,9 @@ import (
 type session struct {
 	srv      *Server
 	rt       *live
-	id       string
-	log      *slog.Logger
-	leadSpc  bool // header values come with their leading space (OptHeaderLeadingSpace)
+	seq      uint64       // the session's number: id "m%06d"
+	lg       *slog.Logger // logger's, made at its first use
+	leadSpc  bool         // header values come with their leading space (OptHeaderLeadingSpace)
 	protocol gomilter.OptProtocol
 	// unheard is a refusal at a stage the MTA was told not to wait for
 	// (a reload added rules for it after the negotiation): the message
@@ -52,6 +53,7 @@ type session struct {
 	hdrEnd  int64   // offset of the empty line after the header (-1 before EOH)
 	tooBig  bool
 	queueID string
+	line    []byte // Header's field line, reused (the spool and the checks copy what they keep)
 }
 
 // field is one top-level header field as received, at its offsets in the
@@ -63,13 +65,25 @@ type field struct {
 
 func (s *Server) newSession(protocol gomilter.OptProtocol) gomilter.Milter {
 	rt := s.rt.Load()
-	id := fmt.Sprintf("m%06d", s.seq.Add(1))
-	ss := &session{srv: s, rt: rt, id: id, log: s.log.With("session", id, "frontend", "milter"),
+	ss := &session{srv: s, rt: rt, seq: s.seq.Add(1),
 		leadSpc: protocol&gomilter.OptHeaderLeadingSpace != 0, protocol: protocol, hdrEnd: -1}
 	if rt.set != nil {
 		ss.ev = &evaluator{s: ss, set: rt.set, ev: rt.set.NewEvaluator()}
 	}
 	return ss
+}
+
+// id names the session in its log lines and quarantine records.
+func (ss *session) id() string { return fmt.Sprintf("m%06d", ss.seq) }
+
+// logger is the session's logger (its id and front-end on every line).
+// It is made when first needed: most sessions log nothing below the
+// configured level, and With formats its attributes at once.
+func (ss *session) logger() *slog.Logger {
+	if ss.lg == nil {
+		ss.lg = ss.srv.log.With("session", ss.id(), "frontend", "milter")
+	}
+	return ss.lg
 }
 
 // stageEval returns the evaluator the transaction object runs (nil: no
@@ -117,7 +131,7 @@ func (ss *session) decided(d rules.Decision, noReply gomilter.OptProtocol) *gomi
 	if ss.protocol&noReply != 0 && ss.unheard == nil {
 		rp := replyLocalError
 		ss.unheard = &rp
-		ss.log.Warn("a policy refusal at a stage negotiated without replies: the message will be tempfailed", "reply", d.Reply.String())
+		ss.logger().Warn("a policy refusal at a stage negotiated without replies: the message will be tempfailed", "reply", d.Reply.String())
 	}
 	return respond(d.Reply)
 }
@@ -127,7 +141,7 @@ func (ss *session) decided(d rules.Decision, noReply gomilter.OptProtocol) *gomi
 func (ss *session) guard(resp **gomilter.Response, err *error) {
 	if v := recover(); v != nil {
 		ss.srv.panics.Add(1)
-		ss.log.Error("panic in milter callback", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		ss.logger().Error("panic in milter callback", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		*resp, *err = respond(replyLocalError), nil
 	}
 }
@@ -160,7 +174,7 @@ func (ss *session) Connect(host string, family string, port uint16, addr string,
 	d := ss.conn.Connect()
 	if d.Refused() {
 		ss.refused = true
-		ss.log.Info("connection refused by policy", "client_ip", ss.client.IP, "client_name", ss.hostname, "reply", d.Reply.String(), "rule", d.Rule)
+		ss.logger().Info("connection refused by policy", "client_ip", ss.client.IP, "client_name", ss.hostname, "reply", d.Reply.String(), "rule", d.Rule)
 	}
 	return ss.decided(d, gomilter.OptNoConnReply), nil
 }
@@ -175,7 +189,7 @@ func (ss *session) Helo(name string, m gomilter.Modifier) (resp *gomilter.Respon
 	d := ss.conn.Helo(name)
 	ss.client.HELO = name
 	if d.Refused() {
-		ss.log.Info("HELO refused by policy", "client_ip", ss.client.IP, "helo", name, "reply", d.Reply.String(), "rule", d.Rule)
+		ss.logger().Info("HELO refused by policy", "client_ip", ss.client.IP, "helo", name, "reply", d.Reply.String(), "rule", d.Rule)
 	}
 	return ss.decided(d, gomilter.OptNoHeloReply), nil
 }
@@ -239,7 +253,7 @@ func (ss *session) RcptTo(rcptTo string, esmtpArgs string, m gomilter.Modifier) 
 	}
 	d := ss.tx.Rcpt(rcptTo)
 	if d.Refused() {
-		ss.log.Info("recipient refused by policy", "rcpt", rcptTo, "reply", d.Reply.String(), "rule", d.Rule)
+		ss.logger().Info("recipient refused by policy", "rcpt", rcptTo, "reply", d.Reply.String(), "rule", d.Rule)
 		return ss.decided(d, gomilter.OptNoRcptReply), nil
 	}
 	ss.tx.AddRcpt(rcptTo)
@@ -263,7 +277,8 @@ func (ss *session) Header(name string, value string, m gomilter.Modifier) (resp 
 	}
 	value = crlf(value)
 	f := field{name: name, value: value, start: sp.Size()}
-	ss.write([]byte(name + ":" + value + "\r\n"))
+	ss.line = append(append(append(append(ss.line[:0], name...), ':'), value...), "\r\n"...)
+	ss.write(ss.line)
 	f.end = sp.Size()
 	ss.fields = append(ss.fields, f)
 	return gomilter.RespContinue, nil
@@ -370,20 +385,15 @@ func (ss *session) rset() {
 	ss.tx, ss.sp, ss.fields, ss.hdrEnd, ss.tooBig, ss.from, ss.queueID = nil, nil, nil, -1, false, "", ""
 }
 
-// endTx logs the transaction in one line, as the proxy does.
+// endTx logs the transaction in one line, as the proxy does (its
+// fields are gathered only when the line is logged at the configured
+// level); rule errors are warnings.
 func (ss *session) endTx(tx *rules.Tx, verdict string, rp rules.Reply, extra []any) {
-	args := []any{"queue_id", ss.queueID, "helo", ss.client.HELO, "client_ip", ss.client.IP, "client_name", ss.hostname,
-		"tls", ss.client.TLS, "from", ss.from}
 	if tx != nil {
-		args = append(args, "rcpts", tx.Rcpts(), "rules", tx.Rules())
-		if mon := tx.Monitor(); len(mon) > 0 {
-			args = append(args, "monitor", mon)
-		}
 		for _, err := range tx.Errors() {
-			ss.log.Warn("rule error", "err", err)
+			ss.logger().Warn("rule error", "err", err)
 		}
 	}
-	args = append(args, "verdict", verdict)
 	if ss.srv.observe != nil {
 		var matched []string
 		if tx != nil {
@@ -391,6 +401,18 @@ func (ss *session) endTx(tx *rules.Tx, verdict string, rp rules.Reply, extra []a
 		}
 		ss.srv.observe(verdict, matched)
 	}
+	if !ss.srv.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	args := []any{"queue_id", ss.queueID, "helo", ss.client.HELO, "client_ip", ss.client.IP, "client_name", ss.hostname,
+		"tls", ss.client.TLS, "from", ss.from}
+	if tx != nil {
+		args = append(args, "rcpts", tx.Rcpts(), "rules", tx.Rules())
+		if mon := tx.Monitor(); len(mon) > 0 {
+			args = append(args, "monitor", mon)
+		}
+	}
+	args = append(args, "verdict", verdict)
 	if !rp.IsZero() {
 		args = append(args, "reply", rp.String())
 	}
@@ -398,7 +420,7 @@ func (ss *session) endTx(tx *rules.Tx, verdict string, rp rules.Reply, extra []a
 	if !ss.start.IsZero() {
 		args = append(args, "duration_ms", time.Since(ss.start).Milliseconds())
 	}
-	ss.log.Info("transaction", args...)
+	ss.logger().Info("transaction", args...)
 }
 
 // parse parses the spooled message for at most timeouts.inspect; false
@@ -407,7 +429,7 @@ func (ss *session) endTx(tx *rules.Tx, verdict string, rp rules.Reply, extra []a
 func (ss *session) parse() (*mimeparse.Message, bool) {
 	raw, err := ss.sp.Reader()
 	if err != nil {
-		ss.log.Error("reading spool", "err", err)
+		ss.logger().Error("reading spool", "err", err)
 		return nil, false
 	}
 	var msg *mimeparse.Message
@@ -423,14 +445,14 @@ func (ss *session) parse() (*mimeparse.Message, bool) {
 	case err == nil && perr == nil && msg != nil:
 		return msg, true
 	case err == nil:
-		ss.log.Error("parse failed", "err", perr)
+		ss.logger().Error("parse failed", "err", perr)
 	case errors.Is(err, bounded.ErrTimeout):
-		ss.log.Warn("parse and inspection past timeouts.inspect: tempfailed", "timeout", "timeouts.inspect", "limit", timeout.String())
+		ss.logger().Warn("parse and inspection past timeouts.inspect: tempfailed", "timeout", "timeouts.inspect", "limit", timeout.String())
 	case errors.Is(err, bounded.ErrBusy):
 		release()
-		ss.log.Warn("tempfailed: too many parses or evaluations past their timeout still running", "timeout", "timeouts.inspect")
+		ss.logger().Warn("tempfailed: too many parses or evaluations past their timeout still running", "timeout", "timeouts.inspect")
 	default:
-		ss.log.Error("parse failed", "err", err)
+		ss.logger().Error("parse failed", "err", err)
 	}
 	return nil, false
 }
@@ -469,11 +491,11 @@ func (e *evaluator) Eval(stage rules.Stage, f *rules.Facts) rules.Verdict {
 		return v
 	case errors.Is(err, bounded.ErrTimeout):
 		e.ev = e.set.NewEvaluator() // the old one belongs to the abandoned goroutine
-		e.s.log.Warn("policy evaluation past timeouts.policy: tempfailed", "stage", stage.String(), "timeout", "timeouts.policy", "limit", timeout.String())
+		e.s.logger().Warn("policy evaluation past timeouts.policy: tempfailed", "stage", stage.String(), "timeout", "timeouts.policy", "limit", timeout.String())
 	case errors.Is(err, bounded.ErrBusy):
-		e.s.log.Warn("tempfailed: too many evaluations past their timeout still running", "stage", stage.String(), "timeout", "timeouts.policy")
+		e.s.logger().Warn("tempfailed: too many evaluations past their timeout still running", "stage", stage.String(), "timeout", "timeouts.policy")
 	default:
-		e.s.log.Error("policy evaluation failed", "stage", stage.String(), "err", err)
+		e.s.logger().Error("policy evaluation failed", "stage", stage.String(), "err", err)
 	}
 	return rules.Verdict{Action: rules.ActionTempfail, Reply: replyLocalError}
 }

@@ -290,9 +290,17 @@ func indexBlank(s string) int {
 // Parts[0].BodyOffset bytes). The error is only ever a read error.
 func ScanHeader(r io.Reader, visit func(Field)) error {
 	p := &parser{msg: &Message{}}
+	// Parse's pooled buffers (nothing visit gets points into them): a
+	// milter's or the proxy's edits scan a few fields per message, and a
+	// fresh 64 KiB read buffer each time was most of what they allocated.
+	bufs := bufPool.Get().(*buffers)
+	defer bufPool.Put(bufs)
 	p.in.rd = r
-	p.in.buf = make([]byte, bufSize) // the same size as Parse's: over-long lines end where they do there
-	h := headerState{visit: visit}
+	p.in.buf = bufs.in // the same size as Parse's: over-long lines end where they do there
+	h := headerState{visit: visit, cur: bufs.field[:0]}
 	p.readHeader(&h)
+	if cap(h.cur) <= 1<<20 {
+		bufs.field = h.cur[:0]
+	}
 	return p.in.err
 }

@@ -46,6 +46,8 @@ func main() {
 	timeout := flag.Duration("timeout", 15*time.Minute, "stop starting cells after this")
 	latencyN := flag.Int("latency", 300, "messages for the one-session latency run (2k-text); 0: none")
 	keep := flag.Bool("keep", false, "keep the work directory")
+	flag.StringVar(&pprofDir, "pprof", "", "after the measured cells, fetch a CPU profile (and a heap profile) of mailgate into this directory while each mailgate target takes the first size at the most sessions (gives mailgate a metrics_listen; see profileTarget)")
+	flag.IntVar(&pprofSeconds, "pprof-seconds", 10, "length of each -pprof CPU profile")
 	flag.Parse()
 	if err := run(strings.Split(*sizes, ","), ints(*sessions), *runs, *timeout, *latencyN, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "bench milter:", err)
@@ -64,7 +66,13 @@ func ints(s string) []int {
 	return out
 }
 
+var (
+	pprofDir     string
+	pprofSeconds int
+)
+
 type env struct {
+	metrics                     string // mailgate's metrics_listen (-pprof), else ""
 	work                        string
 	sink, alone, milter, proxy  string // smtp-sink and the three Postfix smtpd addresses
 	reinject, mgProxy, mgMilter string
@@ -128,7 +136,7 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 		sessions int
 		target   string
 	}
-	type meas struct{ rate, cpuMs float64 }
+	type meas struct{ rate, cpuMs, pfMs float64 }
 	res := map[key][]meas{}
 	files := map[string]string{}
 	bytesOf := map[string]int{}
@@ -160,26 +168,27 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 					if time.Now().After(deadline) {
 						break
 					}
-					cpu0 := cpuTicks(e.mg.Process.Pid)
+					cpu0, pf0 := cpuTicks(e.mg.Process.Pid), postfixTicks(e)
 					d, err := cell(e, t, files[s], n, ss)
 					cpu := float64(cpuTicks(e.mg.Process.Pid)-cpu0) * 10 // ms (100 ticks/s)
+					pf := float64(postfixTicks(e)-pf0) * 10
 					if err != nil {
 						fmt.Fprintf(os.Stderr, "%s %d %s: %v\n", s, ss, t, err)
 						continue
 					}
-					m := meas{rate: float64(n) / d.Seconds()}
+					m := meas{rate: float64(n) / d.Seconds(), pfMs: pf / float64(n)}
 					if t != "postfix" {
 						m.cpuMs = cpu / float64(n)
 					}
 					res[key{s, ss, t}] = append(res[key{s, ss, t}], m)
-					fmt.Fprintf(os.Stderr, "run %d %s s=%d %-15s %5d msgs %7.0f msg/s cpu %.2f ms/msg\n", i+1, s, ss, t, n, m.rate, m.cpuMs)
+					fmt.Fprintf(os.Stderr, "run %d %s s=%d %-15s %5d msgs %7.0f msg/s cpu %.2f ms/msg postfix cpu %.2f ms/msg\n", i+1, s, ss, t, n, m.rate, m.cpuMs, m.pfMs)
 				}
 			}
 		}
 	}
-	fmt.Printf("Medians of up to %d run(s) per cell. msg/s: smtp-source (one connection per message) into Postfix until Postfix's queue is empty again (all handed to smtp-sink). ÷ postfix: the ratio to Postfix alone. CPU: mailgate's user+system time per message over the cell.\n\n", runs)
-	fmt.Println("| size | sessions | target | msg/s | ÷ postfix | mailgate CPU ms/msg | runs |")
-	fmt.Println("|---|---:|---|---:|---:|---:|---:|")
+	fmt.Printf("Medians of up to %d run(s) per cell. msg/s: smtp-source (one connection per message) into Postfix until Postfix's queue is empty again (all handed to smtp-sink). ÷ postfix: the ratio to Postfix alone. CPU: mailgate's user+system time per message over the cell; Postfix's: that of its master and all its children (smtpd, cleanup, qmgr, smtp; not smtp-source or smtp-sink).\n\n", runs)
+	fmt.Println("| size | sessions | target | msg/s | ÷ postfix | mailgate CPU ms/msg | Postfix CPU ms/msg | runs |")
+	fmt.Println("|---|---:|---|---:|---:|---:|---:|---:|")
 	for _, s := range sizes {
 		for _, ss := range sessions {
 			base := median(res[key{s, ss, "postfix"}], func(m meas) float64 { return m.rate })
@@ -193,7 +202,8 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 				if t != "postfix" {
 					cpu = fmt.Sprintf("%.2f", median(ms, func(m meas) float64 { return m.cpuMs }))
 				}
-				fmt.Printf("| %s (%d B) | %d | %s | %.0f | %.2f× | %s | %d |\n", s, bytesOf[s], ss, t, rate, rate/base, cpu, len(ms))
+				pf := median(ms, func(m meas) float64 { return m.pfMs })
+				fmt.Printf("| %s (%d B) | %d | %s | %.0f | %.2f× | %s | %.2f | %d |\n", s, bytesOf[s], ss, t, rate, rate/base, cpu, pf, len(ms))
 			}
 		}
 	}
@@ -222,6 +232,12 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 		for _, t := range targets {
 			m := median(lat[t], func(f float64) float64 { return f })
 			fmt.Printf("| %s | %.2f | %+.2f |\n", t, m, m-base)
+		}
+	}
+	if pprofDir != "" {
+		for _, t := range targets[1:] {
+			fmt.Println()
+			fmt.Println(profileTarget(e, t, files[sizes[0]], slices.Max(sessions)))
 		}
 	}
 	fmt.Printf("\nmailgate peak RSS (VmHWM) over the whole run: %d MiB; load average at end %s\n", procStatusKB(e.mg.Process.Pid, "VmHWM")/1024, loadavg())
@@ -306,8 +322,8 @@ spool_dir: %q
 quarantine_dir: %q
 limits: {connections: 5000}
 log: {format: json, level: warn}
-`, e.mgProxy, e.mgMilter, e.reinject, strings.Join(pols, ", "), filepath.Join(root, "policies", "lists", "internal_domains.txt"),
-		e.work, filepath.Join(e.work, "quarantine"))
+%s`, e.mgProxy, e.mgMilter, e.reinject, strings.Join(pols, ", "), filepath.Join(root, "policies", "lists", "internal_domains.txt"),
+		e.work, filepath.Join(e.work, "quarantine"), metricsLine(e))
 	path := filepath.Join(e.work, "mailgate.yaml")
 	os.WriteFile(path, []byte(cfg), 0o644)
 	e.mg = exec.Command(bin, "serve", "-c", path)

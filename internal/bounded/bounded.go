@@ -28,6 +28,11 @@ var (
 type Runner struct {
 	max       int64
 	abandoned atomic.Int64
+	// idle hands a job to a worker goroutine waiting for one: a worker
+	// that finished its job waits up to workerIdle for the next, so the
+	// stacks a parse or an evaluation grew are kept, not grown again from
+	// scratch for every message (nil: a new goroutine each time).
+	idle chan *Job
 	// OnPanic is told about a panic in abandoned work (nobody waits to
 	// re-raise it): log it and count it.
 	OnPanic func(v any, stack []byte)
@@ -39,8 +44,11 @@ func New(max int64) *Runner {
 	if max <= 0 {
 		max = int64(runtime.GOMAXPROCS(0))
 	}
-	return &Runner{max: max}
+	return &Runner{max: max, idle: make(chan *Job)}
 }
+
+// workerIdle is how long a worker goroutine waits for its next job.
+const workerIdle = 10 * time.Second
 
 const (
 	workRunning int32 = iota
@@ -65,6 +73,7 @@ func (r *Runner) Run(d time.Duration, work func()) error {
 // Job is work started by Go.
 type Job struct {
 	r     *Runner
+	work  func() // nil once run
 	state atomic.Int32
 	done  chan struct{}
 	start time.Time
@@ -80,25 +89,55 @@ func (r *Runner) Go(work func()) (*Job, error) {
 	if r.abandoned.Load() >= r.max {
 		return nil, ErrBusy
 	}
-	j := &Job{r: r, done: make(chan struct{}), start: time.Now()}
-	go func() {
-		defer func() {
-			if v := recover(); v != nil {
-				j.pv, j.stack = v, debug.Stack()
-			}
-			j.took = time.Since(j.start)
-			close(j.done)
-			if !j.state.CompareAndSwap(workRunning, workDone) {
-				// Abandoned: nobody waits any more.
-				if j.pv != nil && r.OnPanic != nil {
-					r.OnPanic(j.pv, j.stack)
-				}
-				r.abandoned.Add(-1)
-			}
-		}()
-		work()
-	}()
+	j := &Job{r: r, work: work, done: make(chan struct{}), start: time.Now()}
+	select {
+	case r.idle <- j:
+	default:
+		go r.worker(j)
+	}
 	return j, nil
+}
+
+// worker runs j, then the jobs idle hands it until none comes for
+// workerIdle.
+func (r *Runner) worker(j *Job) {
+	var t *time.Timer
+	for {
+		j.run()
+		if t == nil {
+			t = time.NewTimer(workerIdle)
+		} else {
+			t.Reset(workerIdle)
+		}
+		select {
+		case j = <-r.idle:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// run runs the job's work: its panic is kept for the waiter, or told to
+// OnPanic when the job was abandoned; the worker goes on either way.
+func (j *Job) run() {
+	r := j.r
+	defer func() {
+		if v := recover(); v != nil {
+			j.pv, j.stack = v, debug.Stack()
+		}
+		j.took = time.Since(j.start)
+		close(j.done)
+		if !j.state.CompareAndSwap(workRunning, workDone) {
+			// Abandoned: nobody waits any more.
+			if j.pv != nil && r.OnPanic != nil {
+				r.OnPanic(j.pv, j.stack)
+			}
+			r.abandoned.Add(-1)
+		}
+	}()
+	work := j.work
+	j.work = nil
+	work()
 }
 
 // Wait waits for the job at most d (counted from its start): nil when it

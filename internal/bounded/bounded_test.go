@@ -2,6 +2,7 @@ package bounded
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -75,4 +76,36 @@ func TestRunLateFinish(t *testing.T) {
 	if r.Abandoned() != 0 {
 		t.Fatalf("a finished job counted as abandoned: %d", r.Abandoned())
 	}
+}
+
+// Jobs one after the other run on reused worker goroutines, also after a
+// job that panicked (a new one is started only when no worker waits: the
+// last one may not be back in time).
+func TestWorkerReused(t *testing.T) {
+	r := New(1)
+	func() {
+		defer func() { recover() }()
+		r.Run(time.Second, func() { panic("boom") })
+	}()
+	ids := map[string]bool{}
+	for i := 0; i < 100; i++ {
+		var id string
+		if err := r.Run(time.Second, func() { id = goroutineID() }); err != nil || id == "" {
+			t.Fatalf("job %d: %v", i, err)
+		}
+		ids[id] = true
+	}
+	if len(ids) > 10 {
+		t.Errorf("100 jobs one after the other ran on %d goroutines: workers not reused", len(ids))
+	}
+}
+
+func goroutineID() string {
+	b := make([]byte, 64)
+	b = b[:runtime.Stack(b, false)]
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return ""
+	}
+	return f[1]
 }
