@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,6 +44,8 @@ type options struct {
 	harakaDir string
 	pprofDir  string
 	harakaP   string
+	x1Procs   int
+	x2Procs   int
 }
 
 func main() {
@@ -77,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.harakaP, "haraka-plugins", "rcpt_to.in_host_list,attachment,queue/smtp_forward", "Haraka's plugins (to see what one costs, drop it here)")
 	fs.StringVar(&o.harakaV, "haraka-version", "3.3.4", "Haraka version to npm install")
 	fs.StringVar(&o.harakaDir, "haraka-dir", filepath.Join(os.TempDir(), "mailgate-bench-haraka"), "npm install directory for Haraka, reused across runs")
+	fs.IntVar(&o.x1Procs, "x1-procs", 0, "GOMAXPROCS of mailgate in mailgate-rate-lru and mailgate-rate-redis (0: Go's default, the CPU count)")
+	fs.IntVar(&o.x2Procs, "x2-procs", 0, "GOMAXPROCS of each of the two mailgates of mailgate-rate-lru-x2 and mailgate-rate-redis-x2 (0: Go's default, the CPU count)")
 	fs.IntVar(&mo.sessions, "mem-sessions", 1000, "memtest: concurrent sessions")
 	fs.Int64Var(&mo.size, "mem-size", 10<<20, "memtest: bytes of each message")
 	fs.DurationVar(&mo.spread, "mem-spread", 90*time.Second, "memtest: time over which each session sends its message")
@@ -94,6 +99,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		o.sessions = append(o.sessions, n)
+	}
+	if o.x1Procs < 0 || o.x2Procs < 0 {
+		fmt.Fprintln(stderr, "-x1-procs and -x2-procs must be >= 0")
+		return 2
 	}
 	if o.smoke {
 		o.targets = []string{"direct", "byte-pump", "mailgate-default"}
@@ -132,13 +141,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	} else {
 		defer os.RemoveAll(work)
 	}
-	e := &env{work: work, root: root, harakaV: o.harakaV, harakaD: o.harakaDir, sinkConc: 2048, harakaP: splitList(o.harakaP), pprof: o.pprofDir != ""}
+	e := &env{work: work, root: root, harakaV: o.harakaV, harakaD: o.harakaDir, sinkConc: 2048, harakaP: splitList(o.harakaP), pprof: o.pprofDir != "", x1Procs: o.x1Procs, x2Procs: o.x2Procs}
 	fmt.Fprintf(stdout, "# mailgate proxy bench %s\n\nmachine: %s, %d CPUs, GOMAXPROCS %d, RLIMIT_NOFILE %d, load average at start %s\n\n",
 		time.Now().UTC().Format(time.RFC3339), cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), nofile, loadAvg())
+	if o.x1Procs > 0 || o.x2Procs > 0 {
+		fmt.Fprintf(stdout, "rate targets' mailgate GOMAXPROCS: one instance %s, each of two %s\n\n", procsText(o.x1Procs), procsText(o.x2Procs))
+	}
 	if *memtest {
 		return memTest(e, mo, stdout, stderr)
 	}
 	return matrix(e, o, stdout, stderr)
+}
+
+// procsText is a -x1-procs/-x2-procs value as the report prints it.
+func procsText(n int) string {
+	if n == 0 {
+		return "default"
+	}
+	return strconv.Itoa(n)
 }
 
 func splitList(s string) []string {

@@ -120,3 +120,24 @@ func TestBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestStartEnvWins: -x1-procs/-x2-procs pass GOMAXPROCS through start's
+// env, which must win over a GOMAXPROCS the harness itself inherited.
+func TestStartEnvWins(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "7")
+	p, err := start("env", t.TempDir(), []string{"GOMAXPROCS=1"}, "sh", "-c", `echo "GOMAXPROCS=$GOMAXPROCS"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	if got := strings.TrimSpace(p.output()); got != "GOMAXPROCS=1" {
+		t.Fatalf("child saw %q, want GOMAXPROCS=1", got)
+	}
+}
+
+func TestProcsFlagsRejectNegative(t *testing.T) {
+	var out, errb bytes.Buffer
+	if rc := run([]string{"-x2-procs", "-1"}, &out, &errb); rc != 2 {
+		t.Fatalf("run -x2-procs -1 = %d, want 2 (stderr %q)", rc, errb.String())
+	}
+}

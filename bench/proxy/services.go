@@ -37,6 +37,9 @@ const ratePolicy = `rules:
 //	                        not shared): what the second process costs without Redis
 //	mailgate-av-off         default pack + policies/facts/antivirus.yaml's rules with no clamd (baseline)
 //	mailgate-av             default pack + antivirus.yaml, scanning with a private clamd
+//
+// -x1-procs and -x2-procs (e.x1Procs, e.x2Procs) set GOMAXPROCS of each
+// mailgate of the one- and two-instance rate targets.
 func startServiceTarget(e *env, name string) (*target, error) {
 	dflt := filepath.Join(e.root, "policies", "default.yaml")
 	switch name {
@@ -46,15 +49,19 @@ func startServiceTarget(e *env, name string) (*target, error) {
 			return nil, err
 		}
 		pols := []string{dflt, rp}
+		procs := e.x1Procs
+		if strings.HasSuffix(name, "-x2") {
+			procs = e.x2Procs
+		}
 		if name == "mailgate-rate-lru" {
-			return startMailgateExtra(e, name, pols, 2000, "")
+			return startMailgateProcs(e, name, pols, 2000, "", procs)
 		}
 		if name == "mailgate-rate-lru-x2" {
-			t, err := startMailgateExtra(e, name, pols, 2000, "")
+			t, err := startMailgateProcs(e, name, pols, 2000, "", procs)
 			if err != nil {
 				return nil, err
 			}
-			t2, err := startMailgateExtra(e, name+"-2", pols, 2000, "")
+			t2, err := startMailgateProcs(e, name+"-2", pols, 2000, "", procs)
 			if err != nil {
 				t.stop()
 				return nil, err
@@ -67,14 +74,14 @@ func startServiceTarget(e *env, name string) (*target, error) {
 			return nil, err
 		}
 		extra := fmt.Sprintf("state: {redis: %q}\n", url)
-		t, err := startMailgateExtra(e, name, pols, 2000, extra)
+		t, err := startMailgateProcs(e, name, pols, 2000, extra, procs)
 		if err != nil {
 			rd.stop()
 			return nil, err
 		}
 		t.services = append(t.services, rd)
 		if name == "mailgate-rate-redis-x2" {
-			t2, err := startMailgateExtra(e, name+"-2", pols, 2000, extra)
+			t2, err := startMailgateProcs(e, name+"-2", pols, 2000, extra, procs)
 			if err != nil {
 				t.stop()
 				return nil, err

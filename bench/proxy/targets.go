@@ -22,6 +22,10 @@ type env struct {
 	sinkConc int
 	harakaP  []string // Haraka's plugins, in order
 	pprof    bool     // give mailgate a metrics_listen to fetch profiles from
+	// x1Procs and x2Procs, when > 0, are the GOMAXPROCS of each
+	// mailgate of the one-instance and two-instance rate targets
+	// (-x1-procs, -x2-procs); 0 leaves Go's default (the CPU count).
+	x1Procs, x2Procs int
 }
 
 // target is one thing smtp-source sends through.
@@ -174,6 +178,12 @@ func startMailgate(e *env, name string, policies []string, conns int) (*target, 
 // startMailgateExtra is startMailgate with extra config lines (clamd:,
 // state:).
 func startMailgateExtra(e *env, name string, policies []string, conns int, extra string) (*target, error) {
+	return startMailgateProcs(e, name, policies, conns, extra, 0)
+}
+
+// startMailgateProcs is startMailgateExtra with GOMAXPROCS=procs in
+// mailgate's environment when procs > 0.
+func startMailgateProcs(e *env, name string, policies []string, conns int, extra string, procs int) (*target, error) {
 	if err := buildMailgate(e); err != nil {
 		return nil, err
 	}
@@ -195,7 +205,11 @@ func startMailgateExtra(e *env, name string, policies []string, conns int, extra
 	if err := os.WriteFile(cfg, []byte(mailgateConfig(addr, e.sinkAddr, spool, metrics, policies, lists, conns, extra)), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := start(name, dir, nil, e.mailgate, "serve", "-c", cfg)
+	var penv []string
+	if procs > 0 {
+		penv = []string{fmt.Sprintf("GOMAXPROCS=%d", procs)}
+	}
+	p, err := start(name, dir, penv, e.mailgate, "serve", "-c", cfg)
 	if err != nil {
 		return nil, err
 	}
