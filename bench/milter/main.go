@@ -1,21 +1,26 @@
 // Command milter measures mailgate as Postfix's milter (issue 14,
 // README "Set-up 3"): smtp-source → a private Postfix → smtp-sink, with
-// Postfix alone, with mailgate as its milter (smtpd_milters), and with
+// Postfix alone, with mailgate as its milter (smtpd_milters), with
 // mailgate as its before-queue proxy (smtpd_proxy_filter, README
-// "Set-up 2"). One Postfix serves the three on three ports; one mailgate
-// process serves both front-ends (listen and milter_listen) with the packs
-// default, dangerous-attachments, office-macros and compliance-headers.
+// "Set-up 2"), and with a null milter that negotiates what mailgate's
+// milter does and answers continue to everything (null.go), or that asks
+// Postfix for the end of the message only. One Postfix serves them all on
+// their own ports; one mailgate process serves both its front-ends (listen
+// and milter_listen) with the packs default, dangerous-attachments,
+// office-macros and compliance-headers; the null milters run in a second
+// process (this program, re-run with -null-listen).
 //
 // A cell is one message size, one session count and one target: N
 // messages by smtp-source (one connection each), timed until Postfix's
 // queue is empty again (every message handed to smtp-sink). mailgate's
-// CPU (utime+stime from /proc) is read around each cell; its peak RSS
+// CPU (utime+stime from /proc), or the null milter's, is read around each
+// cell, and Postfix's; mailgate's peak RSS
 // (VmHWM) at the end. One session's added latency is the difference of
 // the per-message wall time at -s 1.
 //
 // Run from bench/ as root (Postfix's master runs as root):
 //
-//	go run ./milter [-sizes 2k-text,1m-pdf] [-sessions 10,100] [-runs 3] [-timeout 15m]
+//	go run ./milter [-sizes 2k-text,1m-pdf] [-sessions 10,100] [-runs 3] [-timeout 15m] [-targets postfix,postfix+nullmilter,...]
 package main
 
 import (
@@ -36,6 +41,8 @@ import (
 	"syscall"
 	"time"
 
+	gomilter "github.com/d--j/go-milter"
+
 	"mailgate/bench/gen"
 )
 
@@ -48,7 +55,27 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the work directory")
 	flag.StringVar(&pprofDir, "pprof", "", "after the measured cells, fetch a CPU profile (and a heap profile) of mailgate into this directory while each mailgate target takes the first size at the most sessions (gives mailgate a metrics_listen; see profileTarget)")
 	flag.IntVar(&pprofSeconds, "pprof-seconds", 10, "length of each -pprof CPU profile")
+	tl := flag.String("targets", strings.Join(allTargets, ","), "targets to measure (postfix is always measured: the ratios are to it)")
+	nullListen := flag.String("null-listen", "", "internal: serve the null milter (mailgate's negotiation) on this address, and the minimal one on -null-min-listen, and nothing else")
+	nullMinListen := flag.String("null-min-listen", "", "internal: see -null-listen")
+	nullNoReply := flag.Uint("null-noreply", 0, "internal: the no-reply stage options (SMFIP_NR_CONN|HELO|MAIL|RCPT bits) mailgate negotiated")
 	flag.Parse()
+	if *nullListen != "" {
+		err := serveNull(*nullListen, *nullMinListen, gomilter.OptProtocol(*nullNoReply))
+		fmt.Fprintln(os.Stderr, "bench milter: null milter:", err)
+		os.Exit(1)
+	}
+	targets = []string{"postfix"}
+	for _, t := range strings.Split(*tl, ",") {
+		t = strings.TrimSpace(t)
+		if !slices.Contains(allTargets, t) {
+			fmt.Fprintf(os.Stderr, "bench milter: no target %q (%s)\n", t, strings.Join(allTargets, ", "))
+			os.Exit(2)
+		}
+		if !slices.Contains(targets, t) {
+			targets = append(targets, t)
+		}
+	}
 	if err := run(strings.Split(*sizes, ","), ints(*sessions), *runs, *timeout, *latencyN, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "bench milter:", err)
 		os.Exit(1)
@@ -74,13 +101,19 @@ var (
 type env struct {
 	metrics                     string // mailgate's metrics_listen (-pprof), else ""
 	work                        string
-	sink, alone, milter, proxy  string // smtp-sink and the three Postfix smtpd addresses
+	sink, alone, milter, proxy  string // smtp-sink and the Postfix smtpd addresses
+	null, nullMin               string // Postfix with the null milters
 	reinject, mgProxy, mgMilter string
+	nlFull, nlMin               string // the null milters' addresses
 	pfEtc, pfQueue              string
-	mg                          *exec.Cmd
+	mg, nl                      *exec.Cmd // mailgate, the null milters
+	negotiated                  string    // what mailgate's milter and the null one negotiate
 }
 
-var targets = []string{"postfix", "postfix+milter", "postfix+proxy"}
+var (
+	allTargets = []string{"postfix", "postfix+nullmilter", "postfix+nullmilter-min", "postfix+milter", "postfix+proxy"}
+	targets    []string // the -targets measured, postfix first
+)
 
 func (e *env) addr(target string) string {
 	switch target {
@@ -88,8 +121,20 @@ func (e *env) addr(target string) string {
 		return e.milter
 	case "postfix+proxy":
 		return e.proxy
+	case "postfix+nullmilter":
+		return e.null
+	case "postfix+nullmilter-min":
+		return e.nullMin
 	}
 	return e.alone
+}
+
+// pid is the process whose CPU counts as the target's milter (or proxy).
+func (e *env) pid(target string) int {
+	if strings.HasPrefix(target, "postfix+nullmilter") {
+		return e.nl.Process.Pid
+	}
+	return e.mg.Process.Pid
 }
 
 func run(sizes []string, sessions []int, runs int, timeout time.Duration, latencyN int, keep bool) error {
@@ -110,7 +155,7 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 	}
 	os.Chmod(work, 0o755)
 	e := &env{work: work}
-	for _, p := range []*string{&e.sink, &e.alone, &e.milter, &e.proxy, &e.reinject, &e.mgProxy, &e.mgMilter} {
+	for _, p := range []*string{&e.sink, &e.alone, &e.milter, &e.proxy, &e.null, &e.nullMin, &e.reinject, &e.mgProxy, &e.mgMilter, &e.nlFull, &e.nlMin} {
 		*p = fmt.Sprintf("127.0.0.1:%d", freePort())
 	}
 	sink := exec.Command("/usr/sbin/smtp-sink", "-u", "nobody", e.sink, "1000")
@@ -123,6 +168,10 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 		return err
 	}
 	defer func() { e.mg.Process.Signal(syscall.SIGTERM); e.mg.Wait() }()
+	if err := startNull(e); err != nil {
+		return err
+	}
+	defer func() { e.nl.Process.Kill(); e.nl.Wait() }()
 	if err := startPostfix(e); err != nil {
 		return err
 	}
@@ -130,6 +179,7 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 
 	fmt.Printf("Run started %s\n\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("machine: %s, %d CPUs, GOMAXPROCS %d, load average at start %s\n\n", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
+	fmt.Printf("Option negotiation (Postfix's offer: version 6, actions %#x, protocol %#x):\n%s\n", mtaActions, mtaProtocol, e.negotiated)
 	deadline := time.Now().Add(timeout)
 	type key struct {
 		size     string
@@ -168,9 +218,9 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 					if time.Now().After(deadline) {
 						break
 					}
-					cpu0, pf0 := cpuTicks(e.mg.Process.Pid), postfixTicks(e)
+					cpu0, pf0 := cpuTicks(e.pid(t)), postfixTicks(e)
 					d, err := cell(e, t, files[s], n, ss)
-					cpu := float64(cpuTicks(e.mg.Process.Pid)-cpu0) * 10 // ms (100 ticks/s)
+					cpu := float64(cpuTicks(e.pid(t))-cpu0) * 10 // ms (100 ticks/s)
 					pf := float64(postfixTicks(e)-pf0) * 10
 					if err != nil {
 						fmt.Fprintf(os.Stderr, "%s %d %s: %v\n", s, ss, t, err)
@@ -181,13 +231,13 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 						m.cpuMs = cpu / float64(n)
 					}
 					res[key{s, ss, t}] = append(res[key{s, ss, t}], m)
-					fmt.Fprintf(os.Stderr, "run %d %s s=%d %-15s %5d msgs %7.0f msg/s cpu %.2f ms/msg postfix cpu %.2f ms/msg\n", i+1, s, ss, t, n, m.rate, m.cpuMs, m.pfMs)
+					fmt.Fprintf(os.Stderr, "run %d %s s=%d %-22s %5d msgs %7.0f msg/s cpu %.2f ms/msg postfix cpu %.2f ms/msg\n", i+1, s, ss, t, n, m.rate, m.cpuMs, m.pfMs)
 				}
 			}
 		}
 	}
-	fmt.Printf("Medians of up to %d run(s) per cell. msg/s: smtp-source (one connection per message) into Postfix until Postfix's queue is empty again (all handed to smtp-sink). ÷ postfix: the ratio to Postfix alone. CPU: mailgate's user+system time per message over the cell; Postfix's: that of its master and all its children (smtpd, cleanup, qmgr, smtp; not smtp-source or smtp-sink).\n\n", runs)
-	fmt.Println("| size | sessions | target | msg/s | ÷ postfix | mailgate CPU ms/msg | Postfix CPU ms/msg | runs |")
+	fmt.Printf("Medians of up to %d run(s) per cell. msg/s: smtp-source (one connection per message) into Postfix until Postfix's queue is empty again (all handed to smtp-sink). ÷ postfix: the ratio to Postfix alone. milter CPU: the user+system time per message over the cell of mailgate (milter, proxy) or of the null milters' process; Postfix's: that of its master and all its children (smtpd, cleanup, qmgr, smtp; not smtp-source or smtp-sink).\n\n", runs)
+	fmt.Println("| size | sessions | target | msg/s | ÷ postfix | milter CPU ms/msg | Postfix CPU ms/msg | runs |")
 	fmt.Println("|---|---:|---|---:|---:|---:|---:|---:|")
 	for _, s := range sizes {
 		for _, ss := range sessions {
@@ -235,7 +285,10 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 		}
 	}
 	if pprofDir != "" {
-		for _, t := range targets[1:] {
+		for _, t := range targets {
+			if t != "postfix+milter" && t != "postfix+proxy" {
+				continue
+			}
 			fmt.Println()
 			fmt.Println(profileTarget(e, t, files[sizes[0]], slices.Max(sessions)))
 		}
@@ -352,9 +405,57 @@ log: {format: json, level: warn}
 	return fmt.Errorf("mailgate did not start:\n%s", out)
 }
 
+// startNull starts the null milters: this program again with -null-listen,
+// given the no-reply stages mailgate's milter negotiated; then it checks
+// that the full null milter's option negotiation reply is mailgate's byte
+// for byte (version, actions, protocol options, macro requests).
+func startNull(e *env) error {
+	mgReply, err := probeNegotiation(e.mgMilter)
+	if err != nil {
+		return fmt.Errorf("negotiating with mailgate's milter: %w", err)
+	}
+	mg, err := decodeNegotiation(mgReply)
+	if err != nil {
+		return fmt.Errorf("mailgate's negotiation: %w", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	e.nl = exec.Command(self, "-null-listen", e.nlFull, "-null-min-listen", e.nlMin, "-null-noreply", strconv.FormatUint(uint64(mg.protocol&noReplyStages), 10))
+	e.nl.Stdout, e.nl.Stderr = os.Stderr, os.Stderr
+	if err := e.nl.Start(); err != nil {
+		return err
+	}
+	var nlReply, minReply []byte
+	for i := 0; i < 200; i++ {
+		if nlReply, err = probeNegotiation(e.nlFull); err == nil {
+			if minReply, err = probeNegotiation(e.nlMin); err == nil {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		e.nl.Process.Kill()
+		e.nl.Wait()
+		return fmt.Errorf("null milter: %w", err)
+	}
+	nl, _ := decodeNegotiation(nlReply)
+	mn, _ := decodeNegotiation(minReply)
+	if !bytes.Equal(mgReply, nlReply) {
+		e.nl.Process.Kill()
+		e.nl.Wait()
+		return fmt.Errorf("the null milter negotiates %s; mailgate's milter %s", nl, mg)
+	}
+	e.negotiated = fmt.Sprintf("- mailgate's milter and postfix+nullmilter (identical replies): %s\n- postfix+nullmilter-min: %s\n", mg, mn)
+	return nil
+}
+
 // startPostfix builds a private Postfix relaying everything to smtp-sink,
-// with four smtpd services: alone, with the milter, with the before-queue
-// proxy, and the proxy's re-injection port.
+// with six smtpd services: alone, with mailgate's milter, with the
+// before-queue proxy, the proxy's re-injection port, and with each null
+// milter (the same milter settings as mailgate's).
 func startPostfix(e *env) error {
 	base := filepath.Join(e.work, "postfix")
 	e.pfEtc, e.pfQueue = filepath.Join(base, "etc"), filepath.Join(base, "queue")
@@ -407,7 +508,15 @@ message_size_limit = 104857600
   -o smtpd_proxy_options=speed_adjust
 %s inet n - n - - smtpd
   -o smtpd_authorized_xforward_hosts=127.0.0.0/8
-  -o receive_override_options=no_unknown_recipient_checks`, e.alone, e.milter, e.mgMilter, e.proxy, e.mgProxy, e.reinject)
+  -o receive_override_options=no_unknown_recipient_checks
+%s inet n - n - - smtpd
+  -o smtpd_milters=inet:%s
+  -o milter_protocol=6
+  -o milter_default_action=tempfail
+%s inet n - n - - smtpd
+  -o smtpd_milters=inet:%s
+  -o milter_protocol=6
+  -o milter_default_action=tempfail`, e.alone, e.milter, e.mgMilter, e.proxy, e.mgProxy, e.reinject, e.null, e.nlFull, e.nullMin, e.nlMin)
 		}
 		out = append(out, line)
 	}
