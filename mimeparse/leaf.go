@@ -153,11 +153,15 @@ func (p *parser) finishLeaf(idx int, l *leaf) {
 	p.applyResult(part, res)
 	if len(l.sink.text) > 0 {
 		p.textBuf = l.sink.text[:0]
-		t, ok := toUTF8(part.Charset, l.sink.text)
-		if !ok {
-			p.partDefect(part, DefectUnknownCharset)
+		if b, ok := utf8As(part.Charset, l.sink.text); ok {
+			p.addTextBytes(b)
+		} else {
+			t, ok := toUTF8(part.Charset, l.sink.text)
+			if !ok {
+				p.partDefect(part, DefectUnknownCharset)
+			}
+			p.addText(t)
 		}
-		p.addText(t)
 	}
 	if typeMismatch(part.ContentType, res.DetectedType, res.Executable) {
 		p.partDefect(part, DefectTypeMismatch)
@@ -291,12 +295,33 @@ func (p *parser) addText(t string) {
 	if p.textBudget <= 0 || t == "" {
 		return
 	}
-	if len(p.texts) > 0 {
+	if p.nTexts > 0 {
 		p.textBudget-- // the "\n" that joins them
+		p.text.WriteByte('\n')
 	}
 	if len(t) > p.textBudget {
 		t = strings.ToValidUTF8(t[:max(p.textBudget, 0)], "")
 	}
-	p.texts = append(p.texts, t)
+	p.nTexts++
+	p.text.WriteString(t)
+	p.textBudget -= len(t)
+}
+
+// addTextBytes is addText for a leaf's text that is valid UTF-8 already:
+// its bytes go into Message.Text with one copy.
+func (p *parser) addTextBytes(t []byte) {
+	if p.textBudget <= 0 || len(t) == 0 {
+		return
+	}
+	if len(t) >= p.textBudget {
+		p.addText(string(t)) // the rare cut: addText keeps it valid UTF-8
+		return
+	}
+	if p.nTexts > 0 {
+		p.textBudget--
+		p.text.WriteByte('\n')
+	}
+	p.nTexts++
+	p.text.Write(t)
 	p.textBudget -= len(t)
 }

@@ -111,9 +111,10 @@ type parser struct {
 	pendBuf []byte
 	outBuf  []byte
 	leafBuf leaf
-	limited bool     // limit-mime-parts hit
-	nfields int      // header fields kept so far (maxTotalFields)
-	texts   []string // decoded text of text/* leaves, joined into Message.Text
+	limited bool            // limit-mime-parts hit
+	nfields int             // header fields kept so far (maxTotalFields)
+	text    strings.Builder // decoded text of text/* leaves, joined by "\n": Message.Text
+	nTexts  int             // leaves in text
 
 	nreadings int     // alternative readings grafted so far (their paths "P.rK")
 	fieldBuf  []byte  // headerState.cur, reused from field to field and block to block
@@ -487,7 +488,7 @@ func (p *parser) msgDefect(d string) {
 // finish sets the sizes and collects every part's defects into the message.
 func (p *parser) finish() {
 	p.msg.Size = p.in.off
-	p.msg.Text = strings.Join(p.texts, "\n")
+	p.msg.Text = p.text.String()
 	if len(p.msg.Parts) > 0 {
 		p.msg.Parts[0].EndOffset = p.in.off
 	}
