@@ -137,31 +137,33 @@ func markupWorthTokenizing(src readerAtSize) bool {
 // reads past its end, so a needle across two chunks is seen.
 const markupOverlap = 16
 
-// Needles of the quick pass, by the pair of bytes they start with: bit k
-// of scanFirst[c] says c (either case) is the first byte of pair k, bit k
-// of scanSecond[c] that it is the second. A position where the two masks
-// share a bit starts pair k, and only there is the needle compared whole.
-// Letters of the text are common (s, r, o, d, f start a quarter of the
-// bytes of English), but the pairs are rare: one branch per byte, rarely
-// taken, and no lower-casing pass.
+// Needles of the quick pass, each found by its rarest pair of bytes:
+// bit k of scanFirst[c] says c (either case) is the first byte of pair k,
+// bit k of scanSecond[c] that it is the second. A position where the two
+// masks share a bit holds pair k, and only there is the needle compared
+// whole, from where it would start. The pairs are chosen rare in text
+// ("rc" of search, "ef" of refresh, not "se" and "re", which English is
+// full of), and an event handler is looked for from the "=" of an
+// attribute (handlerBefore), not from every "on": one branch per byte,
+// seldom taken, and no lower-casing pass.
 const (
 	pairSC = 1 << iota // script
-	pairSE             // search
-	pairDA             // data:
-	pairFI             // file:
+	pairRC             // search, at its fourth byte
+	pairAC             // data:, at its fourth byte
+	pairEC             // file:, at its fourth byte
 	pairBS             // \\
-	pairRE             // refresh
+	pairEF             // refresh, at its second byte
 	pairAH             // &#
 	pairPC             // %5c
-	pairON             // on...= (handlerAt)
+	pairEQ             // any byte and "=": an event handler before it?
 )
 
 var scanFirst, scanSecond = func() (f, s [256]uint16) {
 	for _, p := range []struct {
 		bit  uint16
 		pair string
-	}{{pairSC, "sc"}, {pairSE, "se"}, {pairDA, "da"}, {pairFI, "fi"}, {pairBS, `\\`},
-		{pairRE, "re"}, {pairAH, "&#"}, {pairPC, "%5"}, {pairON, "on"}} {
+	}{{pairSC, "sc"}, {pairRC, "rc"}, {pairAC, "a:"}, {pairEC, "e:"}, {pairBS, `\\`},
+		{pairEF, "ef"}, {pairAH, "&#"}, {pairPC, "%5"}} {
 		for k, t := range []*[256]uint16{&f, &s} {
 			c := p.pair[k]
 			t[c] |= p.bit
@@ -170,11 +172,15 @@ var scanFirst, scanSecond = func() (f, s [256]uint16) {
 			}
 		}
 	}
+	for c := range f {
+		f[c] |= pairEQ
+	}
+	s['='] |= pairEQ
 	return
 }()
 
 // markupScan reports whether b holds, in any case, one of the needles
-// above or an event-handler attribute (handlerAt).
+// above or an event-handler attribute (handlerBefore).
 func markupScan(b []byte) bool {
 	if len(b) < 2 {
 		return false
@@ -189,18 +195,18 @@ func markupScan(b []byte) bool {
 		switch m {
 		case pairSC:
 			hit = hasAtFold(b, i, "script")
-		case pairSE:
-			hit = hasAtFold(b, i, "search")
-		case pairDA:
-			hit = hasAtFold(b, i, "data:")
-		case pairFI:
-			hit = hasAtFold(b, i, "file:")
-		case pairRE:
-			hit = hasAtFold(b, i, "refresh")
+		case pairRC:
+			hit = i >= 3 && hasAtFold(b, i-3, "search")
+		case pairAC:
+			hit = i >= 3 && hasAtFold(b, i-3, "data:")
+		case pairEC:
+			hit = i >= 3 && hasAtFold(b, i-3, "file:")
+		case pairEF:
+			hit = i >= 1 && hasAtFold(b, i-1, "refresh")
 		case pairPC:
 			hit = i+2 < len(b) && b[i+2]|0x20 == 'c'
-		case pairON:
-			hit = i > 0 && handlerAt(b, i)
+		case pairEQ:
+			hit = handlerBefore(b, i+1)
 		default: // pairBS, pairAH: the pair is the needle
 			hit = true
 		}
@@ -229,29 +235,26 @@ func hasAtFold(b []byte, i int, s string) bool {
 	return true
 }
 
-// handlerAt reports an event-handler attribute starting at b[i] ("on", in
-// any case): after white space, "/", or a quote; "on", letters, optional
-// white space, "=".
-func handlerAt(b []byte, i int) bool {
-	if i+1 >= len(b) || b[i+1]|0x20 != 'n' {
+// handlerBefore reports an event-handler attribute ending at the "=" at
+// b[q]: after white space, "/", or a quote, "on" (in any case) and more
+// letters, optional white space, then the "=".
+func handlerBefore(b []byte, q int) bool {
+	e := q
+	for e > 0 && (b[e-1] == ' ' || b[e-1] == '\t' || b[e-1] == '\n' || b[e-1] == '\r') {
+		e--
+	}
+	s := e
+	for s > 0 && (b[s-1] >= 'a' && b[s-1] <= 'z' || b[s-1] >= 'A' && b[s-1] <= 'Z') {
+		s--
+	}
+	if e-s < 3 || s == 0 || b[s]|0x20 != 'o' || b[s+1]|0x20 != 'n' {
 		return false
 	}
-	switch b[i-1] {
+	switch b[s-1] {
 	case ' ', '\t', '\n', '\r', '/', '"', '\'':
-	default:
-		return false
+		return true
 	}
-	e := i + 2
-	for e < len(b) && (b[e] >= 'a' && b[e] <= 'z' || b[e] >= 'A' && b[e] <= 'Z') {
-		e++
-	}
-	if e == i+2 {
-		return false
-	}
-	for e < len(b) && (b[e] == ' ' || b[e] == '\t' || b[e] == '\n' || b[e] == '\r') {
-		e++
-	}
-	return e < len(b) && b[e] == '='
+	return false
 }
 
 // markupURL looks at one URL attribute value.

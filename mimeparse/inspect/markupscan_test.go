@@ -72,7 +72,7 @@ var refNeedles = [][]byte{[]byte("script"), []byte("data:"), []byte("search"), [
 func TestMarkupScan(t *testing.T) {
 	cases := []string{"", "<p>plain text about nothing</p>", "<SCRIPT>", "x data: y", "a search b", "file:", `\\host`,
 		"http-equiv=REFRESH", "&#x6a;", "%5C", `<a onclick="x">`, "<a on=x>", "<a only>", `<img/onerror =1>`, "on", "o",
-		"lesson one", "<p>\tonload=</p>", "non=1", "<A ONCLICK=x>", "<a\nOnLoad =1>", "SeArCh", "%5C%5c", "\\\\", "Dat", "%5", "&", "o=", " ON=", strings.Repeat("s", 100) + "script"}
+		"lesson one", "<p>\tonload=</p>", "non=1", "<A ONCLICK=x>", "<a\nOnLoad =1>", "SeArCh", "%5C%5c", "\\\\", "Dat", "%5", "&", "o=", " ON=", "<a\tONCLICK\n=x>", "reFRESH", "SEARCH-ms:", "DATA:x", "File:", "on=", " on=", "=", "a=b", " onx=", "xonclick=", strings.Repeat("s", 100) + "script"}
 	for _, c := range cases {
 		want := refWorthTokenizing(bytes.NewReader([]byte(c)))
 		if got := markupScan([]byte(c)); got != want {
