@@ -271,6 +271,12 @@ func (s *Server) ServeListener(l net.Listener) error {
 	return err
 }
 
+// Listener wraps l the way ServeListener does: each accepted connection
+// gets quick ACKs, buffered reads and writes held until its next read
+// (quickack_linux.go, conn.go). Exported for bench/milter's null milter,
+// which must handle its connections exactly as mailgate does.
+func Listener(l net.Listener) net.Listener { return ackListener{l} }
+
 // ackListener hands out connections with quick ACKs (quickack_linux.go).
 type ackListener struct{ net.Listener }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,10 +8,11 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
+
+	mgmilter "mailgate/milter"
 )
 
 // The null milter (targets postfix+nullmilter and postfix+nullmilter-min):
@@ -108,7 +108,7 @@ func serveNull(fullAddr, minAddr string, noReply gomilter.OptProtocol) error {
 		if err != nil {
 			return err
 		}
-		go func() { errc <- nullServer(a.min, noReply).Serve(ackListener{l}) }()
+		go func() { errc <- nullServer(a.min, noReply).Serve(mgmilter.Listener(l)) }()
 	}
 	return <-errc
 }
@@ -126,143 +126,6 @@ func (nullMilter) Header(string, string, gomilter.Modifier) (*gomilter.Response,
 
 func (nullMilter) BodyChunk([]byte, gomilter.Modifier) (*gomilter.Response, error) {
 	return gomilter.RespContinue, nil
-}
-
-// ackListener hands out connections with quick ACKs and coalesced writes,
-// as mailgate's (milter/server.go).
-type ackListener struct{ net.Listener }
-
-func (l ackListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return withQuickAck(c), nil
-}
-
-// bufConn is mailgate's milter/conn.go bufConn (buffered reads, writes
-// held until the next socket read, lazy deadlines); keep in step.
-type bufConn struct {
-	net.Conn
-	beforeRead func()
-
-	rmu         sync.Mutex
-	br          *bufio.Reader
-	rdl, rdlSet time.Time
-
-	mu          sync.Mutex
-	wb          []byte
-	wdl, wdlSet time.Time
-	werr        error
-}
-
-const writeBuf = 64 << 10
-
-var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
-
-func newBufConn(c net.Conn, beforeRead func()) *bufConn {
-	br := readers.Get().(*bufio.Reader)
-	br.Reset(c)
-	return &bufConn{Conn: c, br: br, beforeRead: beforeRead}
-}
-
-func (c *bufConn) Read(p []byte) (int, error) {
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	if c.br == nil {
-		return 0, net.ErrClosed
-	}
-	if c.br.Buffered() == 0 {
-		if err := c.Flush(); err != nil {
-			return 0, err
-		}
-		if !c.rdl.Equal(c.rdlSet) {
-			if err := c.Conn.SetReadDeadline(c.rdl); err != nil {
-				return 0, err
-			}
-			c.rdlSet = c.rdl
-		}
-		if c.beforeRead != nil {
-			c.beforeRead()
-		}
-	}
-	return c.br.Read(p)
-}
-
-func (c *bufConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.werr != nil {
-		return 0, c.werr
-	}
-	c.wb = append(c.wb, p...)
-	if len(c.wb) >= writeBuf {
-		c.flushLocked()
-	}
-	return len(p), nil
-}
-
-func (c *bufConn) Flush() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.flushLocked()
-	return c.werr
-}
-
-func (c *bufConn) flushLocked() {
-	if len(c.wb) == 0 || c.werr != nil {
-		return
-	}
-	if !c.wdl.Equal(c.wdlSet) {
-		if err := c.Conn.SetWriteDeadline(c.wdl); err != nil {
-			c.werr = err
-			return
-		}
-		c.wdlSet = c.wdl
-	}
-	_, c.werr = c.Conn.Write(c.wb)
-	if cap(c.wb) > writeBuf {
-		c.wb = nil
-	} else {
-		c.wb = c.wb[:0]
-	}
-}
-
-func (c *bufConn) SetReadDeadline(t time.Time) error { c.rdl = t; return nil }
-
-func (c *bufConn) SetWriteDeadline(t time.Time) error {
-	if !t.IsZero() {
-		c.mu.Lock()
-		c.wdl = t
-		c.mu.Unlock()
-	}
-	return nil
-}
-
-func (c *bufConn) SetDeadline(t time.Time) error {
-	c.SetReadDeadline(t)
-	return c.SetWriteDeadline(t)
-}
-
-func (c *bufConn) Close() error {
-	var werr error
-	if c.mu.TryLock() {
-		c.flushLocked()
-		werr = c.werr
-		c.mu.Unlock()
-	}
-	err := c.Conn.Close()
-	c.rmu.Lock()
-	if c.br != nil {
-		c.br.Reset(nil)
-		readers.Put(c.br)
-		c.br = nil
-	}
-	c.rmu.Unlock()
-	if err == nil && werr != nil {
-		err = werr
-	}
-	return err
 }
 
 // Postfix's offer in its option negotiation (milter_protocol = 6): version

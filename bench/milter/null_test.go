@@ -22,7 +22,7 @@ func serve(t *testing.T, srv *gomilter.Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ackListener{l})
+	go srv.Serve(mgmilter.Listener(l))
 	t.Cleanup(func() { srv.Close() })
 	return l.Addr().String()
 }

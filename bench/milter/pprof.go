@@ -2,11 +2,10 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
-	"os"
 	"path/filepath"
 	"time"
+
+	"mailgate/bench/pprofget"
 )
 
 // metricsLine gives mailgate a metrics_listen when -pprof asks for
@@ -29,7 +28,7 @@ func profileTarget(e *env, target, file string, sessions int) string {
 	cpu := filepath.Join(pprofDir, label+".cpu.pprof")
 	done := make(chan error, 1)
 	go func() {
-		done <- fetchProfile(e.metrics, "profile", fmt.Sprintf("seconds=%d", pprofSeconds), cpu, time.Duration(pprofSeconds+30)*time.Second)
+		done <- pprofget.Fetch(e.metrics, "profile", fmt.Sprintf("seconds=%d", pprofSeconds), cpu, time.Duration(pprofSeconds+30)*time.Second)
 	}()
 	cpu0 := cpuTicks(e.mg.Process.Pid)
 	msgs := 0
@@ -40,7 +39,7 @@ func profileTarget(e *env, target, file string, sessions int) string {
 				return fmt.Sprintf("profile %s: %v", label, err)
 			}
 			heap := filepath.Join(pprofDir, label+".heap.pprof")
-			if err := fetchProfile(e.metrics, "heap", "", heap, 30*time.Second); err != nil {
+			if err := pprofget.Fetch(e.metrics, "heap", "", heap, 30*time.Second); err != nil {
 				return fmt.Sprintf("profile %s: %v", label, err)
 			}
 			ms := float64(cpuTicks(e.mg.Process.Pid)-cpu0) * 10
@@ -53,31 +52,4 @@ func profileTarget(e *env, target, file string, sessions int) string {
 		}
 		msgs += n
 	}
-}
-
-// fetchProfile saves http://metrics/debug/pprof/NAME?QUERY into file.
-func fetchProfile(metrics, name, query, file string, timeout time.Duration) error {
-	cl := &http.Client{Timeout: timeout}
-	url := "http://" + metrics + "/debug/pprof/" + name
-	if query != "" {
-		url += "?" + query
-	}
-	resp, err := cl.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(f, resp.Body)
-	return err
 }
