@@ -65,11 +65,15 @@ func TestRunPanics(t *testing.T) {
 // timeout, whichever the waiter saw first.
 func TestRunLateFinish(t *testing.T) {
 	r := New(1)
-	j, err := r.Go(func() { time.Sleep(20 * time.Millisecond) })
+	ran := make(chan struct{})
+	j, err := r.Go(func() { time.Sleep(20 * time.Millisecond); close(ran) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(40 * time.Millisecond) // done before Wait looks
+	// Done before Wait looks, however loaded the machine: the job's end,
+	// then time for the runner to note it.
+	<-ran
+	time.Sleep(20 * time.Millisecond)
 	if err := j.Wait(10 * time.Millisecond); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("late finish: %v, want ErrTimeout", err)
 	}
