@@ -29,8 +29,10 @@ func (p *parser) startNested(part *Part) *nested {
 
 // startNestedWith is startNested with Limits.outerFirst set as given.
 func (p *parser) startNestedWith(part *Part, outerFirst bool) *nested {
-	p.readingCount() // shared from here on with every nested parse
 	lim := p.lim
+	give := p.readingsLeft - (p.readingsLeft+3)/4 // readings.go: the budget is split
+	p.readingsLeft -= give
+	lim.readings, lim.readingsSet = give, true
 	lim.outerFirst = outerFirst
 	if lim.MimeDepth > 0 {
 		lim.MimeDepth -= part.Depth + 1
@@ -83,6 +85,7 @@ func (p *parser) finishNested(idx int, n *nested) {
 		panic(res.panic)
 	}
 	sub := res.msg
+	p.readingsLeft += sub.readingsLeft
 	base := len(p.msg.Parts)
 	for _, q := range sub.Parts {
 		if q.Parent < 0 {

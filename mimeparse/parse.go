@@ -31,9 +31,13 @@ func Parse(r io.Reader, lim Limits) (*Message, error) {
 	}
 
 	p := &parser{
-		lim:        lim,
-		msg:        &Message{},
-		textBudget: lim.TextBytes,
+		lim:          lim,
+		msg:          &Message{},
+		textBudget:   lim.TextBytes,
+		readingsLeft: maxReadings,
+	}
+	if lim.readingsSet {
+		p.readingsLeft = lim.readings
 	}
 	bufs := bufPool.Get().(*buffers)
 	defer bufPool.Put(bufs)
@@ -116,9 +120,10 @@ type parser struct {
 	text    strings.Builder // decoded text of text/* leaves, joined by "\n": Message.Text
 	nTexts  int             // leaves in text
 
-	nreadings int     // alternative readings grafted so far (their paths "P.rK")
-	fieldBuf  []byte  // headerState.cur, reused from field to field and block to block
-	fieldSlab []Field // room for the next header blocks' fields: one allocation for several blocks
+	nreadings    int     // alternative readings grafted so far (their paths "P.rK")
+	readingsLeft int     // readings this parse may still start (readings.go)
+	fieldBuf     []byte  // headerState.cur, reused from field to field and block to block
+	fieldSlab    []Field // room for the next header blocks' fields: one allocation for several blocks
 }
 
 // fieldSlabSize is how many Fields one slab holds: the header blocks of a
@@ -489,6 +494,7 @@ func (p *parser) msgDefect(d string) {
 func (p *parser) finish() {
 	p.msg.Size = p.in.off
 	p.msg.Text = p.text.String()
+	p.msg.readingsLeft = p.readingsLeft
 	if len(p.msg.Parts) > 0 {
 		p.msg.Parts[0].EndOffset = p.in.off
 	}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync/atomic"
 )
 
 // Alternative readings (docs/DESIGN.md invariant 4: where two readings of a
@@ -38,18 +37,24 @@ const (
 // maxReadings bounds the alternative readings of one message, those of
 // enclosed messages and of other readings included: each re-reads bytes
 // of the message once more, and nested ambiguities would otherwise
-// multiply them. Past it: limit-readings (fail closed).
-const maxReadings = 16
+// multiply them. Past it: limit-readings (fail closed). 32, not the 16 of
+// the shared count it replaced: split between parsers (below), a budget
+// goes less far, and the corpus's deepest chain (cpython/msg_39.txt, six
+// readings each inside the last) and its sibling chains
+// (php-mime-mail-parser/issue126) parse as they did.
+const maxReadings = 32
 
-// readingCount returns the message's count of readings, created when the
-// first nested parse or reading starts (an unambiguous message allocates
-// nothing for it) and handed to every nested parse after.
-func (p *parser) readingCount() *atomic.Int32 {
-	if p.lim.readings == nil {
-		p.lim.readings = new(atomic.Int32)
-	}
-	return p.lim.readings
-}
+// The readings budget is split, not shared: a parser spends its own; a
+// nested parse (an enclosed message, a reading) gets three quarters of
+// what is left when it starts (startNestedWith: readings nest in chains,
+// a reading's nested parse finding the next ambiguity), and hands back
+// what it did not use when it ends (finishNested, finishAlt). Nested
+// parses run beside the outer one; with one shared count, which readings
+// fit under the limit would follow how the goroutines were scheduled, and
+// the same message could parse two ways (TestReadingsDeterministic). Split,
+// each parser's share depends only on the bytes before its start and on
+// what the nested parses it waited for used, and the total stays within
+// maxReadings.
 
 // alt is one alternative reading being parsed.
 type alt struct {
@@ -76,12 +81,13 @@ type alt struct {
 // no room (the limit's defect is then recorded).
 func (p *parser) startAlt(name string, carrier int, header string, outerFirst bool) *alt {
 	part := p.msg.Parts[carrier]
-	if p.readingCount().Add(1) > maxReadings {
+	if p.readingsLeft <= 0 {
 		// readings of readings could multiply with the nesting depth
 		p.partDefect(part, DefectLimitReadings)
 		p.msgDefect(DefectLimitReadings)
 		return nil
 	}
+	p.readingsLeft--
 	nest := p.startNestedWith(part, outerFirst)
 	if nest == nil {
 		return nil
@@ -178,6 +184,7 @@ func (p *parser) finishAlt(a *alt) {
 		panic(res.panic)
 	}
 	sub := res.msg
+	p.readingsLeft += sub.readingsLeft
 	carrier := p.msg.Parts[a.carrier]
 	p.nreadings++
 	prefix := carrier.Path + ".r" + strconv.Itoa(p.nreadings) + "."

@@ -9,7 +9,6 @@ package mimeparse
 
 import (
 	"strings"
-	"sync/atomic"
 
 	"mailgate/mimeparse/inspect"
 )
@@ -104,6 +103,10 @@ type Message struct {
 	// block (ScanHeader) to see them all, as rules.Rewrite does.
 	HeaderTruncated bool
 	late            map[string]bool // lower-case names of fields past Fields
+
+	// readingsLeft is the part of its readings budget a nested parse did
+	// not use, handed back to the parser that started it (readings.go).
+	readingsLeft int
 }
 
 // Header returns the first decoded value of the top-level field name, or "".
@@ -213,10 +216,11 @@ type Limits struct {
 	// budget is DecompressedBytes as one count for the whole message,
 	// created by Parse and shared with the parses of enclosed messages.
 	budget *inspect.Budget
-	// readings counts the alternative readings started for the whole
-	// message, the parses of enclosed messages and of readings included
-	// (maxReadings; readings.go).
-	readings *atomic.Int32
+	// readings is how many alternative readings a nested parse may start,
+	// its own and those of its nested parses (readings.go); 0 with
+	// readingsSet false is Parse's whole maxReadings.
+	readings    int
+	readingsSet bool
 	// outerFirst gives a delimiter line that two open multiparts share to
 	// the outermost (the reading "outer-boundary"); set only for that
 	// reading's nested parse.
