@@ -47,8 +47,6 @@ func lookupCharset(name string) (encoding.Encoding, bool) {
 	return e, e != nil
 }
 
-// toUTF8 converts b from charset to UTF-8. Unknown charsets keep the bytes
-// (invalid UTF-8 replaced by U+FFFD) and report ok=false.
 // utf8As returns b and true when toUTF8 would return it unchanged: a
 // charset that is UTF-8 or ASCII-compatible with no conversion, and b
 // valid UTF-8.
@@ -59,6 +57,8 @@ func utf8As(charset string, b []byte) ([]byte, bool) {
 	return nil, false
 }
 
+// toUTF8 converts b from charset to UTF-8. Unknown charsets keep the bytes
+// (invalid UTF-8 replaced by U+FFFD) and report ok=false.
 func toUTF8(charset string, b []byte) (string, bool) {
 	e, ok := lookupCharset(charset)
 	if !ok {

@@ -299,8 +299,8 @@ const textSniffLen = 512
 // bytes, and the answer textPrefix expects ("text/plain", "text/html") is
 // the answer. Any other answer is asked again of the whole head.
 // FuzzSniffType holds the two ways to the same answer, and
-// testdata/sniff-corpus.golden holds the answers for every part of the
-// corpus.
+// mimeparse/testdata/sniff-corpus.golden the answers for every part of
+// the corpus.
 func sniffType(head []byte, declared string) string {
 	if short, expect := textPrefix(head, declared); expect != "" {
 		if mt := baseType(mimetype.Detect(short).String()); mt == expect {
