@@ -72,7 +72,7 @@ func TestMilterDifferential(t *testing.T) {
 				canon := canonical(fields, body)
 
 				// rules.Simulate on the same bytes.
-				msg, perr := mimeparse.Parse(bytes.NewReader(canon), mimeLimits(cfg))
+				msg, perr := mimeparse.Parse(bytes.NewReader(canon), cfg.MimeLimits())
 				if perr != nil {
 					t.Errorf("%s: parse: %v", rel, perr)
 					continue

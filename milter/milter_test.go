@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	gomilter "github.com/d--j/go-milter"
+
+	"mailgate/mimeparse"
 )
 
 var benchPacks = []string{"default.yaml", "dangerous-attachments.yaml", "office-macros.yaml", "compliance-headers.yaml"}
@@ -239,5 +241,34 @@ func TestMilterEditsPastTheFieldIndex(t *testing.T) {
 	if r.act.Type != gomilter.ActionAccept || len(r.mods) != 1 || r.mods[0].Type != gomilter.ActionChangeHeader ||
 		r.mods[0].HeaderName != "X-Spoof" || r.mods[0].HeaderIndex != 1 || r.mods[0].HeaderValue != "" {
 		t.Errorf("got %v\n%s", r.act, modsString(r.mods))
+	}
+}
+
+// A rule that reads SHA256 sees the parts' hashes: serve parses without
+// hashing only when no rule reads SHA256 (mimeparse Limits.NoHash).
+func TestMilterHashRule(t *testing.T) {
+	raw := readFile(t, "testdata/attacks/exe-attachment.eml")
+	msg, err := mimeparse.Parse(bytes.NewReader(raw), mimeparse.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum string
+	for _, p := range msg.Parts {
+		if p.IsAttachment {
+			sum = p.SHA256
+		}
+	}
+	if len(sum) != 64 {
+		t.Fatalf("no attachment hash in the test message: %q", sum)
+	}
+	pol := filepath.Join(t.TempDir(), "hash.yaml")
+	src := "rules:\n  - name: known-bad\n    when: 'any(Attachments, .SHA256 == \"" + sum + "\")'\n    action: reject\n    reply: \"554 5.7.1 known bad attachment\"\n"
+	if err := os.WriteFile(pol, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, addr := startMilter(t, testConfig(t, []string{pol}, ""))
+	r := sendMsg(t, addr, "sender@example.com", []string{"bob@example.net"}, raw)
+	if r.act.Type != gomilter.ActionRejectWithCode || r.act.SMTPCode != 554 || !strings.Contains(r.act.SMTPReply, "known bad attachment") {
+		t.Fatalf("stage %q act %v: want the hash rule's 554", r.stage, r.act)
 	}
 }

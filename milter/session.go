@@ -13,7 +13,6 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
-	"mailgate/config"
 	"mailgate/facts"
 	"mailgate/internal/bounded"
 	"mailgate/mimeparse"
@@ -434,7 +433,8 @@ func (ss *session) parse() (*mimeparse.Message, bool) {
 	}
 	var msg *mimeparse.Message
 	var perr error
-	lim := mimeLimits(ss.rt.cfg)
+	lim := ss.rt.cfg.MimeLimits()
+	lim.NoHash = ss.rt.set == nil || !ss.rt.set.UsesProperty("SHA256")
 	release := ss.sp.Share()
 	timeout := ss.rt.cfg.Timeouts.Inspect
 	err = ss.srv.work.Run(timeout, func() {
@@ -455,18 +455,6 @@ func (ss *session) parse() (*mimeparse.Message, bool) {
 		ss.logger().Error("parse failed", "err", err)
 	}
 	return nil, false
-}
-
-// mimeLimits are the parser's limits from the config, as the proxy sets
-// them.
-func mimeLimits(cfg *config.Config) mimeparse.Limits {
-	l := mimeparse.DefaultLimits()
-	c := cfg.Limits
-	l.MimeDepth, l.MimeParts, l.HeaderBytes, l.LineLength = c.MimeDepth, c.MimeParts, int(c.HeaderBytes), int(c.LineLength)
-	l.ArchiveDepth, l.ArchiveEntries, l.InspectSpill = c.ArchiveDepth, c.ArchiveEntries, c.InspectSpill
-	l.DecompressedBytes, l.ArchiveDict = c.DecompressedBytes, c.ArchiveDict
-	l.SpillDir = cfg.SpoolDir
-	return l
 }
 
 // evaluator runs a stage for at most timeouts.policy (internal/bounded):

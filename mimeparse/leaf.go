@@ -86,6 +86,7 @@ func (p *parser) inspectOptions(part *Part) inspect.Options {
 		Text:           strings.HasPrefix(part.ContentType, "text/") || isUUEncodeCTE(part.TransferEncoding),
 		Name:           part.Filename,
 		Declared:       part.ContentType,
+		NoHash:         p.lim.NoHash,
 	}
 }
 

@@ -2,8 +2,11 @@ package mimeparse
 
 import (
 	"bytes"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -74,4 +77,53 @@ func indexOf(parts []*Part, p *Part) int {
 		}
 	}
 	return -1
+}
+
+// TestNoHash: Limits.NoHash leaves every SHA256 empty and changes nothing
+// else the parse finds.
+func TestNoHash(t *testing.T) {
+	var files []string
+	filepath.WalkDir("../testdata", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".eml") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) < 100 {
+		t.Fatalf("only %d messages under ../testdata", len(files))
+	}
+	hashed := 0
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Parse(bytes.NewReader(raw), DefaultLimits())
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		lim := DefaultLimits()
+		lim.NoHash = true
+		got, err := Parse(bytes.NewReader(raw), lim)
+		if err != nil {
+			t.Fatalf("%s: NoHash: %v", f, err)
+		}
+		for i := range want.Parts {
+			if want.Parts[i].SHA256 != "" {
+				hashed++
+			}
+			want.Parts[i].SHA256 = ""
+		}
+		for i := range got.Parts {
+			if got.Parts[i].SHA256 != "" {
+				t.Errorf("%s: part %d hashed with NoHash", f, i)
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: NoHash changed the parse beyond SHA256", f)
+		}
+	}
+	if hashed == 0 {
+		t.Fatal("no part hashed without NoHash")
+	}
 }

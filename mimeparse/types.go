@@ -212,6 +212,8 @@ type Limits struct {
 	ArchiveDict int64
 	TextBytes   int // bytes of decoded text kept in Message.Text
 	SpillDir    string
+	// NoHash leaves every Part's SHA256 empty (inspect.Options.NoHash).
+	NoHash bool
 
 	// budget is DecompressedBytes as one count for the whole message,
 	// created by Parse and shared with the parses of enclosed messages.

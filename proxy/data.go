@@ -142,6 +142,7 @@ func (s *Session) parse(sp *spool.Spool, timing *[]any) (*mimeparse.Message, *ou
 	var msg *mimeparse.Message
 	var perr error
 	lim := s.rt.cfg.MimeLimits()
+	lim.NoHash = !engineReads(s.rt.engine, "SHA256")
 	t0 := time.Now()
 	release := sp.Share()
 	timeout := s.rt.cfg.Timeouts.Inspect

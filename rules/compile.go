@@ -483,6 +483,8 @@ func (w *stageWalker) Visit(node *ast.Node) {
 		prop, ok2 := n.Property.(*ast.StringNode)
 		if ok2 {
 			w.c.s.usesProp[prop.Value] = true
+		} else if _, index := n.Property.(*ast.IntegerNode); !index {
+			w.c.s.anyProp = true // p[name]: any member may be read
 		}
 		if from, ok := memberFacts[memberName(id, prop)]; ok && w.stage < from {
 			w.add(n.Property, "%s is only known from stage %s on (this rule runs at stage %s)", memberName(id, prop), from, w.stage)
@@ -498,6 +500,19 @@ func (w *stageWalker) Visit(node *ast.Node) {
 				}
 				w.add(n.Property, "list %s is not configured (config lists:)%s", prop.Value, DidYouMean(prop.Value, names))
 			}
+		}
+	case *ast.BuiltinNode:
+		switch n.Name {
+		case "get": // get(p, "SHA256") reads a member as p.SHA256 does
+			if len(n.Arguments) == 2 {
+				if prop, ok := n.Arguments[1].(*ast.StringNode); ok {
+					w.c.s.usesProp[prop.Value] = true
+					return
+				}
+			}
+			w.c.s.anyProp = true
+		case "toJSON", "string", "keys", "values", "toPairs":
+			w.c.s.anyProp = true // may show every member of a value
 		}
 	case *ast.CallNode:
 		id, ok := n.Callee.(*ast.IdentifierNode)

@@ -467,3 +467,27 @@ func TestHeaderSafe(t *testing.T) {
 	f.Msg.Fields = append(f.Msg.Fields, mimeparse.Field{Name: "X-Evil", Value: "a\x00b\nc"})
 	tcompare(t, "value", s.NewEvaluator().Eval(StageData, f).Edits.Headers[0].Value, "[a b c]")
 }
+
+// TestUsesPropertyComputed: a member read by a computed name, or a whole
+// value shown, counts as reading every member, so serve still hashes the
+// parts for a rule that reads SHA256 without naming it (mimeparse
+// Limits.NoHash).
+func TestUsesPropertyComputed(t *testing.T) {
+	for _, tc := range []struct {
+		when string
+		want bool
+	}{
+		{`any(Attachments, .SHA256 == "x")`, true},
+		{`any(Attachments, toJSON(#) contains "x")`, true},
+		{`any(Attachments, #.SHA256 == "x")`, true},
+		{`Parts[0].SHA256 == "x"`, true},
+		{`any(Attachments, string(#) contains "x")`, true},
+		{`any(Attachments, .Executable)`, false},
+		{`len(Attachments) > 0 && Attachments[0].Size > 10`, false},
+	} {
+		s := mustLoad(t, "rules:\n  - name: a\n    when: '"+tc.when+"'\n", nil, nil)
+		if got := s.UsesProperty("SHA256"); got != tc.want {
+			t.Errorf("%s: UsesProperty(SHA256) = %v, want %v", tc.when, got, tc.want)
+		}
+	}
+}

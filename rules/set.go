@@ -11,16 +11,20 @@ import (
 // Set is a loaded, compiled policy set: immutable and safe for concurrent
 // use. Evaluate it through an Evaluator (one per goroutine).
 type Set struct {
-	cfg               Config
-	st                Store
-	fsys              fs.FS // policies were read from here (nil: the OS)
-	files             []*policyFile
-	byStage           [StageData + 1][]*rule
-	names             []string
-	lists             map[string]map[string]struct{}
-	prefixes          map[uintptr][]netip.Prefix
-	uses              map[string]bool // top-level env names used by any expression
-	usesProp          map[string]bool // member names read by any expression (.Archive, .Macros)
+	cfg      Config
+	st       Store
+	fsys     fs.FS // policies were read from here (nil: the OS)
+	files    []*policyFile
+	byStage  [StageData + 1][]*rule
+	names    []string
+	lists    map[string]map[string]struct{}
+	prefixes map[uintptr][]netip.Prefix
+	uses     map[string]bool // top-level env names used by any expression
+	usesProp map[string]bool // member names read by any expression (.Archive, .Macros)
+	// anyProp: an expression reads a member by a computed name (p[k],
+	// get(p, k)) or shows whole values (toJSON, string): every member
+	// counts as read.
+	anyProp           bool
 	ruleErrorContinue bool
 }
 
@@ -83,7 +87,7 @@ func (s *Set) Uses(name string) bool { return s.uses[name] }
 // (".Archive", ".Macros", ".SHA256" without the dot), on any type: an
 // over-approximation, safe for turning off an inspector no rule looks at
 // (docs/DEVELOPING.md §3.7), as long as Defects is not used either.
-func (s *Set) UsesProperty(name string) bool { return s.usesProp[name] }
+func (s *Set) UsesProperty(name string) bool { return s.anyProp || s.usesProp[name] }
 
 // HasStage reports whether any rule runs at stage.
 func (s *Set) HasStage(st Stage) bool { return int(st) < len(s.byStage) && len(s.byStage[st]) > 0 }

@@ -66,6 +66,10 @@ type Options struct {
 	Text                         bool    // the body is text/*: scan for uuencode blocks
 	Name                         string  // declared filename (hint only, e.g. winmail.dat)
 	Declared                     string  // declared content type, lower case (hint only)
+	// NoHash leaves Result.SHA256 empty: serve sets it when no rule reads
+	// SHA256 (rules.Set.UsesProperty), hashing being a third of the cost
+	// of a large attachment (BENCHMARKS.md, "Milter").
+	NoHash bool
 }
 
 func (o Options) withDefaults() Options {
@@ -174,8 +178,11 @@ func New(opts Options) *Inspector {
 
 func newNested(opts Options, nest int) *Inspector {
 	b := bufPool.Get().(*buffers)
-	b.h.Reset()
-	i := &Inspector{opts: opts.withDefaults(), h: b.h, head: b.head[:0], bufs: b, nest: nest}
+	i := &Inspector{opts: opts.withDefaults(), head: b.head[:0], bufs: b, nest: nest}
+	if !opts.NoHash {
+		b.h.Reset()
+		i.h = b.h
+	}
 	if i.opts.Text {
 		i.uu = &b.uu
 		*i.uu = uuScanner{parent: i, line: b.uu.line[:0], dec: b.uu.dec[:0]}
@@ -221,7 +228,9 @@ func (i *Inspector) Write(p []byte) (int, error) {
 	if i.closed {
 		return len(p), nil
 	}
-	i.h.Write(p)
+	if i.h != nil {
+		i.h.Write(p)
+	}
 	i.size += int64(len(p))
 	if len(p) >= len(i.tail) {
 		copy(i.tail[:], p[len(p)-len(i.tail):])
@@ -411,10 +420,12 @@ func (i *Inspector) Close() Result {
 	}
 	r := &i.res
 	r.Size = i.size
-	var sum [sha256.Size]byte
-	var hx [2 * sha256.Size]byte
-	hex.Encode(hx[:], i.h.Sum(sum[:0]))
-	r.SHA256 = string(hx[:]) // one allocation; EncodeToString makes two
+	if i.h != nil {
+		var sum [sha256.Size]byte
+		var hx [2 * sha256.Size]byte
+		hex.Encode(hx[:], i.h.Sum(sum[:0]))
+		r.SHA256 = string(hx[:]) // one allocation; EncodeToString makes two
+	}
 	r.DetectedType = sniffType(i.head, i.opts.Declared)
 	// mt.Is("application/x-ms-installer") would parse both types (two
 	// maps per leaf); no other node of mimetype's tree has that type as
