@@ -58,18 +58,20 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return
 func GetChunk() *[]byte  { return chunkPool.Get().(*[]byte) }
 func PutChunk(b *[]byte) { chunkPool.Put(b) }
 
-// spool holds one message: in memory up to max bytes, then in a temp file.
-// The temp file (mode 0600, random name) is unlinked as soon as it is
-// created, so it disappears with the process whatever happens to the
-// session — a crash included — and nothing can open it by name.
+// spool holds one message: its first bytes in memory, up to max bytes and
+// what the budget allows, the rest in a temp file. The temp file (mode
+// 0600, random name) is unlinked as soon as it is created, so it
+// disappears with the process whatever happens to the session — a crash
+// included — and nothing can open it by name.
 type Spool struct {
 	dir      string
 	max      int64
 	budget   *Budget   // nil: no process-wide bound
-	reserved int64     // bytes taken from budget
-	chunks   []*[]byte // the message in memory: full chunks, then the last, filled to n
+	reserved int64     // bytes taken from budget for chunks
+	chunks   []*[]byte // the message's first mem bytes: full chunks, then the last
+	mem      int64     // bytes in chunks; past it, the rest is in f
 	f        *os.File
-	wb       *[]byte // on disk: a write buffer (one reserved chunk), nil when the budget had none
+	wb       *[]byte // on disk: a write buffer, reserved from the budget; nil when the budget had none
 	wn       int     // bytes in wb not yet written to f
 	n        int64
 	err      error // first write error, sticky
@@ -110,15 +112,38 @@ func (s *Spool) Write(p []byte) (int, error) {
 		return 0, s.err
 	}
 	if s.f == nil && !s.fits(int64(len(p))) {
+		// What still fits stays in memory; the rest goes to the file.
+		room := s.roomLeft(int64(len(p)))
+		s.writeMem(p[:room])
 		if err := s.spill(); err != nil {
 			s.err = err
-			return 0, err
+			return int(room), err
 		}
+		n, err := s.writeFile(p[room:])
+		return int(room) + n, err
 	}
 	if s.f != nil {
 		return s.writeFile(p)
 	}
-	n := len(p)
+	s.writeMem(p)
+	return len(p), nil
+}
+
+// roomLeft is how many of n more bytes may still stay in memory, up to
+// max and within what the budget gives.
+func (s *Spool) roomLeft(n int64) int64 {
+	k := min(n, s.max-s.n)
+	if k <= 0 {
+		return 0
+	}
+	if s.fits(k) {
+		return k
+	}
+	return min(max(s.reserved-s.n, 0), k)
+}
+
+// writeMem appends p to the chunks; the caller made room for it (fits).
+func (s *Spool) writeMem(p []byte) {
 	for len(p) > 0 {
 		off := int(s.n % ChunkSize)
 		if off == 0 && int64(len(s.chunks))*ChunkSize == s.n {
@@ -128,7 +153,7 @@ func (s *Spool) Write(p []byte) (int, error) {
 		p = p[c:]
 		s.n += int64(c)
 	}
-	return n, nil
+	s.mem = s.n
 }
 
 // writeFile writes p to the temp file through the write buffer, so the
@@ -175,12 +200,14 @@ func (s *Spool) dropWriteBuffer() error {
 	err := s.flush()
 	PutChunk(s.wb)
 	s.wb = nil
-	s.budget.release(s.reserved)
-	s.reserved = 0
+	s.budget.release(ChunkSize)
 	return err
 }
 
-// spill moves the message to an unlinked temp file.
+// spill opens the unlinked temp file for the rest of the message. The
+// bytes in memory stay there: a message just past max costs a file write
+// of its last bytes, not of all of them and a read back (BENCHMARKS.md,
+// "Milter"). The write buffer is one more chunk if the budget has it.
 func (s *Spool) spill() error {
 	f, err := os.CreateTemp(s.dir, "mailgate-spool-*")
 	if err != nil {
@@ -192,21 +219,8 @@ func (s *Spool) spill() error {
 		return err
 	}
 	s.f = f
-	if _, err := s.memReader().WriteTo(f); err != nil {
-		return err
-	}
-	// One chunk stays, with its reservation, as the write buffer; if the
-	// spool held none, it takes one from the budget if it can.
-	if len(s.chunks) > 0 {
-		s.wb, s.chunks = s.chunks[0], s.chunks[1:]
-		s.reserved -= ChunkSize // kept, for wb
-		s.freeChunks()
-		s.reserved = ChunkSize
-		return nil
-	}
-	s.freeChunks()
 	if s.budget.reserve(ChunkSize) {
-		s.wb, s.reserved = GetChunk(), ChunkSize
+		s.wb = GetChunk()
 	}
 	return nil
 }
@@ -228,7 +242,8 @@ func (s *Spool) Err() error { return s.err }
 func (s *Spool) Size() int64 { return s.n }
 
 // Reader returns a reader over the whole message, from its start. Once it
-// was called, the spool is not written to any more.
+// was called, the spool is not written to any more. Readers are used one
+// after the other, not side by side.
 func (s *Spool) Reader() (io.Reader, error) {
 	if s.err != nil {
 		return nil, s.err
@@ -239,14 +254,15 @@ func (s *Spool) Reader() (io.Reader, error) {
 	if err := s.dropWriteBuffer(); err != nil {
 		return nil, err
 	}
-	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
+	file := io.NewSectionReader(s.f, 0, s.n-s.mem)
+	if s.mem == 0 {
+		return file, nil
 	}
-	return io.LimitReader(s.f, s.n), nil
+	return io.MultiReader(s.memReader(), file), nil
 }
 
 func (s *Spool) memReader() *chunkReader {
-	return &chunkReader{chunks: s.chunks, left: s.n}
+	return &chunkReader{chunks: s.chunks, left: s.mem}
 }
 
 // OnDisk reports whether the message went past the memory threshold.
@@ -286,6 +302,7 @@ func (s *Spool) close() error {
 	if s.wb != nil {
 		PutChunk(s.wb)
 		s.wb, s.wn = nil, 0
+		s.budget.release(ChunkSize)
 	}
 	s.freeChunks()
 	if s.err == nil {

@@ -34,28 +34,35 @@ func TestSpoolBudget(t *testing.T) {
 	if got, _ := io.ReadAll(r); !bytes.Equal(got, payload) {
 		t.Fatalf("spilled spool reads %q, want %q", got, payload)
 	}
-	// Growing past its own limit moves a to disk and returns its share
-	// but one chunk, its write buffer while DATA goes on; Reader (the
-	// message is whole) returns that too.
+	// Growing past its own limit sends the rest of a to disk: what a holds
+	// in memory stays there (its reservation too, so the budget is still
+	// spent), and it gets no write buffer, the budget having none.
 	if _, err := a.Write(bytes.Repeat([]byte("a"), 1<<20)); err != nil {
 		t.Fatal(err)
 	}
-	if !a.OnDisk() || b.left.Load() != ChunkSize {
-		t.Fatalf("after spill: on disk %v, budget left %d; want true and %d", a.OnDisk(), b.left.Load(), ChunkSize)
+	if !a.OnDisk() || b.left.Load() != 0 || a.mem != 2*ChunkSize || a.wb != nil {
+		t.Fatalf("after spill: on disk %v, budget left %d, %d bytes in memory, write buffer %v; want true, 0, %d, none",
+			a.OnDisk(), b.left.Load(), a.mem, a.wb != nil, 2*ChunkSize)
 	}
 	ra, err := a.Reader()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := io.Copy(io.Discard, ra); n != ChunkSize+1+1<<20 || b.left.Load() != 2*ChunkSize {
-		t.Fatalf("spilled a reads %d bytes, budget left %d; want %d and %d", n, b.left.Load(), ChunkSize+1+1<<20, 2*ChunkSize)
+	if got, _ := io.ReadAll(ra); len(got) != ChunkSize+1+1<<20 || bytes.Count(got, []byte("a")) != len(got) {
+		t.Fatalf("spilled a reads %d bytes, want %d", len(got), ChunkSize+1+1<<20)
 	}
 	d := New(dir, 1<<20, b)
 	d.Write([]byte("small"))
-	if d.OnDisk() || b.left.Load() != ChunkSize {
-		t.Fatalf("third spool: on disk %v, budget left %d", d.OnDisk(), b.left.Load())
+	if !d.OnDisk() {
+		t.Fatal("third spool stayed in memory with the budget spent")
 	}
-	for _, s := range []*Spool{a, c, d} {
+	a.Close()
+	e := New(dir, 1<<20, b)
+	e.Write([]byte("small"))
+	if e.OnDisk() || b.left.Load() != ChunkSize {
+		t.Fatalf("a spool after a closed: on disk %v, budget left %d; want memory and %d", e.OnDisk(), b.left.Load(), ChunkSize)
+	}
+	for _, s := range []*Spool{c, d, e} {
 		s.Close()
 	}
 	if b.left.Load() != 2*ChunkSize {
@@ -83,6 +90,8 @@ func TestSpoolChunks(t *testing.T) {
 		{"spilled after two chunks", 2*ChunkSize + 10, 4096, true},
 		{"spilled, writes over a chunk", 2*ChunkSize + 10, ChunkSize + 999, true},
 		{"spilled at once", 0, 777, true},
+		{"spilled 10 bytes past max", int64(3*ChunkSize + 1224), ChunkSize, true},
+		{"spilled, max not a chunk multiple", ChunkSize + 100, 3000, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := NewBudget(64 << 20)
@@ -97,6 +106,9 @@ func TestSpoolChunks(t *testing.T) {
 			}
 			if sp.OnDisk() != tc.onDisk || sp.Size() != int64(len(msg)) {
 				t.Fatalf("on disk %v size %d, want %v %d", sp.OnDisk(), sp.Size(), tc.onDisk, len(msg))
+			}
+			if sp.mem > tc.max || tc.onDisk && sp.mem != tc.max {
+				t.Fatalf("%d bytes in memory, max %d: want max when spilled, never more", sp.mem, tc.max)
 			}
 			r, err := sp.Reader()
 			if err != nil {
