@@ -272,3 +272,18 @@ func TestMilterHashRule(t *testing.T) {
 		t.Fatalf("stage %q act %v: want the hash rule's 554", r.stage, r.act)
 	}
 }
+
+// A rule that reads Text sees the message's text: serve leaves Text out
+// of the parse only when no rule reads it (rules.Set.TrimLimits).
+func TestMilterTextRule(t *testing.T) {
+	pol := filepath.Join(t.TempDir(), "text.yaml")
+	src := "rules:\n  - name: lunch\n    when: 'Text contains \"Lunch at noon\"'\n    action: reject\n    reply: \"550 5.7.1 no lunch\"\n"
+	if err := os.WriteFile(pol, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, addr := startMilter(t, testConfig(t, []string{pol}, ""))
+	r := sendMsg(t, addr, "sender@example.com", []string{"bob@example.net"}, readFile(t, "testdata/benign/plain-text.eml"))
+	if r.act.Type != gomilter.ActionRejectWithCode || r.act.SMTPCode != 550 || !strings.Contains(r.act.SMTPReply, "no lunch") {
+		t.Fatalf("stage %q act %v: want the text rule's 550", r.stage, r.act)
+	}
+}

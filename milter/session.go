@@ -434,7 +434,9 @@ func (ss *session) parse() (*mimeparse.Message, bool) {
 	var msg *mimeparse.Message
 	var perr error
 	lim := ss.rt.cfg.MimeLimits()
-	lim.NoHash = ss.rt.set == nil || !ss.rt.set.UsesProperty("SHA256")
+	if ss.rt.set != nil {
+		lim = ss.rt.set.TrimLimits(lim)
+	}
 	release := ss.sp.Share()
 	timeout := ss.rt.cfg.Timeouts.Inspect
 	err = ss.srv.work.Run(timeout, func() {

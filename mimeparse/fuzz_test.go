@@ -107,6 +107,7 @@ func FuzzDecoders(f *testing.F) {
 	f.Add([]byte("SGVsbG8s\r\nIHdvcmxk IQ==\r\n"), 3)
 	f.Add([]byte("a=\r\nb=3D=ZZ=4=\r=\n"), 1)
 	f.Add([]byte("QQ==QUJD*\n=="), 2)
+	f.Add([]byte("0\r0\r0\r=\r0"), 1) // padding found behind a carriage return
 	f.Fuzz(func(t *testing.T, in []byte, n int) {
 		if n <= 0 || n > 64 {
 			n = 1
@@ -136,14 +137,16 @@ func decodeAll(kind string, chunks [][]byte) ([]byte, []string) {
 		for _, c := range chunks {
 			d.Write(c)
 		}
-		return out.Bytes(), d.close()
+		ds := d.close() // before out.Bytes: close writes the last bytes
+		return out.Bytes(), ds
 	}
 	var d qpWriter
 	d.reset(&out, buf)
 	for _, c := range chunks {
 		d.Write(c)
 	}
-	return out.Bytes(), d.close()
+	ds := d.close()
+	return out.Bytes(), ds
 }
 
 // FuzzMediaHeader: parameter parsing never panics and names stay valid UTF-8.
@@ -173,5 +176,42 @@ func FuzzMediaHeader(f *testing.F) {
 		}
 		v, _ := decodeHeaderWords(s)
 		_ = v
+	})
+}
+
+// FuzzB64Fused: the fused path (b64Fast) decodes every input, cut into
+// writes of any size, to the bytes and defects of the decoder without it
+// (refB64Writer), whole.
+func FuzzB64Fused(f *testing.F) {
+	f.Add([]byte("SGVsbG8s\r\nIHdvcmxk IQ==\r\n"), 3, 0)
+	f.Add([]byte("QUJD\r\nREVG\nR0hJ\r\r\nSks=\r\nQUJD"), 5, 2)
+	f.Add([]byte("QQ==QUJD*\n=="), 2, 1)
+	f.Add([]byte("QUJDREVGR0hJ\r\nSktMTU5PUFFS\r\n"), 7, 0)
+	f.Fuzz(func(t *testing.T, in []byte, n, outSize int) {
+		if n <= 0 || n > 64 {
+			n = 1
+		}
+		var want bytes.Buffer
+		var ref refB64Writer
+		ref.reset(&want, make([]byte, 0, decodeChunk), make([]byte, decodeChunk))
+		ref.Write(in)
+		wantD := ref.close()
+
+		var got bytes.Buffer
+		var d b64Writer
+		// Small pending and output buffers make both paths' refills happen
+		// inside short inputs.
+		outSize &= 1<<16 - 1
+		pend, out := 16+outSize%64*4, 8+outSize%61*3
+		d.reset(&got, make([]byte, 0, pend), make([]byte, max(out, pend/4*3)))
+		for b := in; len(b) > 0; {
+			k := min(n, len(b))
+			d.Write(b[:k])
+			b = b[k:]
+		}
+		gotD := d.close()
+		if !bytes.Equal(got.Bytes(), want.Bytes()) || !reflect.DeepEqual(gotD, wantD) {
+			t.Fatalf("%q in %d-byte writes: fused %q %v, reference %q %v", in, n, got.Bytes(), gotD, want.Bytes(), wantD)
+		}
 	})
 }

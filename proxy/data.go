@@ -142,7 +142,9 @@ func (s *Session) parse(sp *spool.Spool, timing *[]any) (*mimeparse.Message, *ou
 	var msg *mimeparse.Message
 	var perr error
 	lim := s.rt.cfg.MimeLimits()
-	lim.NoHash = !engineReads(s.rt.engine, "SHA256")
+	if t, ok := s.rt.engine.(limitTrimmer); ok {
+		lim = t.TrimLimits(lim)
+	}
 	t0 := time.Now()
 	release := sp.Share()
 	timeout := s.rt.cfg.Timeouts.Inspect

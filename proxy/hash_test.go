@@ -5,12 +5,14 @@ import (
 	"path/filepath"
 	"testing"
 
+	"mailgate/mimeparse"
 	"mailgate/rules"
 )
 
-// engineReads decides whether serve hashes the parts (mimeparse
-// Limits.NoHash): only a rules set that reads SHA256 nowhere goes without.
-func TestEngineReadsSHA256(t *testing.T) {
+// The proxy parses with what the engine trims (rules.Set.TrimLimits):
+// a rules set that reads no hash and no text gets neither; an engine that
+// cannot tell gets the full parse.
+func TestEngineTrimsLimits(t *testing.T) {
 	load := func(when string) Engine {
 		p := filepath.Join(t.TempDir(), "p.yaml")
 		if err := os.WriteFile(p, []byte("rules:\n  - name: a\n    when: '"+when+"'\n    action: reject\n"), 0o644); err != nil {
@@ -22,19 +24,24 @@ func TestEngineReadsSHA256(t *testing.T) {
 		}
 		return rulesEngine{set}
 	}
+	full := mimeparse.DefaultLimits()
 	for _, tc := range []struct {
-		name string
-		eng  Engine
-		want bool
+		name           string
+		eng            Engine
+		noHash, noText bool
 	}{
-		{"reads SHA256", load(`any(Attachments, .SHA256 == "x")`), true},
-		{"shows whole parts", load(`any(Attachments, toJSON(#) contains "x")`), true},
-		{"reads no hash", load(`any(Attachments, .Executable)`), false},
-		{"an engine that cannot tell", &fakeEngine{}, true},
-		{"no engine", nil, false},
+		{"reads SHA256", load(`any(Attachments, .SHA256 == "x")`), false, true},
+		{"shows whole parts", load(`any(Attachments, toJSON(#) contains "x")`), false, true},
+		{"reads Text", load(`Text contains "x"`), true, false},
+		{"reads neither", load(`any(Attachments, .Executable)`), true, true},
+		{"an engine that cannot tell", &fakeEngine{}, false, false},
 	} {
-		if got := engineReads(tc.eng, "SHA256"); got != tc.want {
-			t.Errorf("%s: engineReads = %v, want %v", tc.name, got, tc.want)
+		lim := full
+		if tr, ok := tc.eng.(limitTrimmer); ok {
+			lim = tr.TrimLimits(lim)
+		}
+		if lim.NoHash != tc.noHash || (lim.TextBytes == 0) != tc.noText {
+			t.Errorf("%s: NoHash %v, TextBytes %d; want NoHash %v, no text %v", tc.name, lim.NoHash, lim.TextBytes, tc.noHash, tc.noText)
 		}
 	}
 }

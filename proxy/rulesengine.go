@@ -26,16 +26,14 @@ func (e rulesEngine) Rewrite(w io.Writer, raw io.Reader, msg *mimeparse.Message,
 // the session scans with clamd only when the set reads Virus.
 func (e rulesEngine) Uses(name string) bool { return e.set.Uses(name) }
 
-// UsesProperty reports whether a rule reads a member of that name
-// (rules.Set.UsesProperty): without a rule reading SHA256 the parse does
-// not hash the parts.
-func (e rulesEngine) UsesProperty(name string) bool { return e.set.UsesProperty(name) }
+// TrimLimits leaves out of the parse what no rule reads
+// (rules.Set.TrimLimits).
+func (e rulesEngine) TrimLimits(l mimeparse.Limits) mimeparse.Limits { return e.set.TrimLimits(l) }
 
-// engineReads reports whether eng's rules may read the member name: an
-// engine that cannot tell is taken to read it.
-func engineReads(eng Engine, name string) bool {
-	pu, ok := eng.(interface{ UsesProperty(string) bool })
-	return eng != nil && (!ok || pu.UsesProperty(name))
+// limitTrimmer is implemented by engines that know which parse results
+// their rules read (rulesEngine); any other engine gets the full parse.
+type limitTrimmer interface {
+	TrimLimits(mimeparse.Limits) mimeparse.Limits
 }
 
 // factUser is implemented by engines that know which facts their rules

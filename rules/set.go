@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/vm"
+
+	"mailgate/mimeparse"
 )
 
 // Set is a loaded, compiled policy set: immutable and safe for concurrent
@@ -88,6 +90,20 @@ func (s *Set) Uses(name string) bool { return s.uses[name] }
 // over-approximation, safe for turning off an inspector no rule looks at
 // (docs/DEVELOPING.md §3.7), as long as Defects is not used either.
 func (s *Set) UsesProperty(name string) bool { return s.anyProp || s.usesProp[name] }
+
+// TrimLimits turns off what the parse computes for rules alone when no
+// rule reads it: the parts' hashes (Limits.NoHash, without SHA256) and
+// Message.Text (TextBytes 0, without Text). serve parses with them;
+// check and the policy tests keep the full parse, whose output shows both.
+func (s *Set) TrimLimits(l mimeparse.Limits) mimeparse.Limits {
+	if !s.UsesProperty("SHA256") {
+		l.NoHash = true
+	}
+	if !s.uses["Text"] && !s.uses["$env"] {
+		l.TextBytes = 0
+	}
+	return l
+}
 
 // HasStage reports whether any rule runs at stage.
 func (s *Set) HasStage(st Stage) bool { return int(st) < len(s.byStage) && len(s.byStage[st]) > 0 }
