@@ -154,7 +154,7 @@ func (c *Conn) runPre(stage Stage) Decision {
 	}
 	f := Facts{Client: c.client, Score: c.pre[0].score, Tags: c.pre[0].tags}
 	v := c.eval(stage, &f)
-	c.trace = append(c.trace, StageResult{Stage: stage, Verdict: v})
+	c.trace = appendTrace(c.trace, StageResult{Stage: stage, Verdict: v})
 	slot.rules = v.Rules
 	switch v.Action {
 	case ActionReject, ActionTempfail:
@@ -269,8 +269,18 @@ func (t *Tx) eval(stage Stage, rcpt string) Decision {
 
 // note records what a stage's rules did, refusing or not.
 func (t *Tx) note(stage Stage, rcpt string, v Verdict) {
-	t.trace = append(t.trace, StageResult{Stage: stage, Rcpt: rcpt, Verdict: v})
+	t.trace = appendTrace(t.trace, StageResult{Stage: stage, Rcpt: rcpt, Verdict: v})
 	t.rules = appendNew(t.rules, v.Rules...)
+}
+
+// appendTrace appends to a trace that starts with room for a usual
+// transaction's stages (a StageResult is some 300 bytes: growing 1, 2, 4,
+// 8 allocated twice what one slice of 8 does).
+func appendTrace(tr []StageResult, r StageResult) []StageResult {
+	if tr == nil {
+		tr = make([]StageResult, 0, 8)
+	}
+	return append(tr, r)
 }
 
 // fold adds a verdict that lets the transaction go on: its score, tags and
