@@ -101,6 +101,9 @@ func (s *pdfScan) scanNames(b []byte, from, limit int, off int64, out *carried, 
 			return
 		}
 		i += j + 1
+		if i < len(b) && !pdfNameFirst[b[i]] {
+			continue // no name looked for starts so: the next '/' is past this name anyway
+		}
 		name, n := pdfName(b[i:])
 		end := i + n
 		switch string(name) {
@@ -128,6 +131,16 @@ func (s *pdfScan) scanNames(b []byte, from, limit int, off int64, out *carried, 
 		i = end
 	}
 }
+
+// pdfNameFirst holds the first bytes of the names scanNames looks for,
+// and '#' (an escape can spell any of them). A PDF's stream data is mostly
+// binary: most of its '/' bytes start no name worth reading.
+var pdfNameFirst = func() (t [256]bool) {
+	for _, c := range "JOALUFE#" {
+		t[c] = true
+	}
+	return
+}()
 
 var (
 	pdfEFRef   = regexp.MustCompile(`^/EF\s*<<[^>]*?/(?:UF|F)\s+(\d+)\s+\d+\s+R`)
