@@ -187,6 +187,11 @@ func TestMilterUnixSocket(t *testing.T) {
 	}
 	go srv.Serve()
 	defer srv.Close()
+	if fi, err := os.Stat(sock); err != nil {
+		t.Fatal(err)
+	} else if fi.Mode().Perm() != 0o666 {
+		t.Fatalf("socket mode %v: want 0666, for an MTA running as another user", fi.Mode())
+	}
 	cl := gomilter.NewClient("unix", sock)
 	s, err := cl.Session(gomilter.NewMacroBag())
 	if err != nil {

@@ -208,7 +208,8 @@ func (s *Server) logPolicies(rt *live) {
 var milterListen = net.ListenConfig{KeepAlive: -1}
 
 // Listen binds every milter_listen address: host:port (TCP) or
-// unix:/path (a stale socket file at path is replaced).
+// unix:/path (a stale socket file at path is replaced; the socket is made
+// 0666, the directory deciding who reaches it).
 func (s *Server) Listen() error {
 	for _, a := range s.rt.Load().cfg.MilterListen {
 		network, addr := "tcp", a
@@ -222,6 +223,16 @@ func (s *Server) Listen() error {
 		if err != nil {
 			s.closeListeners()
 			return fmt.Errorf("milter_listen %s: %w", a, err)
+		}
+		if network == "unix" {
+			// The MTA runs as another user (postfix) and must be able to
+			// write to the socket; who may reach it is up to the
+			// directory's permissions (README, set-up 3).
+			if err := os.Chmod(addr, 0o666); err != nil {
+				l.Close()
+				s.closeListeners()
+				return fmt.Errorf("milter_listen %s: %w", a, err)
+			}
 		}
 		s.mu.Lock()
 		s.listeners = append(s.listeners, l)

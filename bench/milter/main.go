@@ -55,13 +55,14 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the work directory")
 	flag.StringVar(&pprofDir, "pprof", "", "after the measured cells, fetch a CPU profile (and a heap profile) of mailgate into this directory while each mailgate target takes the first size at the most sessions (gives mailgate a metrics_listen; see profileTarget)")
 	flag.IntVar(&pprofSeconds, "pprof-seconds", 10, "length of each -pprof CPU profile")
-	tl := flag.String("targets", strings.Join(allTargets, ","), "targets to measure (postfix is always measured: the ratios are to it)")
+	tl := flag.String("targets", strings.Join(defaultTargets, ","), "targets to measure (postfix is always measured: the ratios are to it)")
 	nullListen := flag.String("null-listen", "", "internal: serve the null milter (mailgate's negotiation) on this address, and the minimal one on -null-min-listen, and nothing else")
 	nullMinListen := flag.String("null-min-listen", "", "internal: see -null-listen")
+	nullUnix := flag.String("null-unix", "", "internal: also serve the null milter (mailgate's negotiation) on this unix socket")
 	nullNoReply := flag.Uint("null-noreply", 0, "internal: the no-reply stage options (SMFIP_NR_CONN|HELO|MAIL|RCPT bits) mailgate negotiated")
 	flag.Parse()
 	if *nullListen != "" {
-		err := serveNull(*nullListen, *nullMinListen, gomilter.OptProtocol(*nullNoReply))
+		err := serveNull(*nullListen, *nullMinListen, *nullUnix, gomilter.OptProtocol(*nullNoReply))
 		fmt.Fprintln(os.Stderr, "bench milter: null milter:", err)
 		os.Exit(1)
 	}
@@ -105,13 +106,18 @@ type env struct {
 	null, nullMin               string // Postfix with the null milters
 	reinject, mgProxy, mgMilter string
 	nlFull, nlMin               string // the null milters' addresses
+	milterUnix, nullUnix        string // Postfix with mailgate's milter, and the null one, over a unix socket
+	mgSock, nlSock              string // those sockets
 	pfEtc, pfQueue              string
 	mg, nl                      *exec.Cmd // mailgate, the null milters
 	negotiated                  string    // what mailgate's milter and the null one negotiate
 }
 
 var (
-	allTargets = []string{"postfix", "postfix+nullmilter", "postfix+nullmilter-min", "postfix+milter", "postfix+proxy"}
+	allTargets = []string{"postfix", "postfix+nullmilter", "postfix+nullmilter-min", "postfix+milter", "postfix+proxy", "postfix+milter-unix", "postfix+nullmilter-unix"}
+	// defaultTargets leaves out the unix socket pair: in the runs of
+	// BENCHMARKS.md it was no faster than TCP.
+	defaultTargets = allTargets[:5]
 	targets    []string // the -targets measured, postfix first
 )
 
@@ -125,6 +131,10 @@ func (e *env) addr(target string) string {
 		return e.null
 	case "postfix+nullmilter-min":
 		return e.nullMin
+	case "postfix+milter-unix":
+		return e.milterUnix
+	case "postfix+nullmilter-unix":
+		return e.nullUnix
 	}
 	return e.alone
 }
@@ -155,9 +165,10 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 	}
 	os.Chmod(work, 0o755)
 	e := &env{work: work}
-	for _, p := range []*string{&e.sink, &e.alone, &e.milter, &e.proxy, &e.null, &e.nullMin, &e.reinject, &e.mgProxy, &e.mgMilter, &e.nlFull, &e.nlMin} {
+	for _, p := range []*string{&e.sink, &e.alone, &e.milter, &e.proxy, &e.null, &e.nullMin, &e.reinject, &e.mgProxy, &e.mgMilter, &e.nlFull, &e.nlMin, &e.milterUnix, &e.nullUnix} {
 		*p = fmt.Sprintf("127.0.0.1:%d", freePort())
 	}
+	e.mgSock, e.nlSock = filepath.Join(work, "mailgate-milter.sock"), filepath.Join(work, "null-milter.sock")
 	sink := exec.Command("/usr/sbin/smtp-sink", "-u", "nobody", e.sink, "1000")
 	sink.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := sink.Start(); err != nil {
@@ -364,7 +375,7 @@ func startMailgate(e *env) error {
 		pols = append(pols, fmt.Sprintf("%q", filepath.Join(root, "policies", p+".yaml")))
 	}
 	cfg := fmt.Sprintf(`listen: [%q]
-milter_listen: [%q]
+milter_listen: [%q, %q]
 hostname: mailgate.bench.test
 upstream: smtp://%s
 trusted_forwarders: [127.0.0.1/32]
@@ -375,7 +386,7 @@ spool_dir: %q
 quarantine_dir: %q
 limits: {connections: 5000}
 log: {format: json, level: warn}
-%s`, e.mgProxy, e.mgMilter, e.reinject, strings.Join(pols, ", "), filepath.Join(root, "policies", "lists", "internal_domains.txt"),
+%s`, e.mgProxy, e.mgMilter, "unix:"+e.mgSock, e.reinject, strings.Join(pols, ", "), filepath.Join(root, "policies", "lists", "internal_domains.txt"),
 		e.work, filepath.Join(e.work, "quarantine"), metricsLine(e))
 	path := filepath.Join(e.work, "mailgate.yaml")
 	os.WriteFile(path, []byte(cfg), 0o644)
@@ -422,7 +433,7 @@ func startNull(e *env) error {
 	if err != nil {
 		return err
 	}
-	e.nl = exec.Command(self, "-null-listen", e.nlFull, "-null-min-listen", e.nlMin, "-null-noreply", strconv.FormatUint(uint64(mg.protocol&noReplyStages), 10))
+	e.nl = exec.Command(self, "-null-listen", e.nlFull, "-null-min-listen", e.nlMin, "-null-unix", e.nlSock, "-null-noreply", strconv.FormatUint(uint64(mg.protocol&noReplyStages), 10))
 	e.nl.Stdout, e.nl.Stderr = os.Stderr, os.Stderr
 	if err := e.nl.Start(); err != nil {
 		return err
@@ -453,9 +464,10 @@ func startNull(e *env) error {
 }
 
 // startPostfix builds a private Postfix relaying everything to smtp-sink,
-// with six smtpd services: alone, with mailgate's milter, with the
-// before-queue proxy, the proxy's re-injection port, and with each null
-// milter (the same milter settings as mailgate's).
+// with eight smtpd services: alone, with mailgate's milter, with the
+// before-queue proxy, the proxy's re-injection port, with each null
+// milter (the same milter settings as mailgate's), and with mailgate's
+// milter and the full null one over unix sockets.
 func startPostfix(e *env) error {
 	base := filepath.Join(e.work, "postfix")
 	e.pfEtc, e.pfQueue = filepath.Join(base, "etc"), filepath.Join(base, "queue")
@@ -516,7 +528,16 @@ message_size_limit = 104857600
 %s inet n - n - - smtpd
   -o smtpd_milters=inet:%s
   -o milter_protocol=6
-  -o milter_default_action=tempfail`, e.alone, e.milter, e.mgMilter, e.proxy, e.mgProxy, e.reinject, e.null, e.nlFull, e.nullMin, e.nlMin)
+  -o milter_default_action=tempfail
+%s inet n - n - - smtpd
+  -o smtpd_milters=unix:%s
+  -o milter_protocol=6
+  -o milter_default_action=tempfail
+%s inet n - n - - smtpd
+  -o smtpd_milters=unix:%s
+  -o milter_protocol=6
+  -o milter_default_action=tempfail`, e.alone, e.milter, e.mgMilter, e.proxy, e.mgProxy, e.reinject, e.null, e.nlFull, e.nullMin, e.nlMin,
+				e.milterUnix, e.mgSock, e.nullUnix, e.nlSock)
 		}
 		out = append(out, line)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -96,17 +97,28 @@ func nullServer(min bool, noReply gomilter.OptProtocol) *gomilter.Server {
 
 func min2(a, b uint32) uint32 { return min(a, b) }
 
-// serveNull serves the null milters on full and minAddr until the process
-// ends (the harness kills it).
-func serveNull(fullAddr, minAddr string, noReply gomilter.OptProtocol) error {
-	errc := make(chan error, 2)
-	for _, a := range []struct {
-		addr string
-		min  bool
-	}{{fullAddr, false}, {minAddr, true}} {
-		l, err := (&net.ListenConfig{KeepAlive: -1}).Listen(context.Background(), "tcp", a.addr)
+// serveNull serves the null milters on full and minAddr, and the full one
+// on the unix socket sock too when it is set, until the process ends (the
+// harness kills it).
+func serveNull(fullAddr, minAddr, sock string, noReply gomilter.OptProtocol) error {
+	errc := make(chan error, 3)
+	type addr struct {
+		network, addr string
+		min           bool
+	}
+	addrs := []addr{{"tcp", fullAddr, false}, {"tcp", minAddr, true}}
+	if sock != "" {
+		addrs = append(addrs, addr{"unix", sock, false})
+	}
+	for _, a := range addrs {
+		l, err := (&net.ListenConfig{KeepAlive: -1}).Listen(context.Background(), a.network, a.addr)
 		if err != nil {
 			return err
+		}
+		if a.network == "unix" {
+			if err := os.Chmod(a.addr, 0o666); err != nil { // Postfix runs as postfix
+				return err
+			}
 		}
 		go func() { errc <- nullServer(a.min, noReply).Serve(mgmilter.Listener(l)) }()
 	}
