@@ -118,7 +118,7 @@ var (
 	// defaultTargets leaves out the unix socket pair: in the runs of
 	// BENCHMARKS.md it was no faster than TCP.
 	defaultTargets = allTargets[:5]
-	targets    []string // the -targets measured, postfix first
+	targets        []string // the -targets measured, postfix first
 )
 
 func (e *env) addr(target string) string {
