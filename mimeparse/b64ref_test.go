@@ -6,12 +6,10 @@ import (
 	"io"
 )
 
-// refB64Writer is b64Writer as it was before the fused fast path
-// (b64Fast), with one change made to both: carriage returns inside a line
-// are dropped before padding is looked for (appendNoCR), and two: a line
-// longer than the buffer no longer skips the part quad left before it. FuzzB64Fused
-// checks the two decode every input, cut into writes of any size, to the
-// same bytes and defects.
+// refB64Writer is b64Writer with the standard library's decoder in its
+// fast path, as it was before segmentio/asm's: FuzzB64Ref checks the two
+// decode every input, cut into writes of any size, to the same bytes and
+// defects.
 type refB64Writer struct {
 	w       io.Writer
 	pending []byte // alphabet characters not yet decoded (fast path)

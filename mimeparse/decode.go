@@ -2,22 +2,21 @@ package mimeparse
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/binary"
 	"io"
+
+	simd64 "github.com/segmentio/asm/base64"
 )
 
 const decodeChunk = 32 << 10
 
 // b64Writer decodes base64 (RFC 2045 §6.8) written to it in chunks of any
-// size and writes the bytes to w. The fused path (b64Fast) decodes whole
-// quads straight from the input, skipping line breaks between quads. What
-// it stops at (padding, a line break inside a quad, any other byte) goes
-// to the general path: line breaks stripped by copying whole lines, 32 KiB
-// decoded at a time with the standard library. Anything else (junk
-// characters, padding in the middle) falls back to a lenient
-// byte-at-a-time decoder for the rest of the body, which skips characters
-// outside the alphabet and goes on after padding.
+// size and writes the bytes to w. The fast path strips line breaks by
+// copying whole lines and decodes 32 KiB at a time with segmentio/asm's
+// decoder (AVX2 where the CPU has it, the standard library's otherwise),
+// which gives the standard library's bytes and errors (FuzzB64Ref).
+// Anything else (junk characters, padding in the middle) falls back to a
+// lenient byte-at-a-time decoder for the rest of the body, which skips
+// characters outside the alphabet and goes on after padding.
 type b64Writer struct {
 	w       io.Writer
 	pending []byte // alphabet characters not yet decoded (fast path)
@@ -41,9 +40,6 @@ func (d *b64Writer) Write(p []byte) (int, error) {
 	if d.slow {
 		d.lenient(p)
 		return n, nil
-	}
-	if !d.padded {
-		p = d.fused(p)
 	}
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
@@ -98,95 +94,6 @@ func appendNoCR(dst, seg []byte) []byte {
 	return dst
 }
 
-// fused decodes what b64Fast can of p, after completing a quad the last
-// write left part of in pending, and returns the rest for the general
-// path. The bytes are those the general path would give: whole quads of
-// the alphabet, without padding, decode the same strictly or leniently
-// (FuzzB64Fused checks it against the general path alone).
-func (d *b64Writer) fused(p []byte) []byte {
-	if k := len(d.pending); k > 0 {
-		if k >= 4 || len(p) < 4-k {
-			return p
-		}
-		var q [4]byte
-		copy(q[:], d.pending)
-		copy(q[k:], p[:4-k])
-		x := b64q0[q[0]] | b64q1[q[1]] | b64q2[q[2]] | b64q3[q[3]]
-		if x >= 1<<24 {
-			return p
-		}
-		d.out[0], d.out[1], d.out[2] = byte(x>>16), byte(x>>8), byte(x)
-		d.w.Write(d.out[:3])
-		d.pending = d.pending[:0]
-		p = p[4-k:]
-	}
-	for len(p) > 0 {
-		nd, ns := b64Fast(d.out, p)
-		if nd > 0 {
-			d.w.Write(d.out[:nd])
-		}
-		p = p[ns:]
-		if nd+3 <= len(d.out) {
-			break // stopped on something b64Fast does not take, not on a full d.out
-		}
-	}
-	return p
-}
-
-// b64Fast decodes src into dst while src holds whole quads of the base64
-// alphabet, with line breaks ("\n" or "\r\n") only between quads. It
-// stops before anything else, before a quad that would not fit in dst, and
-// before a "\r" that ends src (the next write may start with its "\n").
-// It returns the bytes written and read.
-func b64Fast(dst, src []byte) (nd, ns int) {
-	for {
-		// Two quads at a time, written as one 8-byte store (its last two
-		// bytes overwritten next).
-		for len(src)-ns >= 8 && len(dst)-nd >= 8 {
-			s := src[ns : ns+8 : ns+8]
-			x := b64q0[s[0]] | b64q1[s[1]] | b64q2[s[2]] | b64q3[s[3]]
-			y := b64q0[s[4]] | b64q1[s[5]] | b64q2[s[6]] | b64q3[s[7]]
-			if x|y >= 1<<24 {
-				break
-			}
-			binary.BigEndian.PutUint64(dst[nd:], uint64(x)<<40|uint64(y)<<16)
-			nd += 6
-			ns += 8
-		}
-		for ns+4 <= len(src) && nd+3 <= len(dst) {
-			x := b64q0[src[ns]] | b64q1[src[ns+1]] | b64q2[src[ns+2]] | b64q3[src[ns+3]]
-			if x >= 1<<24 {
-				break
-			}
-			dst[nd], dst[nd+1], dst[nd+2] = byte(x>>16), byte(x>>8), byte(x)
-			nd += 3
-			ns += 4
-		}
-		switch {
-		case ns < len(src) && src[ns] == '\n':
-			ns++
-		case ns+1 < len(src) && src[ns] == '\r' && src[ns+1] == '\n':
-			ns += 2
-		default:
-			return nd, ns
-		}
-	}
-}
-
-// b64q0..b64q3 give a character's six bits at its place in a quad; a
-// character outside the alphabet sets bit 24 and up.
-var b64q0, b64q1, b64q2, b64q3 = func() (q0, q1, q2, q3 [256]uint32) {
-	for i := range q0 {
-		v := uint32(b64dec[i])
-		if v == 0xff {
-			q0[i], q1[i], q2[i], q3[i] = 1<<24, 1<<24, 1<<24, 1<<24
-			continue
-		}
-		q0[i], q1[i], q2[i], q3[i] = v<<18, v<<12, v<<6, v
-	}
-	return
-}()
-
 // flush decodes the pending characters: a multiple of four of them, or all
 // of them at the end.
 func (d *b64Writer) flush(final bool) {
@@ -195,7 +102,7 @@ func (d *b64Writer) flush(final bool) {
 		if d.padded {
 			d.after = true
 		}
-		dn, err := base64.StdEncoding.Decode(d.out[:m/4*3], d.pending[:m])
+		dn, err := simd64.StdEncoding.Decode(d.out[:m/4*3], d.pending[:m])
 		if err != nil {
 			d.slow = true
 			rest := d.pending
