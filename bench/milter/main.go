@@ -197,7 +197,10 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 		sessions int
 		target   string
 	}
-	type meas struct{ rate, cpuMs, pfMs float64 }
+	type meas struct {
+		run               int
+		rate, cpuMs, pfMs float64
+	}
 	res := map[key][]meas{}
 	files := map[string]string{}
 	bytesOf := map[string]int{}
@@ -237,7 +240,7 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 						fmt.Fprintf(os.Stderr, "%s %d %s: %v\n", s, ss, t, err)
 						continue
 					}
-					m := meas{rate: float64(n) / d.Seconds(), pfMs: pf / float64(n)}
+					m := meas{run: i, rate: float64(n) / d.Seconds(), pfMs: pf / float64(n)}
 					if t != "postfix" {
 						m.cpuMs = cpu / float64(n)
 					}
@@ -247,9 +250,9 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 			}
 		}
 	}
-	fmt.Printf("Medians of up to %d run(s) per cell. msg/s: smtp-source (one connection per message) into Postfix until Postfix's queue is empty again (all handed to smtp-sink). ÷ postfix: the ratio to Postfix alone. milter CPU: the user+system time per message over the cell of mailgate (milter, proxy) or of the null milters' process; Postfix's: that of its master and all its children (smtpd, cleanup, qmgr, smtp; not smtp-source or smtp-sink).\n\n", runs)
-	fmt.Println("| size | sessions | target | msg/s | ÷ postfix | milter CPU ms/msg | Postfix CPU ms/msg | runs |")
-	fmt.Println("|---|---:|---|---:|---:|---:|---:|---:|")
+	fmt.Printf("Medians of up to %d run(s) per cell. msg/s: smtp-source (one connection per message) into Postfix until Postfix's queue is empty again (all handed to smtp-sink). ÷ postfix: the ratio of the medians to Postfix alone's; paired: the median of each run's own ratio (the target over Postfix alone in the same run), which a change of the machine's speed between runs moves less. milter CPU: the user+system time per message over the cell of mailgate (milter, proxy) or of the null milters' process; Postfix's: that of its master and all its children (smtpd, cleanup, qmgr, smtp; not smtp-source or smtp-sink).\n\n", runs)
+	fmt.Println("| size | sessions | target | msg/s | ÷ postfix | paired | milter CPU ms/msg | Postfix CPU ms/msg | runs |")
+	fmt.Println("|---|---:|---|---:|---:|---:|---:|---:|---:|")
 	for _, s := range sizes {
 		for _, ss := range sessions {
 			base := median(res[key{s, ss, "postfix"}], func(m meas) float64 { return m.rate })
@@ -264,7 +267,19 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 					cpu = fmt.Sprintf("%.2f", median(ms, func(m meas) float64 { return m.cpuMs }))
 				}
 				pf := median(ms, func(m meas) float64 { return m.pfMs })
-				fmt.Printf("| %s (%d B) | %d | %s | %.0f | %.2f× | %s | %.2f | %d |\n", s, bytesOf[s], ss, t, rate, rate/base, cpu, pf, len(ms))
+				var ratios []float64
+				for _, m := range ms {
+					for _, b := range res[key{s, ss, "postfix"}] {
+						if b.run == m.run && b.rate > 0 {
+							ratios = append(ratios, m.rate/b.rate)
+						}
+					}
+				}
+				paired := ""
+				if t != "postfix" && len(ratios) > 0 {
+					paired = fmt.Sprintf("%.2f", median(ratios, func(f float64) float64 { return f }))
+				}
+				fmt.Printf("| %s (%d B) | %d | %s | %.0f | %.2f× | %s | %s | %.2f | %d |\n", s, bytesOf[s], ss, t, rate, rate/base, paired, cpu, pf, len(ms))
 			}
 		}
 	}
