@@ -19,7 +19,8 @@ const decodeChunk = 32 << 10
 // characters outside the alphabet and goes on after padding.
 type b64Writer struct {
 	w       io.Writer
-	pending []byte // alphabet characters not yet decoded (fast path)
+	pending []byte                             // alphabet characters not yet decoded (fast path)
+	decode  func(dst, src []byte) (int, error) // the fast path's decoder
 	out     []byte
 	slow    bool
 	padded  bool // a quad with padding was decoded
@@ -32,7 +33,7 @@ type b64Writer struct {
 }
 
 func (d *b64Writer) reset(w io.Writer, pending, out []byte) {
-	*d = b64Writer{w: w, pending: pending[:0], out: out}
+	*d = b64Writer{w: w, pending: pending[:0], out: out, decode: simdDecode}
 }
 
 func (d *b64Writer) Write(p []byte) (int, error) {
@@ -102,7 +103,7 @@ func (d *b64Writer) flush(final bool) {
 		if d.padded {
 			d.after = true
 		}
-		dn, err := simd64.StdEncoding.Decode(d.out[:m/4*3], d.pending[:m])
+		dn, err := d.decode(d.out[:m/4*3], d.pending[:m])
 		if err != nil {
 			d.slow = true
 			rest := d.pending
@@ -124,6 +125,9 @@ func (d *b64Writer) flush(final bool) {
 		d.lenient(rest)
 	}
 }
+
+// simdDecode is segmentio/asm's decoder, made a func value once.
+var simdDecode = simd64.StdEncoding.Decode
 
 var b64dec = func() (t [256]byte) {
 	for i := range t {
