@@ -525,34 +525,16 @@ message_size_limit = 104857600
 	var out []string
 	for _, line := range strings.Split(string(master), "\n") {
 		if strings.HasPrefix(line, "smtp ") && strings.Contains(line, " inet ") {
-			line = fmt.Sprintf(`%s inet n - n - - smtpd
-%s inet n - n - - smtpd
-  -o smtpd_milters=inet:%s
-  -o milter_protocol=6
-  -o milter_default_action=tempfail
-%s inet n - n - - smtpd
-  -o smtpd_proxy_filter=%s
-  -o smtpd_proxy_options=speed_adjust
-%s inet n - n - - smtpd
-  -o smtpd_authorized_xforward_hosts=127.0.0.0/8
-  -o receive_override_options=no_unknown_recipient_checks
-%s inet n - n - - smtpd
-  -o smtpd_milters=inet:%s
-  -o milter_protocol=6
-  -o milter_default_action=tempfail
-%s inet n - n - - smtpd
-  -o smtpd_milters=inet:%s
-  -o milter_protocol=6
-  -o milter_default_action=tempfail
-%s inet n - n - - smtpd
-  -o smtpd_milters=unix:%s
-  -o milter_protocol=6
-  -o milter_default_action=tempfail
-%s inet n - n - - smtpd
-  -o smtpd_milters=unix:%s
-  -o milter_protocol=6
-  -o milter_default_action=tempfail`, e.alone, e.milter, e.mgMilter, e.proxy, e.mgProxy, e.reinject, e.null, e.nlFull, e.nullMin, e.nlMin,
-				e.milterUnix, e.mgSock, e.nullUnix, e.nlSock)
+			line = strings.Join([]string{
+				e.alone + " inet n - n - - smtpd",
+				milterService(e.milter, "inet:"+e.mgMilter),
+				fmt.Sprintf("%s inet n - n - - smtpd\n  -o smtpd_proxy_filter=%s\n  -o smtpd_proxy_options=speed_adjust", e.proxy, e.mgProxy),
+				fmt.Sprintf("%s inet n - n - - smtpd\n  -o smtpd_authorized_xforward_hosts=127.0.0.0/8\n  -o receive_override_options=no_unknown_recipient_checks", e.reinject),
+				milterService(e.null, "inet:"+e.nlFull),
+				milterService(e.nullMin, "inet:"+e.nlMin),
+				milterService(e.milterUnix, "unix:"+e.mgSock),
+				milterService(e.nullUnix, "unix:"+e.nlSock),
+			}, "\n")
 		}
 		out = append(out, line)
 	}
@@ -569,6 +551,12 @@ message_size_limit = 104857600
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("postfix did not start")
+}
+
+// milterService is a master.cf smtpd service on addr with one milter,
+// Postfix's milter settings as README set-up 3 gives them.
+func milterService(addr, milter string) string {
+	return fmt.Sprintf("%s inet n - n - - smtpd\n  -o smtpd_milters=%s\n  -o milter_protocol=6\n  -o milter_default_action=tempfail", addr, milter)
 }
 
 func host(a string) string { h, _, _ := net.SplitHostPort(a); return h }
