@@ -207,7 +207,7 @@ func (s *Spool) dropWriteBuffer() error {
 // spill opens the unlinked temp file for the rest of the message. The
 // bytes in memory stay there: a message just past max costs a file write
 // of its last bytes, not of all of them and a read back (BENCHMARKS.md,
-// "Milter"). The write buffer is one more chunk if the budget has it.
+// "Runs 8–11"). The write buffer is one more chunk if the budget has it.
 func (s *Spool) spill() error {
 	f, err := os.CreateTemp(s.dir, "mailgate-spool-*")
 	if err != nil {
