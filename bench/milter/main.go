@@ -52,6 +52,7 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per cell (medians reported)")
 	timeout := flag.Duration("timeout", 15*time.Minute, "stop starting cells after this")
 	latencyN := flag.Int("latency", 300, "messages for the one-session latency run (2k-text); 0: none")
+	flag.IntVar(&mgProcs, "procs", 0, "GOMAXPROCS for mailgate (0: Go's default, the CPU count); the report's header says when it is set")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	flag.StringVar(&pprofDir, "pprof", "", "after the measured cells, fetch a CPU profile (and a heap profile) of mailgate into this directory while each mailgate target takes the first size at the most sessions (gives mailgate a metrics_listen; see profileTarget)")
 	flag.IntVar(&pprofSeconds, "pprof-seconds", 10, "length of each -pprof CPU profile")
@@ -112,6 +113,9 @@ type env struct {
 	mg, nl                      *exec.Cmd // mailgate, the null milters
 	negotiated                  string    // what mailgate's milter and the null one negotiate
 }
+
+// mgProcs is -procs.
+var mgProcs int
 
 var (
 	allTargets = []string{"postfix", "postfix+nullmilter", "postfix+nullmilter-min", "postfix+milter", "postfix+proxy", "postfix+milter-unix", "postfix+nullmilter-unix"}
@@ -190,6 +194,9 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 
 	fmt.Printf("Run started %s\n\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("machine: %s, %d CPUs, GOMAXPROCS %d, load average at start %s\n\n", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
+	if mgProcs > 0 {
+		fmt.Printf("mailgate runs with GOMAXPROCS=%d (-procs).\n\n", mgProcs)
+	}
 	fmt.Printf("Option negotiation (Postfix's offer: version 6, actions %#x, protocol %#x):\n%s\n", mtaActions, mtaProtocol, e.negotiated)
 	deadline := time.Now().Add(timeout)
 	type key struct {
@@ -406,6 +413,9 @@ log: {format: json, level: warn}
 	path := filepath.Join(e.work, "mailgate.yaml")
 	os.WriteFile(path, []byte(cfg), 0o644)
 	e.mg = exec.Command(bin, "serve", "-c", path)
+	if mgProcs > 0 {
+		e.mg.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", mgProcs))
+	}
 	logf, _ := os.Create(filepath.Join(e.work, "mailgate.log"))
 	e.mg.Stdout, e.mg.Stderr = logf, logf
 	if err := e.mg.Start(); err != nil {
