@@ -21,6 +21,7 @@ type b64Writer struct {
 	w       io.Writer
 	pending []byte                             // alphabet characters not yet decoded (fast path)
 	decode  func(dst, src []byte) (int, error) // the fast path's decoder
+	lineLen int                                // the length of the last whole CRLF line (Write's line fast path; -1: off, FuzzB64Ref)
 	out     []byte
 	slow    bool
 	padded  bool // a quad with padding was decoded
@@ -43,6 +44,21 @@ func (d *b64Writer) Write(p []byte) (int, error) {
 		return n, nil
 	}
 	for len(p) > 0 {
+		// Whole lines as long as the last full one and ending in CRLF go
+		// in without a search: the usual body is 76 characters a line. A
+		// line break or carriage return inside such a line reaches the
+		// decoder, which refuses it, and the lenient decoder then skips
+		// it as appendNoCR would have (FuzzB64Ref: same bytes, same
+		// defects, however the body is cut).
+		if l := d.lineLen; l > 0 {
+			for len(p) > l+1 && p[l] == '\r' && p[l+1] == '\n' && len(d.pending)+l <= cap(d.pending) {
+				d.pending = append(d.pending, p[:l]...)
+				p = p[l+2:]
+			}
+			if len(p) == 0 {
+				break
+			}
+		}
 		i := bytes.IndexByte(p, '\n')
 		var seg []byte
 		if i < 0 {
@@ -52,6 +68,9 @@ func (d *b64Writer) Write(p []byte) (int, error) {
 		}
 		if len(seg) > 0 && seg[len(seg)-1] == '\r' {
 			seg = seg[:len(seg)-1]
+			if i >= 0 && len(seg) >= 4 && len(p) > 0 && d.lineLen >= 0 {
+				d.lineLen = len(seg) // a whole CRLF line, with more after it
+			}
 		}
 		if len(d.pending)+len(seg) > cap(d.pending) {
 			d.flush(false)
@@ -100,16 +119,19 @@ func appendNoCR(dst, seg []byte) []byte {
 func (d *b64Writer) flush(final bool) {
 	m := len(d.pending) &^ 3
 	if m > 0 {
-		if d.padded {
-			d.after = true
-		}
 		dn, err := d.decode(d.out[:m/4*3], d.pending[:m])
 		if err != nil {
+			// The lenient decoder judges what follows padding: blanks
+			// after it are not data (FuzzB64Ref found "QQ==" then
+			// spaces flagged when the spaces came in a later block).
 			d.slow = true
 			rest := d.pending
 			d.pending = d.pending[:0]
 			d.lenient(rest)
 			return
+		}
+		if d.padded {
+			d.after = true // a whole block decoded after a padded one
 		}
 		d.w.Write(d.out[:dn])
 		if d.pending[m-1] == '=' {

@@ -221,5 +221,16 @@ func FuzzB64Ref(f *testing.F) {
 		if !bytes.Equal(got.Bytes(), want.Bytes()) || !reflect.DeepEqual(gotD, wantD) {
 			t.Fatalf("%q in %d-byte writes: %q %v, with the standard library's decoder %q %v", in, n, got.Bytes(), gotD, want.Bytes(), wantD)
 		}
+
+		// The line fast path (whole CRLF lines copied without a search)
+		// changes nothing: one write without it gives the same.
+		var slow bytes.Buffer
+		var s b64Writer
+		s.reset(&slow, make([]byte, 0, decodeChunk), make([]byte, decodeChunk))
+		s.decode, s.lineLen = base64.StdEncoding.Decode, -1
+		s.Write(in)
+		if slowD := s.close(); !bytes.Equal(slow.Bytes(), want.Bytes()) || !reflect.DeepEqual(slowD, wantD) {
+			t.Fatalf("%q: %q %v, without the line fast path %q %v", in, want.Bytes(), wantD, slow.Bytes(), slowD)
+		}
 	})
 }
