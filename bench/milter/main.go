@@ -52,6 +52,7 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per cell (medians reported)")
 	timeout := flag.Duration("timeout", 15*time.Minute, "stop starting cells after this")
 	latencyN := flag.Int("latency", 300, "messages for the one-session latency run (2k-text); 0: none")
+	flag.StringVar(&mgPacks, "packs", strings.Join(benchPacks, ","), "the policy packs (policies/NAME.yaml) mailgate loads")
 	flag.IntVar(&mgProcs, "procs", 0, "GOMAXPROCS for mailgate (0: Go's default, the CPU count); the report's header says when it is set")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	flag.StringVar(&pprofDir, "pprof", "", "after the measured cells, fetch a CPU profile (and a heap profile) of mailgate into this directory while each mailgate target takes the first size at the most sessions (gives mailgate a metrics_listen; see profileTarget)")
@@ -116,6 +117,13 @@ type env struct {
 
 // mgProcs is -procs.
 var mgProcs int
+
+// benchPacks are the packs mailgate loads unless -packs says otherwise
+// (mgPacks); the report's header names them when they differ.
+var (
+	benchPacks = []string{"default", "dangerous-attachments", "office-macros", "compliance-headers"}
+	mgPacks    string
+)
 
 var (
 	allTargets = []string{"postfix", "postfix+nullmilter", "postfix+nullmilter-min", "postfix+milter", "postfix+proxy", "postfix+milter-unix", "postfix+nullmilter-unix"}
@@ -194,6 +202,9 @@ func run(sizes []string, sessions []int, runs int, timeout time.Duration, latenc
 
 	fmt.Printf("Run started %s\n\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("machine: %s, %d CPUs, GOMAXPROCS %d, load average at start %s\n\n", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
+	if mgPacks != strings.Join(benchPacks, ",") {
+		fmt.Printf("mailgate loads the packs %s (-packs).\n\n", mgPacks)
+	}
 	if mgProcs > 0 {
 		fmt.Printf("mailgate runs with GOMAXPROCS=%d (-procs).\n\n", mgProcs)
 	}
@@ -393,7 +404,7 @@ func startMailgate(e *env) error {
 	}
 	root, _ := filepath.Abs("..")
 	var pols []string
-	for _, p := range []string{"default", "dangerous-attachments", "office-macros", "compliance-headers"} {
+	for _, p := range strings.Split(mgPacks, ",") {
 		pols = append(pols, fmt.Sprintf("%q", filepath.Join(root, "policies", p+".yaml")))
 	}
 	cfg := fmt.Sprintf(`listen: [%q]
